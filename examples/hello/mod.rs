@@ -1,0 +1,86 @@
+//! The seed's first program, shared by `hello_tcp` and `hello_unix`: a
+//! server that greets every client, and a client that answers.
+
+use std::sync::{Arc, Mutex};
+
+use netsock::{Addr, Events, Server, Socket};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+// ANCHOR: events
+/// The only event: a chat message.
+#[derive(Events, Serialize, Deserialize, Debug)]
+pub enum Chat {
+    /// A line of text, and how many clients the server has.
+    Message { text: String, total_clients: usize },
+}
+// ANCHOR_END: events
+
+/// `-- server`, `-- client`, or nothing: both in one process.
+pub async fn main(addr: Addr) -> Result<(), BoxError> {
+    match std::env::args().nth(1).as_deref() {
+        Some("server") => {
+            let io = server(addr).await?;
+            println!("listening on {}; stop with Ctrl-C", io.local_addr());
+            tokio::select! {
+                result = io.run() => result?,
+                _ = tokio::signal::ctrl_c() => io.close().await,
+            }
+            Ok(())
+        }
+        Some("client") => client(addr).await,
+        None => {
+            let io = server(addr).await?;
+            let running = tokio::spawn({
+                let io = io.clone();
+                async move { io.run().await }
+            });
+            client(io.local_addr().clone()).await?;
+            io.close().await;
+            running.await??;
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown mode {other:?}; use server or client").into()),
+    }
+}
+
+// ANCHOR: server
+/// Binds a server that greets each client and prints what clients send.
+pub async fn server(addr: Addr) -> netsock::Result<Server<Chat>> {
+    let io = Server::<Chat>::bind(addr).await?;
+    let clients = io.clone();
+    io.on_connection(move |socket: Socket<Chat>| {
+        let total_clients = clients.sockets().len();
+        async move {
+            socket.emit_message("hello".into(), total_clients).await?;
+            socket.on_message(|text, _| async move { println!("socket sent a message: {text}") });
+            Ok(())
+        }
+    });
+    Ok(io)
+}
+// ANCHOR_END: server
+
+// ANCHOR: client
+/// Connects, waits for the greeting, answers it, and closes.
+pub async fn client(addr: Addr) -> Result<(), BoxError> {
+    let socket = Socket::<Chat>::connect(addr).await?;
+    let (greeted, greeting) = oneshot::channel();
+    let greeted = Arc::new(Mutex::new(Some(greeted)));
+    socket.on_message(move |text, total_clients| {
+        println!("server says {text:?} ({total_clients} clients connected)");
+        let greeted = greeted.lock().ok().and_then(|mut g| g.take());
+        async move {
+            if let Some(greeted) = greeted {
+                let _ = greeted.send(());
+            }
+        }
+    });
+    socket.emit_message("hi, server".into(), 0).await?;
+    greeting.await?;
+    socket.close().await;
+    Ok(())
+}
+// ANCHOR_END: client

@@ -1,0 +1,340 @@
+//! Addresses: where a server listens and where a socket connects.
+//!
+//! One [`Addr`] type covers both transports. It is parsed from what a user
+//! would write, the way net-socket.io's `Server(3000)` / `Server('/tmp/app')`
+//! read:
+//!
+//! | input                         | meaning                                   |
+//! |-------------------------------|-------------------------------------------|
+//! | `3000` (a `u16`), `"3000"`     | TCP on **127.0.0.1** port 3000 (loopback only) |
+//! | `"0.0.0.0:3000"`, `"host:3000"` | TCP on that host and port               |
+//! | `"[::1]:3000"`                 | TCP on an IPv6 address                    |
+//! | `"/tmp/app.sock"`, `"./app.sock"` | Unix domain socket at that path (any string with a `/`) |
+//! | `"tcp://host:3000"`, `"unix://app.sock"` | explicit transport             |
+//! | `SocketAddr`, `PathBuf`, `&Path` | TCP, Unix                               |
+//!
+//! A bare port means the loopback interface, so that a server is not exposed
+//! to the network by accident; write `"0.0.0.0:3000"` (or `"[::]:3000"`) to
+//! listen on every interface. Port `0` asks the OS for a free port; the
+//! server's [`local_addr`](crate::Server::local_addr) reports the one chosen.
+//!
+//! ```
+//! use netsock::Addr;
+//!
+//! assert_eq!("3000".parse::<Addr>()?, Addr::tcp("127.0.0.1", 3000));
+//! assert_eq!("[::1]:80".parse::<Addr>()?, Addr::tcp("::1", 80));
+//! assert_eq!("./app.sock".parse::<Addr>()?, Addr::unix("./app.sock"));
+//! assert!("localhost".parse::<Addr>().is_err()); // no port, no path
+//! # Ok::<(), netsock::Error>(())
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::Error;
+
+/// The host a bare port number binds and connects to.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+
+/// A TCP host and port, or a Unix domain socket path.
+///
+/// See the [module documentation](self) for every accepted spelling.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Addr {
+    /// TCP: a host name or IP address (IPv6 without brackets) and a port.
+    Tcp {
+        /// Host name or IP address.
+        host: String,
+        /// Port; `0` binds an ephemeral port.
+        port: u16,
+    },
+    /// A Unix domain socket at this path.
+    Unix(PathBuf),
+}
+
+impl Addr {
+    /// A TCP address.
+    ///
+    /// ```
+    /// let addr = netsock::Addr::tcp("localhost", 3000);
+    /// assert_eq!(addr.to_string(), "tcp://localhost:3000");
+    /// ```
+    pub fn tcp(host: impl Into<String>, port: u16) -> Self {
+        Addr::Tcp {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// A Unix domain socket address.
+    ///
+    /// ```
+    /// let addr = netsock::Addr::unix("/tmp/my-app");
+    /// assert_eq!(addr.to_string(), "unix:///tmp/my-app");
+    /// ```
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        Addr::Unix(path.into())
+    }
+
+    /// The path, when this is a Unix socket address.
+    ///
+    /// ```
+    /// assert!(netsock::Addr::tcp("::1", 1).as_path().is_none());
+    /// ```
+    pub fn as_path(&self) -> Option<&Path> {
+        match self {
+            Addr::Unix(p) => Some(p),
+            Addr::Tcp { .. } => None,
+        }
+    }
+
+    /// The port, when this is a TCP address.
+    ///
+    /// ```
+    /// assert_eq!(netsock::Addr::from(4000).port(), Some(4000));
+    /// ```
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Addr::Tcp { port, .. } => Some(*port),
+            Addr::Unix(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Addr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Addr::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
+}
+
+fn invalid(input: &str, reason: &'static str) -> Error {
+    Error::InvalidAddr {
+        input: input.to_owned(),
+        reason,
+    }
+}
+
+fn parse_port(input: &str, port: &str) -> Result<u16, Error> {
+    port.parse::<u16>()
+        .map_err(|_| invalid(input, "the port must be a number from 0 to 65535"))
+}
+
+fn parse_host_port(input: &str, rest: &str) -> Result<Addr, Error> {
+    if let Ok(sa) = rest.parse::<SocketAddr>() {
+        return Ok(sa.into());
+    }
+    if rest.starts_with('[') {
+        return Err(invalid(input, "expected [IPv6]:port, e.g. [::1]:3000"));
+    }
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return Err(invalid(
+            input,
+            "a TCP address needs a port, e.g. localhost:3000",
+        ));
+    };
+    if host.is_empty() {
+        return Err(invalid(
+            input,
+            "the host is empty; write 127.0.0.1:PORT or just the port",
+        ));
+    }
+    if host.contains(':') {
+        return Err(invalid(
+            input,
+            "put IPv6 addresses in brackets, e.g. [::1]:3000",
+        ));
+    }
+    if host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(invalid(input, "the host contains a space or '/'"));
+    }
+    Ok(Addr::tcp(host, parse_port(input, port)?))
+}
+
+impl FromStr for Addr {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<Self, Error> {
+        if input.is_empty() {
+            return Err(invalid(input, "the address is empty"));
+        }
+        if let Some(path) = input.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(invalid(input, "unix:// needs a path"));
+            }
+            return Ok(Addr::unix(path));
+        }
+        if let Some(rest) = input.strip_prefix("tcp://") {
+            return parse_host_port(input, rest);
+        }
+        if input.contains("://") {
+            return Err(invalid(input, "unknown scheme; use tcp:// or unix://"));
+        }
+        if input.contains('/') {
+            return Ok(Addr::unix(input));
+        }
+        if input.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(Addr::tcp(DEFAULT_HOST, parse_port(input, input)?));
+        }
+        if input.contains(':') {
+            return parse_host_port(input, input);
+        }
+        Err(invalid(
+            input,
+            "not a port, host:port or path; write ./NAME or unix://NAME for a Unix socket in this directory",
+        ))
+    }
+}
+
+impl From<u16> for Addr {
+    fn from(port: u16) -> Self {
+        Addr::tcp(DEFAULT_HOST, port)
+    }
+}
+
+impl From<SocketAddr> for Addr {
+    fn from(sa: SocketAddr) -> Self {
+        Addr::tcp(sa.ip().to_string(), sa.port())
+    }
+}
+
+impl From<PathBuf> for Addr {
+    fn from(path: PathBuf) -> Self {
+        Addr::Unix(path)
+    }
+}
+
+impl From<&Path> for Addr {
+    fn from(path: &Path) -> Self {
+        Addr::Unix(path.to_path_buf())
+    }
+}
+
+/// Anything [`Server::bind`](crate::Server::bind) and
+/// [`Socket::connect`](crate::Socket::connect) accept as an address.
+///
+/// Implemented for [`Addr`], `u16`, `&str`, `String`, [`SocketAddr`],
+/// [`PathBuf`] and `&Path`. Strings are parsed by [`Addr::from_str`]; a bad
+/// one gives [`Error::InvalidAddr`] naming the input.
+///
+/// ```
+/// use netsock::IntoAddr;
+/// assert_eq!(3000.into_addr()?, "127.0.0.1:3000".into_addr()?);
+/// # Ok::<(), netsock::Error>(())
+/// ```
+pub trait IntoAddr {
+    /// Converts into an [`Addr`].
+    fn into_addr(self) -> Result<Addr, Error>;
+}
+
+impl IntoAddr for Addr {
+    fn into_addr(self) -> Result<Addr, Error> {
+        Ok(self)
+    }
+}
+impl IntoAddr for &Addr {
+    fn into_addr(self) -> Result<Addr, Error> {
+        Ok(self.clone())
+    }
+}
+impl IntoAddr for &str {
+    fn into_addr(self) -> Result<Addr, Error> {
+        self.parse()
+    }
+}
+impl IntoAddr for String {
+    fn into_addr(self) -> Result<Addr, Error> {
+        self.parse()
+    }
+}
+impl IntoAddr for &String {
+    fn into_addr(self) -> Result<Addr, Error> {
+        self.parse()
+    }
+}
+impl IntoAddr for u16 {
+    fn into_addr(self) -> Result<Addr, Error> {
+        Ok(self.into())
+    }
+}
+impl IntoAddr for SocketAddr {
+    fn into_addr(self) -> Result<Addr, Error> {
+        Ok(self.into())
+    }
+}
+impl IntoAddr for PathBuf {
+    fn into_addr(self) -> Result<Addr, Error> {
+        Ok(self.into())
+    }
+}
+impl IntoAddr for &PathBuf {
+    fn into_addr(self) -> Result<Addr, Error> {
+        Ok(self.as_path().into())
+    }
+}
+impl IntoAddr for &Path {
+    fn into_addr(self) -> Result<Addr, Error> {
+        Ok(self.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_users_write() {
+        let ok = [
+            ("3000", Addr::tcp("127.0.0.1", 3000)),
+            ("0", Addr::tcp("127.0.0.1", 0)),
+            ("localhost:80", Addr::tcp("localhost", 80)),
+            ("0.0.0.0:1", Addr::tcp("0.0.0.0", 1)),
+            ("[::1]:3000", Addr::tcp("::1", 3000)),
+            ("tcp://[::1]:3000", Addr::tcp("::1", 3000)),
+            ("tcp://example.com:9", Addr::tcp("example.com", 9)),
+            ("/tmp/my-app", Addr::unix("/tmp/my-app")),
+            ("./app.sock", Addr::unix("./app.sock")),
+            ("unix://app.sock", Addr::unix("app.sock")),
+        ];
+        for (input, want) in ok {
+            assert_eq!(input.parse::<Addr>().unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_input_naming_it() {
+        for input in [
+            "",
+            "localhost",
+            "65536",
+            "host:",
+            ":80",
+            "host:port",
+            "::1:80",
+            "[::1]",
+            "http://x:1",
+            "unix://",
+            "a b:1",
+        ] {
+            let err = input.parse::<Addr>().unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidAddr { input: i, .. } if i == input),
+                "{input}"
+            );
+            assert!(err.to_string().contains(&format!("{input:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for a in [Addr::tcp("::1", 5), Addr::tcp("h", 1), Addr::unix("/x/y")] {
+            assert_eq!(a.to_string().parse::<Addr>().unwrap(), a);
+        }
+    }
+}

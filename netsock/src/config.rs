@@ -1,0 +1,97 @@
+//! Settings shared by servers and client sockets, with their defaults.
+
+use std::time::Duration;
+
+use crate::frame::DEFAULT_MAX_FRAME_SIZE;
+
+/// Default time a request waits for its reply: 10 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a peer has to complete the handshake: 10 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default capacity of a connection's outgoing queue, in frames.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// Default limit on requests from one peer running at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// The smallest accepted `max_frame_size`, so error replies always fit.
+pub const MIN_MAX_FRAME_SIZE: usize = 1024;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) request_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_frame_size: usize,
+    pub(crate) lenient: bool,
+    pub(crate) queue_capacity: usize,
+    pub(crate) max_concurrent_requests: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            lenient: false,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn set_max_frame_size(&mut self, bytes: usize) {
+        self.max_frame_size = bytes.clamp(MIN_MAX_FRAME_SIZE, u32::MAX as usize);
+    }
+}
+
+/// Builder methods shared by [`ServerBuilder`](crate::ServerBuilder) and
+/// [`SocketBuilder`](crate::SocketBuilder).
+macro_rules! config_setters {
+    () => {
+        /// Default time a request waits for its reply (default 10 s);
+        /// override per call with [`Socket::timeout`](crate::Socket::timeout).
+        pub fn request_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.config.request_timeout = timeout;
+            self
+        }
+
+        /// Time allowed for the handshake (default 10 s).
+        pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.config.handshake_timeout = timeout;
+            self
+        }
+
+        /// Largest frame body this side accepts, in bytes (default 8 MiB,
+        /// at least 1 KiB). The peer learns it in the handshake and never
+        /// sends more; sending more than the peer's limit fails locally with
+        /// a `FrameTooLarge` error.
+        pub fn max_frame_size(mut self, bytes: usize) -> Self {
+            self.config.set_max_frame_size(bytes);
+            self
+        }
+
+        /// Accept peers built from a different event enum (default off),
+        /// for rolling upgrades: append variants only, never reorder them.
+        /// Events the other side does not know are reported to the error
+        /// hook and the connection stays open.
+        pub fn lenient(mut self, lenient: bool) -> Self {
+            self.config.lenient = lenient;
+            self
+        }
+
+        /// Capacity of each connection's outgoing queue, in frames (default
+        /// 1024). `emit` waits while the queue is full.
+        pub fn queue_capacity(mut self, frames: usize) -> Self {
+            self.config.queue_capacity = frames.max(1);
+            self
+        }
+
+        /// How many requests from one peer may run at once (default 1024);
+        /// beyond that, the connection stops reading until one finishes.
+        pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
+            self.config.max_concurrent_requests = requests.max(1);
+            self
+        }
+    };
+}
+pub(crate) use config_setters;

@@ -1,0 +1,467 @@
+//! One live connection: its shared state, and the three tasks that drive it.
+//!
+//! * the **reader** decodes frames, completes pending calls, spawns request
+//!   handlers and feeds the event task;
+//! * the **event task** runs event handlers one at a time, in arrival order;
+//! * the **writer** drains the bounded outgoing queue, batching every frame
+//!   that is ready into one write.
+//!
+//! Incoming events and requests wait until the socket is *started* (see
+//! [`Socket`](crate::Socket)), so handlers registered right after connecting
+//! miss nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::{AbortHandle, Abortable};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::codec::{Encoder, FramedRead};
+
+use crate::config::Config;
+use crate::events::variant_name;
+use crate::frame::{self, CloseReason, FrameCodec, Header, RemoteError};
+use crate::handlers::{call_caught, Handlers, Slot};
+use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
+use crate::{CallError, DisconnectReason, Error, Events, SocketId};
+
+/// A frame for the writer.
+pub(crate) enum Command {
+    Frame(Bytes),
+    /// Write this frame, then close the connection.
+    Close(Bytes),
+}
+
+pub(crate) type Reply = Result<Bytes, CallError>;
+
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub(crate) closed: Option<DisconnectReason>,
+    pub(crate) calls: HashMap<u64, oneshot::Sender<Reply>>,
+}
+
+/// Everything a socket handle shares with its connection's tasks.
+pub(crate) struct Shared<In> {
+    pub(crate) id: SocketId,
+    pub(crate) peer: PeerAddr,
+    pub(crate) config: Config,
+    /// Largest frame the peer accepts.
+    pub(crate) max_out: usize,
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) pending: Mutex<Pending>,
+    pub(crate) next_call: AtomicU64,
+    pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
+    pub(crate) handlers: RwLock<Handlers<In>>,
+    pub(crate) started: watch::Sender<bool>,
+    pub(crate) state: watch::Sender<Option<DisconnectReason>>,
+    stop: Notify,
+    stop_reason: Mutex<Option<DisconnectReason>>,
+}
+
+/// What a finished handshake hands over to the connection.
+pub(crate) struct Handshaken {
+    pub(crate) id: SocketId,
+    pub(crate) peer: PeerAddr,
+    pub(crate) peer_max_frame: usize,
+    pub(crate) reader: FramedRead<ReadHalf, FrameCodec>,
+    pub(crate) writer: WriteHalf,
+}
+
+/// Called once when the connection has ended, before `closed()` resolves.
+pub(crate) type OnEnd = Box<dyn FnOnce(SocketId) + Send>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<In: Events> Shared<In> {
+    /// Spawns the connection's tasks and returns its shared state.
+    pub(crate) fn spawn(conn: Handshaken, config: Config, on_end: Option<OnEnd>) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let (event_tx, event_rx) = mpsc::channel(config.queue_capacity);
+        let (last_tx, last_rx) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            id: conn.id,
+            peer: conn.peer,
+            max_out: conn.peer_max_frame.min(config.max_frame_size),
+            config,
+            tx,
+            pending: Mutex::new(Pending::default()),
+            next_call: AtomicU64::new(1),
+            running: Mutex::new(HashMap::new()),
+            handlers: RwLock::new(Handlers::new(In::VARIANTS.len())),
+            started: watch::Sender::new(false),
+            state: watch::Sender::new(None),
+            stop: Notify::new(),
+            stop_reason: Mutex::new(None),
+        });
+        tokio::spawn(write_loop(conn.writer, rx, last_rx, shared.clone()));
+        let events = tokio::spawn(event_loop(shared.clone(), event_rx));
+        let reader_shared = shared.clone();
+        tokio::spawn(async move {
+            let reason = read_loop(&reader_shared, conn.reader, event_tx).await;
+            reader_shared.finish(reason, last_tx, events, on_end).await;
+        });
+        shared
+    }
+
+    /// Lets incoming events and requests through to the handlers.
+    pub(crate) fn start(&self) {
+        self.started
+            .send_if_modified(|s| !std::mem::replace(s, true));
+    }
+
+    async fn wait_started(&self) {
+        if *self.started.borrow() {
+            return;
+        }
+        let mut rx = self.started.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Why the connection ended, if it has.
+    pub(crate) fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        self.state.borrow().clone()
+    }
+
+    /// The reason to report when the writer queue is gone.
+    pub(crate) fn gone(&self) -> DisconnectReason {
+        self.disconnect_reason()
+            .unwrap_or(DisconnectReason::PeerHungUp)
+    }
+
+    pub(crate) fn report(&self, err: Error) {
+        let hook = read(&self.handlers).error.clone();
+        match hook {
+            Some(hook) => hook(err),
+            None => tracing::warn!(socket = %self.id, error = %err, "netsock socket error"),
+        }
+    }
+
+    /// Registers a pending call, unless the connection is already closed.
+    pub(crate) fn register_call(
+        &self,
+        id: u64,
+        tx: oneshot::Sender<Reply>,
+    ) -> Result<(), CallError> {
+        let mut pending = lock(&self.pending);
+        if let Some(reason) = &pending.closed {
+            return Err(CallError::Disconnected(reason.clone()));
+        }
+        pending.calls.insert(id, tx);
+        Ok(())
+    }
+
+    /// Forgets a pending call; true if it was still waiting.
+    pub(crate) fn forget_call(&self, id: u64) -> bool {
+        lock(&self.pending).calls.remove(&id).is_some()
+    }
+
+    fn complete_call(&self, id: u64, reply: Reply) {
+        let waiter = lock(&self.pending).calls.remove(&id);
+        match waiter {
+            // The caller may have given up in the meantime; that is fine.
+            Some(tx) => drop(tx.send(reply)),
+            None => {
+                tracing::trace!(socket = %self.id, id, "reply to a call that is no longer waiting")
+            }
+        }
+    }
+
+    /// Stops the connection from this side.
+    pub(crate) fn stop(&self, reason: DisconnectReason) {
+        lock(&self.stop_reason).get_or_insert(reason);
+        self.stop.notify_one();
+    }
+
+    async fn finish(
+        &self,
+        reason: DisconnectReason,
+        last_tx: oneshot::Sender<Option<Bytes>>,
+        on_end: Option<OnEnd>,
+    ) {
+        tracing::debug!(socket = %self.id, peer = %self.peer, %reason, "connection closed");
+        let tell_peer = match &reason {
+            DisconnectReason::FrameTooLarge { size, max } => Some(CloseReason::FrameTooLarge {
+                size: *size as u64,
+                max: *max as u64,
+            }),
+            DisconnectReason::Protocol(message) => Some(CloseReason::Protocol(message.clone())),
+            _ => None,
+        };
+        let last =
+            tell_peer.and_then(|r| frame::encode(&Header::Close(r), None::<&()>, usize::MAX).ok());
+        let _ = last_tx.send(last);
+        let calls = {
+            let mut pending = lock(&self.pending);
+            pending.closed = Some(reason.clone());
+            std::mem::take(&mut pending.calls)
+        };
+        for (_, tx) in calls {
+            let _ = tx.send(Err(CallError::Disconnected(reason.clone())));
+        }
+        for (_, handle) in lock(&self.running).drain() {
+            handle.abort();
+        }
+        // Events received before the end are delivered, even if the socket
+        // was never started.
+        self.start();
+        if let Err(err) = events.await {
+            tracing::warn!(socket = %self.id, %err, "event task failed");
+        }
+        if let Some(on_end) = on_end {
+            on_end(self.id);
+        }
+        self.state.send_replace(Some(reason.clone()));
+        let hooks = std::mem::take(&mut write(&self.handlers).disconnect);
+        for hook in hooks {
+            if let Err(message) = call_caught(hook, reason.clone()).await {
+                tracing::warn!(socket = %self.id, %message, "on_disconnect handler panicked");
+            }
+        }
+        write(&self.handlers).clear();
+    }
+}
+
+async fn read_loop<In: Events>(
+    shared: &Arc<Shared<In>>,
+    mut frames: FramedRead<ReadHalf, FrameCodec>,
+    events: mpsc::Sender<Bytes>,
+) -> DisconnectReason {
+    let permits = Arc::new(Semaphore::new(shared.config.max_concurrent_requests));
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = shared.stop.notified() => {
+                return lock(&shared.stop_reason).take().unwrap_or(DisconnectReason::ClosedLocally);
+            }
+            next = frames.next() => next,
+        };
+        let body = match next {
+            None => return DisconnectReason::PeerHungUp,
+            Some(Ok(body)) => body,
+            Some(Err(Error::FrameTooLarge { size, max })) => {
+                tracing::warn!(socket = %shared.id, size, max, "peer sent an oversized frame");
+                return DisconnectReason::FrameTooLarge { size, max };
+            }
+            Some(Err(Error::Io(err))) => return DisconnectReason::from_io(&err),
+            Some(Err(err)) => return DisconnectReason::Protocol(err.to_string()),
+        };
+        let (header, payload) = match frame::decode(&body) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                tracing::warn!(socket = %shared.id, error = %err, "protocol error");
+                return DisconnectReason::Protocol(err.to_string());
+            }
+        };
+        tracing::trace!(socket = %shared.id, ?header, len = payload.len(), "frame in");
+        match header {
+            Header::Event => {
+                if events.send(payload).await.is_err() {
+                    return DisconnectReason::ClosedLocally;
+                }
+            }
+            Header::Request { id, .. } => {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return DisconnectReason::ClosedLocally;
+                };
+                spawn_request(shared, id, payload, permit);
+            }
+            Header::Response { id } => shared.complete_call(id, Ok(payload)),
+            Header::Failure { id, error } => shared.complete_call(id, Err(error.into())),
+            Header::Cancel { id } => {
+                if let Some(handle) = lock(&shared.running).remove(&id) {
+                    handle.abort();
+                }
+            }
+            Header::Ping => {
+                if let Ok(pong) = frame::encode(&Header::Pong, None::<&()>, usize::MAX) {
+                    let _ = shared.tx.try_send(Command::Frame(pong));
+                }
+            }
+            Header::Pong => {}
+            Header::Close(reason) => return DisconnectReason::ClosedByPeer(reason),
+            other => {
+                let message = format!("unexpected {other:?} frame after the handshake");
+                return DisconnectReason::Protocol(message);
+            }
+        }
+    }
+}
+
+/// Runs event handlers one at a time, in the order the events arrived.
+async fn event_loop<In: Events>(shared: Arc<Shared<In>>, mut events: mpsc::Receiver<Bytes>) {
+    shared.wait_started().await;
+    while let Some(payload) = events.recv().await {
+        let value = match postcard::from_bytes::<In>(&payload) {
+            Ok(value) => value,
+            Err(source) => {
+                shared.report(Error::DecodeEvent { source });
+                continue;
+            }
+        };
+        let index = value.variant_index();
+        let event = variant_name::<In>(index);
+        let slot = read(&shared.handlers).slot(index);
+        let Slot::Event(handler) = slot else {
+            shared.report(Error::NoHandler { event });
+            continue;
+        };
+        if let Err(message) = call_caught(|v| handler(v), value).await {
+            shared.report(Error::HandlerPanicked { event, message });
+        }
+    }
+}
+
+fn spawn_request<In: Events>(
+    shared: &Arc<Shared<In>>,
+    id: u64,
+    payload: Bytes,
+    permit: OwnedSemaphorePermit,
+) {
+    let (handle, registration) = AbortHandle::new_pair();
+    lock(&shared.running).insert(id, handle);
+    let task_shared = shared.clone();
+    let work = Abortable::new(
+        async move {
+            task_shared.wait_started().await;
+            if let Some(reply) = answer(&task_shared, id, payload).await {
+                let _ = task_shared.tx.send(Command::Frame(reply)).await;
+            }
+        },
+        registration,
+    );
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _ = work.await;
+        lock(&shared.running).remove(&id);
+    });
+}
+
+/// Runs the handler for one request and returns the reply frame.
+async fn answer<In: Events>(shared: &Shared<In>, id: u64, payload: Bytes) -> Option<Bytes> {
+    let value = match postcard::from_bytes::<In>(&payload) {
+        Ok(value) => value,
+        Err(e) => {
+            return failure(
+                id,
+                RemoteError::BadRequest {
+                    message: e.to_string(),
+                },
+            )
+        }
+    };
+    let index = value.variant_index();
+    let event = variant_name::<In>(index).to_owned();
+    if !In::VARIANTS
+        .get(index as usize)
+        .is_some_and(|v| v.is_request())
+    {
+        return failure(id, RemoteError::NotARequest { event });
+    }
+    let slot = read(&shared.handlers).slot(index);
+    let Slot::Request(handler) = slot else {
+        return failure(id, RemoteError::NoHandler { event });
+    };
+    match call_caught(|v| handler(v, id), value).await {
+        Ok(reply) => reply,
+        Err(message) => {
+            tracing::warn!(socket = %shared.id, %event, %message, "request handler panicked");
+            failure(id, RemoteError::HandlerPanicked { message })
+        }
+    }
+}
+
+/// A `Failure` frame.
+pub(crate) fn failure(id: u64, error: RemoteError) -> Option<Bytes> {
+    frame::encode(&Header::Failure { id, error }, None::<&()>, usize::MAX).ok()
+}
+
+/// Encodes a handler's reply, or a failure saying why it cannot be sent.
+pub(crate) fn encode_reply<R: serde::Serialize>(id: u64, reply: &R, max: usize) -> Option<Bytes> {
+    match frame::encode(&Header::Response { id }, Some(reply), max) {
+        Ok(frame) => Some(frame),
+        Err(Error::FrameTooLarge { size, max }) => failure(
+            id,
+            RemoteError::ResponseTooLarge {
+                size: size as u64,
+                max: max as u64,
+            },
+        ),
+        Err(e) => failure(
+            id,
+            RemoteError::Encode {
+                message: e.to_string(),
+            },
+        ),
+    }
+}
+
+/// Frames written in one batch before the writer flushes.
+const BATCH_BYTES: usize = 64 * 1024;
+
+async fn write_loop<In: Events>(
+    mut io: WriteHalf,
+    mut queue: mpsc::Receiver<Command>,
+    mut last: oneshot::Receiver<Option<Bytes>>,
+    shared: Arc<Shared<In>>,
+) {
+    let mut codec = FrameCodec::new(usize::MAX);
+    let mut buf = BytesMut::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            last = &mut last => {
+                if let Ok(Some(frame)) = last {
+                    let _ = io.write_all(&frame).await;
+                }
+                let _ = io.shutdown().await;
+                return;
+            }
+            cmd = queue.recv() => cmd,
+        };
+        let Some(mut cmd) = first else { return };
+        let mut closing = false;
+        loop {
+            let frame = match cmd {
+                Command::Frame(frame) => frame,
+                Command::Close(frame) => {
+                    closing = true;
+                    frame
+                }
+            };
+            // Cannot fail: the codec's limit is usize::MAX.
+            let _ = codec.encode(frame, &mut buf);
+            if closing || buf.len() >= BATCH_BYTES {
+                break;
+            }
+            match queue.try_recv() {
+                Ok(next) => cmd = next,
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = io.write_all(&buf).await {
+            shared.stop(DisconnectReason::from_io(&err));
+            return;
+        }
+        buf.clear();
+        if closing {
+            let _ = io.shutdown().await;
+            shared.stop(DisconnectReason::ClosedLocally);
+            return;
+        }
+    }
+}

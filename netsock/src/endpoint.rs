@@ -1,0 +1,90 @@
+//! The traits generated methods are written against, so that one generated
+//! `emit_message` works on a [`Socket`], a [`Server`] and any other target
+//! that can send a `Chat` event.
+
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{CallError, Events, Result, Server, Socket};
+
+/// Something that can send events of type `E`: a [`Socket`] sending `E`, or
+/// a [`Server`] (to every client).
+pub trait Emit<E: Events> {
+    /// Sends `event`; see [`Socket::emit`] and [`Server::emit`].
+    fn emit(&self, event: E) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Something that can make requests of type `E` and wait for one reply.
+pub trait Request<E: Events> {
+    /// Sends the request variant `event` and decodes the reply as `R`; see
+    /// [`Socket::request`].
+    fn request<R: DeserializeOwned + Send + 'static>(
+        &self,
+        event: E,
+    ) -> impl Future<Output = std::result::Result<R, CallError>> + Send;
+}
+
+/// Something that handles incoming events of type `E`: a [`Socket`]
+/// receiving `E`.
+pub trait Handle<E: Events> {
+    /// See [`Socket::on`].
+    fn on<F, Fut>(&self, variant: u32, handler: F)
+    where
+        F: Fn(E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static;
+
+    /// See [`Socket::on_request`].
+    fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        R: Serialize + 'static,
+        F: Fn(E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static;
+}
+
+/// Marks the types generated extension traits are implemented for.
+pub trait Endpoint {}
+
+impl<In: Events, Out: Events> Endpoint for Socket<In, Out> {}
+impl<In: Events, Out: Events> Endpoint for Server<In, Out> {}
+
+impl<In: Events, Out: Events> Emit<Out> for Socket<In, Out> {
+    fn emit(&self, event: Out) -> impl Future<Output = Result<()>> + Send {
+        Socket::emit(self, event)
+    }
+}
+
+impl<In: Events, Out: Events> Emit<Out> for Server<In, Out> {
+    fn emit(&self, event: Out) -> impl Future<Output = Result<()>> + Send {
+        Server::emit(self, event)
+    }
+}
+
+impl<In: Events, Out: Events> Request<Out> for Socket<In, Out> {
+    fn request<R: DeserializeOwned + Send + 'static>(
+        &self,
+        event: Out,
+    ) -> impl Future<Output = std::result::Result<R, CallError>> + Send {
+        Socket::request(self, event)
+    }
+}
+
+impl<In: Events, Out: Events> Handle<In> for Socket<In, Out> {
+    fn on<F, Fut>(&self, variant: u32, handler: F)
+    where
+        F: Fn(In) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Socket::on(self, variant, handler)
+    }
+
+    fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        R: Serialize + 'static,
+        F: Fn(In) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        Socket::on_request(self, variant, handler)
+    }
+}

@@ -1,0 +1,255 @@
+//! Errors: [`Error`] for setup and connections, [`CallError`] for one request,
+//! and [`DisconnectReason`] for why a connection ended.
+
+use std::io;
+use std::time::Duration;
+
+use crate::frame::{CloseReason, RejectReason, RemoteError};
+use crate::{Addr, SchemaId};
+
+/// `Result` with netsock's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong while binding, connecting, or using a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The address could not be parsed.
+    #[error("invalid address {input:?}: {reason}")]
+    InvalidAddr {
+        /// What the user wrote.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The server could not listen on the address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: Addr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A live server already listens on this Unix socket path.
+    #[error("another server is already listening on {addr}; stop it or choose another path")]
+    AddrInUse {
+        /// The address.
+        addr: Addr,
+    },
+    /// The socket could not connect.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address.
+        addr: Addr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The handshake did not complete in time.
+    #[error("the handshake with {addr} did not complete within {after:?}")]
+    HandshakeTimeout {
+        /// The peer's address.
+        addr: String,
+        /// The configured handshake timeout.
+        after: Duration,
+    },
+    /// The two programs were built from different event enums.
+    #[error(
+        "schema mismatch: this side sends {local_sends} and receives {local_receives}, the peer \
+         sends {remote_sends} and receives {remote_receives}; rebuild both from the same event \
+         enums, or make the connection lenient for a rolling upgrade"
+    )]
+    SchemaMismatch {
+        /// Schema of the enum this side sends.
+        local_sends: SchemaId,
+        /// Schema of the enum this side receives.
+        local_receives: SchemaId,
+        /// Schema of the enum the peer sends.
+        remote_sends: SchemaId,
+        /// Schema of the enum the peer receives.
+        remote_receives: SchemaId,
+    },
+    /// The peer speaks another version of the wire protocol.
+    #[error("protocol version mismatch: this side speaks version {local}, the peer version {remote}; upgrade the older program")]
+    VersionMismatch {
+        /// Our protocol version.
+        local: u16,
+        /// The peer's protocol version.
+        remote: u16,
+    },
+    /// The server refused the connection.
+    #[error("the server rejected the connection: {0}")]
+    Rejected(RejectReason),
+    /// The peer sent something that is not netsock's protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A frame is larger than the limit of the side that would receive it.
+    #[error("frame of {size} bytes exceeds the limit of {max} bytes (see max_frame_size)")]
+    FrameTooLarge {
+        /// Size of the frame body in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A value could not be encoded.
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The postcard error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// An incoming event could not be decoded (reported to the error hook; the
+    /// connection stays open).
+    #[error("cannot decode an incoming event: {source}")]
+    DecodeEvent {
+        /// The postcard error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// An event arrived for which no handler is registered (reported to the
+    /// error hook).
+    #[error("no handler for incoming event {event}")]
+    NoHandler {
+        /// The event's variant name.
+        event: &'static str,
+    },
+    /// An event handler panicked (reported to the error hook; the connection
+    /// stays open).
+    #[error("the handler for event {event} panicked: {message}")]
+    HandlerPanicked {
+        /// The event's variant name.
+        event: &'static str,
+        /// The panic message.
+        message: String,
+    },
+    /// The connection is closed.
+    #[error("the connection is closed: {0}")]
+    Disconnected(DisconnectReason),
+    /// `run()` was called on a server that is already running or closed.
+    #[error("this server is already running or has been closed")]
+    AlreadyRunning,
+    /// A request failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// An I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why one request failed. The connection itself may still be open.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No reply within the timeout; the peer was told to cancel.
+    #[error("no reply within {after:?}; the request was cancelled")]
+    Timeout {
+        /// The timeout that passed.
+        after: Duration,
+    },
+    /// The connection closed before the reply arrived.
+    #[error("the connection closed before the reply arrived: {0}")]
+    Disconnected(DisconnectReason),
+    /// The peer has no handler for this request.
+    #[error("the peer has no handler for request {event}")]
+    NoHandler {
+        /// The request's variant name.
+        event: String,
+    },
+    /// The variant sent as a request is a one-way event.
+    #[error("{event} is an event, not a request; emit it instead")]
+    NotARequest {
+        /// The variant name.
+        event: String,
+    },
+    /// The peer's handler panicked.
+    #[error("the peer's handler panicked: {message}")]
+    HandlerPanicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The peer could not decode the request.
+    #[error("the peer could not decode the request: {message}")]
+    BadRequest {
+        /// The peer's decoder error.
+        message: String,
+    },
+    /// The request or its reply is larger than the receiver's frame limit.
+    #[error("frame of {size} bytes exceeds the limit of {max} bytes (see max_frame_size)")]
+    FrameTooLarge {
+        /// Size of the frame body in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The request could not be encoded, or the reply decoded.
+    #[error("{0}")]
+    Codec(String),
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// This side called `close()` (or the server shut down).
+    #[error("closed by this side")]
+    ClosedLocally,
+    /// The peer closed the connection and said why.
+    #[error("closed by the peer: {0}")]
+    ClosedByPeer(CloseReason),
+    /// The peer went away without a close frame.
+    #[error("the peer hung up without closing")]
+    PeerHungUp,
+    /// An I/O error on the socket.
+    #[error("I/O error ({kind:?}): {message}")]
+    Io {
+        /// The error kind.
+        kind: io::ErrorKind,
+        /// The error message.
+        message: String,
+    },
+    /// The peer broke the protocol; it was told why.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The peer sent a frame larger than our limit; it was told why.
+    #[error("the peer sent a frame of {size} bytes, over the limit of {max} bytes")]
+    FrameTooLarge {
+        /// Size of the frame body in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl DisconnectReason {
+    pub(crate) fn from_io(err: &io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionAborted => DisconnectReason::PeerHungUp,
+            kind => DisconnectReason::Io {
+                kind,
+                message: err.to_string(),
+            },
+        }
+    }
+}
+
+impl From<RemoteError> for CallError {
+    fn from(err: RemoteError) -> Self {
+        match err {
+            RemoteError::NoHandler { event } => CallError::NoHandler { event },
+            RemoteError::NotARequest { event } => CallError::NotARequest { event },
+            RemoteError::HandlerPanicked { message } => CallError::HandlerPanicked { message },
+            RemoteError::BadRequest { message } => CallError::BadRequest { message },
+            RemoteError::ResponseTooLarge { size, max } => CallError::FrameTooLarge {
+                size: size as usize,
+                max: max as usize,
+            },
+            RemoteError::Encode { message } => CallError::Codec(message),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The [`Events`] trait: what netsock needs to know about a user's event enum.
+//!
+//! `#[derive(Events)]` implements it; this module documents the contract so that
+//! hand-written impls (and other languages) can follow it.
+//!
+//! * An event enum's value is sent as its postcard encoding: the variant index
+//!   as a varint, then the variant's fields. So [`Events::variant_index`] must
+//!   return the index serde uses, which is the declaration order for a plain
+//!   `#[derive(Serialize)]` enum. Attributes that change serde's enum
+//!   representation (`untagged`, `tag = ..`) are not supported.
+//! * [`Events::VARIANTS`] lists the variants in that order, with their names and,
+//!   for request variants, the name of the response type.
+//! * [`Events::SCHEMA`] is a canonical text of the enum's shape; its hash,
+//!   [`SchemaId::of`], is exchanged in the handshake so that two programs built
+//!   from different enums refuse to talk (unless the connection is lenient).
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// One variant of an [`Events`] enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Variant {
+    /// The variant's name as written in the enum, e.g. `"Message"`.
+    pub name: &'static str,
+    /// For a request variant, the response type as written, e.g. `"i64"`.
+    pub response: Option<&'static str>,
+}
+
+impl Variant {
+    /// A one-way event variant.
+    ///
+    /// ```
+    /// const V: netsock::Variant = netsock::Variant::event("Message");
+    /// assert!(V.response.is_none());
+    /// ```
+    pub const fn event(name: &'static str) -> Self {
+        Variant {
+            name,
+            response: None,
+        }
+    }
+
+    /// A request variant, answered with a value of the named response type.
+    ///
+    /// ```
+    /// const V: netsock::Variant = netsock::Variant::request("Sum", "i64");
+    /// assert_eq!(V.response, Some("i64"));
+    /// ```
+    pub const fn request(name: &'static str, response: &'static str) -> Self {
+        Variant {
+            name,
+            response: Some(response),
+        }
+    }
+
+    /// Whether this is a request variant.
+    ///
+    /// ```
+    /// assert!(netsock::Variant::request("Sum", "i64").is_request());
+    /// ```
+    pub const fn is_request(&self) -> bool {
+        self.response.is_some()
+    }
+}
+
+/// A stable 64-bit identity of an event enum's shape (FNV-1a of
+/// [`Events::SCHEMA`]).
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct SchemaId(pub u64);
+
+impl SchemaId {
+    /// Hashes a canonical schema text with 64-bit FNV-1a.
+    ///
+    /// ```
+    /// use netsock::SchemaId;
+    /// assert_eq!(SchemaId::of(""), SchemaId(0xcbf2_9ce4_8422_2325));
+    /// assert_ne!(SchemaId::of("enum A{B}"), SchemaId::of("enum A{C}"));
+    /// ```
+    pub const fn of(schema: &str) -> SchemaId {
+        let bytes = schema.as_bytes();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            i += 1;
+        }
+        SchemaId(hash)
+    }
+}
+
+impl fmt::Display for SchemaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for SchemaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SchemaId({self})")
+    }
+}
+
+/// An enum of events (and requests) that travels over a netsock connection.
+///
+/// Derive it with `#[derive(Events)]`. A hand-written impl looks like this:
+///
+/// ```
+/// use netsock::{Events, SchemaId, Variant};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Debug)]
+/// enum SumApi {
+///     Sum(Vec<i64>),
+///     Log { line: String },
+/// }
+///
+/// impl Events for SumApi {
+///     const VARIANTS: &'static [Variant] =
+///         &[Variant::request("Sum", "i64"), Variant::event("Log")];
+///     const SCHEMA: &'static str = "SumApi{Sum(Vec<i64>)->i64,Log{line:String}}";
+///     fn variant_index(&self) -> u32 {
+///         match self {
+///             SumApi::Sum(..) => 0,
+///             SumApi::Log { .. } => 1,
+///         }
+///     }
+/// }
+///
+/// assert_eq!(SumApi::Log { line: "x".into() }.variant_index(), 1);
+/// assert_eq!(SumApi::SCHEMA_ID, SchemaId::of(SumApi::SCHEMA));
+/// ```
+pub trait Events: Serialize + DeserializeOwned + Send + 'static {
+    /// The variants, in declaration (serde) order.
+    const VARIANTS: &'static [Variant];
+    /// Canonical text of the enum's shape: names, field names and field type
+    /// tokens, and response types.
+    const SCHEMA: &'static str;
+    /// The identity exchanged in the handshake.
+    const SCHEMA_ID: SchemaId = SchemaId::of(Self::SCHEMA);
+
+    /// The index of this value's variant in [`VARIANTS`](Events::VARIANTS).
+    fn variant_index(&self) -> u32;
+
+    /// The name of this value's variant.
+    ///
+    /// ```
+    /// # use netsock::{Events, Variant};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] enum E { A }
+    /// # impl Events for E { const VARIANTS: &'static [Variant] = &[Variant::event("A")];
+    /// #   const SCHEMA: &'static str = "E{A}"; fn variant_index(&self) -> u32 { 0 } }
+    /// assert_eq!(E::A.variant_name(), "A");
+    /// ```
+    fn variant_name(&self) -> &'static str {
+        variant_name::<Self>(self.variant_index())
+    }
+}
+
+/// The name of variant `index` of `E`, or `"<unknown>"`.
+pub(crate) fn variant_name<E: Events>(index: u32) -> &'static str {
+    E::VARIANTS
+        .get(index as usize)
+        .map_or("<unknown>", |v| v.name)
+}

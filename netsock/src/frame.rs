@@ -1,0 +1,451 @@
+//! The wire format: length-prefixed frames carrying postcard-encoded envelopes.
+//!
+//! # Framing
+//!
+//! Every frame is a 4-byte **big-endian** unsigned length `N`, then `N` bytes of
+//! body. `N` never exceeds the receiver's maximum frame size (default
+//! [`DEFAULT_MAX_FRAME_SIZE`], 8 MiB; both sides announce theirs in the
+//! handshake and never send more than the peer accepts). A receiver that reads
+//! a larger length sends a `Close(FrameTooLarge)` frame and closes the
+//! connection without reading the body.
+//!
+//! # Body
+//!
+//! The body is a postcard-encoded [`Header`] (a varint kind tag, then the
+//! kind's fields), followed, for the kinds that carry one, by the **payload**:
+//! the postcard encoding of the user's value, running to the end of the frame.
+//! Postcard encodes an enum as the varint variant index followed by its
+//! fields, so an event payload starts with the variant index.
+//!
+//! | tag | kind         | fields (postcard)                                         | payload        |
+//! |-----|--------------|-----------------------------------------------------------|----------------|
+//! | 0   | `Hello`      | magic `[u8; 4]` = `NSCK`, version `u16`, sends `u64`, receives `u64`, max_frame `u32`, lenient `bool`, auth `Option<bytes>` | – |
+//! | 1   | `Welcome`    | connection id `u64`, max_frame `u32`                       | –              |
+//! | 2   | `Reject`     | [`RejectReason`]                                          | –              |
+//! | 3   | `Event`      | –                                                         | the event enum |
+//! | 4   | `Request`    | id `u64`, timeout_ms `u32` (0 = none)                     | the event enum |
+//! | 5   | `Response`   | id `u64`                                                  | the reply value |
+//! | 6   | `Failure`    | id `u64`, [`RemoteError`]                                 | –              |
+//! | 7   | `Cancel`     | id `u64`                                                  | –              |
+//! | 8   | `Ping`       | –                                                         | –              |
+//! | 9   | `Pong`       | –                                                         | –              |
+//! | 10  | `Close`      | [`CloseReason`]                                           | –              |
+//!
+//! Integers other than the length prefix and magic are postcard varints
+//! (LEB128; `u16`/`u32`/`u64` as unsigned varints). `Option` is a `0`/`1` byte
+//! then the value; bytes and strings are a varint length then the bytes.
+//!
+//! # Handshake
+//!
+//! The connecting side sends `Hello` as its first frame. `sends` and
+//! `receives` are the [`SchemaId`](crate::SchemaId)s of the event enums it
+//! sends and receives. The server answers `Welcome` (then both sides may send
+//! anything) or `Reject` (then closes). It rejects a wrong version, and
+//! schemas that do not match its own (the client's `sends` must equal the
+//! server's `receives` and vice versa) unless either side asked to be lenient.
+//!
+//! # Requests
+//!
+//! Request ids are chosen by the caller, unique among its pending requests.
+//! The peer answers each `Request` with exactly one `Response` or `Failure`
+//! carrying the same id; a `Cancel` tells it the caller gave up, and it then
+//! stops the handler and sends nothing.
+//!
+//! Ids, the header layout, and every enum's variant order are part of protocol
+//! version [`PROTOCOL_VERSION`]; new variants are only ever appended.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::{Error, SchemaId};
+
+/// The magic bytes that open every `Hello`.
+pub const MAGIC: [u8; 4] = *b"NSCK";
+/// The wire protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Default maximum frame body size: 8 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
+/// Size of the length prefix.
+pub const PREFIX_LEN: usize = 4;
+
+/// The envelope at the start of every frame body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Header {
+    /// First frame from the connecting side.
+    Hello(Hello),
+    /// The server accepts the connection.
+    Welcome {
+        /// The connection's id on the server.
+        id: u64,
+        /// The server's maximum frame size.
+        max_frame: u32,
+    },
+    /// The server refuses the connection.
+    Reject(RejectReason),
+    /// A one-way event; the payload is the event.
+    Event,
+    /// A request; the payload is the event (a request variant).
+    Request {
+        /// Caller-chosen id.
+        id: u64,
+        /// How long the caller will wait, in milliseconds (0: no deadline).
+        timeout_ms: u32,
+    },
+    /// A successful reply; the payload is the reply value.
+    Response {
+        /// The request's id.
+        id: u64,
+    },
+    /// A failed request.
+    Failure {
+        /// The request's id.
+        id: u64,
+        /// What went wrong.
+        error: RemoteError,
+    },
+    /// The caller gave up on a request.
+    Cancel {
+        /// The request's id.
+        id: u64,
+    },
+    /// Liveness probe.
+    Ping,
+    /// Answer to `Ping`.
+    Pong,
+    /// The sender is closing the connection.
+    Close(CloseReason),
+}
+
+/// The handshake opening a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// Schema of the enum the sender sends.
+    pub sends: SchemaId,
+    /// Schema of the enum the sender receives.
+    pub receives: SchemaId,
+    /// The sender's maximum incoming frame size.
+    pub max_frame: u32,
+    /// Whether the sender accepts a schema mismatch.
+    pub lenient: bool,
+    /// Optional authentication bytes for the server.
+    pub auth: Option<Vec<u8>>,
+}
+
+/// Why a server refused a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The first frame was not a netsock `Hello`.
+    #[error("the first frame is not a netsock handshake")]
+    BadMagic,
+    /// Different protocol versions.
+    #[error("the server speaks protocol version {server}, the client {client}")]
+    VersionMismatch {
+        /// Server's version.
+        server: u16,
+        /// Client's version.
+        client: u16,
+    },
+    /// Different event enums.
+    #[error("schema mismatch")]
+    SchemaMismatch {
+        /// The server's (sends, receives).
+        server: (SchemaId, SchemaId),
+        /// The client's (sends, receives).
+        client: (SchemaId, SchemaId),
+    },
+    /// Any other reason, in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Why a request failed on the peer, as sent in a `Failure` frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// No handler for this request variant.
+    NoHandler {
+        /// Variant name.
+        event: String,
+    },
+    /// The variant is an event, not a request.
+    NotARequest {
+        /// Variant name.
+        event: String,
+    },
+    /// The handler panicked.
+    HandlerPanicked {
+        /// Panic message.
+        message: String,
+    },
+    /// The request payload could not be decoded.
+    BadRequest {
+        /// Decoder error.
+        message: String,
+    },
+    /// The reply is over the caller's frame limit.
+    ResponseTooLarge {
+        /// Reply size.
+        size: u64,
+        /// Caller's limit.
+        max: u64,
+    },
+    /// The reply could not be encoded.
+    Encode {
+        /// Encoder error.
+        message: String,
+    },
+}
+
+/// Why a peer closed the connection, as sent in a `Close` frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// An orderly close.
+    #[error("closed normally")]
+    Normal,
+    /// We sent a frame over its limit.
+    #[error("a frame of {size} bytes exceeded the peer's limit of {max} bytes")]
+    FrameTooLarge {
+        /// Frame size.
+        size: u64,
+        /// The peer's limit.
+        max: u64,
+    },
+    /// We broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The server is shutting down.
+    #[error("server shutting down: {0}")]
+    Shutdown(String),
+    /// The application closed the connection, e.g. its connection handler
+    /// failed.
+    #[error("closed by the application: {0}")]
+    Application(String),
+}
+
+/// Encodes and decodes length-prefixed frames.
+///
+/// The decoder yields frame bodies as [`Bytes`] (no copy) and fails with
+/// [`Error::FrameTooLarge`] as soon as it reads an oversized length, before
+/// buffering the body. The encoder writes frames built by [`encode`], which
+/// already carry their prefix, into the write buffer, so that many frames go
+/// out in one write.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use netsock::frame::{encode, FrameCodec, Header};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = FrameCodec::new(1024);
+/// let frame = encode(&Header::Ping, None::<&()>, 1024)?;
+/// let mut wire = BytesMut::new();
+/// codec.encode(frame, &mut wire)?;
+/// assert_eq!(&wire[..], &[0, 0, 0, 1, 8]);
+/// let body = codec.decode(&mut wire)?.unwrap();
+/// assert_eq!(netsock::frame::decode(&body)?.0, Header::Ping);
+/// # Ok::<(), netsock::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct FrameCodec {
+    max: usize,
+}
+
+impl FrameCodec {
+    /// A codec that accepts frame bodies of at most `max` bytes.
+    pub fn new(max: usize) -> Self {
+        FrameCodec { max }
+    }
+
+    /// The largest frame body this codec accepts.
+    pub fn max_frame_size(&self) -> usize {
+        self.max
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Bytes;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, Error> {
+        let Some(prefix) = src.get(..PREFIX_LEN) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len > self.max {
+            return Err(Error::FrameTooLarge {
+                size: len,
+                max: self.max,
+            });
+        }
+        if src.len() < PREFIX_LEN + len {
+            src.reserve(PREFIX_LEN + len - src.len());
+            return Ok(None);
+        }
+        let mut frame = src.split_to(PREFIX_LEN + len);
+        let _ = frame.split_to(PREFIX_LEN);
+        Ok(Some(frame.freeze()))
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = Error;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), Error> {
+        let body = frame.len().saturating_sub(PREFIX_LEN);
+        if body > self.max {
+            return Err(Error::FrameTooLarge {
+                size: body,
+                max: self.max,
+            });
+        }
+        dst.extend_from_slice(&frame);
+        Ok(())
+    }
+}
+
+/// A postcard flavor that appends to a `BytesMut`, so payloads are encoded
+/// straight into the frame buffer.
+struct Append<'a>(&'a mut BytesMut);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.put_u8(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Builds one complete frame (prefix, header, payload) in a single buffer.
+///
+/// Fails with [`Error::FrameTooLarge`] when the body would exceed `max`, and
+/// with [`Error::Encode`] when the payload cannot be serialized.
+pub fn encode<T: Serialize + ?Sized>(
+    header: &Header,
+    payload: Option<&T>,
+    max: usize,
+) -> Result<Bytes, Error> {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_u32(0);
+    postcard::serialize_with_flavor(header, Append(&mut buf)).map_err(|source| Error::Encode {
+        what: "a frame header",
+        source,
+    })?;
+    if let Some(payload) = payload {
+        postcard::serialize_with_flavor(payload, Append(&mut buf)).map_err(|source| {
+            Error::Encode {
+                what: "the payload",
+                source,
+            }
+        })?;
+    }
+    let size = buf.len() - PREFIX_LEN;
+    if size > max {
+        return Err(Error::FrameTooLarge { size, max });
+    }
+    // `size <= max`, and every limit is a `u32` on the wire.
+    let len = u32::try_from(size).map_err(|_| Error::FrameTooLarge { size, max })?;
+    buf[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Splits a frame body into its header and payload (a zero-copy slice).
+pub fn decode(body: &Bytes) -> Result<(Header, Bytes), Error> {
+    let (header, rest) = postcard::take_from_bytes::<Header>(body)
+        .map_err(|e| Error::Protocol(format!("undecodable frame header: {e}")))?;
+    let payload = body.slice(body.len() - rest.len()..);
+    Ok((header, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_header_and_payload() {
+        let frame = encode(
+            &Header::Request {
+                id: 7,
+                timeout_ms: 100,
+            },
+            Some(&vec![1i64, 2]),
+            64,
+        )
+        .unwrap();
+        let mut buf = BytesMut::from(&frame[..]);
+        let body = FrameCodec::new(64).decode(&mut buf).unwrap().unwrap();
+        let (header, payload) = decode(&body).unwrap();
+        assert_eq!(
+            header,
+            Header::Request {
+                id: 7,
+                timeout_ms: 100
+            }
+        );
+        assert_eq!(
+            postcard::from_bytes::<Vec<i64>>(&payload).unwrap(),
+            vec![1, 2]
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn rejects_oversized_both_ways() {
+        let err = encode(&Header::Event, Some(&vec![0u8; 100]), 50).unwrap_err();
+        assert!(
+            matches!(err, Error::FrameTooLarge { size: 102, max: 50 }),
+            "{err}"
+        );
+        let mut buf = BytesMut::from(&[0u8, 0, 1, 0][..]);
+        let err = FrameCodec::new(255).decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::FrameTooLarge {
+                    size: 256,
+                    max: 255
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn waits_for_truncated_frames() {
+        let mut codec = FrameCodec::new(64);
+        let mut buf = BytesMut::from(&[0u8, 0][..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&[0, 3, 8]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&[9, 8]);
+        assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], &[8, 9, 8]);
+    }
+
+    #[test]
+    fn garbage_headers_are_errors_not_panics() {
+        for body in [
+            &[][..],
+            &[200][..],
+            &[0, 1, 2][..],
+            &[255, 255, 255, 255, 255][..],
+        ] {
+            assert!(decode(&Bytes::copy_from_slice(body)).is_err());
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! # netsock
+//!
+//! Typed events and request/response calls between processes, over TCP or
+//! Unix domain sockets, on tokio: the ease of net-socket.io, with types.
+//!
+//! Small programs that talk over sockets make an application out of
+//! applications, each replaceable on its own; and since the [wire
+//! format](frame) is a small documented protocol, the other side may be
+//! written in another language.
+//!
+//! ```
+//! use netsock::{Events, Server, Socket};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Events, Serialize, Deserialize, Debug)]
+//! enum SumApi {
+//!     #[request(response = i64)]
+//!     Sum(Vec<i64>),
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> netsock::Result<()> {
+//! # let dir = std::env::temp_dir().join(format!("netsock-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let path = dir.join("sum.sock");
+//! // The service: a Unix socket (or a port: `Server::bind(3000)`).
+//! let io = Server::<SumApi>::bind(&path).await?;
+//! io.on_connection(|socket: Socket<SumApi>| async move {
+//!     socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+//!     Ok(())
+//! });
+//! tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+//!
+//! // A caller: `connect` returns once the handshake is done.
+//! let socket = Socket::<SumApi>::connect(&path).await?;
+//! assert_eq!(socket.sum(vec![1, 2, 3, 4, 5, 6]).await?, 21);
+//! io.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Where things live: [`addr`] (what `bind`/`connect` accept), [`Server`],
+//! [`Socket`], [`Events`] (what `#[derive(Events)]` implements), [`frame`] (the
+//! wire protocol), [`error`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod addr;
+mod config;
+mod conn;
+mod endpoint;
+pub mod error;
+pub mod events;
+pub mod frame;
+mod handlers;
+mod handshake;
+mod server;
+mod socket;
+mod transport;
+
+pub use addr::{Addr, IntoAddr};
+pub use config::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_REQUEST_TIMEOUT, MIN_MAX_FRAME_SIZE,
+};
+pub use endpoint::{Emit, Endpoint, Handle, Request};
+pub use error::{CallError, DisconnectReason, Error, Result};
+pub use events::{Events, SchemaId, Variant};
+pub use frame::{CloseReason, RejectReason};
+pub use server::{Server, ServerBuilder};
+pub use socket::{Socket, SocketBuilder, SocketId};
+pub use transport::PeerAddr;
+
+/// Derives [`Events`] and typed `emit_*` / `on_*` / request methods for an
+/// enum; see the `netsock-macros` crate documentation.
+pub use netsock_macros::Events;
+
+#[doc(hidden)]
+pub mod __private {
+    //! Re-exports for generated code. Not public API.
+    pub use serde;
+}

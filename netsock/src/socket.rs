@@ -1,0 +1,430 @@
+//! [`Socket`]: one end of a connection, the same API on the client and the
+//! server.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::config::{config_setters, Config};
+use crate::conn::{encode_reply, write, Command, Shared};
+use crate::frame::{self, CloseReason, Header};
+use crate::handlers::{BoxFuture, Slot};
+use crate::transport::{self, PeerAddr};
+use crate::{handshake, CallError, DisconnectReason, Error, Events, IntoAddr, Result};
+
+/// A connection's id, the same on both ends (the server assigns it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub u64);
+
+impl fmt::Display for SocketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One end of a connection: emit events, make requests, handle what the peer
+/// sends.
+///
+/// `In` is the event enum this end receives, `Out` the one it sends; with one
+/// type parameter both directions use the same enum. A server's
+/// `Server<ClientToServer, ServerToClient>` hands out
+/// `Socket<ClientToServer, ServerToClient>`, and the client connects with
+/// `Socket<ServerToClient, ClientToServer>`.
+///
+/// `Socket` is a cheap handle: clone it into handlers and tasks.
+///
+/// # When handlers run
+///
+/// Incoming events and requests are held until the socket is **started**, so
+/// that handlers registered right after connecting miss nothing. A server's
+/// socket starts when its `on_connection` future completes; a client's when it
+/// first emits, makes a request, awaits [`closed`](Socket::closed), or calls
+/// [`start`](Socket::start). Event handlers then run one at a time, in the
+/// order the events arrived; request handlers run concurrently. An event with
+/// no handler, or one that cannot be decoded, goes to the
+/// [error hook](Socket::on_error).
+///
+/// # Example
+///
+/// ```
+/// use netsock::{Events, Server, Socket};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Events, Serialize, Deserialize, Debug)]
+/// enum Api {
+///     #[request(response = i64)]
+///     Sum(Vec<i64>),
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> netsock::Result<()> {
+/// let io = Server::<Api>::bind(0).await?; // an ephemeral port on 127.0.0.1
+/// let addr = io.local_addr().clone();
+/// io.on_connection(|socket: Socket<Api>| async move {
+///     socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+///     Ok(())
+/// });
+/// tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+///
+/// let socket = Socket::<Api>::connect(addr).await?;
+/// assert_eq!(socket.sum(vec![1, 2, 3]).await?, 6);
+/// socket.close().await;
+/// io.close().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Socket<In: Events, Out: Events = In> {
+    shared: Arc<Shared<In>>,
+    timeout: Duration,
+    _out: PhantomData<fn(Out)>,
+}
+
+impl<In: Events, Out: Events> Clone for Socket<In, Out> {
+    fn clone(&self) -> Self {
+        Socket {
+            shared: self.shared.clone(),
+            timeout: self.timeout,
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<In: Events, Out: Events> fmt::Debug for Socket<In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.shared.id)
+            .field("peer", &self.shared.peer)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+/// Options for [`Socket::connect`].
+///
+/// ```
+/// # use netsock::{Socket, Events};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Chat { Hi }
+/// # async fn f() -> netsock::Result<()> {
+/// let socket = Socket::<Chat>::builder()
+///     .request_timeout(std::time::Duration::from_secs(2))
+///     .connect("/tmp/chat.sock")
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct SocketBuilder<In: Events, Out: Events = In> {
+    config: Config,
+    auth: Option<Vec<u8>>,
+    _types: PhantomData<fn(In, Out)>,
+}
+
+impl<In: Events, Out: Events> fmt::Debug for SocketBuilder<In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<In: Events, Out: Events> SocketBuilder<In, Out> {
+    config_setters!();
+
+    /// Bytes sent to the server in the handshake, for it to authenticate
+    /// this client.
+    pub fn auth(mut self, auth: impl Into<Vec<u8>>) -> Self {
+        self.auth = Some(auth.into());
+        self
+    }
+
+    /// Connects and completes the handshake (net-socket.io's `ready`).
+    ///
+    /// Fails with [`Error::InvalidAddr`], [`Error::Connect`],
+    /// [`Error::HandshakeTimeout`], [`Error::SchemaMismatch`],
+    /// [`Error::VersionMismatch`] or [`Error::Rejected`].
+    pub async fn connect(self, addr: impl IntoAddr) -> Result<Socket<In, Out>> {
+        let addr = addr.into_addr()?;
+        let config = self.config;
+        let after = config.handshake_timeout;
+        let handshake = async {
+            let (read, writer, peer) = transport::connect(&addr).await?;
+            handshake::connect::<In, Out>(read, writer, peer, &config, self.auth).await
+        };
+        let conn = tokio::time::timeout(after, handshake).await.map_err(|_| {
+            Error::HandshakeTimeout {
+                addr: addr.to_string(),
+                after,
+            }
+        })??;
+        tracing::debug!(socket = %conn.id, %addr, "connected");
+        Ok(Socket::from_shared(Shared::spawn(conn, config, None)))
+    }
+}
+
+impl<In: Events, Out: Events> Socket<In, Out> {
+    /// Connects to a server and completes the handshake; see
+    /// [`SocketBuilder::connect`].
+    pub async fn connect(addr: impl IntoAddr) -> Result<Self> {
+        Self::builder().connect(addr).await
+    }
+
+    /// Options for connecting.
+    pub fn builder() -> SocketBuilder<In, Out> {
+        SocketBuilder {
+            config: Config::default(),
+            auth: None,
+            _types: PhantomData,
+        }
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared<In>>) -> Self {
+        let timeout = shared.config.request_timeout;
+        Socket {
+            shared,
+            timeout,
+            _out: PhantomData,
+        }
+    }
+
+    /// The connection's id (the same on both ends).
+    pub fn id(&self) -> SocketId {
+        self.shared.id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> &PeerAddr {
+        &self.shared.peer
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_connected(&self) -> bool {
+        self.shared.disconnect_reason().is_none()
+    }
+
+    /// Lets held incoming events and requests through to their handlers; see
+    /// [When handlers run](Socket#when-handlers-run).
+    pub fn start(&self) {
+        self.shared.start();
+    }
+
+    /// A handle whose requests wait at most `timeout` for their reply,
+    /// instead of the configured default.
+    ///
+    /// ```ignore
+    /// let total = socket.timeout(Duration::from_millis(100)).sum(numbers).await?;
+    /// ```
+    pub fn timeout(&self, timeout: Duration) -> Self {
+        Socket {
+            timeout,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn max_out(&self) -> usize {
+        self.shared.max_out
+    }
+
+    /// Queues an encoded frame; false if the connection is gone.
+    pub(crate) async fn send_frame(&self, frame: bytes::Bytes) -> bool {
+        self.shared.tx.send(Command::Frame(frame)).await.is_ok()
+    }
+
+    async fn send(&self, frame: bytes::Bytes) -> std::result::Result<(), DisconnectReason> {
+        self.shared
+            .tx
+            .send(Command::Frame(frame))
+            .await
+            .map_err(|_| self.shared.gone())
+    }
+
+    /// Sends a one-way event. Waits while the outgoing queue is full.
+    ///
+    /// Fails with [`Error::FrameTooLarge`] (the connection stays open) or
+    /// [`Error::Disconnected`].
+    pub async fn emit(&self, event: Out) -> Result<()> {
+        self.start();
+        let frame = frame::encode(&Header::Event, Some(&event), self.shared.max_out)?;
+        self.send(frame).await.map_err(Error::Disconnected)
+    }
+
+    /// Sends a request variant and waits for the peer's reply, decoded as `R`.
+    ///
+    /// Generated stubs (`socket.sum(numbers)`) call this with the variant's
+    /// response type. Requests are multiplexed: thousands can be in flight on
+    /// one connection. On timeout, or when the returned future is dropped,
+    /// the peer is told to cancel the handler.
+    pub async fn request<R: DeserializeOwned>(
+        &self,
+        event: Out,
+    ) -> std::result::Result<R, CallError> {
+        self.start();
+        let shared = &*self.shared;
+        let index = event.variant_index();
+        if !Out::VARIANTS
+            .get(index as usize)
+            .is_some_and(|v| v.is_request())
+        {
+            return Err(CallError::NotARequest {
+                event: event.variant_name().to_owned(),
+            });
+        }
+        let id = shared
+            .next_call
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let timeout_ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
+        let frame = frame::encode(
+            &Header::Request { id, timeout_ms },
+            Some(&event),
+            shared.max_out,
+        )
+        .map_err(|e| match e {
+            Error::FrameTooLarge { size, max } => CallError::FrameTooLarge { size, max },
+            e => CallError::Codec(e.to_string()),
+        })?;
+        let (tx, rx) = oneshot::channel();
+        shared.register_call(id, tx)?;
+        let mut guard = PendingCall {
+            shared,
+            id,
+            armed: true,
+        };
+        self.send(frame).await.map_err(CallError::Disconnected)?;
+        let reply = match tokio::time::timeout(self.timeout, rx).await {
+            Err(_) => {
+                return Err(CallError::Timeout {
+                    after: self.timeout,
+                })
+            }
+            Ok(Err(_)) => Err(CallError::Disconnected(shared.gone())),
+            Ok(Ok(reply)) => reply,
+        };
+        guard.armed = false;
+        let payload = reply?;
+        postcard::from_bytes(&payload).map_err(|e| {
+            CallError::Codec(format!(
+                "cannot decode the reply as {}: {e}",
+                std::any::type_name::<R>()
+            ))
+        })
+    }
+
+    /// Registers the handler for event variant `variant` (its index in
+    /// [`Events::VARIANTS`]), replacing any earlier one. Generated `on_*`
+    /// methods call this.
+    ///
+    /// # Panics
+    ///
+    /// If `variant` is not an index of `In::VARIANTS`.
+    pub fn on<F, Fut>(&self, variant: u32, handler: F)
+    where
+        F: Fn(In) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let f = Arc::new(move |value: In| Box::pin(handler(value)) as BoxFuture<()>);
+        self.set_slot(variant, Slot::Event(f));
+    }
+
+    /// Registers the handler for request variant `variant`; its return value
+    /// is the reply. Generated `on_*` methods for request variants call this.
+    ///
+    /// # Panics
+    ///
+    /// If `variant` is not an index of `In::VARIANTS`.
+    pub fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        R: Serialize + 'static,
+        F: Fn(In) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let max = self.shared.max_out;
+        let f = Arc::new(move |value: In, id: u64| {
+            let reply = handler(value);
+            Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
+        });
+        self.set_slot(variant, Slot::Request(f));
+    }
+
+    fn set_slot(&self, variant: u32, slot: Slot<In>) {
+        let mut handlers = write(&self.shared.handlers);
+        let len = handlers.slots.len();
+        let Some(place) = handlers.slots.get_mut(variant as usize) else {
+            panic!("variant index {variant} is out of range: the event enum has {len} variants");
+        };
+        *place = slot;
+    }
+
+    /// Runs `handler` once when the connection ends, with the reason.
+    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    where
+        F: FnOnce(DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if let Some(reason) = self.shared.disconnect_reason() {
+            tokio::spawn(handler(reason));
+            return;
+        }
+        let f = Box::new(move |reason| Box::pin(handler(reason)) as BoxFuture<()>);
+        write(&self.shared.handlers).disconnect.push(f);
+    }
+
+    /// Receives errors that do not end the connection: an event that cannot
+    /// be decoded or has no handler, a panicking event handler. Without a
+    /// hook they are logged with `tracing` at warn level.
+    pub fn on_error<F>(&self, hook: F)
+    where
+        F: Fn(Error) + Send + Sync + 'static,
+    {
+        write(&self.shared.handlers).error = Some(Arc::new(hook));
+    }
+
+    /// Waits until the connection has ended, and says why. Starts the socket.
+    pub async fn closed(&self) -> DisconnectReason {
+        self.start();
+        let mut state = self.shared.state.subscribe();
+        let reason = match state.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        reason.unwrap_or(DisconnectReason::ClosedLocally)
+    }
+
+    /// Closes the connection after the frames already queued, telling the
+    /// peer; waits until it is closed. Pending requests fail with
+    /// [`CallError::Disconnected`].
+    pub async fn close(&self) {
+        self.close_with(CloseReason::Normal).await;
+    }
+
+    pub(crate) async fn close_with(&self, reason: CloseReason) {
+        if let Ok(frame) = frame::encode(&Header::Close(reason), None::<&()>, usize::MAX) {
+            if self.shared.tx.send(Command::Close(frame)).await.is_err() {
+                return;
+            }
+        }
+        self.closed().await;
+    }
+}
+
+/// Forgets a pending call when the caller stops waiting, and tells the peer.
+struct PendingCall<'a, In: Events> {
+    shared: &'a Shared<In>,
+    id: u64,
+    armed: bool,
+}
+
+impl<In: Events> Drop for PendingCall<'_, In> {
+    fn drop(&mut self) {
+        if self.armed && self.shared.forget_call(self.id) {
+            if let Ok(cancel) =
+                frame::encode(&Header::Cancel { id: self.id }, None::<&()>, usize::MAX)
+            {
+                // Best effort: if the queue is full the reply is simply ignored.
+                let _ = self.shared.tx.try_send(Command::Frame(cancel));
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared helpers for netsock's integration tests.
