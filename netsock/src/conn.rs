@@ -186,10 +186,15 @@ impl<In: Events> Shared<In> {
         self.stop.notify_one();
     }
 
+    /// Ends the connection: tells the writer (and the peer, when it broke
+    /// the protocol), fails pending calls, lets the events already received
+    /// reach their handlers, then publishes the reason and runs
+    /// `on_disconnect` hooks.
     async fn finish(
         &self,
         reason: DisconnectReason,
         last_tx: oneshot::Sender<Option<Bytes>>,
+        events: tokio::task::JoinHandle<()>,
         on_end: Option<OnEnd>,
     ) {
         tracing::debug!(socket = %self.id, peer = %self.peer, %reason, "connection closed");
