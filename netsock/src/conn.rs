@@ -70,7 +70,8 @@ pub(crate) struct Handshaken {
     pub(crate) writer: WriteHalf,
 }
 
-/// Called once when the connection has ended, before `closed()` resolves.
+/// Called once when a server's connection has ended, before `closed()`
+/// resolves; client connections have none.
 pub(crate) type OnEnd = Box<dyn FnOnce(SocketId) + Send>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -220,9 +221,12 @@ impl<In: Events> Shared<In> {
         for (_, handle) in lock(&self.running).drain() {
             handle.abort();
         }
-        // Events received before the end are delivered, even if the socket
-        // was never started.
-        self.start();
+        // Events received before the end are delivered: a client socket that
+        // was never started starts now; a server socket starts when its
+        // connection handler completes.
+        if on_end.is_none() {
+            self.start();
+        }
         if let Err(err) = events.await {
             tracing::warn!(socket = %self.id, %err, "event task failed");
         }
@@ -246,14 +250,32 @@ async fn read_loop<In: Events>(
     events: mpsc::Sender<Bytes>,
 ) -> DisconnectReason {
     let permits = Arc::new(Semaphore::new(shared.config.max_concurrent_requests));
+    // Set once this side has sent its Close: keep reading (and delivering)
+    // what the peer sent before it saw our Close, until it hangs up.
+    let mut closing: Option<tokio::time::Instant> = None;
     loop {
-        let next = tokio::select! {
-            biased;
-            () = shared.stop.notified() => {
-                return lock(&shared.stop_reason).take().unwrap_or(DisconnectReason::ClosedLocally);
-            }
-            next = frames.next() => next,
+        let next = match closing {
+            Some(deadline) => match tokio::time::timeout_at(deadline, frames.next()).await {
+                Ok(next) => next,
+                Err(_) => return DisconnectReason::ClosedLocally,
+            },
+            None => tokio::select! {
+                biased;
+                () = shared.stop.notified() => {
+                    match lock(&shared.stop_reason).take() {
+                        None | Some(DisconnectReason::ClosedLocally) => {
+                            closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                            continue;
+                        }
+                        Some(reason) => return reason,
+                    }
+                }
+                next = frames.next() => next,
+            },
         };
+        if closing.is_some() && !matches!(next, Some(Ok(_))) {
+            return DisconnectReason::ClosedLocally;
+        }
         let body = match next {
             None => return DisconnectReason::PeerHungUp,
             Some(Ok(body)) => body,
@@ -297,6 +319,7 @@ async fn read_loop<In: Events>(
                 }
             }
             Header::Pong => {}
+            Header::Close(_) if closing.is_some() => return DisconnectReason::ClosedLocally,
             Header::Close(reason) => return DisconnectReason::ClosedByPeer(reason),
             other => {
                 let message = format!("unexpected {other:?} frame after the handshake");
@@ -414,6 +437,9 @@ pub(crate) fn encode_reply<R: serde::Serialize>(id: u64, reply: &R, max: usize) 
         ),
     }
 }
+
+/// How long a closing side keeps reading while the peer finishes.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Frames written in one batch before the writer flushes.
 const BATCH_BYTES: usize = 64 * 1024;
