@@ -1,0 +1,140 @@
+//! Connecting: the handshake, ids, addresses, schema checks, and the server's
+//! list of sockets going up and down.
+
+use netsock::{DisconnectReason, Error, Events, Socket};
+use serde::{Deserialize, Serialize};
+use tests::api::{client, serve, Api, ApiExt};
+use tests::{on_both_transports, within, Transport};
+
+on_both_transports!(
+    handshake_gives_both_ends_one_id,
+    sockets_go_up_and_down,
+    schema_mismatch_is_refused_naming_both
+);
+
+async fn handshake_gives_both_ends_one_id(t: Transport) {
+    let (io, mut seen, _dir) = serve(t).await;
+    let socket = within(client(&io)).await;
+    let server_side = within(seen.connected.recv()).await.unwrap();
+    assert_eq!(socket.id(), server_side.id());
+    assert!(socket.is_connected());
+    match (t, socket.peer_addr()) {
+        (Transport::Tcp, netsock::PeerAddr::Tcp(sa)) => {
+            assert_eq!(Some(sa.port()), io.local_addr().port())
+        }
+        (Transport::Unix, netsock::PeerAddr::Unix(Some(p))) => {
+            assert_eq!(Some(p.as_path()), io.local_addr().as_path())
+        }
+        other => panic!("unexpected peer address {other:?}"),
+    }
+    io.close().await;
+}
+
+async fn sockets_go_up_and_down(t: Transport) {
+    let (io, mut seen, _dir) = serve(t).await;
+    let mut clients = Vec::new();
+    let mut server_sides = Vec::new();
+    for n in 1..=3 {
+        clients.push(within(client(&io)).await);
+        server_sides.push(within(seen.connected.recv()).await.unwrap());
+        assert_eq!(io.sockets().len(), n);
+    }
+    let ids: Vec<_> = io.sockets().iter().map(|s| s.id()).collect();
+    assert_eq!(ids, clients.iter().map(|c| c.id()).collect::<Vec<_>>());
+
+    within(clients[1].close()).await;
+    assert_eq!(
+        within(server_sides[1].closed()).await,
+        DisconnectReason::ClosedByPeer(netsock::CloseReason::Normal)
+    );
+    assert_eq!(io.sockets().len(), 2);
+    assert!(io.socket(clients[1].id()).is_none());
+
+    within(clients[0].close()).await;
+    within(server_sides[0].closed()).await;
+    assert_eq!(io.sockets().len(), 1);
+    assert_eq!(io.sockets()[0].id(), clients[2].id());
+
+    io.close().await;
+    let reason = within(clients[2].closed()).await;
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::ClosedByPeer(netsock::CloseReason::Shutdown(_))
+        ),
+        "{reason:?}"
+    );
+    assert_eq!(io.sockets().len(), 0);
+}
+
+/// Same variant names, different field type: a different schema.
+#[derive(Events, Serialize, Deserialize, Debug)]
+enum OtherApi {
+    Message { text: String, n: u64 },
+}
+
+async fn schema_mismatch_is_refused_naming_both(t: Transport) {
+    let (io, _seen, _dir) = serve(t).await;
+    let err = within(Socket::<OtherApi>::connect(io.local_addr()))
+        .await
+        .unwrap_err();
+    let Error::SchemaMismatch {
+        local_sends,
+        remote_sends,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*local_sends, OtherApi::SCHEMA_ID);
+    assert_eq!(*remote_sends, Api::SCHEMA_ID);
+    let text = err.to_string();
+    assert!(
+        text.contains(&OtherApi::SCHEMA_ID.to_string())
+            && text.contains(&Api::SCHEMA_ID.to_string()),
+        "{text}"
+    );
+
+    // A lenient client may connect for a rolling upgrade, and the server still
+    // serves everyone else.
+    let lenient = within(
+        Socket::<OtherApi>::builder()
+            .lenient(true)
+            .connect(io.local_addr()),
+    )
+    .await
+    .unwrap();
+    assert!(lenient.is_connected());
+    let good = within(client(&io)).await;
+    assert_eq!(within(good.sum(vec![1, 2])).await.unwrap(), 3);
+    io.close().await;
+}
+
+#[tokio::test]
+async fn bad_addresses_are_typed_errors_naming_the_input() {
+    let err = Socket::<Api>::connect("localhost").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidAddr { input, .. } if input == "localhost"),
+        "{err:?}"
+    );
+    let err = netsock::Server::<Api>::bind("tcp://nowhere")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("tcp://nowhere"), "{err}");
+}
+
+#[tokio::test]
+async fn connect_to_nothing_is_a_connect_error() {
+    let dir = tests::TempDir::new();
+    let path = dir.path().join("nobody.sock");
+    let err = Socket::<Api>::connect(&path).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn port_zero_reports_the_bound_port() {
+    let io = netsock::Server::<Api>::bind(0).await.unwrap();
+    let port = io.local_addr().port().unwrap();
+    assert_ne!(port, 0);
+    assert_eq!(io.local_addr(), &netsock::Addr::tcp("127.0.0.1", port));
+}
