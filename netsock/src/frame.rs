@@ -38,7 +38,7 @@
 //! # Handshake
 //!
 //! The connecting side sends `Hello` as its first frame. `sends` and
-//! `receives` are the [`SchemaId`](crate::SchemaId)s of the event enums it
+//! `receives` are the [`SchemaId`]s of the event enums it
 //! sends and receives. The server answers `Welcome` (then both sides may send
 //! anything) or `Reject` (then closes). It rejects a wrong version, and
 //! schemas that do not match its own (the client's `sends` must equal the
