@@ -43,11 +43,26 @@ pub trait Handle<E: Events> {
         Fut: Future<Output = R> + Send + 'static;
 }
 
-/// Marks the types generated extension traits are implemented for.
-pub trait Endpoint {}
+/// What an endpoint receives and sends. Generated traits are implemented for
+/// every endpoint whose `Out` (for `{Enum}Emit`) or `In` (for
+/// `{Enum}Handle`) is their enum, so two enums with the same variant names
+/// never make a method call ambiguous.
+pub trait Endpoint {
+    /// The event enum this endpoint receives.
+    type In: Events;
+    /// The event enum this endpoint sends.
+    type Out: Events;
+}
 
-impl<In: Events, Out: Events> Endpoint for Socket<In, Out> {}
-impl<In: Events, Out: Events> Endpoint for Server<In, Out> {}
+impl<In: Events, Out: Events> Endpoint for Socket<In, Out> {
+    type In = In;
+    type Out = Out;
+}
+
+impl<In: Events, Out: Events> Endpoint for Server<In, Out> {
+    type In = In;
+    type Out = Out;
+}
 
 impl<In: Events, Out: Events> Emit<Out> for Socket<In, Out> {
     fn emit(&self, event: Out) -> impl Future<Output = Result<()>> + Send {

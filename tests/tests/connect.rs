@@ -3,7 +3,7 @@
 
 use netsock::{DisconnectReason, Error, Events, Socket};
 use serde::{Deserialize, Serialize};
-use tests::api::{client, serve, Api, ApiExt};
+use tests::api::{client, serve, Api, ApiEmit, ApiHandle};
 use tests::{on_both_transports, within, Transport};
 
 on_both_transports!(

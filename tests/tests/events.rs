@@ -1,7 +1,7 @@
 //! Events in both directions, in order, including one emitted to every client.
 
 use netsock::Error;
-use tests::api::{client, serve, Api, ApiExt};
+use tests::api::{client, serve, Api, ApiEmit, ApiHandle};
 use tests::{on_both_transports, within, Transport};
 use tokio::sync::mpsc;
 
@@ -80,4 +80,128 @@ async fn oversized_emit_fails_alone(t: Transport) {
     assert_eq!(within(socket.sum(vec![2, 2])).await.unwrap(), 4);
     let _ = Api::Blob(vec![]);
     io.close().await;
+}
+
+on_both_transports!(
+    non_fatal_errors_reach_the_error_hook,
+    lenient_peer_with_a_newer_enum,
+    on_disconnect_says_why
+);
+
+/// Unhandled and undecodable events, and panicking event handlers, go to the
+/// error hook; the connection carries on.
+async fn non_fatal_errors_reach_the_error_hook(t: Transport) {
+    let (io, _seen, _dir) = serve(t).await;
+    let socket = within(client(&io)).await;
+    let (errors_tx, mut errors) = mpsc::unbounded_channel();
+    socket.on_error(move |err| {
+        let _ = errors_tx.send(err.to_string());
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    socket.on_message(move |text, _| {
+        if text == "boom" {
+            panic!("handler exploded");
+        }
+        let _ = tx.send(text);
+        async {}
+    });
+    socket.start();
+    let server_side = io.sockets().pop().unwrap();
+    within(server_side.emit_blob(vec![1])).await.unwrap();
+    within(server_side.emit_message("boom".into(), 0))
+        .await
+        .unwrap();
+    within(server_side.emit_message("after".into(), 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(errors.recv()).await.unwrap(),
+        "no handler for incoming event Blob"
+    );
+    let panicked = within(errors.recv()).await.unwrap();
+    assert!(
+        panicked.contains("Message") && panicked.contains("handler exploded"),
+        "{panicked}"
+    );
+    assert_eq!(within(rx.recv()).await.unwrap(), "after");
+    io.close().await;
+}
+
+/// A newer client: the same enum with a variant appended.
+#[derive(netsock::Events, serde::Serialize, serde::Deserialize, Debug)]
+enum ApiV2 {
+    Message {
+        text: String,
+        n: u32,
+    },
+    Blob(Vec<u8>),
+    #[request(response = i64)]
+    Sum(Vec<i64>),
+    #[request(response = ())]
+    Hang,
+    #[request(response = ())]
+    Panic,
+    #[request(response = Vec<u8>)]
+    Zeros(u32),
+    #[request(response = String)]
+    Unhandled,
+    Extra(u8),
+}
+
+async fn lenient_peer_with_a_newer_enum(t: Transport) {
+    let dir = tests::TempDir::new();
+    let io = netsock::Server::<Api>::builder()
+        .lenient(true)
+        .bind(t.addr(&dir))
+        .await
+        .unwrap();
+    let (errors_tx, mut errors) = mpsc::unbounded_channel();
+    let (messages_tx, mut messages) = mpsc::unbounded_channel();
+    io.on_connection(move |socket: netsock::Socket<Api>| {
+        let (errors_tx, messages_tx) = (errors_tx.clone(), messages_tx.clone());
+        async move {
+            socket.on_error(move |err| {
+                let _ = errors_tx.send(matches!(err, Error::DecodeEvent { .. }));
+            });
+            socket.on_message(move |text, _| {
+                let _ = messages_tx.send(text);
+                async {}
+            });
+            Ok(())
+        }
+    });
+    tokio::spawn({
+        let io = io.clone();
+        async move { io.run().await }
+    });
+    let newer = within(netsock::Socket::<ApiV2>::connect(io.local_addr()))
+        .await
+        .unwrap();
+    within(newer.emit_extra(1)).await.unwrap();
+    within(newer.emit_message("known".into(), 1)).await.unwrap();
+    assert!(
+        within(errors.recv()).await.unwrap(),
+        "an unknown variant is a decode error for the hook"
+    );
+    assert_eq!(within(messages.recv()).await.unwrap(), "known");
+    assert!(newer.is_connected());
+    io.close().await;
+}
+
+async fn on_disconnect_says_why(t: Transport) {
+    let (io, _seen, _dir) = serve(t).await;
+    let socket = within(client(&io)).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    socket.on_disconnect(move |reason| async move {
+        let _ = tx.send(reason);
+    });
+    io.close().await;
+    let reason = within(rx).await.unwrap();
+    assert!(
+        matches!(
+            reason,
+            netsock::DisconnectReason::ClosedByPeer(netsock::CloseReason::Shutdown(_))
+        ),
+        "{reason:?}"
+    );
 }
