@@ -107,11 +107,22 @@ impl<In: Events> Shared<In> {
             stop: Notify::new(),
             stop_reason: Mutex::new(None),
         });
-        tokio::spawn(write_loop(conn.writer, rx, last_rx, shared.clone()));
+        let writer = tokio::spawn(write_loop(conn.writer, rx, last_rx, shared.clone()));
         let events = tokio::spawn(event_loop(shared.clone(), event_rx));
         let reader_shared = shared.clone();
         tokio::spawn(async move {
             let reason = read_loop(&reader_shared, conn.reader, event_tx).await;
+            // A writer blocked on a peer that stopped reading gets a grace
+            // period to send its last frame, then is dropped with the socket.
+            tokio::spawn(async move {
+                let mut writer = writer;
+                if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+                    .await
+                    .is_err()
+                {
+                    writer.abort();
+                }
+            });
             reader_shared.finish(reason, last_tx, events, on_end).await;
         });
         shared
@@ -181,9 +192,13 @@ impl<In: Events> Shared<In> {
         }
     }
 
-    /// Stops the connection from this side.
-    pub(crate) fn stop(&self, reason: DisconnectReason) {
-        lock(&self.stop_reason).get_or_insert(reason);
+    /// Stops the connection from this side: at once with `Some(reason)`;
+    /// with `None` (our Close is sent), after the peer hangs up or
+    /// [`CLOSE_GRACE`] passes, delivering what it still sends.
+    pub(crate) fn stop(&self, reason: Option<DisconnectReason>) {
+        if let Some(reason) = reason {
+            lock(&self.stop_reason).get_or_insert(reason);
+        }
         self.stop.notify_one();
     }
 
@@ -254,24 +269,19 @@ async fn read_loop<In: Events>(
     // what the peer sent before it saw our Close, until it hangs up.
     let mut closing: Option<tokio::time::Instant> = None;
     loop {
-        let next = match closing {
-            Some(deadline) => match tokio::time::timeout_at(deadline, frames.next()).await {
-                Ok(next) => next,
-                Err(_) => return DisconnectReason::ClosedLocally,
-            },
-            None => tokio::select! {
-                biased;
-                () = shared.stop.notified() => {
-                    match lock(&shared.stop_reason).take() {
-                        None | Some(DisconnectReason::ClosedLocally) => {
-                            closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
-                            continue;
-                        }
-                        Some(reason) => return reason,
+        let next = tokio::select! {
+            biased;
+            () = shared.stop.notified() => {
+                match lock(&shared.stop_reason).take() {
+                    Some(reason) => return reason,
+                    None => {
+                        closing.get_or_insert(tokio::time::Instant::now() + CLOSE_GRACE);
+                        continue;
                     }
                 }
-                next = frames.next() => next,
-            },
+            }
+            () = sleep_until(closing) => return DisconnectReason::ClosedLocally,
+            next = frames.next() => next,
         };
         if closing.is_some() && !matches!(next, Some(Ok(_))) {
             return DisconnectReason::ClosedLocally;
@@ -438,8 +448,17 @@ pub(crate) fn encode_reply<R: serde::Serialize>(id: u64, reply: &R, max: usize) 
     }
 }
 
-/// How long a closing side keeps reading while the peer finishes.
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long a closing side keeps reading while the peer finishes, and how
+/// long `close()` waits for the outgoing queue before dropping the connection.
+pub(crate) const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Frames written in one batch before the writer flushes.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -485,13 +504,13 @@ async fn write_loop<In: Events>(
             }
         }
         if let Err(err) = io.write_all(&buf).await {
-            shared.stop(DisconnectReason::from_io(&err));
+            shared.stop(Some(DisconnectReason::from_io(&err)));
             return;
         }
         buf.clear();
         if closing {
             let _ = io.shutdown().await;
-            shared.stop(DisconnectReason::ClosedLocally);
+            shared.stop(None);
             return;
         }
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::config::{config_setters, Config};
-use crate::conn::{encode_reply, write, Command, Shared};
+use crate::conn::{encode_reply, write, Command, Shared, CLOSE_GRACE};
 use crate::frame::{self, CloseReason, Header};
 use crate::handlers::{BoxFuture, Slot};
 use crate::transport::{self, PeerAddr};
@@ -400,12 +400,22 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     pub(crate) async fn close_with(&self, reason: CloseReason) {
-        if let Ok(frame) = frame::encode(&Header::Close(reason), None::<&()>, usize::MAX) {
-            if self.shared.tx.send(Command::Close(frame)).await.is_err() {
-                return;
+        let graceful = async {
+            if let Ok(frame) = frame::encode(&Header::Close(reason), None::<&()>, usize::MAX) {
+                if self.shared.tx.send(Command::Close(frame)).await.is_err() {
+                    return;
+                }
             }
+            self.closed().await;
+        };
+        // A peer that stopped reading cannot hold `close()` up.
+        if tokio::time::timeout(2 * CLOSE_GRACE, graceful)
+            .await
+            .is_err()
+        {
+            self.shared.stop(Some(DisconnectReason::ClosedLocally));
+            self.closed().await;
         }
-        self.closed().await;
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use netsock::frame::{Header, RejectReason, PROTOCOL_VERSION};
 use netsock::{CloseReason, DisconnectReason, Events, Socket};
-use tests::api::{client, serve, serve_with, Api, ApiEmit, ApiHandle};
+use tests::api::{client, serve, serve_with, Api, ApiEmit};
 use tests::{hello, on_both_transports, within, Raw, Transport};
 
 on_both_transports!(

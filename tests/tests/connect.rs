@@ -3,7 +3,7 @@
 
 use netsock::{DisconnectReason, Error, Events, Socket};
 use serde::{Deserialize, Serialize};
-use tests::api::{client, serve, Api, ApiEmit, ApiHandle};
+use tests::api::{client, serve, Api, ApiEmit};
 use tests::{on_both_transports, within, Transport};
 
 on_both_transports!(
@@ -137,4 +137,39 @@ async fn port_zero_reports_the_bound_port() {
     let port = io.local_addr().port().unwrap();
     assert_ne!(port, 0);
     assert_eq!(io.local_addr(), &netsock::Addr::tcp("127.0.0.1", port));
+}
+
+on_both_transports!(close_does_not_hang_on_a_client_that_stopped_reading);
+
+async fn close_does_not_hang_on_a_client_that_stopped_reading(t: Transport) {
+    let builder = netsock::Server::<Api>::builder().queue_capacity(4);
+    let (io, mut seen, _dir) = tests::api::serve_with(t, builder).await;
+    let mut raw = tests::Raw::connect(io.local_addr()).await;
+    within(raw.handshake::<Api>()).await;
+    let server_side = within(seen.connected.recv()).await.unwrap();
+    // Fill the socket buffers and the queue: the raw client never reads.
+    // The writer holds one frame and the queue four, so five emits return
+    // even if the kernel buffers nothing.
+    let (progress, mut emitted) = tokio::sync::mpsc::unbounded_channel();
+    let flood = tokio::spawn(async move {
+        loop {
+            match server_side.emit_blob(vec![0; 1 << 20]).await {
+                Ok(()) => drop(progress.send(())),
+                Err(netsock::Error::Disconnected(_)) => return,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    for _ in 0..5 {
+        within(emitted.recv()).await.unwrap();
+    }
+    let others = within(client(&io)).await;
+    assert_eq!(
+        within(others.sum(vec![1, 1])).await.unwrap(),
+        2,
+        "others are served meanwhile"
+    );
+    within(io.close()).await;
+    within(flood).await.unwrap();
+    drop(raw);
 }

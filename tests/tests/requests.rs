@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use netsock::{CallError, DisconnectReason};
-use tests::api::{client, serve, serve_with, Api, ApiEmit, ApiHandle, SHORT};
+use tests::api::{client, serve, serve_with, Api, ApiEmit, SHORT};
 use tests::{on_both_transports, within, Transport};
 
 on_both_transports!(

@@ -2,7 +2,7 @@
 //! never taken, other files are never touched, and the file goes at close.
 
 use netsock::{Error, Server};
-use tests::api::{client, serve, Api, ApiEmit, ApiHandle};
+use tests::api::{client, serve, Api, ApiEmit};
 use tests::{within, TempDir, Transport};
 
 #[tokio::test]
