@@ -1,17 +1,240 @@
-//! Procedural macros for [netsock](https://docs.rs/netsock).
+//! Procedural macros for [netsock](https://docs.rs/netsock): `#[derive(Events)]`
+//! on an enum and `#[netsock::service]` on a trait.
 //!
-//! This crate is re-exported by `netsock`; depend on `netsock`, not on this crate.
+//! This crate is re-exported by `netsock`; depend on `netsock`, not on this
+//! crate. Layout: `parse` checks the input (collecting every error, each
+//! pointing at the offending token), `attrs` reads the attributes, `names`
+//! makes generated names, and `render_events` and `render_service` write one
+//! item per function. Generated code names everything by absolute path
+//! (`::netsock::..`, `::core::..`), so it compiles under
+//! `#![no_implicit_prelude]`, and with `crate = ".."` under a renamed
+//! dependency.
 
 use proc_macro::TokenStream;
+use quote::{quote, ToTokens};
 
-mod events;
+mod attrs;
+mod names;
+mod parse;
+mod render_events;
+mod render_service;
 
-/// Derives `netsock::Events` for an enum, plus a `{Enum}Ext` trait of typed
-/// methods. See `netsock::Events`.
+/// Derives `netsock::Events` for an enum, and a `{Enum}Ext` trait of typed
+/// methods for sockets and servers.
+///
+/// (The examples here are compiled and run in the `netsock` crate's tests:
+/// this crate cannot depend on `netsock`.)
+///
+/// ```ignore
+/// use netsock::{Events, Server, Socket};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Events, Serialize, Deserialize, Debug)]
+/// enum Chat {
+///     /// A one-way event with named fields.
+///     Message { text: String, total_clients: usize },
+///     /// A request: `#[request(response = T)]` gives its reply type.
+///     #[request(response = i64)]
+///     Sum(Vec<i64>),
+///     /// A unit variant.
+///     Ping,
+/// }
+///
+/// async fn use_it(socket: Socket<Chat>, io: Server<Chat>) -> netsock::Result<()> {
+///     socket.on_message(|text, total_clients| async move { println!("{text} ({total_clients})") });
+///     socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+///     socket.on_ping(|| async {});
+///     socket.emit_message("hi".into(), 1).await?;
+///     io.emit_ping().await?; // on a server: to every client
+///     let total: i64 = socket.sum(vec![1, 2, 3]).await?;
+///     Ok(())
+/// }
+/// ```
+///
+/// # What it generates
+///
+/// * `impl netsock::Events for Chat`, whose schema text (and so the
+///   `SchemaId` checked in the handshake) is built from the tokens of the
+///   enum's, variants' and fields' names and types and of the response
+///   types: the same on every build and machine. Renaming anything changes it.
+/// * A trait `ChatExt`, with the enum's visibility, implemented for every
+///   `Socket` and `Server` (anything `netsock::Endpoint`). Per variant, named
+///   in snake_case:
+///   * event `Message { text, total_clients }`: `emit_message(text,
+///     total_clients)` (a socket sends it to its peer, a server to every
+///     client) and `on_message(|text, total_clients| async move { .. })`;
+///   * request `#[request(response = i64)] Sum(Vec<i64>)`: a stub
+///     `sum(numbers) -> Result<i64, CallError>` and `on_sum(|numbers| async
+///     move { .. })`, whose value is the reply.
+///
+/// **Bring the trait into scope** where you call these methods when the enum
+/// lives in another module: `use crate::api::{Chat, ChatExt};`.
+///
+/// # Handlers
+///
+/// A handler takes the variant's fields as **separate arguments, in
+/// declaration order** (tuple fields likewise; none for a unit variant) and
+/// returns a future: of `()` for an event, of the response type for a
+/// request. It must be `Send + Sync + 'static`. A closure of the wrong shape
+/// is reported in words ("this closure cannot handle the event: it must take
+/// `(String, usize)` ..."). A variant has at most 12 fields.
+///
+/// # Attributes
+///
+/// * `#[request(response = Type)]` on a variant makes it a request; `Type`
+///   must be `Serialize + DeserializeOwned + Send + 'static`.
+/// * `#[netsock(crate = "::my_netsock")]` on the enum, when the `netsock`
+///   dependency is renamed in `Cargo.toml`.
+///
+/// # Rejected at compile time
+///
+/// * structs, unions, empty enums, generic enums (the schema must be fixed),
+///   explicit discriminants;
+/// * two variants generating the same method (`FooBar` and `Foo_bar` both
+///   give `emit_foo_bar`);
+/// * a variant whose generated method would take a name the runtime
+///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
+///   `is_connected`, `on`, `on_disconnect`, `on_error`, `on_request`,
+///   `peer_addr`, `request`, `start`, `timeout` (methods of `Socket`),
+///   `bind`, `local_addr`, `on_connection`, `run`, `socket`, `sockets` (of
+///   `Server`), `broadcast`, `except`, `join`, `leave`, `to` (the rooms
+///   API), `clone`, `fmt`. So a request variant `Close` or an event `Error`
+///   (`on_error`) is refused, pointing at the variant;
+/// * malformed `#[request]` attributes, and `#[request]` without `response`.
 #[proc_macro_derive(Events, attributes(request, netsock))]
 pub fn derive_events(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    events::expand(input)
+    render_events::expand(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
+}
+
+/// Makes a netsock service of a trait: a request enum, a typed client and a
+/// server, from the trait's `async fn` methods.
+///
+/// (An attribute, since `#[derive]` cannot be put on a trait in Rust.) This
+/// example is the `netsock::service` module's, where it is tested.
+///
+/// ```ignore
+/// use netsock::service::Context;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// pub struct DivideByZero;
+///
+/// #[netsock::service]
+/// pub trait Calculator {
+///     /// Adds the numbers.
+///     async fn sum(&self, numbers: Vec<i64>) -> i64;
+///     /// Divides; the service's own error travels too.
+///     async fn div(&self, a: i64, b: i64) -> Result<i64, DivideByZero>;
+///     /// A method may ask for the caller's context (first, as `&Context`).
+///     async fn caller(&self, ctx: &Context) -> String;
+/// }
+///
+/// struct Calc;
+/// impl Calculator for Calc {
+///     async fn sum(&self, numbers: Vec<i64>) -> i64 {
+///         numbers.iter().sum()
+///     }
+///     async fn div(&self, a: i64, b: i64) -> Result<i64, DivideByZero> {
+///         a.checked_div(b).ok_or(DivideByZero)
+///     }
+///     async fn caller(&self, ctx: &Context) -> String {
+///         ctx.peer_addr().to_string()
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = CalculatorServer::new(Calc).bind(0).await?;
+/// tokio::spawn({ let server = server.clone(); async move { server.run().await } });
+///
+/// let client = CalculatorClient::connect(server.local_addr()).await?;
+/// assert_eq!(client.sum(vec![1, 2, 3]).await?, 6);
+/// assert_eq!(client.div(6, 3).await?, Ok(2));
+/// assert_eq!(client.div(1, 0).await?, Err(DivideByZero)); // the service's error
+/// assert!(client.caller().await?.starts_with("tcp://"));
+/// server.close().await;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # What it generates, for `trait Calculator`
+///
+/// * The trait itself, each `async fn m(&self, ..) -> T` declared as
+///   `fn m(&self, ..) -> impl Future<Output = T> + Send`, so the server can
+///   run calls on any thread. Implement it with plain `async fn`s.
+/// * `enum CalculatorRequest`, one variant per method (`sum` → `Sum {
+///   numbers }`), implementing `Events`; the response types are the methods'
+///   return types.
+/// * `CalculatorClient`: `CalculatorClient::connect(addr).await?`, or
+///   `CalculatorClient::new(socket)` on an existing `Socket<CalculatorRequest>`;
+///   one `async fn` per method, without the context parameter, returning
+///   `Result<T, CallError>`. A method declared `-> Result<U, E>` therefore
+///   gives `Result<Result<U, E>, CallError>`: the outer error is the
+///   transport's (timeout, disconnected, ..), the inner the service's own.
+///   Also `socket()`, `into_socket()`, `timeout(duration)`.
+/// * `CalculatorServer<S>` for any `S: Calculator + Send + Sync + 'static`:
+///   `CalculatorServer::new(service).bind(addr).await?` returns the
+///   `Server<CalculatorRequest>` to `run()`; or `.attach(&server)` to a server
+///   you made, or `.register(&socket)` from your own `on_connection`. It
+///   implements `netsock::service::Service`.
+///
+/// # Rules for the trait
+///
+/// Methods are `async fn`, take `&self`, are not generic, and take owned,
+/// serializable parameters (`String`, not `&str`). The first parameter after
+/// `&self` may be `ctx: &Context` (a type path ending in `Context`, by
+/// reference; meant for `netsock::service::Context`): the caller's socket id
+/// and address. It is never required, and the client's method does not have
+/// it. Method names `clone`, `connect`, `fmt`, `into_socket`, `new`,
+/// `socket` and `timeout` are taken by the client. Argument: `crate =
+/// "::my_netsock"` for a renamed dependency.
+///
+/// On an error the trait is still emitted unchanged, next to the error, so
+/// the rest of the program (and the editor) keeps working.
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    let original = proc_macro2::TokenStream::from(input.clone());
+    let result =
+        parse::service_args(args.into()).and_then(|krate| match syn::parse::<syn::Item>(input)? {
+            syn::Item::Trait(item) => render_service::expand(krate, item),
+            other => Err(syn::Error::new_spanned(
+                item_head(&other),
+                "`#[netsock::service]` goes on a trait, like `#[netsock::service] trait \
+                 MyService { async fn call(&self, ..) -> T; }`",
+            )),
+        });
+    match result {
+        Ok(tokens) => tokens.into(),
+        Err(err) => {
+            let err = err.into_compile_error();
+            quote!(#original #err).into()
+        }
+    }
+}
+
+/// What to point at when an item is not a trait: its keyword and name.
+fn item_head(item: &syn::Item) -> proc_macro2::TokenStream {
+    match item {
+        syn::Item::Struct(i) => {
+            let (k, n) = (&i.struct_token, &i.ident);
+            quote!(#k #n)
+        }
+        syn::Item::Enum(i) => {
+            let (k, n) = (&i.enum_token, &i.ident);
+            quote!(#k #n)
+        }
+        syn::Item::Fn(i) => {
+            let (k, n) = (&i.sig.fn_token, &i.sig.ident);
+            quote!(#k #n)
+        }
+        syn::Item::Impl(i) => i.impl_token.to_token_stream(),
+        syn::Item::Mod(i) => {
+            let (k, n) = (&i.mod_token, &i.ident);
+            quote!(#k #n)
+        }
+        other => other.to_token_stream(),
+    }
 }

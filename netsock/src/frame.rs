@@ -66,6 +66,9 @@ pub const MAGIC: [u8; 4] = *b"NSCK";
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Default maximum frame body size: 8 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
+/// At most this much buffer is reserved ahead of bytes actually received.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// Size of the length prefix.
 pub const PREFIX_LEN: usize = 4;
 
@@ -285,7 +288,9 @@ impl Decoder for FrameCodec {
             });
         }
         if src.len() < PREFIX_LEN + len {
-            src.reserve(PREFIX_LEN + len - src.len());
+            // Grow toward the frame as its bytes arrive, not on the peer's
+            // word: a length alone must not make us allocate 8 MiB.
+            src.reserve((PREFIX_LEN + len - src.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         let mut frame = src.split_to(PREFIX_LEN + len);

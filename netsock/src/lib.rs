@@ -53,9 +53,11 @@ mod endpoint;
 pub mod error;
 pub mod events;
 pub mod frame;
+pub mod handler;
 mod handlers;
 mod handshake;
 mod server;
+pub mod service;
 mod socket;
 mod transport;
 
@@ -72,9 +74,20 @@ pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, SocketId};
 pub use transport::PeerAddr;
 
-/// Derives [`Events`] and typed `emit_*` / `on_*` / request methods for an
-/// enum; see the `netsock-macros` crate documentation.
+/// Derives [`Events`] for an enum, plus a `{Enum}Ext` trait with typed
+/// `emit_x(fields..)`, `on_x(|fields..| async move { .. })` and, for
+/// `#[request(response = T)]` variants, `x(fields..) -> Result<T, CallError>`
+/// methods on every [`Socket`] and [`Server`]. Handlers take the variant's
+/// fields as separate arguments, in declaration order. Bring `{Enum}Ext` into
+/// scope when the enum lives in another module; use
+/// `#[netsock(crate = "::renamed")]` for a renamed dependency. Full reference:
+/// the `netsock-macros` crate documentation.
 pub use netsock_macros::Events;
+
+/// Makes a service of a trait (an attribute: `#[derive]` cannot go on a
+/// trait): a request enum, `{Trait}Client` and `{Trait}Server`; see the
+/// [`service`](mod@service) module and the `netsock-macros` documentation.
+pub use netsock_macros::service;
 
 #[doc(hidden)]
 pub mod __private {
