@@ -1,0 +1,101 @@
+//! The attributes the macros read: `#[netsock(crate = "..")]` on a derived
+//! enum, `#[request(response = T)]` on a variant, and the arguments of
+//! `#[netsock::service(..)]`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
+use syn::meta::ParseNestedMeta;
+use syn::{Attribute, LitStr, Path, Type};
+
+use crate::parse::Errors;
+
+/// The path generated code names netsock by: `::netsock` unless the user
+/// renamed the dependency and said so with `crate = "::other_name"`.
+pub(crate) struct CratePath(pub(crate) TokenStream);
+
+impl Default for CratePath {
+    fn default() -> Self {
+        CratePath(quote!(::netsock))
+    }
+}
+
+impl ToTokens for CratePath {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.0.to_tokens(tokens);
+    }
+}
+
+/// Parses `crate = "path"` inside `#[netsock(..)]` or `#[netsock::service(..)]`.
+pub(crate) fn parse_crate_path(meta: &ParseNestedMeta) -> syn::Result<CratePath> {
+    let lit: LitStr = meta.value()?.parse()?;
+    let path: Path = lit.parse().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            "expected a path to the netsock crate, like `crate = \"::my_netsock\"`",
+        )
+    })?;
+    Ok(CratePath(path.into_token_stream()))
+}
+
+/// Reads `#[netsock(crate = "..")]` from an enum's attributes.
+pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> CratePath {
+    let mut krate = CratePath::default();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("netsock")) {
+        let parsed = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                krate = parse_crate_path(&meta)?;
+                Ok(())
+            } else {
+                Err(meta
+                    .error("unknown netsock attribute; expected `crate = \"::path::to::netsock\"`"))
+            }
+        });
+        errors.push_result(parsed);
+    }
+    krate
+}
+
+/// Reads `#[request(response = T)]` from a variant's attributes: `Ok(None)`
+/// for an event variant, `Ok(Some(T))` for a request variant.
+pub(crate) fn request(attrs: &[Attribute], errors: &mut Errors) -> Option<Type> {
+    let mut found = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("request")) {
+        if found.is_some() {
+            errors.push(syn::Error::new_spanned(
+                attr,
+                "duplicate `#[request]` attribute; a variant has one response type",
+            ));
+            continue;
+        }
+        let mut response = None;
+        let parsed = match &attr.meta {
+            syn::Meta::List(_) => attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("response") {
+                    if response.is_some() {
+                        return Err(meta.error("duplicate `response`"));
+                    }
+                    response = Some(meta.value()?.parse::<Type>()?);
+                    Ok(())
+                } else {
+                    Err(meta.error(
+                        "unknown `request` argument; expected `response = Type`, e.g. `#[request(response = i64)]`",
+                    ))
+                }
+            }),
+            _ => Err(syn::Error::new_spanned(
+                attr,
+                "a request variant needs its response type: `#[request(response = Type)]`",
+            )),
+        };
+        match (parsed, response) {
+            (Ok(()), Some(ty)) => found = Some(ty),
+            (Ok(()), None) => errors.push(syn::Error::new_spanned(
+                attr,
+                "a request variant needs its response type: `#[request(response = Type)]`",
+            )),
+            (Err(e), _) => errors.push(e),
+        }
+        found.get_or_insert_with(|| syn::parse_quote!(()));
+    }
+    found
+}

@@ -1,0 +1,92 @@
+//! Turning Rust names into generated names: snake_case methods, CamelCase
+//! variants, raw identifiers for keywords.
+
+use proc_macro2::{Ident, Span};
+
+/// `FooBar` → `foo_bar`, `HTTPRequest` → `http_request`, `Foo_bar` → `foo_bar`.
+pub(crate) fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            let prev = i.checked_sub(1).map(|p| chars[p]);
+            let next = chars.get(i + 1).copied();
+            let boundary = match prev {
+                None | Some('_') => false,
+                Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
+                Some(p) => p.is_uppercase() && next.is_some_and(char::is_lowercase),
+            };
+            if boundary {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `get_user` → `GetUser`.
+pub(crate) fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Keywords that can be used as raw identifiers (`r#type`).
+const RAW_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do", "dyn",
+    "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let",
+    "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref", "return",
+    "static", "struct", "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use",
+    "virtual", "where", "while", "yield",
+];
+
+/// Keywords that cannot be identifiers at all, even raw.
+pub(crate) const NOT_IDENTIFIERS: &[&str] = &["crate", "self", "super", "Self", "_"];
+
+/// An identifier for a generated name, raw when the name is a keyword.
+pub(crate) fn ident(name: &str, span: Span) -> Ident {
+    if RAW_KEYWORDS.contains(&name) {
+        Ident::new_raw(name, span)
+    } else {
+        Ident::new(name, span)
+    }
+}
+
+/// A name for a generated local variable, invisible to the user's code.
+pub(crate) fn hidden(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake() {
+        assert_eq!(snake_case("FooBar"), "foo_bar");
+        assert_eq!(snake_case("Foo_bar"), "foo_bar");
+        assert_eq!(snake_case("HTTPRequest"), "http_request");
+        assert_eq!(snake_case("V2Api"), "v2_api");
+        assert_eq!(snake_case("Sum"), "sum");
+        assert_eq!(snake_case("A"), "a");
+    }
+
+    #[test]
+    fn camel() {
+        assert_eq!(camel_case("get_user"), "GetUser");
+        assert_eq!(camel_case("sum"), "Sum");
+    }
+}

@@ -1,0 +1,369 @@
+//! Rendering `#[derive(Events)]`: the `Events` impl and the `{Enum}Emit` and
+//! `{Enum}Handle` traits, one function per generated item.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::DeriveInput;
+
+use crate::names;
+use crate::parse::{self, EventVariant, EventsModel, Shape};
+
+/// `#[derive(Events)]`.
+pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let model = parse::events(input)?;
+    let impl_events = impl_events(&model);
+    let trait_emit = trait_emit(&model);
+    let impl_emit = impl_emit(&model);
+    let trait_handle = trait_handle(&model);
+    let impl_handle = impl_handle(&model);
+    let assert_responses = assert_responses(&model);
+    Ok(quote! {
+        #impl_events
+        #trait_emit
+        #impl_emit
+        #trait_handle
+        #impl_handle
+        #assert_responses
+    })
+}
+
+/// The canonical schema text: `Enum{Unit,Tuple(T),Struct{a:T},Req(T)->R}`.
+pub(crate) fn schema(model: &EventsModel) -> String {
+    let variants: Vec<String> = model.variants.iter().map(variant_schema).collect();
+    format!("{}{{{}}}", model.ident, variants.join(","))
+}
+
+fn variant_schema(v: &EventVariant) -> String {
+    let fields: Vec<String> = v
+        .fields
+        .iter()
+        .map(|f| {
+            let ty = parse::schema_text(&f.ty);
+            if f.named {
+                format!("{}:{ty}", f.name)
+            } else {
+                ty
+            }
+        })
+        .collect();
+    let mut out = v.ident.to_string();
+    match v.shape {
+        Shape::Unit => {}
+        Shape::Tuple => out.push_str(&format!("({})", fields.join(","))),
+        Shape::Struct => out.push_str(&format!("{{{}}}", fields.join(","))),
+    }
+    if let Some(response) = &v.response {
+        out.push_str("->");
+        out.push_str(&parse::schema_text(response));
+    }
+    out
+}
+
+/// A pattern for the variant that binds each field to a hidden local
+/// (`__netsock_0`, ..), so that field names never shadow generated locals.
+pub(crate) fn pattern(model: &EventsModel, v: &EventVariant) -> (TokenStream, Vec<TokenStream>) {
+    let name = &model.ident;
+    let ident = &v.ident;
+    let locals: Vec<TokenStream> = (0..v.fields.len())
+        .map(|k| {
+            let local = names::hidden(&format!("__netsock_{k}"));
+            quote!(#local)
+        })
+        .collect();
+    let pattern = match v.shape {
+        Shape::Unit => quote!(#name::#ident),
+        Shape::Tuple => quote!(#name::#ident(#(#locals),*)),
+        Shape::Struct => {
+            let fields = v.fields.iter().map(|f| &f.name);
+            quote!(#name::#ident { #(#fields: #locals),* })
+        }
+    };
+    (pattern, locals)
+}
+
+/// The value of the variant built from its parameters (named after the fields).
+pub(crate) fn construct(model: &EventsModel, v: &EventVariant) -> TokenStream {
+    let name = &model.ident;
+    let ident = &v.ident;
+    let fields = v.fields.iter().map(|f| &f.name);
+    match v.shape {
+        Shape::Unit => quote!(#name::#ident),
+        Shape::Tuple => quote!(#name::#ident(#(#fields),*)),
+        Shape::Struct => quote!(#name::#ident { #(#fields),* }),
+    }
+}
+
+/// `impl ::netsock::Events for Enum`.
+pub(crate) fn impl_events(model: &EventsModel) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let schema = schema(model);
+    let infos = model.variants.iter().map(|v| {
+        let vname = v.ident.to_string();
+        match &v.response {
+            None => quote!(#krate::Variant::event(#vname)),
+            Some(r) => {
+                let rname = parse::schema_text(r);
+                quote!(#krate::Variant::request(#vname, #rname))
+            }
+        }
+    });
+    let arms = model.variants.iter().enumerate().map(|(i, v)| {
+        let i = i as u32;
+        let ident = &v.ident;
+        match v.shape {
+            Shape::Unit => quote!(#name::#ident => #i,),
+            Shape::Tuple => quote!(#name::#ident(..) => #i,),
+            Shape::Struct => quote!(#name::#ident { .. } => #i,),
+        }
+    });
+    quote! {
+        impl #krate::Events for #name {
+            const VARIANTS: &'static [#krate::Variant] = &[#(#infos),*];
+            const SCHEMA: &'static ::core::primitive::str = #schema;
+            fn variant_index(&self) -> ::core::primitive::u32 {
+                match self { #(#arms)* }
+            }
+        }
+    }
+}
+
+/// `trait EnumEmit: ::netsock::Endpoint<Out = Enum>`: `emit_x` and request
+/// stubs, for whatever sends `Enum`.
+fn trait_emit(model: &EventsModel) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let vis = &model.vis;
+    let emit = format_ident!("{}Emit", name);
+    let doc = format!(
+        "Typed methods for sending [`{name}`] events and requests (on any socket or server \
+         whose outgoing enum is `{name}`), generated by `#[derive(Events)]`. Bring it into \
+         scope where you call them."
+    );
+    let methods = model.variants.iter().map(|v| match v.response {
+        None => fn_emit(model, v),
+        Some(_) => fn_call(model, v),
+    });
+    quote! {
+        #[doc = #doc]
+        #vis trait #emit: #krate::Endpoint<Out = #name> {
+            #(#methods)*
+        }
+    }
+}
+
+/// `impl<T: ::netsock::Endpoint<Out = Enum>> EnumEmit for T {}`.
+fn impl_emit(model: &EventsModel) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let emit = format_ident!("{}Emit", name);
+    quote! {
+        impl<__NetsockT: #krate::Endpoint<Out = #name> + ?::core::marker::Sized> #emit
+            for __NetsockT {}
+    }
+}
+
+/// `trait EnumHandle: ::netsock::Endpoint<In = Enum>`: the `on_x` methods,
+/// for whatever receives `Enum`.
+fn trait_handle(model: &EventsModel) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let vis = &model.vis;
+    let handle = format_ident!("{}Handle", name);
+    let doc = format!(
+        "Typed methods for handling incoming [`{name}`] events and requests (on any socket \
+         whose incoming enum is `{name}`), generated by `#[derive(Events)]`. Bring it into \
+         scope where you call them."
+    );
+    let methods = model
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v.response {
+            None => fn_on_event(model, v, i as u32),
+            Some(_) => fn_on_request(model, v, i as u32),
+        });
+    quote! {
+        #[doc = #doc]
+        #vis trait #handle: #krate::Endpoint<In = #name> {
+            #(#methods)*
+        }
+    }
+}
+
+/// `impl<T: ::netsock::Endpoint<In = Enum>> EnumHandle for T {}`.
+fn impl_handle(model: &EventsModel) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let handle = format_ident!("{}Handle", name);
+    quote! {
+        impl<__NetsockT: #krate::Endpoint<In = #name> + ?::core::marker::Sized> #handle
+            for __NetsockT {}
+    }
+}
+
+/// A compile-time check, pointing at each response type, that it can travel.
+fn assert_responses(model: &EventsModel) -> TokenStream {
+    let krate = &model.krate;
+    let checks = model.variants.iter().filter_map(|v| {
+        let r = v.response.as_ref()?;
+        Some(quote_spanned! {r.span()=>
+            __netsock_assert_response::<#r>();
+        })
+    });
+    quote! {
+        const _: fn() = || {
+            fn __netsock_assert_response<
+                __NetsockR: #krate::__private::serde::Serialize
+                    + #krate::__private::serde::de::DeserializeOwned
+                    + ::core::marker::Send
+                    + 'static,
+            >() {}
+            #(#checks)*
+        };
+    }
+}
+
+fn method_ident(v: &EventVariant, name: &str) -> syn::Ident {
+    names::ident(name, v.ident.span())
+}
+
+fn params(v: &EventVariant) -> Vec<TokenStream> {
+    v.fields
+        .iter()
+        .map(|f| {
+            let (n, t) = (&f.name, &f.ty);
+            quote!(#n: #t)
+        })
+        .collect()
+}
+
+fn arg_types(v: &EventVariant) -> TokenStream {
+    let types = v.fields.iter().map(|f| &f.ty);
+    quote!((#(#types,)*))
+}
+
+/// `fn emit_x(&self, fields..)` for an event variant.
+fn fn_emit(model: &EventsModel, v: &EventVariant) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let docs = &v.docs;
+    let emit = method_ident(v, &format!("emit_{}", v.snake));
+    let params = params(v);
+    let value = construct(model, v);
+    let doc = format!(
+        "Sends the `{}` event (on a server: to every client).",
+        v.ident
+    );
+    quote! {
+        #(#docs)*
+        #[doc = ""]
+        #[doc = #doc]
+        fn #emit(&self, #(#params),*)
+            -> impl ::core::future::Future<Output = #krate::Result<()>> + ::core::marker::Send
+        where
+            Self: #krate::Emit<#name>,
+        {
+            #krate::Emit::<#name>::emit(self, #value)
+        }
+    }
+}
+
+/// `fn x(&self, fields..) -> Result<Response, CallError>` for a request variant.
+fn fn_call(model: &EventsModel, v: &EventVariant) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let docs = &v.docs;
+    let call = method_ident(v, &v.snake);
+    let params = params(v);
+    let value = construct(model, v);
+    let resp = v.response.as_ref().expect("request variant");
+    let doc = format!("Sends the `{}` request and waits for its reply.", v.ident);
+    quote! {
+        #(#docs)*
+        #[doc = ""]
+        #[doc = #doc]
+        fn #call(&self, #(#params),*)
+            -> impl ::core::future::Future<
+                Output = ::core::result::Result<#resp, #krate::CallError>,
+            > + ::core::marker::Send
+        where
+            Self: #krate::Request<#name>,
+        {
+            #krate::Request::<#name>::request::<#resp>(self, #value)
+        }
+    }
+}
+
+/// `fn on_x(&self, handler)` for an event variant.
+fn fn_on_event(model: &EventsModel, v: &EventVariant, index: u32) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let on = method_ident(v, &format!("on_{}", v.snake));
+    let types = v.fields.iter().map(|f| &f.ty);
+    let args = arg_types(v);
+    let (pattern, locals) = pattern(model, v);
+    let handler = names::hidden("__netsock_handler");
+    let value = names::hidden("__netsock_value");
+    let doc = format!(
+        "Handles `{}` events: `handler` takes the fields as separate arguments, in declaration \
+         order, and returns a future (`|..| async move {{ .. }}`). Replaces any earlier handler.",
+        v.ident
+    );
+    quote! {
+        #[doc = #doc]
+        fn #on<__NetsockF, __NetsockFut, __NetsockM>(&self, #handler: __NetsockF)
+        where
+            Self: #krate::Handle<#name>,
+            __NetsockF: ::core::ops::Fn(#(#types),*) -> __NetsockFut,
+            __NetsockF: #krate::handler::EventHandler<#args, __NetsockM>,
+        {
+            #krate::Handle::<#name>::on(self, #index, move |#value: #name| match #value {
+                #pattern => #krate::handler::EventHandler::<#args, __NetsockM>::call(
+                    &#handler,
+                    (#(#locals,)*),
+                ),
+                #[allow(unreachable_patterns)]
+                _ => ::core::unreachable!("netsock dispatches by variant index"),
+            })
+        }
+    }
+}
+
+/// `fn on_x(&self, handler)` for a request variant; the handler's value is the reply.
+fn fn_on_request(model: &EventsModel, v: &EventVariant, index: u32) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let on = method_ident(v, &format!("on_{}", v.snake));
+    let types = v.fields.iter().map(|f| &f.ty);
+    let args = arg_types(v);
+    let resp = v.response.as_ref().expect("request variant");
+    let (pattern, locals) = pattern(model, v);
+    let handler = names::hidden("__netsock_handler");
+    let value = names::hidden("__netsock_value");
+    let doc = format!(
+        "Answers `{}` requests: `handler` takes the fields as separate arguments, in declaration \
+         order, and the value of its future is the reply (`|..| async move {{ .. }}`). Replaces \
+         any earlier handler.",
+        v.ident
+    );
+    quote! {
+        #[doc = #doc]
+        fn #on<__NetsockF, __NetsockFut, __NetsockM>(&self, #handler: __NetsockF)
+        where
+            Self: #krate::Handle<#name>,
+            __NetsockF: ::core::ops::Fn(#(#types),*) -> __NetsockFut,
+            __NetsockF: #krate::handler::RequestHandler<#args, #resp, __NetsockM>,
+        {
+            #krate::Handle::<#name>::on_request(self, #index, move |#value: #name| match #value {
+                #pattern => #krate::handler::RequestHandler::<#args, #resp, __NetsockM>::call(
+                    &#handler,
+                    (#(#locals,)*),
+                ),
+                #[allow(unreachable_patterns)]
+                _ => ::core::unreachable!("netsock dispatches by variant index"),
+            })
+        }
+    }
+}

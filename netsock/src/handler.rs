@@ -1,0 +1,169 @@
+//! The handler traits behind generated `on_*` methods.
+//!
+//! `socket.on_message(|text, total_clients| async move { .. })` accepts any
+//! closure that takes the variant's fields as separate arguments, in
+//! declaration order, and returns a future: `()` for an event, the response
+//! type for a request:
+//!
+//! ```
+//! use netsock::{Events, Server, Socket};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Events, Serialize, Deserialize, Debug)]
+//! enum Chat {
+//!     /// A one-way event with named fields.
+//!     Message { text: String, total_clients: usize },
+//!     /// A request: `#[request(response = T)]` gives its reply type.
+//!     #[request(response = i64)]
+//!     Sum(Vec<i64>),
+//!     /// A unit variant.
+//!     Ping,
+//! }
+//!
+//! async fn use_it(socket: Socket<Chat>, io: Server<Chat>) -> netsock::Result<()> {
+//!     socket.on_message(|text, total_clients| async move { println!("{text} ({total_clients})") });
+//!     socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+//!     socket.on_ping(|| async {});
+//!     socket.emit_message("hi".into(), 1).await?;
+//!     io.emit_ping().await?; // on a server: to every client
+//!     let total: i64 = socket.sum(vec![1, 2, 3]).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! These traits say so, in words, when a closure does not fit:
+//!
+//! ```text
+//! error[E0277]: this closure cannot handle the event: it must take `(String, usize)` ...
+//! ```
+//!
+//! You never implement or name them; they are implemented for every closure
+//! and function of the right shape (with up to 12 arguments). The `M` type
+//! parameter only tells the compiler's candidates apart and is always
+//! inferred.
+
+use std::future::Future;
+
+/// Something that can handle an event whose fields are `Args` (a tuple, in
+/// declaration order): an `Fn(A, B, ..) -> impl Future<Output = ()>` that is
+/// `Send + Sync + 'static`, whose future is `Send + 'static`.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot handle the event: it must take `{Args}` as separate arguments and return a future of `()`",
+    label = "expected `|field, ..| async move {{ .. }}` taking `{Args}`",
+    note = "an event handler takes the variant's fields as separate arguments, in declaration order, and returns a future: write `async move {{ .. }}` as its body",
+    note = "the closure and its future must be `Send + Sync + 'static`: move owned values (or `Arc`s) into it"
+)]
+pub trait EventHandler<Args, M>: Send + Sync + 'static {
+    /// The future the handler returns.
+    type Future: Future<Output = ()> + Send + 'static;
+    /// Calls the handler with the variant's fields.
+    fn call(&self, args: Args) -> Self::Future;
+}
+
+/// Something that can answer a request whose fields are `Args` with a `R`:
+/// an `Fn(A, B, ..) -> impl Future<Output = R>` that is `Send + Sync +
+/// 'static`, whose future is `Send + 'static`.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot answer the request: it must take `{Args}` as separate arguments and return a future of `{R}`",
+    label = "expected `|field, ..| async move {{ .. }}` taking `{Args}` and returning `{R}`",
+    note = "a request handler takes the variant's fields as separate arguments, in declaration order; the value of its `async move {{ .. }}` body is the reply",
+    note = "the closure and its future must be `Send + Sync + 'static`: move owned values (or `Arc`s) into it"
+)]
+pub trait RequestHandler<Args, R, M>: Send + Sync + 'static {
+    /// The future the handler returns.
+    type Future: Future<Output = R> + Send + 'static;
+    /// Calls the handler with the variant's fields.
+    fn call(&self, args: Args) -> Self::Future;
+}
+
+/// Marks the implementation for async closures.
+#[derive(Debug)]
+pub struct IsAsyncFn<Fut>(Fut);
+
+/// Marks an implementation that never applies. It exists so that the
+/// compiler weighs two candidates, fails both, and reports the trait's own
+/// readable message instead of the first unmet bound.
+#[derive(Debug)]
+pub enum NeverApplies {}
+
+/// Implemented for no type.
+pub trait Unimplementable {
+    /// Cannot be called: nothing implements this trait.
+    fn never(&self) -> NeverApplies;
+}
+
+/// The future of the [`NeverApplies`] implementations.
+#[derive(Debug)]
+pub struct NeverFuture<R>(NeverApplies, std::marker::PhantomData<fn() -> R>);
+
+impl<R> Future for NeverFuture<R> {
+    type Output = R;
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+        match self.0 {}
+    }
+}
+
+impl<F, Args> EventHandler<Args, NeverApplies> for F
+where
+    F: Unimplementable + Send + Sync + 'static,
+{
+    type Future = NeverFuture<()>;
+    fn call(&self, _: Args) -> Self::Future {
+        match self.never() {}
+    }
+}
+
+impl<F, Args, R: 'static> RequestHandler<Args, R, NeverApplies> for F
+where
+    F: Unimplementable + Send + Sync + 'static,
+{
+    type Future = NeverFuture<R>;
+    fn call(&self, _: Args) -> Self::Future {
+        match self.never() {}
+    }
+}
+
+macro_rules! impl_handlers {
+    ($($arg:ident),*) => {
+        impl<F, Fut, $($arg,)*> EventHandler<($($arg,)*), IsAsyncFn<Fut>> for F
+        where
+            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = ()> + Send + 'static,
+        {
+            type Future = Fut;
+            #[allow(non_snake_case)]
+            fn call(&self, ($($arg,)*): ($($arg,)*)) -> Fut {
+                self($($arg),*)
+            }
+        }
+
+        impl<F, Fut, R, $($arg,)*> RequestHandler<($($arg,)*), R, IsAsyncFn<Fut>> for F
+        where
+            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+        {
+            type Future = Fut;
+            #[allow(non_snake_case)]
+            fn call(&self, ($($arg,)*): ($($arg,)*)) -> Fut {
+                self($($arg),*)
+            }
+        }
+    };
+}
+
+impl_handlers!();
+impl_handlers!(A1);
+impl_handlers!(A1, A2);
+impl_handlers!(A1, A2, A3);
+impl_handlers!(A1, A2, A3, A4);
+impl_handlers!(A1, A2, A3, A4, A5);
+impl_handlers!(A1, A2, A3, A4, A5, A6);
+impl_handlers!(A1, A2, A3, A4, A5, A6, A7);
+impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8);
+impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
+impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
+impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
+impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
+
+/// The most fields a variant may have and still get an `on_*` method.
+pub const MAX_HANDLER_ARGS: usize = 12;
