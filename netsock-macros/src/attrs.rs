@@ -74,7 +74,14 @@ pub(crate) fn request(attrs: &[Attribute], errors: &mut Errors) -> Option<Type> 
                     if response.is_some() {
                         return Err(meta.error("duplicate `response`"));
                     }
-                    response = Some(meta.value()?.parse::<Type>()?);
+                    let value = meta.value()?;
+                    let ty = value.parse::<Type>().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "expected the response type after `response =`, e.g. `#[request(response = i64)]`",
+                        )
+                    })?;
+                    response = Some(ty);
                     Ok(())
                 } else {
                     Err(meta.error(

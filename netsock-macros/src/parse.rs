@@ -243,8 +243,8 @@ fn check_method_names(variants: &[EventVariant], errors: &mut Errors) {
                 errors.push(syn::Error::new(
                     v.ident.span(),
                     format!(
-                        "variant `{}` would generate the method `{name}`, which netsock reserves \
-                         (Socket and Server have a method of that name); rename the variant",
+                        "variant `{}` would generate the method `{name}`, a name netsock reserves \
+                         for its own `Socket`/`Server` methods; rename the variant",
                         v.ident
                     ),
                 ));

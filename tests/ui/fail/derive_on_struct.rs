@@ -1,0 +1,8 @@
+use netsock::Events;
+
+#[derive(Events, serde::Serialize, serde::Deserialize)]
+struct Message {
+    text: String,
+}
+
+fn main() {}
