@@ -215,6 +215,35 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
+/// Combines several services' request enums (or any `Events` enums) into
+/// one, so that one server serves them all over one connection: implements
+/// `netsock::Events` (the parts' variants one after another) and
+/// `netsock::service::Embeds<Part>` for each part. Re-exported as
+/// `netsock::service::Services`, where the example is tested.
+///
+/// ```ignore
+/// #[derive(Services, Serialize, Deserialize)]
+/// enum Backend {
+///     Sum(SumNumbersRequest),
+///     Echo(EchoRequest),
+/// }
+/// let server = Server::<Backend>::bind(addr).await?;
+/// (SumNumbersServer::new(a), EchoServer::new(b)).attach(&server); // `Service` in scope
+/// let socket = Socket::<Backend>::connect(addr).await?;
+/// let sum = SumNumbersClient::new(socket.clone());
+/// let echo = EchoClient::new(socket);
+/// ```
+///
+/// Each variant holds exactly one type, each type once. Accepts
+/// `#[netsock(crate = "::my_netsock")]`.
+#[proc_macro_derive(Services, attributes(netsock))]
+pub fn derive_services(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    render_service::expand_services(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 /// What to point at when an item is not a trait: its keyword and name.
 fn item_head(item: &syn::Item) -> proc_macro2::TokenStream {
     match item {
