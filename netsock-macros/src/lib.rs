@@ -1,5 +1,6 @@
 //! Procedural macros for [netsock](https://docs.rs/netsock): `#[derive(Events)]`
-//! on an enum and `#[netsock::service]` on a trait.
+//! on an enum, `#[netsock::service]` on a trait, and `#[derive(Services)]` to
+//! carry several services over one connection.
 //!
 //! This crate is re-exported by `netsock`; depend on `netsock`, not on this
 //! crate. Layout: `parse` checks the input (collecting every error, each
@@ -19,8 +20,8 @@ mod parse;
 mod render_events;
 mod render_service;
 
-/// Derives `netsock::Events` for an enum, and a `{Enum}Ext` trait of typed
-/// methods for sockets and servers.
+/// Derives `netsock::Events` for an enum, and the `{Enum}Emit` and
+/// `{Enum}Handle` traits of typed methods for sockets and servers.
 ///
 /// (The examples here are compiled and run in the `netsock` crate's tests:
 /// this crate cannot depend on `netsock`.)
@@ -57,18 +58,23 @@ mod render_service;
 ///   `SchemaId` checked in the handshake) is built from the tokens of the
 ///   enum's, variants' and fields' names and types and of the response
 ///   types: the same on every build and machine. Renaming anything changes it.
-/// * A trait `ChatExt`, with the enum's visibility, implemented for every
-///   `Socket` and `Server` (anything `netsock::Endpoint`). Per variant, named
-///   in snake_case:
-///   * event `Message { text, total_clients }`: `emit_message(text,
-///     total_clients)` (a socket sends it to its peer, a server to every
-///     client) and `on_message(|text, total_clients| async move { .. })`;
-///   * request `#[request(response = i64)] Sum(Vec<i64>)`: a stub
-///     `sum(numbers) -> Result<i64, CallError>` and `on_sum(|numbers| async
-///     move { .. })`, whose value is the reply.
+/// * Two traits, with the enum's visibility, with one or two methods per
+///   variant named in snake_case:
+///   * `ChatEmit`, for every endpoint that sends `Chat` (`Socket<_, Chat>`,
+///     `Server<_, Chat>`): `emit_message(text, total_clients)` for an event
+///     `Message { text, total_clients }` (a socket sends it to its peer, a
+///     server to every client), and for a request
+///     `#[request(response = i64)] Sum(Vec<i64>)` the stub
+///     `sum(numbers) -> Result<i64, CallError>`;
+///   * `ChatHandle`, for every socket that receives `Chat`:
+///     `on_message(|text, total_clients| async move { .. })` and
+///     `on_sum(|numbers| async move { .. })`, whose value is the reply.
 ///
-/// **Bring the trait into scope** where you call these methods when the enum
-/// lives in another module: `use crate::api::{Chat, ChatExt};`.
+///   Being bound on the endpoint's incoming or outgoing enum, two enums with
+///   the same variant names never make a call ambiguous.
+///
+/// **Bring the traits into scope** where you call these methods when the
+/// enum lives in another module: `use crate::api::{Chat, ChatEmit, ChatHandle};`.
 ///
 /// # Handlers
 ///
@@ -168,18 +174,26 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 /// * `enum CalculatorRequest`, one variant per method (`sum` → `Sum {
 ///   numbers }`), implementing `Events`; the response types are the methods'
 ///   return types.
-/// * `CalculatorClient`: `CalculatorClient::connect(addr).await?`, or
-///   `CalculatorClient::new(socket)` on an existing `Socket<CalculatorRequest>`;
-///   one `async fn` per method, without the context parameter, returning
-///   `Result<T, CallError>`. A method declared `-> Result<U, E>` therefore
-///   gives `Result<Result<U, E>, CallError>`: the outer error is the
-///   transport's (timeout, disconnected, ..), the inner the service's own.
-///   Also `socket()`, `into_socket()`, `timeout(duration)`.
+/// * `CalculatorClient<E = CalculatorRequest>`:
+///   `CalculatorClient::connect(addr).await?`, or `CalculatorClient::new(socket)`
+///   on an existing `Socket<E>`; one `async fn` per method, without the
+///   context parameter, returning `Result<T, CallError>`. A method declared
+///   `-> Result<U, E>` therefore gives `Result<Result<U, E>, CallError>`: the
+///   outer error is the transport's (timeout, disconnected, ..), the inner
+///   the service's own. Also `socket()`, `into_socket()`, `timeout(duration)`.
 /// * `CalculatorServer<S>` for any `S: Calculator + Send + Sync + 'static`:
 ///   `CalculatorServer::new(service).bind(addr).await?` returns the
 ///   `Server<CalculatorRequest>` to `run()`; or `.attach(&server)` to a server
 ///   you made, or `.register(&socket)` from your own `on_connection`. It
 ///   implements `netsock::service::Service`.
+///
+/// # Several services on one connection
+///
+/// `E` above is the enum the connection carries: the service's own request
+/// enum, or one combining several services with `#[derive(Services)]`
+/// (`netsock::service::Services`); then `(AServer::new(a),
+/// BServer::new(b)).attach(&server)` serves both, and `AClient::new(socket.clone())`
+/// and `BClient::new(socket)` share one connection.
 ///
 /// # Rules for the trait
 ///

@@ -74,12 +74,13 @@ pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, SocketId};
 pub use transport::PeerAddr;
 
-/// Derives [`Events`] for an enum, plus a `{Enum}Ext` trait with typed
-/// `emit_x(fields..)`, `on_x(|fields..| async move { .. })` and, for
-/// `#[request(response = T)]` variants, `x(fields..) -> Result<T, CallError>`
-/// methods on every [`Socket`] and [`Server`]. Handlers take the variant's
-/// fields as separate arguments, in declaration order. Bring `{Enum}Ext` into
-/// scope when the enum lives in another module; use
+/// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` (typed
+/// `emit_x(fields..)` and, for `#[request(response = T)]` variants,
+/// `x(fields..) -> Result<T, CallError>`) and `{Enum}Handle` (typed
+/// `on_x(|fields..| async move { .. })`) on every [`Socket`] and [`Server`].
+/// Handlers take the variant's fields as separate arguments, in declaration
+/// order. Bring both traits into scope when the enum lives in another
+/// module; use
 /// `#[netsock(crate = "::renamed")]` for a renamed dependency. Full reference:
 /// the `netsock-macros` crate documentation.
 pub use netsock_macros::Events;
