@@ -91,7 +91,7 @@ pub(crate) enum Shape {
 pub(crate) struct Field {
     /// The field's name, or `argN` for a tuple field.
     pub(crate) name: Ident,
-    /// `Some` for a named field.
+    /// Whether the field is named (a struct variant's) or positional.
     pub(crate) named: bool,
     pub(crate) ty: Type,
 }

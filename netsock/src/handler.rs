@@ -86,8 +86,13 @@ pub struct IsAsyncFn<Fut>(Fut);
 #[derive(Debug)]
 pub enum NeverApplies {}
 
-/// Implemented for no type.
-pub trait Unimplementable {
+mod sealed {
+    /// Private: nothing outside this module can implement it.
+    pub trait Sealed {}
+}
+
+/// Implemented for no type (and sealed, so it stays that way).
+pub trait Unimplementable: sealed::Sealed {
     /// Cannot be called: nothing implements this trait.
     fn never(&self) -> NeverApplies;
 }
