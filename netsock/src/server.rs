@@ -12,6 +12,7 @@ use crate::config::{config_setters, Config};
 use crate::conn::{self, write, Shared};
 use crate::frame::{self, CloseReason, Header};
 use crate::handlers::{call_caught, BoxFuture};
+use crate::service::Service;
 use crate::transport::{Listener, PeerAddr, ReadHalf, SocketFile, WriteHalf};
 use crate::{handshake, Addr, Error, Events, IntoAddr, Result, Socket, SocketId};
 
@@ -205,6 +206,37 @@ impl<In: Events, Out: Events> Server<In, Out> {
             socket.send_frame(frame.clone()).await;
         }
         Ok(())
+    }
+
+    /// Serves every connection with `service` (one made by
+    /// `#[netsock::service]`, or a tuple of them) until
+    /// [`close`](Server::close) is called: [`Service::attach`] then
+    /// [`run`](Server::run).
+    ///
+    /// ```
+    /// #[netsock::service]
+    /// trait SumNumbers {
+    ///     async fn sum(&self, numbers: Vec<i64>) -> i64;
+    /// }
+    /// struct Summer;
+    /// impl SumNumbers for Summer {
+    ///     async fn sum(&self, numbers: Vec<i64>) -> i64 { numbers.iter().sum() }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// let io = netsock::Server::<SumNumbersRequest>::bind(0).await?;
+    /// let addr = io.local_addr().clone();
+    /// tokio::spawn({ let io = io.clone(); async move { io.serve(SumNumbersServer::new(Summer)).await } });
+    /// let client = SumNumbersClient::connect(addr).await?;
+    /// assert_eq!(client.sum(vec![1, 2, 3]).await?, 6);
+    /// io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve(&self, service: impl Service<In, Out>) -> Result<()> {
+        service.attach(self);
+        self.run().await
     }
 
     /// Accepts connections until [`close`](Server::close) is called.
