@@ -214,8 +214,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// A handle whose requests wait at most `timeout` for their reply,
     /// instead of the configured default.
     ///
-    /// ```ignore
-    /// let total = socket.timeout(Duration::from_millis(100)).sum(numbers).await?;
+    /// ```
+    /// # use netsock::{CallError, Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)]
+    /// # enum Api { #[request(response = i64)] Sum(Vec<i64>) }
+    /// async fn quick_sum(socket: &Socket<Api>) -> Result<i64, CallError> {
+    ///     socket.timeout(std::time::Duration::from_millis(100)).sum(vec![1, 2]).await
+    /// }
     /// ```
     pub fn timeout(&self, timeout: Duration) -> Self {
         Socket {
