@@ -74,7 +74,7 @@ pub(crate) struct Handshaken {
 /// resolves; client connections have none.
 pub(crate) type OnEnd = Box<dyn FnOnce(SocketId) + Send>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

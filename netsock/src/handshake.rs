@@ -75,7 +75,8 @@ pub(crate) async fn connect<In: Events, Out: Events>(
     }
 }
 
-/// Server side: reads `Hello`, answers `Welcome` or `Reject`.
+/// Server side: reads `Hello`, answers `Reject` or returns the connection,
+/// whose `Welcome` ([`welcome`]) the server queues once it lists the socket.
 pub(crate) async fn accept<In: Events, Out: Events>(
     read: ReadHalf,
     mut writer: WriteHalf,
@@ -112,11 +113,6 @@ pub(crate) async fn accept<In: Events, Out: Events>(
         let _ = send(&mut writer, &Header::Reject(reason.clone())).await;
         return Err(Error::Rejected(reason));
     }
-    let welcome = Header::Welcome {
-        id: id.0,
-        max_frame: config.max_frame_size as u32,
-    };
-    send(&mut writer, &welcome).await?;
     let peer_max_frame = hello.max_frame as usize;
     Ok((
         Handshaken {
@@ -128,4 +124,13 @@ pub(crate) async fn accept<In: Events, Out: Events>(
         },
         hello,
     ))
+}
+
+/// The `Welcome` frame accepting connection `id`.
+pub(crate) fn welcome(id: SocketId, config: &Config) -> Result<bytes::Bytes, Error> {
+    let header = Header::Welcome {
+        id: id.0,
+        max_frame: config.max_frame_size as u32,
+    };
+    frame::encode(&header, None::<&()>, usize::MAX)
 }

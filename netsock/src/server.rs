@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use crate::config::{config_setters, Config};
-use crate::conn::{self, write, Shared};
-use crate::frame::{self, CloseReason, Header};
+use crate::conn::{self, lock, write, Command, Shared};
+use crate::frame::{self, CloseReason, Header, RejectReason};
 use crate::handlers::{call_caught, BoxFuture};
 use crate::service::Service;
 use crate::transport::{Listener, PeerAddr, ReadHalf, SocketFile, WriteHalf};
@@ -90,10 +90,6 @@ impl<In: Events, Out: Events> fmt::Debug for Server<In, Out> {
             .field("sockets", &lock(&self.inner.sockets).len())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Options for [`Server::bind`].
@@ -203,7 +199,8 @@ impl<In: Events, Out: Events> Server<In, Out> {
             .unwrap_or(usize::MAX);
         let frame = frame::encode(&Header::Event, Some(&event), max)?;
         for socket in sockets {
-            socket.send_frame(frame.clone()).await;
+            // A socket that closed meanwhile is simply skipped.
+            let _ = socket.send(frame.clone()).await;
         }
         Ok(())
     }
@@ -315,18 +312,32 @@ async fn serve_connection<In: Events, Out: Events>(
             }
         })
     };
-    let socket = Socket::<In, Out>::from_shared(Shared::spawn(conn, config, Some(on_end)));
+    let welcome = handshake::welcome(id, &config);
+    let shared = Shared::<In>::spawn(conn, config, Some(on_end));
+    let socket = Socket::<In, Out>::from_shared(shared.clone());
     let Some(inner) = server.upgrade() else {
         return;
     };
     if *inner.shutdown.borrow() {
-        drop(inner);
-        socket
-            .close_with(CloseReason::Shutdown("the server closed".into()))
-            .await;
+        let reason = RejectReason::Other("the server is shutting down".into());
+        if let Ok(reject) = frame::encode(&Header::Reject(reason), None::<&()>, usize::MAX) {
+            let _ = shared.tx.try_send(Command::Close(reject));
+        }
         return;
     }
-    lock(&inner.sockets).insert(id, socket.clone());
+    {
+        // Queue the Welcome and list the socket under one lock: once the
+        // client's connect returns, `sockets()` includes it, and no emit to
+        // all can be queued before its Welcome.
+        let mut sockets = lock(&inner.sockets);
+        let queued = welcome.is_ok_and(|w| shared.tx.try_send(Command::Frame(w)).is_ok());
+        if !queued {
+            drop(sockets);
+            shared.stop(Some(crate::DisconnectReason::ClosedLocally));
+            return;
+        }
+        sockets.insert(id, socket.clone());
+    }
     let handler = conn::read(&inner.on_connection).clone();
     drop(inner);
     tracing::debug!(socket = %id, %peer, "client connected");

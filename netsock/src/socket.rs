@@ -233,12 +233,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         self.shared.max_out
     }
 
-    /// Queues an encoded frame; false if the connection is gone.
-    pub(crate) async fn send_frame(&self, frame: bytes::Bytes) -> bool {
-        self.shared.tx.send(Command::Frame(frame)).await.is_ok()
-    }
-
-    async fn send(&self, frame: bytes::Bytes) -> std::result::Result<(), DisconnectReason> {
+    /// Queues an encoded frame, waiting while the queue is full.
+    pub(crate) async fn send(
+        &self,
+        frame: bytes::Bytes,
+    ) -> std::result::Result<(), DisconnectReason> {
         self.shared
             .tx
             .send(Command::Frame(frame))

@@ -15,6 +15,8 @@ on_both_transports!(
 async fn handshake_gives_both_ends_one_id(t: Transport) {
     let (io, mut seen, _dir) = serve(t).await;
     let socket = within(client(&io)).await;
+    // Listed as soon as connect returns, before on_connection has run.
+    assert_eq!(io.sockets().len(), 1);
     let server_side = within(seen.connected.recv()).await.unwrap();
     assert_eq!(socket.id(), server_side.id());
     assert!(socket.is_connected());

@@ -91,7 +91,7 @@ on_both_transports!(
 /// Unhandled and undecodable events, and panicking event handlers, go to the
 /// error hook; the connection carries on.
 async fn non_fatal_errors_reach_the_error_hook(t: Transport) {
-    let (io, _seen, _dir) = serve(t).await;
+    let (io, mut seen, _dir) = serve(t).await;
     let socket = within(client(&io)).await;
     let (errors_tx, mut errors) = mpsc::unbounded_channel();
     socket.on_error(move |err| {
@@ -106,7 +106,9 @@ async fn non_fatal_errors_reach_the_error_hook(t: Transport) {
         async {}
     });
     socket.start();
-    let server_side = io.sockets().pop().unwrap();
+    // The server lists a socket once its handshake is answered, which can be
+    // after the client's connect returns: wait for on_connection instead.
+    let server_side = within(seen.connected.recv()).await.unwrap();
     within(server_side.emit_blob(vec![1])).await.unwrap();
     within(server_side.emit_message("boom".into(), 0))
         .await
