@@ -100,11 +100,12 @@ mod render_service;
 ///   give `emit_foo_bar`);
 /// * a variant whose generated method would take a name the runtime
 ///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
-///   `is_connected`, `on`, `on_disconnect`, `on_error`, `on_request`,
-///   `peer_addr`, `request`, `start`, `timeout` (methods of `Socket`),
-///   `bind`, `local_addr`, `on_connection`, `run`, `socket`, `sockets` (of
-///   `Server`), `broadcast`, `except`, `join`, `leave`, `to` (the rooms
-///   API), `clone`, `fmt`. So a request variant `Close` or an event `Error`
+///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_error`,
+///   `on_request`, `peer_addr`, `peer_cred`, `request`, `start`, `timeout`,
+///   `data`, `set_data`, `dropped_events` (methods of `Socket`), `bind`,
+///   `local_addr`, `on_connection`, `run`, `socket`, `sockets`,
+///   `middleware`, `serve` (of `Server`), `broadcast`, `except`, `in_room`,
+///   `join`, `leave`, `rooms`, `to` (rooms and broadcast), `clone`, `fmt`. So a request variant `Close` or an event `Error`
 ///   (`on_error`) is refused, pointing at the variant;
 /// * malformed `#[request]` attributes, and `#[request]` without `response`.
 #[proc_macro_derive(Events, attributes(request, netsock))]

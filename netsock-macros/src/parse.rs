@@ -40,8 +40,8 @@ impl Errors {
     }
 }
 
-/// Names of methods that `Socket` and `Server` already have (or that the
-/// planned rooms API will use), which a generated method must not take: the
+/// Names of methods that `Socket`, `Server` and `Broadcast` already have,
+/// which a generated method must not take: the
 /// runtime's inherent method would silently win, or the call would be
 /// ambiguous. Documented on the derive in lib.rs; keep the two in sync.
 pub(crate) const RESERVED: &[&str] = &[
@@ -57,10 +57,15 @@ pub(crate) const RESERVED: &[&str] = &[
     "on_disconnect",
     "on_error",
     "on_request",
+    "on_any",
     "peer_addr",
+    "peer_cred",
     "request",
     "start",
     "timeout",
+    "data",
+    "set_data",
+    "dropped_events",
     // Server
     "bind",
     "local_addr",
@@ -68,11 +73,15 @@ pub(crate) const RESERVED: &[&str] = &[
     "run",
     "socket",
     "sockets",
-    // Rooms and broadcast (planned)
+    "middleware",
+    "serve",
+    // Rooms and broadcast
     "broadcast",
     "except",
+    "in_room",
     "join",
     "leave",
+    "rooms",
     "to",
     // Std traits implemented by Socket and Server
     "clone",

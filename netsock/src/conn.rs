@@ -10,6 +10,7 @@
 //! [`Socket`](crate::Socket)), so handlers registered right after connecting
 //! miss nothing.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,7 +26,7 @@ use crate::config::Config;
 use crate::events::variant_name;
 use crate::frame::{self, CloseReason, FrameCodec, Header, RemoteError};
 use crate::handlers::{call_caught, Handlers, Slot};
-use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
+use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
 use crate::{CallError, DisconnectReason, Error, Events, SocketId};
 
 /// A frame for the writer.
@@ -59,12 +60,21 @@ pub(crate) struct Shared<In> {
     pub(crate) state: watch::Sender<Option<DisconnectReason>>,
     stop: Notify,
     stop_reason: Mutex<Option<DisconnectReason>>,
+    pub(crate) cred: Option<PeerCred>,
+    pub(crate) data: Mutex<Data>,
+    /// Broadcast events dropped because the queue was full.
+    pub(crate) dropped: AtomicU64,
 }
+
+/// Per-socket typed data, keyed by type.
+pub(crate) type Data = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 
 /// What a finished handshake hands over to the connection.
 pub(crate) struct Handshaken {
     pub(crate) id: SocketId,
     pub(crate) peer: PeerAddr,
+    pub(crate) cred: Option<PeerCred>,
+    pub(crate) data: Data,
     pub(crate) peer_max_frame: usize,
     pub(crate) reader: FramedRead<ReadHalf, FrameCodec>,
     pub(crate) writer: WriteHalf,
@@ -106,6 +116,9 @@ impl<In: Events> Shared<In> {
             state: watch::Sender::new(None),
             stop: Notify::new(),
             stop_reason: Mutex::new(None),
+            cred: conn.cred,
+            data: Mutex::new(conn.data),
+            dropped: AtomicU64::new(0),
         });
         let writer = tokio::spawn(write_loop(conn.writer, rx, last_rx, shared.clone()));
         let events = tokio::spawn(event_loop(shared.clone(), event_rx));
@@ -152,6 +165,17 @@ impl<In: Events> Shared<In> {
     pub(crate) fn gone(&self) -> DisconnectReason {
         self.disconnect_reason()
             .unwrap_or(DisconnectReason::PeerHungUp)
+    }
+
+    /// Shows an incoming value to the `on_any` observer, if any.
+    fn observe(&self, value: &In) {
+        let any = read(&self.handlers).any.clone();
+        if let Some(any) = any {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| any(value))) {
+                let message = crate::handlers::panic_message(&*p);
+                tracing::warn!(socket = %self.id, %message, "on_any observer panicked");
+            }
+        }
     }
 
     pub(crate) fn report(&self, err: Error) {
@@ -350,6 +374,7 @@ async fn event_loop<In: Events>(shared: Arc<Shared<In>>, mut events: mpsc::Recei
                 continue;
             }
         };
+        shared.observe(&value);
         let index = value.variant_index();
         let event = variant_name::<In>(index);
         let slot = read(&shared.handlers).slot(index);
@@ -402,6 +427,7 @@ async fn answer<In: Events>(shared: &Shared<In>, id: u64, payload: Bytes) -> Opt
             )
         }
     };
+    shared.observe(&value);
     let index = value.variant_index();
     let event = variant_name::<In>(index).to_owned();
     if !In::VARIANTS

@@ -125,6 +125,14 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// A broadcast found this socket's outgoing queue full and dropped the
+    /// event for it (reported to the socket's error hook and counted in
+    /// [`Socket::dropped_events`](crate::Socket::dropped_events)).
+    #[error("the outgoing queue is full: event {event} was not sent to this socket")]
+    QueueFull {
+        /// The event's variant name.
+        event: &'static str,
+    },
     /// The connection is closed.
     #[error("the connection is closed: {0}")]
     Disconnected(DisconnectReason),

@@ -166,6 +166,9 @@ pub enum RejectReason {
     /// Any other reason, in words.
     #[error("{0}")]
     Other(String),
+    /// The server's connection middleware refused the client, saying why.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// Why a request failed on the peer, as sent in a `Failure` frame.
@@ -346,12 +349,7 @@ pub fn encode<T: Serialize + ?Sized>(
     payload: Option<&T>,
     max: usize,
 ) -> Result<Bytes, Error> {
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_u32(0);
-    postcard::serialize_with_flavor(header, Append(&mut buf)).map_err(|source| Error::Encode {
-        what: "a frame header",
-        source,
-    })?;
+    let mut buf = start(header)?;
     if let Some(payload) = payload {
         postcard::serialize_with_flavor(payload, Append(&mut buf)).map_err(|source| {
             Error::Encode {
@@ -360,6 +358,30 @@ pub fn encode<T: Serialize + ?Sized>(
             }
         })?;
     }
+    finish(buf, max)
+}
+
+/// Builds one frame from a header and a payload encoded earlier (with
+/// `postcard`), e.g. once for many recipients.
+pub fn encode_with_payload(header: &Header, payload: &[u8], max: usize) -> Result<Bytes, Error> {
+    let mut buf = start(header)?;
+    buf.extend_from_slice(payload);
+    finish(buf, max)
+}
+
+/// A buffer holding a placeholder prefix and the encoded header.
+fn start(header: &Header) -> Result<BytesMut, Error> {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_u32(0);
+    postcard::serialize_with_flavor(header, Append(&mut buf)).map_err(|source| Error::Encode {
+        what: "a frame header",
+        source,
+    })?;
+    Ok(buf)
+}
+
+/// Checks the size and writes the prefix.
+fn finish(mut buf: BytesMut, max: usize) -> Result<Bytes, Error> {
     let size = buf.len() - PREFIX_LEN;
     if size > max {
         return Err(Error::FrameTooLarge { size, max });

@@ -18,6 +18,7 @@ pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type RequestFn<In> = Arc<dyn Fn(In, u64) -> BoxFuture<Option<Bytes>> + Send + Sync>;
 pub(crate) type DisconnectFn = Box<dyn FnOnce(DisconnectReason) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type ErrorFn = Arc<dyn Fn(Error) + Send + Sync>;
+pub(crate) type AnyFn<In> = Arc<dyn Fn(&In) + Send + Sync>;
 
 pub(crate) enum Slot<In> {
     Empty,
@@ -39,6 +40,7 @@ pub(crate) struct Handlers<In> {
     pub(crate) slots: Vec<Slot<In>>,
     pub(crate) disconnect: Vec<DisconnectFn>,
     pub(crate) error: Option<ErrorFn>,
+    pub(crate) any: Option<AnyFn<In>>,
 }
 
 impl<In> Handlers<In> {
@@ -47,6 +49,7 @@ impl<In> Handlers<In> {
             slots: (0..variants).map(|_| Slot::Empty).collect(),
             disconnect: Vec::new(),
             error: None,
+            any: None,
         }
     }
 
@@ -62,6 +65,7 @@ impl<In> Handlers<In> {
     pub(crate) fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = Slot::Empty);
         self.disconnect.clear();
+        self.any = None;
     }
 }
 

@@ -7,7 +7,7 @@ use tokio_util::codec::FramedRead;
 use crate::config::Config;
 use crate::conn::Handshaken;
 use crate::frame::{self, FrameCodec, Header, Hello, RejectReason, MAGIC, PROTOCOL_VERSION};
-use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
+use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
 use crate::{Error, Events, SchemaId, SocketId};
 
 async fn send(writer: &mut WriteHalf, header: &Header) -> Result<(), Error> {
@@ -52,6 +52,8 @@ pub(crate) async fn connect<In: Events, Out: Events>(
         Header::Welcome { id, max_frame } => Ok(Handshaken {
             id: SocketId(id),
             peer,
+            cred: None,
+            data: Default::default(),
             peer_max_frame: max_frame as usize,
             reader,
             writer,
@@ -81,6 +83,7 @@ pub(crate) async fn accept<In: Events, Out: Events>(
     read: ReadHalf,
     mut writer: WriteHalf,
     peer: PeerAddr,
+    cred: Option<PeerCred>,
     config: &Config,
     id: SocketId,
 ) -> Result<(Handshaken, Hello), Error> {
@@ -118,6 +121,8 @@ pub(crate) async fn accept<In: Events, Out: Events>(
         Handshaken {
             id,
             peer,
+            cred,
+            data: Default::default(),
             peer_max_frame,
             reader,
             writer,
@@ -133,4 +138,10 @@ pub(crate) fn welcome(id: SocketId, config: &Config) -> Result<bytes::Bytes, Err
         max_frame: config.max_frame_size as u32,
     };
     frame::encode(&header, None::<&()>, usize::MAX)
+}
+
+/// Refuses a connection whose handshake was read but not yet answered.
+pub(crate) async fn reject(writer: &mut WriteHalf, reason: RejectReason) {
+    let _ = send(writer, &Header::Reject(reason)).await;
+    let _ = writer.shutdown().await;
 }

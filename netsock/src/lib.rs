@@ -47,6 +47,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod addr;
+mod broadcast;
 mod config;
 mod conn;
 mod endpoint;
@@ -56,12 +57,15 @@ pub mod frame;
 pub mod handler;
 mod handlers;
 mod handshake;
+mod middleware;
+mod rooms;
 mod server;
 pub mod service;
 mod socket;
 mod transport;
 
 pub use addr::{Addr, IntoAddr};
+pub use broadcast::{Broadcast, Except};
 pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REQUEST_TIMEOUT, MIN_MAX_FRAME_SIZE,
@@ -70,9 +74,10 @@ pub use endpoint::{Emit, Endpoint, Handle, Request};
 pub use error::{CallError, DisconnectReason, Error, Result};
 pub use events::{Events, SchemaId, Variant};
 pub use frame::{CloseReason, RejectReason};
+pub use middleware::Handshake;
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, SocketId};
-pub use transport::PeerAddr;
+pub use transport::{PeerAddr, PeerCred};
 
 /// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` (typed
 /// `emit_x(fields..)` and, for `#[request(response = T)]` variants,

@@ -1,6 +1,5 @@
 //! [`Server`]: listens, handshakes, and keeps the table of connected sockets.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -12,19 +11,26 @@ use crate::config::{config_setters, Config};
 use crate::conn::{self, lock, write, Command, Shared};
 use crate::frame::{self, CloseReason, Header, RejectReason};
 use crate::handlers::{call_caught, BoxFuture};
+use crate::middleware::MiddlewareFn;
+use crate::rooms::Registry;
 use crate::service::Service;
-use crate::transport::{Listener, PeerAddr, ReadHalf, SocketFile, WriteHalf};
-use crate::{handshake, Addr, Error, Events, IntoAddr, Result, Socket, SocketId};
+use crate::transport::{Accepted, Listener, SocketFile};
+use crate::{
+    handshake, Addr, Broadcast, Error, Events, Except, Handshake, IntoAddr, Result, Socket,
+    SocketId,
+};
 
 type ConnectionFn<In, Out> = Arc<dyn Fn(Socket<In, Out>) -> BoxFuture<Result<()>> + Send + Sync>;
 
-struct Inner<In: Events, Out: Events> {
+pub(crate) struct Inner<In: Events, Out: Events> {
     local_addr: Addr,
     config: Config,
     listener: Mutex<Option<Listener>>,
     socket_file: Mutex<Option<SocketFile>>,
-    sockets: Mutex<BTreeMap<SocketId, Socket<In, Out>>>,
+    /// Connected sockets and their rooms.
+    pub(crate) registry: Mutex<Registry<Socket<In, Out>>>,
     on_connection: RwLock<Option<ConnectionFn<In, Out>>>,
+    middleware: RwLock<Vec<MiddlewareFn>>,
     next_id: AtomicU64,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -87,7 +93,7 @@ impl<In: Events, Out: Events> fmt::Debug for Server<In, Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.inner.local_addr)
-            .field("sockets", &lock(&self.inner.sockets).len())
+            .field("sockets", &lock(&self.inner.registry).sockets.len())
             .finish()
     }
 }
@@ -128,8 +134,9 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
                 config: self.config,
                 listener: Mutex::new(Some(listener)),
                 socket_file: Mutex::new(socket_file),
-                sockets: Mutex::new(BTreeMap::new()),
+                registry: Mutex::new(Registry::default()),
                 on_connection: RwLock::new(None),
+                middleware: RwLock::new(Vec::new()),
                 next_id: AtomicU64::new(1),
                 shutdown: tokio::sync::watch::Sender::new(false),
             }),
@@ -176,33 +183,67 @@ impl<In: Events, Out: Events> Server<In, Out> {
         *write(&self.inner.on_connection) = Some(f);
     }
 
+    /// Adds a connection middleware (socket.io's `io.use`). Middlewares
+    /// run in the order added, after the protocol handshake and before the
+    /// client is accepted, each seeing the [`Handshake`]: the client's auth
+    /// payload, address and (on Unix sockets) credentials. Return the
+    /// handshake (with any data inserted) to go on, or `Err(reason)` to
+    /// refuse: the client's `connect` then fails with
+    /// [`Error::Rejected`]`(`[`RejectReason::Refused`]`(reason))`. A
+    /// middleware that panics refuses the client. Middlewares together get
+    /// the handshake timeout.
+    pub fn middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Handshake, String>> + Send + 'static,
+    {
+        let f: MiddlewareFn = Arc::new(move |hs| Box::pin(middleware(hs)));
+        write(&self.inner.middleware).push(f);
+    }
+
     /// The connected sockets (net-socket.io's `io.sockets`), in id order.
     pub fn sockets(&self) -> Vec<Socket<In, Out>> {
-        lock(&self.inner.sockets).values().cloned().collect()
+        lock(&self.inner.registry)
+            .sockets
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The connected socket with this id.
     pub fn socket(&self, id: SocketId) -> Option<Socket<In, Out>> {
-        lock(&self.inner.sockets).get(&id).cloned()
+        lock(&self.inner.registry).sockets.get(&id).cloned()
     }
 
-    /// Sends an event to every connected socket, encoding it once.
+    /// The members of `room`, in id order.
+    pub fn in_room(&self, room: &str) -> Vec<Socket<In, Out>> {
+        self.to(room).sockets()
+    }
+
+    /// The rooms that have members, sorted. A room exists while it has
+    /// members: it is dropped when the last one leaves or disconnects.
+    pub fn rooms(&self) -> Vec<String> {
+        lock(&self.inner.registry).room_names()
+    }
+
+    /// The members of `room`, to emit to (see [`Broadcast`]).
+    pub fn to(&self, room: impl Into<String>) -> Broadcast<In, Out> {
+        Broadcast::new(Arc::downgrade(&self.inner)).to(room)
+    }
+
+    /// Every socket but a room's members or one socket (see [`Broadcast`]).
+    pub fn except(&self, who: impl Into<Except>) -> Broadcast<In, Out> {
+        Broadcast::new(Arc::downgrade(&self.inner)).except(who)
+    }
+
+    /// Sends an event to every connected socket, encoding it once and
+    /// never waiting for a slow one (see [`Broadcast`]).
     ///
-    /// Fails only if the event cannot be encoded or is too large; sockets
-    /// that close meanwhile are skipped.
+    /// Fails only if the event cannot be encoded or is too large.
     pub async fn emit(&self, event: Out) -> Result<()> {
-        let sockets = self.sockets();
-        let max = sockets
-            .iter()
-            .map(|s| s.max_out())
-            .min()
-            .unwrap_or(usize::MAX);
-        let frame = frame::encode(&Header::Event, Some(&event), max)?;
-        for socket in sockets {
-            // A socket that closed meanwhile is simply skipped.
-            let _ = socket.send(frame.clone()).await;
-        }
-        Ok(())
+        Broadcast::new(Arc::downgrade(&self.inner))
+            .emit(event)
+            .await
     }
 
     /// Serves every connection with `service` (one made by
@@ -252,9 +293,9 @@ impl<In: Events, Out: Events> Server<In, Out> {
                 accepted = listener.accept() => accepted,
             };
             match accepted {
-                Ok((read, write, peer)) => {
+                Ok(accepted) => {
                     let weak = Arc::downgrade(&self.inner);
-                    tokio::spawn(serve_connection(weak, read, write, peer));
+                    tokio::spawn(serve_connection(weak, accepted));
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: back off and retry.
@@ -281,20 +322,19 @@ impl<In: Events, Out: Events> Server<In, Out> {
 
 async fn serve_connection<In: Events, Out: Events>(
     server: Weak<Inner<In, Out>>,
-    read: ReadHalf,
-    write: WriteHalf,
-    peer: PeerAddr,
+    (read, write, peer, cred): Accepted,
 ) {
     let Some(inner) = server.upgrade() else {
         return;
     };
     let id = SocketId(inner.next_id.fetch_add(1, Ordering::Relaxed));
     let config = inner.config.clone();
+    let middleware = conn::read(&inner.middleware).clone();
     let after = config.handshake_timeout;
     drop(inner);
-    let handshake = handshake::accept::<In, Out>(read, write, peer.clone(), &config, id);
-    let conn = match tokio::time::timeout(after, handshake).await {
-        Ok(Ok((conn, _hello))) => conn,
+    let handshake = handshake::accept::<In, Out>(read, write, peer.clone(), cred, &config, id);
+    let (mut conn, hello) = match tokio::time::timeout(after, handshake).await {
+        Ok(Ok(done)) => done,
         Ok(Err(err)) => {
             tracing::warn!(%peer, error = %err, "handshake failed");
             return;
@@ -304,17 +344,41 @@ async fn serve_connection<In: Events, Out: Events>(
             return;
         }
     };
+    if !middleware.is_empty() {
+        let hs = Handshake {
+            id,
+            peer: peer.clone(),
+            cred,
+            auth: hello.auth,
+            data: Default::default(),
+        };
+        let verdict = tokio::time::timeout(after, run_middleware(&middleware, hs)).await;
+        match verdict {
+            Ok(Ok(hs)) => conn.data = hs.data,
+            Ok(Err(reason)) => {
+                tracing::warn!(%peer, %reason, "middleware refused the connection");
+                handshake::reject(&mut conn.writer, RejectReason::Refused(reason)).await;
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, ?after, "middleware timed out");
+                let reason = RejectReason::Refused("the server's checks timed out".into());
+                handshake::reject(&mut conn.writer, reason).await;
+                return;
+            }
+        }
+    }
     let on_end = {
         let server = server.clone();
         Box::new(move |id| {
             if let Some(inner) = server.upgrade() {
-                lock(&inner.sockets).remove(&id);
+                lock(&inner.registry).remove(id);
             }
         })
     };
     let welcome = handshake::welcome(id, &config);
     let shared = Shared::<In>::spawn(conn, config, Some(on_end));
-    let socket = Socket::<In, Out>::from_shared(shared.clone());
+    let socket = Socket::<In, Out>::from_shared(shared.clone(), server.clone());
     let Some(inner) = server.upgrade() else {
         return;
     };
@@ -329,14 +393,14 @@ async fn serve_connection<In: Events, Out: Events>(
         // Queue the Welcome and list the socket under one lock: once the
         // client's connect returns, `sockets()` includes it, and no emit to
         // all can be queued before its Welcome.
-        let mut sockets = lock(&inner.sockets);
+        let mut registry = lock(&inner.registry);
         let queued = welcome.is_ok_and(|w| shared.tx.try_send(Command::Frame(w)).is_ok());
         if !queued {
-            drop(sockets);
+            drop(registry);
             shared.stop(Some(crate::DisconnectReason::ClosedLocally));
             return;
         }
-        sockets.insert(id, socket.clone());
+        registry.sockets.insert(id, socket.clone());
     }
     let handler = conn::read(&inner.on_connection).clone();
     drop(inner);
@@ -355,4 +419,18 @@ async fn serve_connection<In: Events, Out: Events>(
         }
     }
     socket.start();
+}
+
+/// Runs the middlewares in order; the first refusal (or panic) wins.
+async fn run_middleware(
+    middleware: &[MiddlewareFn],
+    mut hs: Handshake,
+) -> std::result::Result<Handshake, String> {
+    for m in middleware {
+        hs = match call_caught(|hs| m(hs), hs).await {
+            Ok(verdict) => verdict?,
+            Err(panic) => return Err(format!("a server check failed ({panic})")),
+        };
+    }
+    Ok(hs)
 }

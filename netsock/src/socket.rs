@@ -1,22 +1,25 @@
 //! [`Socket`]: one end of a connection, the same API on the client and the
 //! server.
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
 use crate::config::{config_setters, Config};
-use crate::conn::{encode_reply, write, Command, Shared, CLOSE_GRACE};
+use crate::conn::{encode_reply, lock, write, Command, Shared, CLOSE_GRACE};
 use crate::frame::{self, CloseReason, Header};
 use crate::handlers::{BoxFuture, Slot};
-use crate::transport::{self, PeerAddr};
-use crate::{handshake, CallError, DisconnectReason, Error, Events, IntoAddr, Result};
+use crate::server::Inner;
+use crate::transport::{self, PeerAddr, PeerCred};
+use crate::{handshake, Broadcast, CallError, DisconnectReason, Error, Events, IntoAddr, Result};
 
 /// A connection's id, the same on both ends (the server assigns it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,7 +85,8 @@ impl fmt::Display for SocketId {
 pub struct Socket<In: Events, Out: Events = In> {
     shared: Arc<Shared<In>>,
     timeout: Duration,
-    _out: PhantomData<fn(Out)>,
+    /// The server this socket was accepted by (dangling on a client).
+    server: Weak<Inner<In, Out>>,
 }
 
 impl<In: Events, Out: Events> Clone for Socket<In, Out> {
@@ -90,7 +94,7 @@ impl<In: Events, Out: Events> Clone for Socket<In, Out> {
         Socket {
             shared: self.shared.clone(),
             timeout: self.timeout,
-            _out: PhantomData,
+            server: self.server.clone(),
         }
     }
 }
@@ -134,11 +138,26 @@ impl<In: Events, Out: Events> fmt::Debug for SocketBuilder<In, Out> {
 impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     config_setters!();
 
-    /// Bytes sent to the server in the handshake, for it to authenticate
-    /// this client.
-    pub fn auth(mut self, auth: impl Into<Vec<u8>>) -> Self {
-        self.auth = Some(auth.into());
+    /// Bytes sent as they are to the server in the handshake, for its
+    /// [middleware](crate::Server::middleware) to authenticate this client;
+    /// it reads them with [`Handshake::auth_bytes`](crate::Handshake::auth_bytes).
+    pub fn auth(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.auth = Some(bytes.into());
         self
+    }
+
+    /// A value sent to the server in the handshake (postcard-encoded); the
+    /// server's middleware decodes it with
+    /// [`Handshake::auth`](crate::Handshake::auth).
+    ///
+    /// Fails with [`Error::Encode`] when the value cannot be encoded.
+    pub fn auth_value<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self> {
+        let bytes = postcard::to_stdvec(value).map_err(|source| Error::Encode {
+            what: "the auth value",
+            source,
+        })?;
+        self.auth = Some(bytes);
+        Ok(self)
     }
 
     /// Connects and completes the handshake (net-socket.io's `ready`).
@@ -161,7 +180,10 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
             }
         })??;
         tracing::debug!(socket = %conn.id, %addr, "connected");
-        Ok(Socket::from_shared(Shared::spawn(conn, config, None)))
+        Ok(Socket::from_shared(
+            Shared::spawn(conn, config, None),
+            Weak::new(),
+        ))
     }
 }
 
@@ -181,12 +203,12 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    pub(crate) fn from_shared(shared: Arc<Shared<In>>) -> Self {
+    pub(crate) fn from_shared(shared: Arc<Shared<In>>, server: Weak<Inner<In, Out>>) -> Self {
         let timeout = shared.config.request_timeout;
         Socket {
             shared,
             timeout,
-            _out: PhantomData,
+            server,
         }
     }
 
@@ -266,7 +288,6 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         event: Out,
     ) -> std::result::Result<R, CallError> {
         self.start();
-        let shared = &*self.shared;
         let index = event.variant_index();
         if !Out::VARIANTS
             .get(index as usize)
@@ -276,16 +297,25 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                 event: event.variant_name().to_owned(),
             });
         }
+        self.call(move |id, timeout_ms, max| {
+            frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
+        })
+        .await
+    }
+
+    /// Makes one call: registers a pending id, queues the frame `make`
+    /// builds for it (given the id, the timeout in ms and the size limit)
+    /// and waits for the reply.
+    pub(crate) async fn call<R: DeserializeOwned>(
+        &self,
+        make: impl FnOnce(u64, u32, usize) -> Result<bytes::Bytes>,
+    ) -> std::result::Result<R, CallError> {
+        let shared = &*self.shared;
         let id = shared
             .next_call
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let timeout_ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
-        let frame = frame::encode(
-            &Header::Request { id, timeout_ms },
-            Some(&event),
-            shared.max_out,
-        )
-        .map_err(|e| match e {
+        let frame = make(id, timeout_ms, shared.max_out).map_err(|e| match e {
             Error::FrameTooLarge { size, max } => CallError::FrameTooLarge { size, max },
             e => CallError::Codec(e.to_string()),
         })?;
@@ -314,6 +344,109 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                 std::any::type_name::<R>()
             ))
         })
+    }
+
+    /// Queues a frame without waiting; for broadcasts.
+    pub(crate) fn try_queue(
+        &self,
+        frame: bytes::Bytes,
+    ) -> std::result::Result<(), TrySendError<Command>> {
+        self.shared.tx.try_send(Command::Frame(frame))
+    }
+
+    /// Counts a dropped broadcast event and tells the error hook.
+    pub(crate) fn dropped(&self, err: Error) {
+        self.shared
+            .dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.report(err);
+    }
+
+    pub(crate) fn report(&self, err: Error) {
+        self.shared.report(err);
+    }
+
+    /// How many broadcast events this socket missed because its outgoing
+    /// queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.shared
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// On a Unix socket accepted by a server, the client process's uid, gid
+    /// and pid as the kernel reports them.
+    pub fn peer_cred(&self) -> Option<PeerCred> {
+        self.shared.cred
+    }
+
+    /// Attaches a value to this socket (one per type; replaces an earlier
+    /// one), for every later handler to read with [`data`](Socket::data).
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Chat { Hi }
+    /// # fn f(socket: Socket<Chat>) {
+    /// struct Nick(String);
+    /// socket.set_data(Nick("alice".into()));
+    /// assert_eq!(socket.data::<Nick>().unwrap().0, "alice");
+    /// # }
+    /// ```
+    pub fn set_data<T: Send + Sync + 'static>(&self, value: T) {
+        let value = Arc::new(value) as Arc<dyn Any + Send + Sync>;
+        lock(&self.shared.data).insert(TypeId::of::<T>(), value);
+    }
+
+    /// The value of type `T` attached by [`set_data`](Socket::set_data) or by
+    /// a [middleware](crate::Server::middleware).
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let value = lock(&self.shared.data).get(&TypeId::of::<T>())?.clone();
+        value.downcast().ok()
+    }
+
+    /// Observes every incoming event and request before its handler runs,
+    /// without taking it away (for logging and metrics). One observer; a
+    /// second call replaces the first.
+    pub fn on_any<F>(&self, observer: F)
+    where
+        F: Fn(&In) + Send + Sync + 'static,
+    {
+        write(&self.shared.handlers).any = Some(Arc::new(observer));
+    }
+
+    /// Puts this server-side socket in `room` (see
+    /// [`Server::to`](crate::Server::to)). Does
+    /// nothing on a client socket or after the connection ended.
+    pub fn join(&self, room: impl AsRef<str>) {
+        if let Some(server) = self.server.upgrade() {
+            lock(&server.registry).join(self.id(), room.as_ref());
+        }
+    }
+
+    /// Takes this socket out of `room`; a room with no members is dropped.
+    pub fn leave(&self, room: impl AsRef<str>) {
+        if let Some(server) = self.server.upgrade() {
+            lock(&server.registry).leave(self.id(), room.as_ref());
+        }
+    }
+
+    /// The rooms this socket is in, sorted.
+    pub fn rooms(&self) -> Vec<String> {
+        match self.server.upgrade() {
+            Some(server) => lock(&server.registry).rooms_of(self.id()),
+            None => Vec::new(),
+        }
+    }
+
+    /// Every other socket of this socket's server (socket.io's
+    /// `socket.broadcast`). On a client socket it reaches no one.
+    pub fn broadcast(&self) -> Broadcast<In, Out> {
+        Broadcast::new(self.server.clone()).except(self.id())
+    }
+
+    /// The other members of `room` (socket.io's `socket.to(room)`).
+    pub fn to(&self, room: impl Into<String>) -> Broadcast<In, Out> {
+        self.broadcast().to(room)
     }
 
     /// Registers the handler for event variant `variant` (its index in

@@ -41,6 +41,22 @@ impl fmt::Display for PeerAddr {
     }
 }
 
+/// The credentials of the process at the other end of a Unix socket, as the
+/// kernel reports them (`SO_PEERCRED`) when the connection is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerCred {
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+    /// The peer's process id, where the platform reports it.
+    pub pid: Option<i32>,
+}
+
+/// An accepted connection, split.
+pub(crate) type Accepted = (ReadHalf, WriteHalf, PeerAddr, Option<PeerCred>);
+
 /// A bound listening socket.
 pub(crate) enum Listener {
     Tcp(tokio::net::TcpListener),
@@ -58,7 +74,7 @@ impl Listener {
         }
     }
 
-    pub(crate) async fn accept(&self) -> io::Result<(ReadHalf, WriteHalf, PeerAddr)> {
+    pub(crate) async fn accept(&self) -> io::Result<Accepted> {
         match self {
             Listener::Tcp(l) => tcp::accept(l).await,
             Listener::Unix(l) => unix::accept(l).await,

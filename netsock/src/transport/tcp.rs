@@ -25,9 +25,10 @@ pub(super) async fn bind(
     Ok((Listener::Tcp(listener), local.into(), None))
 }
 
-pub(super) async fn accept(listener: &TcpListener) -> io::Result<(ReadHalf, WriteHalf, PeerAddr)> {
+pub(super) async fn accept(listener: &TcpListener) -> io::Result<super::Accepted> {
     let (stream, peer) = listener.accept().await?;
-    Ok(split(stream, PeerAddr::Tcp(peer)))
+    let (r, w, peer) = split(stream, PeerAddr::Tcp(peer));
+    Ok((r, w, peer, None))
 }
 
 pub(super) async fn connect(host: &str, port: u16) -> io::Result<(ReadHalf, WriteHalf, PeerAddr)> {

@@ -65,10 +65,22 @@ pub(super) async fn bind(
     Ok((Listener::Unix(listener), addr.clone(), Some(file)))
 }
 
-pub(super) async fn accept(listener: &UnixListener) -> io::Result<(ReadHalf, WriteHalf, PeerAddr)> {
+pub(super) async fn accept(listener: &UnixListener) -> io::Result<super::Accepted> {
     let (stream, peer) = listener.accept().await?;
+    let cred = match stream.peer_cred() {
+        Ok(c) => Some(super::PeerCred {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        }),
+        Err(err) => {
+            tracing::debug!(%err, "no peer credentials");
+            None
+        }
+    };
     let peer = PeerAddr::Unix(peer.as_pathname().map(Path::to_path_buf));
-    Ok(split(stream, peer))
+    let (r, w, peer) = split(stream, peer);
+    Ok((r, w, peer, cred))
 }
 
 pub(super) async fn connect(path: &Path) -> io::Result<(ReadHalf, WriteHalf, PeerAddr)> {
