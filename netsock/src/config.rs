@@ -12,6 +12,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Default limit on requests from one peer running at once.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// Default permissions of a server's Unix socket file: owner only.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 /// The smallest accepted `max_frame_size`, so error replies always fit.
 pub const MIN_MAX_FRAME_SIZE: usize = 1024;
 
@@ -23,6 +25,7 @@ pub(crate) struct Config {
     pub(crate) lenient: bool,
     pub(crate) queue_capacity: usize,
     pub(crate) max_concurrent_requests: usize,
+    pub(crate) socket_mode: u32,
 }
 
 impl Default for Config {
@@ -34,6 +37,7 @@ impl Default for Config {
             lenient: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            socket_mode: DEFAULT_SOCKET_MODE,
         }
     }
 }

@@ -68,7 +68,7 @@ pub use addr::{Addr, IntoAddr};
 pub use broadcast::{Broadcast, Except};
 pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_REQUEST_TIMEOUT, MIN_MAX_FRAME_SIZE,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOCKET_MODE, MIN_MAX_FRAME_SIZE,
 };
 pub use endpoint::{Emit, Endpoint, Handle, Request};
 pub use error::{CallError, DisconnectReason, Error, Result};

@@ -123,10 +123,27 @@ impl<In: Events, Out: Events> fmt::Debug for ServerBuilder<In, Out> {
 impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     config_setters!();
 
+    /// Permissions of the Unix socket file (default
+    /// [`DEFAULT_SOCKET_MODE`](crate::DEFAULT_SOCKET_MODE), `0o600`: only
+    /// the owner's processes may connect). For example `0o660` lets a
+    /// service account's group in. The file never exists with looser
+    /// permissions, even briefly. Ignored for TCP.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// let builder = Server::<Api>::builder().socket_mode(0o660);
+    /// ```
+    pub fn socket_mode(mut self, mode: u32) -> Self {
+        self.config.socket_mode = mode & 0o777;
+        self
+    }
+
     /// Binds the address; see [`Server::bind`].
     pub async fn bind(self, addr: impl IntoAddr) -> Result<Server<In, Out>> {
         let addr = addr.into_addr()?;
-        let (listener, local_addr, socket_file) = Listener::bind(&addr).await?;
+        let (listener, local_addr, socket_file) =
+            Listener::bind(&addr, self.config.socket_mode).await?;
         tracing::info!(addr = %local_addr, "netsock server listening");
         Ok(Server {
             inner: Arc::new(Inner {

@@ -67,10 +67,13 @@ impl Listener {
     /// Binds, returning the listener, the address actually bound (with the
     /// port filled in when port 0 was asked for) and, for a Unix socket, the
     /// guard that removes its file.
-    pub(crate) async fn bind(addr: &Addr) -> Result<(Listener, Addr, Option<SocketFile>), Error> {
+    pub(crate) async fn bind(
+        addr: &Addr,
+        socket_mode: u32,
+    ) -> Result<(Listener, Addr, Option<SocketFile>), Error> {
         match addr {
             Addr::Tcp { host, port } => tcp::bind(addr, host, *port).await,
-            Addr::Unix(path) => unix::bind(addr, path).await,
+            Addr::Unix(path) => unix::bind(addr, path, socket_mode).await,
         }
     }
 

@@ -3,8 +3,9 @@
 //! file is removed when the listener goes away.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::net::{UnixListener, UnixStream};
 
@@ -32,6 +33,7 @@ impl Drop for SocketFile {
 pub(super) async fn bind(
     addr: &Addr,
     path: &Path,
+    mode: u32,
 ) -> Result<(Listener, Addr, Option<SocketFile>), Error> {
     let bind_err = |source| Error::Bind {
         addr: addr.clone(),
@@ -55,7 +57,7 @@ pub(super) async fn bind(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(bind_err(e)),
     }
-    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    let listener = bind_with_mode(path, mode).map_err(bind_err)?;
     let meta = std::fs::symlink_metadata(path).map_err(bind_err)?;
     let file = SocketFile {
         path: path.to_path_buf(),
@@ -63,6 +65,43 @@ pub(super) async fn bind(
         ino: meta.ino(),
     };
     Ok((Listener::Unix(listener), addr.clone(), Some(file)))
+}
+
+/// Binds `path` with permissions `mode` and no moment in which the socket
+/// is reachable with looser ones: bind in a private (0700) directory beside
+/// it, chmod, then hard-link into place, which fails rather than replace a
+/// file that appeared meanwhile. Falls back to bind-then-chmod when the
+/// private path would be too long for a socket address.
+fn bind_with_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let private = parent.join(format!(".netsock-bind-{}-{n}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let staged = private.join("s");
+    let linked = (|| -> io::Result<std::os::unix::net::UnixListener> {
+        let listener = std::os::unix::net::UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+        std::fs::hard_link(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    let listener = match linked {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            // The staged path is over the socket address limit.
+            let listener = std::os::unix::net::UnixListener::bind(path)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            listener
+        }
+        Err(e) => return Err(e),
+    };
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener)
 }
 
 pub(super) async fn accept(listener: &UnixListener) -> io::Result<super::Accepted> {
