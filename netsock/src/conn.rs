@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::events::variant_name;
 use crate::frame::{self, CloseReason, FrameCodec, Header, RemoteError};
 use crate::handlers::{call_caught, Handlers, Slot};
+use crate::metrics::{Meter, SocketMetrics};
 use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
 use crate::{CallError, DisconnectReason, Error, Events, SocketId};
 
@@ -62,8 +63,7 @@ pub(crate) struct Shared<In> {
     stop_reason: Mutex<Option<DisconnectReason>>,
     pub(crate) cred: Option<PeerCred>,
     pub(crate) data: Mutex<Data>,
-    /// Broadcast events dropped because the queue was full.
-    pub(crate) dropped: AtomicU64,
+    pub(crate) meter: Meter,
 }
 
 /// Per-socket typed data, keyed by type.
@@ -98,7 +98,12 @@ pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 impl<In: Events> Shared<In> {
     /// Spawns the connection's tasks and returns its shared state.
-    pub(crate) fn spawn(conn: Handshaken, config: Config, on_end: Option<OnEnd>) -> Arc<Self> {
+    pub(crate) fn spawn(
+        conn: Handshaken,
+        config: Config,
+        meter: Meter,
+        on_end: Option<OnEnd>,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let (event_tx, event_rx) = mpsc::channel(config.queue_capacity);
         let (last_tx, last_rx) = oneshot::channel();
@@ -118,7 +123,7 @@ impl<In: Events> Shared<In> {
             stop_reason: Mutex::new(None),
             cred: conn.cred,
             data: Mutex::new(conn.data),
-            dropped: AtomicU64::new(0),
+            meter,
         });
         let writer = tokio::spawn(write_loop(conn.writer, rx, last_rx, shared.clone()));
         let events = tokio::spawn(event_loop(shared.clone(), event_rx));
@@ -165,6 +170,15 @@ impl<In: Events> Shared<In> {
     pub(crate) fn gone(&self) -> DisconnectReason {
         self.disconnect_reason()
             .unwrap_or(DisconnectReason::PeerHungUp)
+    }
+
+    pub(crate) fn metrics(&self) -> SocketMetrics {
+        let capacity = self.tx.max_capacity() - self.tx.capacity();
+        SocketMetrics {
+            traffic: (&*self.meter.own).into(),
+            calls_in_flight: lock(&self.pending).calls.len() as u64,
+            queue_depth: capacity as u64,
+        }
     }
 
     /// Shows an incoming value to the `on_any` observer, if any.
@@ -320,6 +334,10 @@ async fn read_loop<In: Events>(
             Some(Err(Error::Io(err))) => return DisconnectReason::from_io(&err),
             Some(Err(err)) => return DisconnectReason::Protocol(err.to_string()),
         };
+        shared.meter.add(|c| &c.frames_in, 1);
+        shared
+            .meter
+            .add(|c| &c.bytes_in, (body.len() + frame::PREFIX_LEN) as u64);
         let (header, payload) = match frame::decode(&body) {
             Ok(decoded) => decoded,
             Err(err) => {
@@ -401,7 +419,9 @@ fn spawn_request<In: Events>(
         async move {
             task_shared.wait_started().await;
             if let Some(reply) = answer(&task_shared, id, payload).await {
-                let _ = task_shared.tx.send(Command::Frame(reply)).await;
+                if task_shared.tx.send(Command::Frame(reply)).await.is_ok() {
+                    task_shared.meter.add(|c| &c.requests_served, 1);
+                }
             }
         },
         registration,
@@ -511,7 +531,9 @@ async fn write_loop<In: Events>(
         };
         let Some(mut cmd) = first else { return };
         let mut closing = false;
+        let mut frames = 0;
         loop {
+            frames += 1;
             let frame = match cmd {
                 Command::Frame(frame) => frame,
                 Command::Close(frame) => {
@@ -533,6 +555,8 @@ async fn write_loop<In: Events>(
             shared.stop(Some(DisconnectReason::from_io(&err)));
             return;
         }
+        shared.meter.add(|c| &c.frames_out, frames);
+        shared.meter.add(|c| &c.bytes_out, buf.len() as u64);
         buf.clear();
         if closing {
             let _ = io.shutdown().await;

@@ -11,6 +11,7 @@ use crate::config::{config_setters, Config};
 use crate::conn::{self, lock, write, Command, Shared};
 use crate::frame::{self, CloseReason, Header, RejectReason};
 use crate::handlers::{call_caught, BoxFuture};
+use crate::metrics::{Counters, Meter, RejectCounters, ServerMetrics, SocketMetrics};
 use crate::middleware::MiddlewareFn;
 use crate::rooms::Registry;
 use crate::service::Service;
@@ -31,6 +32,9 @@ pub(crate) struct Inner<In: Events, Out: Events> {
     pub(crate) registry: Mutex<Registry<Socket<In, Out>>>,
     on_connection: RwLock<Option<ConnectionFn<In, Out>>>,
     middleware: RwLock<Vec<MiddlewareFn>>,
+    counters: Arc<Counters>,
+    rejects: RejectCounters,
+    connections_total: AtomicU64,
     next_id: AtomicU64,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -154,6 +158,9 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
                 registry: Mutex::new(Registry::default()),
                 on_connection: RwLock::new(None),
                 middleware: RwLock::new(Vec::new()),
+                counters: Arc::default(),
+                rejects: RejectCounters::default(),
+                connections_total: AtomicU64::new(0),
                 next_id: AtomicU64::new(1),
                 shutdown: tokio::sync::watch::Sender::new(false),
             }),
@@ -230,6 +237,31 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// The connected socket with this id.
     pub fn socket(&self, id: SocketId) -> Option<Socket<In, Out>> {
         lock(&self.inner.registry).sockets.get(&id).cloned()
+    }
+
+    /// A snapshot of the server's counters: connections open and accepted,
+    /// handshakes refused by reason, traffic summed over every connection,
+    /// calls in flight and queued frames now.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # fn f(io: Server<Api>) {
+    /// let m = io.metrics();
+    /// println!("{} open, {} refused for their schema", m.connections_open, m.rejects.schema);
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> ServerMetrics {
+        let sockets = self.sockets();
+        let live: Vec<SocketMetrics> = sockets.iter().map(Socket::metrics).collect();
+        ServerMetrics {
+            connections_open: sockets.len() as u64,
+            connections_total: self.inner.connections_total.load(Ordering::Relaxed),
+            rejects: (&self.inner.rejects).into(),
+            traffic: (&*self.inner.counters).into(),
+            calls_in_flight: live.iter().map(|m| m.calls_in_flight).sum(),
+            queue_depth: live.iter().map(|m| m.queue_depth).sum(),
+        }
     }
 
     /// The members of `room`, in id order.
@@ -354,10 +386,19 @@ async fn serve_connection<In: Events, Out: Events>(
         Ok(Ok(done)) => done,
         Ok(Err(err)) => {
             tracing::warn!(%peer, error = %err, "handshake failed");
+            count_reject(
+                &server,
+                match err {
+                    Error::Rejected(RejectReason::VersionMismatch { .. }) => |r| &r.version,
+                    Error::Rejected(RejectReason::SchemaMismatch { .. }) => |r| &r.schema,
+                    _ => |r| &r.bad_handshake,
+                },
+            );
             return;
         }
         Err(_) => {
             tracing::warn!(%peer, ?after, "handshake timed out");
+            count_reject(&server, |r| &r.timed_out);
             return;
         }
     };
@@ -374,11 +415,13 @@ async fn serve_connection<In: Events, Out: Events>(
             Ok(Ok(hs)) => conn.data = hs.data,
             Ok(Err(reason)) => {
                 tracing::warn!(%peer, %reason, "middleware refused the connection");
+                count_reject(&server, |r| &r.refused);
                 handshake::reject(&mut conn.writer, RejectReason::Refused(reason)).await;
                 return;
             }
             Err(_) => {
                 tracing::warn!(%peer, ?after, "middleware timed out");
+                count_reject(&server, |r| &r.timed_out);
                 let reason = RejectReason::Refused("the server's checks timed out".into());
                 handshake::reject(&mut conn.writer, reason).await;
                 return;
@@ -394,12 +437,21 @@ async fn serve_connection<In: Events, Out: Events>(
         })
     };
     let welcome = handshake::welcome(id, &config);
-    let shared = Shared::<In>::spawn(conn, config, Some(on_end));
+    let Some(inner) = server.upgrade() else {
+        return;
+    };
+    let meter = Meter {
+        own: Arc::default(),
+        server: Some(inner.counters.clone()),
+    };
+    drop(inner);
+    let shared = Shared::<In>::spawn(conn, config, meter, Some(on_end));
     let socket = Socket::<In, Out>::from_shared(shared.clone(), server.clone());
     let Some(inner) = server.upgrade() else {
         return;
     };
     if *inner.shutdown.borrow() {
+        inner.rejects.shutting_down.fetch_add(1, Ordering::Relaxed);
         let reason = RejectReason::Other("the server is shutting down".into());
         if let Ok(reject) = frame::encode(&Header::Reject(reason), None::<&()>, usize::MAX) {
             let _ = shared.tx.try_send(Command::Close(reject));
@@ -418,6 +470,7 @@ async fn serve_connection<In: Events, Out: Events>(
             return;
         }
         registry.sockets.insert(id, socket.clone());
+        inner.connections_total.fetch_add(1, Ordering::Relaxed);
     }
     let handler = conn::read(&inner.on_connection).clone();
     drop(inner);
@@ -450,4 +503,14 @@ async fn run_middleware(
         };
     }
     Ok(hs)
+}
+
+/// Counts a refused handshake.
+fn count_reject<In: Events, Out: Events>(
+    server: &Weak<Inner<In, Out>>,
+    field: fn(&RejectCounters) -> &AtomicU64,
+) {
+    if let Some(inner) = server.upgrade() {
+        field(&inner.rejects).fetch_add(1, Ordering::Relaxed);
+    }
 }

@@ -17,6 +17,7 @@ use crate::config::{config_setters, Config};
 use crate::conn::{encode_reply, lock, write, Command, Shared, CLOSE_GRACE};
 use crate::frame::{self, CloseReason, Header};
 use crate::handlers::{BoxFuture, Slot};
+use crate::metrics::{Meter, SocketMetrics};
 use crate::server::Inner;
 use crate::transport::{self, PeerAddr, PeerCred};
 use crate::{handshake, Broadcast, CallError, DisconnectReason, Error, Events, IntoAddr, Result};
@@ -181,7 +182,7 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
         })??;
         tracing::debug!(socket = %conn.id, %addr, "connected");
         Ok(Socket::from_shared(
-            Shared::spawn(conn, config, None),
+            Shared::spawn(conn, config, Meter::default(), None),
             Weak::new(),
         ))
     }
@@ -329,21 +330,26 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         self.send(frame).await.map_err(CallError::Disconnected)?;
         let reply = match tokio::time::timeout(self.timeout, rx).await {
             Err(_) => {
+                shared.meter.add(|c| &c.calls_timed_out, 1);
                 return Err(CallError::Timeout {
                     after: self.timeout,
-                })
+                });
             }
             Ok(Err(_)) => Err(CallError::Disconnected(shared.gone())),
             Ok(Ok(reply)) => reply,
         };
         guard.armed = false;
-        let payload = reply?;
-        postcard::from_bytes(&payload).map_err(|e| {
-            CallError::Codec(format!(
-                "cannot decode the reply as {}: {e}",
-                std::any::type_name::<R>()
-            ))
-        })
+        let decoded = reply.and_then(|payload| {
+            postcard::from_bytes(&payload).map_err(|e| {
+                let ty = std::any::type_name::<R>();
+                CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
+            })
+        });
+        match &decoded {
+            Ok(_) => shared.meter.add(|c| &c.calls_completed, 1),
+            Err(_) => shared.meter.add(|c| &c.calls_failed, 1),
+        }
+        decoded
     }
 
     /// Queues a frame without waiting; for broadcasts.
@@ -356,9 +362,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 
     /// Counts a dropped broadcast event and tells the error hook.
     pub(crate) fn dropped(&self, err: Error) {
-        self.shared
-            .dropped
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.meter.add(|c| &c.events_dropped, 1);
         self.shared.report(err);
     }
 
@@ -369,9 +373,23 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// How many broadcast events this socket missed because its outgoing
     /// queue was full.
     pub fn dropped_events(&self) -> u64 {
-        self.shared
-            .dropped
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.metrics().traffic.events_dropped
+    }
+
+    /// A snapshot of this connection's counters: frames and bytes each way,
+    /// calls completed, failed and timed out, requests served, dropped
+    /// broadcast events, calls in flight and the outgoing queue's depth.
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # fn f(socket: Socket<Api>) {
+    /// let m = socket.metrics();
+    /// println!("{} frames out, {} calls waiting", m.traffic.frames_out, m.calls_in_flight);
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> SocketMetrics {
+        self.shared.metrics()
     }
 
     /// On a Unix socket accepted by a server, the client process's uid, gid

@@ -1,0 +1,88 @@
+//! Metrics: drive known traffic, read exact counts.
+
+use netsock::{Events, Socket};
+use serde::{Deserialize, Serialize};
+use tests::api::{client, serve, ApiEmit, SHORT};
+use tests::{on_both_transports, within, Raw, Transport};
+
+/// Polls `cond` until it holds (counters bumped right after a write).
+async fn eventually(mut cond: impl FnMut() -> bool) {
+    within(async {
+        while !cond() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
+#[derive(Events, Serialize, Deserialize, Debug)]
+enum Stranger {
+    Hello,
+}
+
+on_both_transports!(counts_are_exact);
+
+async fn counts_are_exact(t: Transport) {
+    let (io, mut seen, _dir) = serve(t).await;
+    let socket = within(client(&io)).await;
+    let server_side = within(seen.connected.recv()).await.unwrap();
+    for i in 0..3 {
+        within(socket.sum(vec![i])).await.unwrap();
+    }
+    within(socket.emit_message("a".into(), 1)).await.unwrap();
+    within(socket.emit_message("b".into(), 2)).await.unwrap();
+    within(socket.timeout(SHORT).hang()).await.unwrap_err();
+    within(seen.hang_dropped.recv()).await.unwrap(); // the cancel arrived
+    within(socket.unhandled()).await.unwrap_err();
+
+    let m = socket.metrics();
+    assert_eq!(m.traffic.calls_completed, 3);
+    assert_eq!(m.traffic.calls_timed_out, 1);
+    assert_eq!(m.traffic.calls_failed, 1);
+    assert_eq!(m.calls_in_flight, 0);
+    // Out: 3 sums, 2 events, hang, cancel, unhandled. In: 3 replies, 1 failure.
+    assert_eq!((m.traffic.frames_out, m.traffic.frames_in), (8, 4));
+
+    let s = server_side.metrics();
+    assert_eq!(s.traffic.frames_in, 8);
+    assert_eq!(s.traffic.bytes_in, m.traffic.bytes_out);
+    assert_eq!(s.traffic.requests_served, 4);
+    // The server's Welcome goes through its queue too: 1 + 3 replies + 1 failure.
+    eventually(|| server_side.metrics().traffic.frames_out == 5).await;
+    let welcome = netsock::frame::encode(
+        &netsock::frame::Header::Welcome {
+            id: socket.id().0,
+            max_frame: 8 * 1024 * 1024,
+        },
+        None::<&()>,
+        usize::MAX,
+    )
+    .unwrap();
+    assert_eq!(
+        server_side.metrics().traffic.bytes_out,
+        m.traffic.bytes_in + welcome.len() as u64
+    );
+    assert_eq!(server_side.metrics().queue_depth, 0);
+
+    // Refused handshakes, by reason.
+    within(Socket::<Stranger>::connect(io.local_addr()))
+        .await
+        .unwrap_err();
+    let mut raw = Raw::connect(io.local_addr()).await;
+    raw.write(b"garbage!").await;
+    while within(raw.recv()).await.is_some() {}
+
+    // Counted right after the reply is written: wait for it.
+    eventually(|| io.metrics().rejects.schema == 1 && io.metrics().rejects.bad_handshake == 1)
+        .await;
+    let total = io.metrics();
+    assert_eq!((total.connections_open, total.connections_total), (1, 1));
+    assert_eq!(total.traffic.frames_in, 8);
+    assert_eq!(total.traffic.requests_served, 4);
+
+    within(socket.close()).await;
+    within(server_side.closed()).await;
+    let after = io.metrics();
+    assert_eq!((after.connections_open, after.connections_total), (0, 1));
+    io.close().await;
+}
