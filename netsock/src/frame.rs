@@ -4,10 +4,12 @@
 //!
 //! Every frame is a 4-byte **big-endian** unsigned length `N`, then `N` bytes of
 //! body. `N` never exceeds the receiver's maximum frame size (default
-//! [`DEFAULT_MAX_FRAME_SIZE`], 8 MiB; both sides announce theirs in the
-//! handshake and never send more than the peer accepts). A receiver that reads
-//! a larger length sends a `Close(FrameTooLarge)` frame and closes the
-//! connection without reading the body.
+//! [`DEFAULT_MAX_FRAME_SIZE`], 8 MiB). Both sides announce theirs in the
+//! handshake, and each sends at most the smaller of the peer's limit and its
+//! own. After the handshake, a receiver that reads a larger length sends a
+//! `Close(FrameTooLarge)` frame and closes the connection without reading the
+//! body; an oversized *first* frame is taken for a stranger and answered
+//! `Reject(BadMagic)`.
 //!
 //! # Body
 //!
@@ -49,7 +51,16 @@
 //! Request ids are chosen by the caller, unique among its pending requests.
 //! The peer answers each `Request` with exactly one `Response` or `Failure`
 //! carrying the same id; a `Cancel` tells it the caller gave up, and it then
-//! stops the handler and sends nothing.
+//! stops the handler and sends nothing. `timeout_ms` tells the peer how long
+//! the caller will wait; this implementation does not act on it yet (the
+//! caller's own timer sends the `Cancel`).
+//!
+//! # Closing
+//!
+//! The side that closes sends `Close(reason)` after the frames it had queued,
+//! stops writing, and keeps reading (and delivering) what the peer still
+//! sends for up to 2 s or until the peer hangs up. The side that receives
+//! `Close` does not answer it: it stops and closes its end.
 //!
 //! Ids, the header layout, and every enum's variant order are part of protocol
 //! version [`PROTOCOL_VERSION`]; new variants are only ever appended.
