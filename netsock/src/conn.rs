@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{Encoder, FramedRead};
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::events::variant_name;
@@ -125,24 +126,31 @@ impl<In: Events> Shared<In> {
             data: Mutex::new(conn.data),
             meter,
         });
-        let writer = tokio::spawn(write_loop(conn.writer, rx, last_rx, shared.clone()));
-        let events = tokio::spawn(event_loop(shared.clone(), event_rx));
+        // Every task of the connection runs in the caller's connection span.
+        let span = tracing::Span::current();
+        let writer = tokio::spawn(
+            write_loop(conn.writer, rx, last_rx, shared.clone()).instrument(span.clone()),
+        );
+        let events = tokio::spawn(event_loop(shared.clone(), event_rx).instrument(span.clone()));
         let reader_shared = shared.clone();
-        tokio::spawn(async move {
-            let reason = read_loop(&reader_shared, conn.reader, event_tx).await;
-            // A writer blocked on a peer that stopped reading gets a grace
-            // period to send its last frame, then is dropped with the socket.
-            tokio::spawn(async move {
-                let mut writer = writer;
-                if tokio::time::timeout(CLOSE_GRACE, &mut writer)
-                    .await
-                    .is_err()
-                {
-                    writer.abort();
-                }
-            });
-            reader_shared.finish(reason, last_tx, events, on_end).await;
-        });
+        tokio::spawn(
+            async move {
+                let reason = read_loop(&reader_shared, conn.reader, event_tx).await;
+                // A writer blocked on a peer that stopped reading gets a grace
+                // period to send its last frame, then is dropped with the socket.
+                tokio::spawn(async move {
+                    let mut writer = writer;
+                    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+                        .await
+                        .is_err()
+                    {
+                        writer.abort();
+                    }
+                });
+                reader_shared.finish(reason, last_tx, events, on_end).await;
+            }
+            .instrument(span),
+        );
         shared
     }
 
@@ -251,7 +259,7 @@ impl<In: Events> Shared<In> {
         events: tokio::task::JoinHandle<()>,
         on_end: Option<OnEnd>,
     ) {
-        tracing::debug!(socket = %self.id, peer = %self.peer, %reason, "connection closed");
+        tracing::info!(%reason, "disconnected");
         let tell_peer = match &reason {
             DisconnectReason::FrameTooLarge { size, max } => Some(CloseReason::FrameTooLarge {
                 size: *size as u64,
@@ -427,11 +435,15 @@ fn spawn_request<In: Events>(
         registration,
     );
     let shared = shared.clone();
-    tokio::spawn(async move {
-        let _permit = permit;
-        let _ = work.await;
-        lock(&shared.running).remove(&id);
-    });
+    let span = tracing::debug_span!("request", id, event = tracing::field::Empty);
+    tokio::spawn(
+        async move {
+            let _permit = permit;
+            let _ = work.await;
+            lock(&shared.running).remove(&id);
+        }
+        .instrument(span),
+    );
 }
 
 /// Runs the handler for one request and returns the reply frame.
@@ -450,6 +462,7 @@ async fn answer<In: Events>(shared: &Shared<In>, id: u64, payload: Bytes) -> Opt
     shared.observe(&value);
     let index = value.variant_index();
     let event = variant_name::<In>(index).to_owned();
+    tracing::Span::current().record("event", event.as_str());
     if !In::VARIANTS
         .get(index as usize)
         .is_some_and(|v| v.is_request())
@@ -551,6 +564,7 @@ async fn write_loop<In: Events>(
                 Err(_) => break,
             }
         }
+        tracing::trace!(frames, bytes = buf.len(), "frames out");
         if let Err(err) = io.write_all(&buf).await {
             shared.stop(Some(DisconnectReason::from_io(&err)));
             return;

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::config::{config_setters, Config};
 use crate::conn::{self, lock, write, Command, Shared};
 use crate::frame::{self, CloseReason, Header, RejectReason};
@@ -336,23 +338,35 @@ impl<In: Events, Out: Events> Server<In, Out> {
             .take()
             .ok_or(Error::AlreadyRunning)?;
         let mut shutdown = self.inner.shutdown.subscribe();
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => return Ok(()),
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok(accepted) => {
-                    let weak = Arc::downgrade(&self.inner);
-                    tokio::spawn(serve_connection(weak, accepted));
-                }
-                Err(err) => {
-                    // Out of file descriptors and the like: back off and retry.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let span = tracing::info_span!("netsock_server", addr = %self.inner.local_addr);
+        async {
+            loop {
+                let accepted = tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                    accepted = listener.accept() => accepted,
+                };
+                match accepted {
+                    Ok(accepted) => {
+                        let weak = Arc::downgrade(&self.inner);
+                        let peer = &accepted.2;
+                        let conn_span = tracing::info_span!(
+                            "connection",
+                            id = tracing::field::Empty,
+                            peer = %peer,
+                            transport = peer.transport(),
+                        );
+                        tokio::spawn(serve_connection(weak, accepted).instrument(conn_span));
+                    }
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off and retry.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// Stops accepting, closes every connection (clients see
@@ -377,6 +391,7 @@ async fn serve_connection<In: Events, Out: Events>(
         return;
     };
     let id = SocketId(inner.next_id.fetch_add(1, Ordering::Relaxed));
+    tracing::Span::current().record("id", id.0);
     let config = inner.config.clone();
     let middleware = conn::read(&inner.middleware).clone();
     let after = config.handshake_timeout;
@@ -474,7 +489,7 @@ async fn serve_connection<In: Events, Out: Events>(
     }
     let handler = conn::read(&inner.on_connection).clone();
     drop(inner);
-    tracing::debug!(socket = %id, %peer, "client connected");
+    tracing::info!("client connected");
     if let Some(handler) = handler {
         let result = call_caught(|s| handler(s), socket.clone()).await;
         let failed = match result {

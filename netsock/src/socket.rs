@@ -180,11 +180,18 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
                 after,
             }
         })??;
-        tracing::debug!(socket = %conn.id, %addr, "connected");
-        Ok(Socket::from_shared(
-            Shared::spawn(conn, config, Meter::default(), None),
-            Weak::new(),
-        ))
+        let span = tracing::info_span!(
+            "connection",
+            id = conn.id.0,
+            peer = %conn.peer,
+            transport = conn.peer.transport(),
+            side = "client",
+        );
+        let shared = span.in_scope(|| {
+            tracing::info!("connected");
+            Shared::spawn(conn, config, Meter::default(), None)
+        });
+        Ok(Socket::from_shared(shared, Weak::new()))
     }
 }
 

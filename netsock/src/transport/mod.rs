@@ -31,6 +31,16 @@ pub enum PeerAddr {
     Unix(Option<PathBuf>),
 }
 
+impl PeerAddr {
+    /// `"tcp"` or `"unix"`, for logs.
+    pub(crate) fn transport(&self) -> &'static str {
+        match self {
+            PeerAddr::Tcp(_) => "tcp",
+            PeerAddr::Unix(_) => "unix",
+        }
+    }
+}
+
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
