@@ -37,6 +37,14 @@ pub enum Error {
         /// The address.
         addr: Addr,
     },
+    /// The address needs a transport this build of netsock leaves out.
+    #[error("{addr} needs netsock's `{feature}` feature, which this build does not enable")]
+    TransportDisabled {
+        /// The address.
+        addr: Addr,
+        /// The missing cargo feature.
+        feature: &'static str,
+    },
     /// The socket could not connect.
     #[error("cannot connect to {addr}: {source}")]
     Connect {

@@ -44,7 +44,8 @@
 //! wire protocol), [`error`].
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations)]
+#![deny(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod addr;
 mod broadcast;
@@ -90,11 +91,15 @@ pub use transport::{PeerAddr, PeerCred};
 /// module; use
 /// `#[netsock(crate = "::renamed")]` for a renamed dependency. Full reference:
 /// the `netsock-macros` crate documentation.
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netsock_macros::Events;
 
 /// Makes a service of a trait (an attribute: `#[derive]` cannot go on a
 /// trait): a request enum, `{Trait}Client` and `{Trait}Server`; see the
 /// [`service`](mod@service) module and the `netsock-macros` documentation.
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netsock_macros::service;
 
 #[doc(hidden)]

@@ -374,7 +374,8 @@ impl<In: Events, Out: Events> Server<In, Out> {
     pub async fn close(&self) {
         self.inner.shutdown.send_replace(true);
         drop(lock(&self.inner.listener).take());
-        drop(lock(&self.inner.socket_file).take());
+        // Removes the Unix socket file (if ours) now, not when the last handle goes.
+        let _ = lock(&self.inner.socket_file).take();
         let sockets = self.sockets();
         let closing = sockets
             .iter()

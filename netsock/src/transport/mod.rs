@@ -4,8 +4,26 @@
 //! sees a [`Listener`] that accepts, and a stream split into a [`ReadHalf`] and
 //! a [`WriteHalf`].
 
+#[cfg(not(any(feature = "tcp", feature = "unix")))]
+compile_error!("netsock needs at least one transport: enable the `tcp` or `unix` feature");
+
+#[cfg(feature = "tcp")]
 mod tcp;
+#[cfg(feature = "unix")]
 mod unix;
+
+/// Matches `self` on its transport variants, each compiled only with its
+/// feature.
+macro_rules! each_transport {
+    ($value:expr, $s:ident => $body:expr) => {
+        match $value {
+            #[cfg(feature = "tcp")]
+            Self::Tcp($s) => $body,
+            #[cfg(feature = "unix")]
+            Self::Unix($s) => $body,
+        }
+    };
+}
 
 use std::fmt;
 use std::io;
@@ -18,7 +36,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{Addr, Error};
 
+#[cfg(feature = "unix")]
 pub(crate) use unix::SocketFile;
+
+/// Without the `unix` feature there is never a socket file to remove.
+#[cfg(not(feature = "unix"))]
+pub(crate) struct SocketFile;
 
 /// The address of a connected peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +92,9 @@ pub(crate) type Accepted = (ReadHalf, WriteHalf, PeerAddr, Option<PeerCred>);
 
 /// A bound listening socket.
 pub(crate) enum Listener {
+    #[cfg(feature = "tcp")]
     Tcp(tokio::net::TcpListener),
+    #[cfg(feature = "unix")]
     Unix(tokio::net::UnixListener),
 }
 
@@ -81,25 +106,49 @@ impl Listener {
         addr: &Addr,
         socket_mode: u32,
     ) -> Result<(Listener, Addr, Option<SocketFile>), Error> {
+        let _ = socket_mode; // unused without the `unix` feature
         match addr {
+            #[cfg(feature = "tcp")]
             Addr::Tcp { host, port } => tcp::bind(addr, host, *port).await,
+            #[cfg(feature = "unix")]
             Addr::Unix(path) => unix::bind(addr, path, socket_mode).await,
+            #[allow(unreachable_patterns)]
+            _ => Err(disabled(addr)),
         }
     }
 
     pub(crate) async fn accept(&self) -> io::Result<Accepted> {
         match self {
+            #[cfg(feature = "tcp")]
             Listener::Tcp(l) => tcp::accept(l).await,
+            #[cfg(feature = "unix")]
             Listener::Unix(l) => unix::accept(l).await,
         }
+    }
+}
+
+/// The error for an address whose transport was compiled out.
+#[allow(dead_code)]
+fn disabled(addr: &Addr) -> Error {
+    let feature = match addr {
+        Addr::Tcp { .. } => "tcp",
+        Addr::Unix(_) => "unix",
+    };
+    Error::TransportDisabled {
+        addr: addr.clone(),
+        feature,
     }
 }
 
 /// Connects to `addr`.
 pub(crate) async fn connect(addr: &Addr) -> Result<(ReadHalf, WriteHalf, PeerAddr), Error> {
     let connected = match addr {
+        #[cfg(feature = "tcp")]
         Addr::Tcp { host, port } => tcp::connect(host, *port).await,
+        #[cfg(feature = "unix")]
         Addr::Unix(path) => unix::connect(path).await,
+        #[allow(unreachable_patterns)]
+        _ => return Err(disabled(addr)),
     };
     connected.map_err(|source| Error::Connect {
         addr: addr.clone(),
@@ -109,13 +158,17 @@ pub(crate) async fn connect(addr: &Addr) -> Result<(ReadHalf, WriteHalf, PeerAdd
 
 /// The reading half of a connection.
 pub(crate) enum ReadHalf {
+    #[cfg(feature = "tcp")]
     Tcp(tokio::net::tcp::OwnedReadHalf),
+    #[cfg(feature = "unix")]
     Unix(tokio::net::unix::OwnedReadHalf),
 }
 
 /// The writing half of a connection.
 pub(crate) enum WriteHalf {
+    #[cfg(feature = "tcp")]
     Tcp(tokio::net::tcp::OwnedWriteHalf),
+    #[cfg(feature = "unix")]
     Unix(tokio::net::unix::OwnedWriteHalf),
 }
 
@@ -125,10 +178,7 @@ impl AsyncRead for ReadHalf {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ReadHalf::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            ReadHalf::Unix(s) => Pin::new(s).poll_read(cx, buf),
-        }
+        each_transport!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
     }
 }
 
@@ -138,10 +188,7 @@ impl AsyncWrite for WriteHalf {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            WriteHalf::Unix(s) => Pin::new(s).poll_write(cx, buf),
-        }
+        each_transport!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -149,10 +196,7 @@ impl AsyncWrite for WriteHalf {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            WriteHalf::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
+        each_transport!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -160,16 +204,10 @@ impl AsyncWrite for WriteHalf {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(s) => Pin::new(s).poll_flush(cx),
-            WriteHalf::Unix(s) => Pin::new(s).poll_flush(cx),
-        }
+        each_transport!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            WriteHalf::Unix(s) => Pin::new(s).poll_shutdown(cx),
-        }
+        each_transport!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
     }
 }
