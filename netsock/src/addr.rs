@@ -36,11 +36,28 @@ use std::str::FromStr;
 use crate::Error;
 
 /// The host a bare port number binds and connects to.
+///
+/// ```
+/// use netsock::{addr::DEFAULT_HOST, Addr};
+/// assert_eq!(Addr::from(3000), Addr::tcp(DEFAULT_HOST, 3000));
+/// ```
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 
 /// A TCP host and port, or a Unix domain socket path.
 ///
 /// See the [module documentation](self) for every accepted spelling.
+///
+/// ```
+/// use netsock::Addr;
+/// let addr: Addr = "localhost:3000".parse()?;
+/// match &addr {
+///     Addr::Tcp { host, port } => assert_eq!((host.as_str(), *port), ("localhost", 3000)),
+///     Addr::Unix(path) => unreachable!("not a path: {}", path.display()),
+///     _ => unreachable!(),
+/// }
+/// assert_eq!(addr.to_string(), "tcp://localhost:3000");
+/// # Ok::<(), netsock::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Addr {

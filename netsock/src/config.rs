@@ -5,16 +5,40 @@ use std::time::Duration;
 use crate::frame::DEFAULT_MAX_FRAME_SIZE;
 
 /// Default time a request waits for its reply: 10 s.
+///
+/// ```
+/// assert_eq!(netsock::DEFAULT_REQUEST_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a peer has to complete the handshake: 10 s.
+///
+/// ```
+/// assert_eq!(netsock::DEFAULT_HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default capacity of a connection's outgoing queue, in frames.
+///
+/// ```
+/// assert_eq!(netsock::DEFAULT_QUEUE_CAPACITY, 1024);
+/// ```
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Default limit on requests from one peer running at once.
+///
+/// ```
+/// assert_eq!(netsock::DEFAULT_MAX_CONCURRENT_REQUESTS, 1024);
+/// ```
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 /// Default permissions of a server's Unix socket file: owner only.
+///
+/// ```
+/// assert_eq!(netsock::DEFAULT_SOCKET_MODE, 0o600); // rw for the owner only
+/// ```
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 /// The smallest accepted `max_frame_size`, so error replies always fit.
+///
+/// ```
+/// assert_eq!(netsock::MIN_MAX_FRAME_SIZE, 1024);
+/// ```
 pub const MIN_MAX_FRAME_SIZE: usize = 1024;
 
 #[derive(Clone, Debug)]
@@ -54,12 +78,42 @@ macro_rules! config_setters {
     () => {
         /// Default time a request waits for its reply (default 10 s);
         /// override per call with [`Socket::timeout`](crate::Socket::timeout).
+        ///
+        /// ```
+        /// # use netsock::{CallError, Events, Server, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)]
+        /// # enum Api { #[request(response = u8)] Stall }
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> netsock::Result<()> {
+        /// # let io = Server::<Api>::bind(0).await?;
+        /// # io.on_connection(|s: Socket<Api>| async move { s.on_stall(std::future::pending::<u8>); Ok(()) });
+        /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+        /// use std::time::Duration;
+        /// // The server's handler never answers `Stall`.
+        /// let socket = Socket::<Api>::builder()
+        ///     .request_timeout(Duration::from_millis(50))
+        ///     .connect(io.local_addr())
+        ///     .await?;
+        /// let err = socket.stall().await.unwrap_err();
+        /// assert_eq!(err, CallError::Timeout { after: Duration::from_millis(50) });
+        /// # io.close().await;
+        /// # Ok(())
+        /// # }
+        /// ```
         pub fn request_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.config.request_timeout = timeout;
             self
         }
 
         /// Time allowed for the handshake (default 10 s).
+        ///
+        /// ```
+        /// # use netsock::{Events, Server, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// use std::time::Duration;
+        /// let server = Server::<Api>::builder().handshake_timeout(Duration::from_secs(2));
+        /// let client = Socket::<Api>::builder().handshake_timeout(Duration::from_secs(2));
+        /// ```
         pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.config.handshake_timeout = timeout;
             self
@@ -69,6 +123,23 @@ macro_rules! config_setters {
         /// at least 1 KiB). The peer learns it in the handshake and never
         /// sends more; sending more than the peer's limit fails locally with
         /// a `FrameTooLarge` error.
+        ///
+        /// ```
+        /// # use netsock::{Error, Events, Server, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Text(String) }
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> netsock::Result<()> {
+        /// let io = Server::<Api>::builder().max_frame_size(1024).bind(0).await?;
+        /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+        /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+        /// // The client learned the server's limit and refuses to send more.
+        /// let err = socket.emit_text("x".repeat(2000)).await.unwrap_err();
+        /// assert!(matches!(err, Error::FrameTooLarge { max: 1024, .. }));
+        /// assert!(socket.is_connected());
+        /// # io.close().await;
+        /// # Ok(())
+        /// # }
+        /// ```
         pub fn max_frame_size(mut self, bytes: usize) -> Self {
             self.config.set_max_frame_size(bytes);
             self
@@ -78,6 +149,14 @@ macro_rules! config_setters {
         /// for rolling upgrades: append variants only, never reorder them.
         /// Events the other side does not know are reported to the error
         /// hook and the connection stays open.
+        ///
+        /// ```
+        /// # use netsock::{Events, Server, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// // A new server version that still talks to clients built from the old enum.
+        /// let server = Server::<Api>::builder().lenient(true);
+        /// let client = Socket::<Api>::builder().lenient(true);
+        /// ```
         pub fn lenient(mut self, lenient: bool) -> Self {
             self.config.lenient = lenient;
             self
@@ -85,6 +164,13 @@ macro_rules! config_setters {
 
         /// Capacity of each connection's outgoing queue, in frames (default
         /// 1024). `emit` waits while the queue is full.
+        ///
+        /// ```
+        /// # use netsock::{Events, Server, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// let server = Server::<Api>::builder().queue_capacity(64);
+        /// let client = Socket::<Api>::builder().queue_capacity(64);
+        /// ```
         pub fn queue_capacity(mut self, frames: usize) -> Self {
             self.config.queue_capacity = frames.max(1);
             self
@@ -92,6 +178,13 @@ macro_rules! config_setters {
 
         /// How many requests from one peer may run at once (default 1024);
         /// beyond that, the connection stops reading until one finishes.
+        ///
+        /// ```
+        /// # use netsock::{Events, Server, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// let server = Server::<Api>::builder().max_concurrent_requests(16);
+        /// let client = Socket::<Api>::builder().max_concurrent_requests(16);
+        /// ```
         pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
             self.config.max_concurrent_requests = requests.max(1);
             self

@@ -8,9 +8,27 @@ use crate::frame::{CloseReason, RejectReason, RemoteError};
 use crate::{Addr, SchemaId};
 
 /// `Result` with netsock's [`Error`].
+///
+/// ```
+/// fn port(input: &str) -> netsock::Result<u16> {
+///     let addr: netsock::Addr = input.parse()?;
+///     Ok(addr.port().unwrap_or(0))
+/// }
+/// assert_eq!(port("3000")?, 3000);
+/// assert!(port("no port").is_err());
+/// # Ok::<(), netsock::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong while binding, connecting, or using a connection.
+///
+/// ```
+/// use netsock::Error;
+///
+/// let err = "localhost".parse::<netsock::Addr>().unwrap_err();
+/// assert!(matches!(&err, Error::InvalidAddr { input, .. } if input == "localhost"));
+/// assert!(err.to_string().starts_with("invalid address \"localhost\""));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -156,6 +174,27 @@ pub enum Error {
 }
 
 /// Why one request failed. The connection itself may still be open.
+///
+/// ```
+/// # use netsock::{CallError, Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize)]
+/// # enum Api { #[request(response = i64)] Sum(Vec<i64>), Log(String) }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> netsock::Result<()> {
+/// // A server that registers no handlers.
+/// let io = Server::<Api>::bind(0).await?;
+/// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+/// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+/// let err = socket.sum(vec![1, 2]).await.unwrap_err();
+/// assert_eq!(err, CallError::NoHandler { event: "Sum".into() });
+/// // An event variant cannot be a request; the connection stays open.
+/// let err = socket.request::<i64>(Api::Log("hi".into())).await.unwrap_err();
+/// assert_eq!(err, CallError::NotARequest { event: "Log".into() });
+/// assert!(socket.is_connected());
+/// # io.close().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
@@ -206,6 +245,26 @@ pub enum CallError {
 }
 
 /// Why a connection ended.
+///
+/// ```
+/// # use netsock::{CloseReason, DisconnectReason, Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> netsock::Result<()> {
+/// # let io = Server::<Api>::bind(0).await?;
+/// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+/// let a = Socket::<Api>::connect(io.local_addr()).await?;
+/// let b = Socket::<Api>::connect(io.local_addr()).await?;
+/// a.close().await;
+/// assert_eq!(a.closed().await, DisconnectReason::ClosedLocally);
+/// io.close().await; // the server closes `b`
+/// assert!(matches!(
+///     b.closed().await,
+///     DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))
+/// ));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DisconnectReason {

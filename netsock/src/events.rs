@@ -20,6 +20,20 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// One variant of an [`Events`] enum.
+///
+/// ```
+/// use netsock::{Events, Variant};
+///
+/// #[derive(Events, serde::Serialize, serde::Deserialize)]
+/// enum Api {
+///     Ping,
+///     #[request(response = i64)]
+///     Sum(Vec<i64>),
+/// }
+///
+/// assert_eq!(Api::VARIANTS, &[Variant::event("Ping"), Variant::request("Sum", "i64")]);
+/// assert!(Api::VARIANTS[1].is_request());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Variant {
@@ -68,6 +82,16 @@ impl Variant {
 
 /// A stable 64-bit identity of an event enum's shape (FNV-1a of
 /// [`Events::SCHEMA`]).
+///
+/// ```
+/// use netsock::{Events, SchemaId};
+///
+/// #[derive(Events, serde::Serialize, serde::Deserialize)]
+/// enum Api { Ping }
+///
+/// assert_eq!(Api::SCHEMA_ID, SchemaId::of(Api::SCHEMA));
+/// assert_eq!(SchemaId::of("").to_string(), "cbf29ce484222325"); // 16 hex digits
+/// ```
 #[derive(
     Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
