@@ -194,3 +194,4 @@ pub fn hello<E: Events>() -> Hello {
 }
 
 pub mod api;
+pub mod soak;
