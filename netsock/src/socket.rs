@@ -23,6 +23,13 @@ use crate::transport::{self, PeerAddr, PeerCred};
 use crate::{handshake, Broadcast, CallError, DisconnectReason, Error, Events, IntoAddr, Result};
 
 /// A connection's id, the same on both ends (the server assigns it).
+///
+/// ```
+/// use netsock::SocketId;
+/// let id = SocketId(7);
+/// assert_eq!(id.to_string(), "7");
+/// assert!(SocketId(1) < id); // ids are handed out in increasing order
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketId(pub u64);
 
@@ -142,6 +149,30 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// Bytes sent as they are to the server in the handshake, for its
     /// [middleware](crate::Server::middleware) to authenticate this client;
     /// it reads them with [`Handshake::auth_bytes`](crate::Handshake::auth_bytes).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # use netsock::{Error, Handshake, RejectReason};
+    /// io.middleware(|hs: Handshake| async move {
+    ///     match hs.auth_bytes() {
+    ///         Some(b"open sesame") => Ok(hs),
+    ///         _ => Err("wrong password".to_string()),
+    ///     }
+    /// });
+    /// let socket = Socket::<Api>::builder().auth("open sesame").connect(io.local_addr()).await;
+    /// assert!(socket.is_ok());
+    /// let err = Socket::<Api>::connect(io.local_addr()).await.unwrap_err();
+    /// assert!(matches!(err, Error::Rejected(RejectReason::Refused(why)) if why == "wrong password"));
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn auth(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.auth = Some(bytes.into());
         self
@@ -152,6 +183,40 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// [`Handshake::auth`](crate::Handshake::auth).
     ///
     /// Fails with [`Error::Encode`] when the value cannot be encoded.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # use netsock::Handshake;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Login { user: String, pin: u32 }
+    /// struct User(String);
+    ///
+    /// io.middleware(|mut hs: Handshake| async move {
+    ///     let Some(login) = hs.auth::<Login>() else { return Err("log in first".to_string()) };
+    ///     if login.pin != 1234 {
+    ///         return Err("wrong pin".to_string());
+    ///     }
+    ///     hs.insert(User(login.user));
+    ///     Ok(hs)
+    /// });
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     let _ = tx.send(s.data::<User>().unwrap().0.clone());
+    ///     async { Ok(()) }
+    /// });
+    /// let login = Login { user: "alice".into(), pin: 1234 };
+    /// let socket = Socket::<Api>::builder().auth_value(&login)?.connect(io.local_addr()).await?;
+    /// assert_eq!(rx.recv().await.unwrap(), "alice");
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn auth_value<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self> {
         let bytes = postcard::to_stdvec(value).map_err(|source| Error::Encode {
             what: "the auth value",
@@ -166,6 +231,20 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// Fails with [`Error::InvalidAddr`], [`Error::Connect`],
     /// [`Error::HandshakeTimeout`], [`Error::SchemaMismatch`],
     /// [`Error::VersionMismatch`] or [`Error::Rejected`].
+    ///
+    /// ```
+    /// # use netsock::{Error, Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// let dir = std::env::temp_dir();
+    /// let path = dir.join(format!("netsock-doc-{}-nobody.sock", std::process::id()));
+    /// // No server listens there.
+    /// let err = Socket::<Api>::builder().connect(&path).await.unwrap_err();
+    /// assert!(matches!(err, Error::Connect { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(self, addr: impl IntoAddr) -> Result<Socket<In, Out>> {
         let addr = addr.into_addr()?;
         let config = self.config;
@@ -198,11 +277,47 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
 impl<In: Events, Out: Events> Socket<In, Out> {
     /// Connects to a server and completes the handshake; see
     /// [`SocketBuilder::connect`].
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let port = io.local_addr().port().unwrap();
+    /// let socket = Socket::<Api>::connect(format!("127.0.0.1:{port}")).await?;
+    /// assert!(socket.is_connected());
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(addr: impl IntoAddr) -> Result<Self> {
         Self::builder().connect(addr).await
     }
 
     /// Options for connecting.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use std::time::Duration;
+    /// let socket = Socket::<Api>::builder()
+    ///     .request_timeout(Duration::from_secs(1))
+    ///     .max_frame_size(64 * 1024)
+    ///     .connect(io.local_addr())
+    ///     .await?;
+    /// assert!(socket.is_connected());
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder() -> SocketBuilder<In, Out> {
         SocketBuilder {
             config: Config::default(),
@@ -221,22 +336,100 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// The connection's id (the same on both ends).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let on_server = io.socket(socket.id()).unwrap();
+    /// assert_eq!(on_server.id(), socket.id());
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn id(&self) -> SocketId {
         self.shared.id
     }
 
     /// The peer's address.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use netsock::PeerAddr;
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// match socket.peer_addr() {
+    ///     PeerAddr::Tcp(addr) => assert_eq!(Some(addr.port()), io.local_addr().port()),
+    ///     other => panic!("not TCP: {other}"),
+    /// }
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn peer_addr(&self) -> &PeerAddr {
         &self.shared.peer
     }
 
     /// Whether the connection is still open.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// assert!(socket.is_connected());
+    /// io.close().await;
+    /// socket.closed().await;
+    /// assert!(!socket.is_connected());
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_connected(&self) -> bool {
         self.shared.disconnect_reason().is_none()
     }
 
     /// Lets held incoming events and requests through to their handlers; see
     /// [When handlers run](Socket#when-handlers-run).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// io.on_connection(|s: Socket<Api>| async move {
+    ///     s.emit_log("welcome".into()).await?;
+    ///     Ok(())
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// socket.on_log(move |line| {
+    ///     let _ = tx.send(line);
+    ///     async {}
+    /// });
+    /// socket.start(); // the "welcome" held since connecting goes to the handler
+    /// assert_eq!(rx.recv().await.unwrap(), "welcome");
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(&self) {
         self.shared.start();
     }
@@ -279,6 +472,33 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     ///
     /// Fails with [`Error::FrameTooLarge`] (the connection stays open) or
     /// [`Error::Disconnected`].
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     let tx = tx.clone();
+    ///     s.on_log(move |line| {
+    ///         let _ = tx.send(line);
+    ///         async {}
+    ///     });
+    ///     async { Ok(()) }
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// socket.emit(Api::Log("hello".into())).await?;
+    /// socket.emit_log("again".into()).await?; // the generated shorthand
+    /// assert_eq!(rx.recv().await.unwrap(), "hello");
+    /// assert_eq!(rx.recv().await.unwrap(), "again");
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn emit(&self, event: Out) -> Result<()> {
         self.start();
         let frame = frame::encode(&Header::Event, Some(&event), self.shared.max_out)?;
@@ -291,6 +511,27 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// response type. Requests are multiplexed: thousands can be in flight on
     /// one connection. On timeout, or when the returned future is dropped,
     /// the peer is told to cancel the handler.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.on_connection(|s: Socket<Api>| async move {
+    /// #     s.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+    /// #     Ok(())
+    /// # });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let total: i64 = socket.request(Api::Sum(vec![1, 2, 3])).await?;
+    /// assert_eq!(total, 6);
+    /// assert_eq!(socket.sum(vec![4, 5]).await?, 9); // the generated shorthand
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn request<R: DeserializeOwned>(
         &self,
         event: Out,
@@ -379,6 +620,17 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 
     /// How many broadcast events this socket missed because its outgoing
     /// queue was full.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// fn check(socket: &Socket<Api>) {
+    ///     if socket.dropped_events() > 0 {
+    ///         eprintln!("socket {} reads too slowly: it missed broadcasts", socket.id());
+    ///     }
+    /// }
+    /// ```
     pub fn dropped_events(&self) -> u64 {
         self.metrics().traffic.events_dropped
     }
@@ -401,6 +653,27 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 
     /// On a Unix socket accepted by a server, the client process's uid, gid
     /// and pid as the kernel reports them.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// use std::os::unix::fs::MetadataExt;
+    /// let path = std::env::temp_dir().join(format!("netsock-doc-{}-cred.sock", std::process::id()));
+    /// let io = Server::<Api>::bind(&path).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let client = Socket::<Api>::connect(&path).await?;
+    /// let on_server = io.socket(client.id()).unwrap();
+    /// // This process made the socket file and connected: the same user.
+    /// let cred = on_server.peer_cred().unwrap();
+    /// assert_eq!(cred.uid, std::fs::metadata(&path)?.uid());
+    /// assert_eq!(cred.pid, Some(std::process::id() as i32));
+    /// assert!(client.peer_cred().is_none()); // only a server learns it
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn peer_cred(&self) -> Option<PeerCred> {
         self.shared.cred
     }
@@ -424,6 +697,20 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 
     /// The value of type `T` attached by [`set_data`](Socket::set_data) or by
     /// a [middleware](crate::Server::middleware).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// struct Nick(String);
+    ///
+    /// fn greeting(socket: &Socket<Api>) -> String {
+    ///     match socket.data::<Nick>() {
+    ///         Some(nick) => format!("hello, {}", nick.0),
+    ///         None => "hello, stranger".to_string(),
+    ///     }
+    /// }
+    /// ```
     pub fn data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         let value = lock(&self.shared.data).get(&TypeId::of::<T>())?.clone();
         value.downcast().ok()
@@ -432,6 +719,31 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// Observes every incoming event and request before its handler runs,
     /// without taking it away (for logging and metrics). One observer; a
     /// second call replaces the first.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     let tx = tx.clone();
+    ///     s.on_any(move |event: &Api| {
+    ///         let _ = tx.send(event.variant_name());
+    ///     });
+    ///     s.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+    ///     async { Ok(()) }
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// assert_eq!(socket.sum(vec![1]).await?, 1);
+    /// assert_eq!(rx.recv().await.unwrap(), "Sum");
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_any<F>(&self, observer: F)
     where
         F: Fn(&In) + Send + Sync + 'static,
@@ -442,6 +754,30 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// Puts this server-side socket in `room` (see
     /// [`Server::to`](crate::Server::to)). Does
     /// nothing on a client socket or after the connection ended.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     s.join("lobby");
+    ///     s.join("admins");
+    ///     let _ = tx.send(s);
+    ///     async { Ok(()) }
+    /// });
+    /// let _client = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let socket = rx.recv().await.unwrap();
+    /// assert_eq!(socket.rooms(), ["admins", "lobby"]);
+    /// assert_eq!(io.in_room("lobby").len(), 1);
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join(&self, room: impl AsRef<str>) {
         if let Some(server) = self.server.upgrade() {
             lock(&server.registry).join(self.id(), room.as_ref());
@@ -449,6 +785,31 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// Takes this socket out of `room`; a room with no members is dropped.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     s.join("lobby");
+    ///     let _ = tx.send(s);
+    ///     async { Ok(()) }
+    /// });
+    /// let _client = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let socket = rx.recv().await.unwrap();
+    /// assert_eq!(io.rooms(), ["lobby"]);
+    /// socket.leave("lobby");
+    /// assert!(socket.rooms().is_empty());
+    /// assert!(io.rooms().is_empty()); // its last member left
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn leave(&self, room: impl AsRef<str>) {
         if let Some(server) = self.server.upgrade() {
             lock(&server.registry).leave(self.id(), room.as_ref());
@@ -456,6 +817,26 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// The rooms this socket is in, sorted.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let on_server = io.socket(socket.id()).unwrap();
+    /// on_server.join("b");
+    /// on_server.join("a");
+    /// assert_eq!(on_server.rooms(), ["a", "b"]);
+    /// socket.join("c"); // a client socket is in no rooms
+    /// assert!(socket.rooms().is_empty());
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn rooms(&self) -> Vec<String> {
         match self.server.upgrade() {
             Some(server) => lock(&server.registry).rooms_of(self.id()),
@@ -465,11 +846,72 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 
     /// Every other socket of this socket's server (socket.io's
     /// `socket.broadcast`). On a client socket it reaches no one.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// io.on_connection(|s: Socket<Api>| async move {
+    ///     // Relay each line to every other client.
+    ///     let me = s.clone();
+    ///     s.on_log(move |line| {
+    ///         let me = me.clone();
+    ///         async move { me.broadcast().emit_log(line).await.unwrap() }
+    ///     });
+    ///     Ok(())
+    /// });
+    /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// bob.on_log(move |line| {
+    ///     let _ = tx.send(line);
+    ///     async {}
+    /// });
+    /// bob.start();
+    /// alice.emit_log("hi, all".into()).await?;
+    /// assert_eq!(rx.recv().await.unwrap(), "hi, all");
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn broadcast(&self) -> Broadcast<In, Out> {
         Broadcast::new(self.server.clone()).except(self.id())
     }
 
     /// The other members of `room` (socket.io's `socket.to(room)`).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     let _ = tx.send(s);
+    ///     async { Ok(()) }
+    /// });
+    /// let (mut clients, mut on_server) = (Vec::new(), Vec::new());
+    /// for _ in 0..3 {
+    ///     clients.push(Socket::<Api>::connect(io.local_addr()).await?);
+    ///     on_server.push(rx.recv().await.unwrap());
+    /// }
+    /// let [a, b, c] = &on_server[..] else { unreachable!() };
+    /// a.join("lobby");
+    /// b.join("lobby");
+    /// c.join("kitchen");
+    /// let others: Vec<_> = a.to("lobby").sockets().iter().map(|s| s.id()).collect();
+    /// assert_eq!(others, [b.id()]); // `a` itself is left out
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn to(&self, room: impl Into<String>) -> Broadcast<In, Out> {
         self.broadcast().to(room)
     }
@@ -481,6 +923,32 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # Panics
     ///
     /// If `variant` is not an index of `In::VARIANTS`.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     let tx = tx.clone();
+    ///     // 0: the index of `Log` in `Api::VARIANTS`.
+    ///     s.on(0, move |event: Api| {
+    ///         let _ = tx.send(event);
+    ///         async {}
+    ///     });
+    ///     async { Ok(()) }
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// socket.emit_log("raw".into()).await?;
+    /// assert!(matches!(rx.recv().await.unwrap(), Api::Log(line) if line == "raw"));
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on<F, Fut>(&self, variant: u32, handler: F)
     where
         F: Fn(In) -> Fut + Send + Sync + 'static,
@@ -496,6 +964,31 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # Panics
     ///
     /// If `variant` is not an index of `In::VARIANTS`.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// io.on_connection(|s: Socket<Api>| async move {
+    ///     // 1: the index of `Sum` in `Api::VARIANTS`.
+    ///     s.on_request(1, |event: Api| async move {
+    ///         match event {
+    ///             Api::Sum(numbers) => numbers.iter().sum::<i64>(),
+    ///             _ => unreachable!("only `Sum` comes here"),
+    ///         }
+    ///     });
+    ///     Ok(())
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// assert_eq!(socket.sum(vec![2, 3]).await?, 5);
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
     where
         R: Serialize + 'static,
@@ -520,6 +1013,32 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// Runs `handler` once when the connection ends, with the reason.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use netsock::{CloseReason, DisconnectReason};
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     let tx = tx.clone();
+    ///     s.on_disconnect(move |reason| async move {
+    ///         let _ = tx.send(reason);
+    ///     });
+    ///     async { Ok(()) }
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// socket.close().await;
+    /// let reason = rx.recv().await.unwrap();
+    /// assert_eq!(reason, DisconnectReason::ClosedByPeer(CloseReason::Normal));
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_disconnect<F, Fut>(&self, handler: F)
     where
         F: FnOnce(DisconnectReason) -> Fut + Send + Sync + 'static,
@@ -536,6 +1055,33 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// Receives errors that do not end the connection: an event that cannot
     /// be decoded or has no handler, a panicking event handler. Without a
     /// hook they are logged with `tracing` at warn level.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use netsock::Error;
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// io.on_connection(move |s: Socket<Api>| {
+    ///     let tx = tx.clone();
+    ///     s.on_error(move |err| {
+    ///         let _ = tx.send(err);
+    ///     });
+    ///     async { Ok(()) } // registers no handler for `Log`
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// socket.emit_log("anyone?".into()).await?;
+    /// let err = rx.recv().await.unwrap();
+    /// assert!(matches!(err, Error::NoHandler { event: "Log" }));
+    /// assert!(socket.is_connected());
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_error<F>(&self, hook: F)
     where
         F: Fn(Error) + Send + Sync + 'static,
@@ -544,6 +1090,25 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// Waits until the connection has ended, and says why. Starts the socket.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use netsock::{CloseReason, DisconnectReason};
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let server = io.clone();
+    /// tokio::spawn(async move { server.close().await });
+    /// let reason = socket.closed().await;
+    /// assert!(matches!(reason, DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))));
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn closed(&self) -> DisconnectReason {
         self.start();
         let mut state = self.shared.state.subscribe();
@@ -557,6 +1122,27 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// Closes the connection after the frames already queued, telling the
     /// peer; waits until it is closed. Pending requests fail with
     /// [`CallError::Disconnected`].
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use netsock::{CallError, DisconnectReason, Error};
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// socket.close().await;
+    /// assert!(!socket.is_connected());
+    /// let err = socket.emit_log("too late".into()).await.unwrap_err();
+    /// assert!(matches!(err, Error::Disconnected(DisconnectReason::ClosedLocally)));
+    /// let err = socket.sum(vec![1]).await.unwrap_err();
+    /// assert_eq!(err, CallError::Disconnected(DisconnectReason::ClosedLocally));
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn close(&self) {
         self.close_with(CloseReason::Normal).await;
     }
