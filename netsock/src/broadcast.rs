@@ -14,6 +14,12 @@ use crate::server::Inner;
 use crate::{CallError, Error, Events, Result, Socket, SocketId};
 
 /// Who a [`Broadcast`] leaves out: a room's members, or one socket.
+///
+/// ```
+/// use netsock::{Except, SocketId};
+/// assert_eq!(Except::from("muted"), Except::Room("muted".into()));
+/// assert_eq!(Except::from(SocketId(3)), Except::Socket(SocketId(3)));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Except {
@@ -104,6 +110,16 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     }
 
     /// Narrows to the members of `room` (several `to` calls: members of any).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// use netsock::SocketId;
+    /// fn lobby_or_kitchen(io: &Server<Api>) -> Vec<SocketId> {
+    ///     io.to("lobby").to("kitchen").sockets().iter().map(|s| s.id()).collect()
+    /// }
+    /// ```
     pub fn to(mut self, room: impl Into<String>) -> Self {
         self.rooms.push(room.into());
         self
@@ -111,6 +127,16 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
 
     /// Leaves out a room's members (`&str`, `String`) or one socket
     /// ([`SocketId`]).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// use netsock::SocketId;
+    /// async fn announce(io: &Server<Api>, author: SocketId) -> netsock::Result<()> {
+    ///     io.to("lobby").except("muted").except(author).emit_log("news".into()).await
+    /// }
+    /// ```
     pub fn except(mut self, who: impl Into<Except>) -> Self {
         self.except.push(who.into());
         self
@@ -118,12 +144,34 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
 
     /// How long [`request`](Broadcast::request) waits for the replies
     /// (default: the server's request timeout).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// use netsock::{CallError, SocketId};
+    /// async fn quick_poll(io: &Server<Api>) -> Vec<(SocketId, Result<i64, CallError>)> {
+    ///     let workers = io.to("workers").timeout(std::time::Duration::from_millis(500));
+    ///     workers.request(Api::Sum(vec![1, 2])).await
+    /// }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// The sockets in the set now, in id order.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// async fn close_room(io: &Server<Api>, room: &str) {
+    ///     for socket in io.to(room).sockets() {
+    ///         socket.close().await;
+    ///     }
+    /// }
+    /// ```
     pub fn sockets(&self) -> Vec<Socket<In, Out>> {
         let Some(server) = self.server.upgrade() else {
             return Vec::new();
@@ -161,6 +209,34 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// Fails with [`Error::FrameTooLarge`] if the event is over every
     /// recipient's limit; a recipient with a smaller limit than others is
     /// skipped and told through its error hook.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let a = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let b = Socket::<Api>::connect(io.local_addr()).await?;
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// for (name, socket) in [("a", &a), ("b", &b)] {
+    ///     io.socket(socket.id()).unwrap().join("lobby");
+    ///     let tx = tx.clone();
+    ///     socket.on_log(move |line| {
+    ///         let _ = tx.send((name, line));
+    ///         async {}
+    ///     });
+    ///     socket.start();
+    /// }
+    /// io.to("lobby").except(a.id()).emit(Api::Log("hi".into())).await?;
+    /// assert_eq!(rx.recv().await.unwrap(), ("b", "hi".to_string()));
+    /// io.to("empty room").emit_log("nobody hears this".into()).await?; // not an error
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn emit(&self, event: Out) -> Result<()> {
         let recipients = self.sockets();
         let Some(max) = recipients.iter().map(Socket::max_out).max() else {
@@ -188,6 +264,28 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// Sends the request variant `event` to every socket in the set and
     /// waits, at most the timeout, for all replies: each socket's reply or
     /// error, by socket id. The payload is encoded once.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let a = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let b = Socket::<Api>::connect(io.local_addr()).await?;
+    /// for (socket, bonus) in [(&a, 10), (&b, 20)] {
+    ///     io.socket(socket.id()).unwrap().join("workers");
+    ///     socket.on_sum(move |numbers| async move { bonus + numbers.iter().sum::<i64>() });
+    ///     socket.start();
+    /// }
+    /// let replies = io.to("workers").request::<i64>(Api::Sum(vec![1, 2])).await;
+    /// assert_eq!(replies, [(a.id(), Ok(13)), (b.id(), Ok(23))]);
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn request<R: DeserializeOwned>(
         &self,
         event: Out,

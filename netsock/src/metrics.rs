@@ -39,6 +39,15 @@ impl Meter {
 /// Traffic counters, for one socket or summed over a server's connections
 /// since it started. Frames are counted once the handshake is done, except
 /// the server's `Welcome`, which it sends through the connection's queue.
+///
+/// ```
+/// use netsock::Traffic;
+/// fn summary(t: &Traffic) -> String {
+///     format!("{} frames ({} bytes) in, {} frames ({} bytes) out, {} calls timed out",
+///         t.frames_in, t.bytes_in, t.frames_out, t.bytes_out, t.calls_timed_out)
+/// }
+/// assert!(summary(&Traffic::default()).starts_with("0 frames (0 bytes) in"));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Traffic {
@@ -79,6 +88,16 @@ impl From<&Counters> for Traffic {
 }
 
 /// A snapshot of one socket's counters.
+///
+/// ```
+/// # use netsock::{Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+/// fn overloaded(socket: &Socket<Api>) -> bool {
+///     let m = socket.metrics();
+///     m.queue_depth > 512 || m.calls_in_flight > 10_000
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SocketMetrics {
@@ -102,6 +121,16 @@ pub(crate) struct RejectCounters {
 }
 
 /// Handshakes a server refused, by reason.
+///
+/// ```
+/// # use netsock::{Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+/// fn refused(io: &Server<Api>) -> u64 {
+///     let r = io.metrics().rejects;
+///     r.bad_handshake + r.version + r.schema + r.refused + r.timed_out + r.shutting_down
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Rejects {
@@ -133,6 +162,29 @@ impl From<&RejectCounters> for Rejects {
 }
 
 /// A snapshot of a server's counters.
+///
+/// ```
+/// # use netsock::{Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> netsock::Result<()> {
+/// # let io = Server::<Api>::bind(0).await?;
+/// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+/// # io.on_connection(|s: Socket<Api>| async move {
+/// #     s.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+/// #     Ok(())
+/// # });
+/// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+/// assert_eq!(socket.sum(vec![1, 2]).await?, 3);
+/// let m = io.metrics();
+/// assert_eq!((m.connections_open, m.connections_total), (1, 1));
+/// assert!(m.traffic.frames_in >= 1); // at least the request
+/// assert_eq!(socket.metrics().traffic.calls_completed, 1);
+/// # io.close().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerMetrics {

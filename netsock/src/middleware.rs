@@ -55,17 +55,61 @@ impl fmt::Debug for Handshake {
 
 impl Handshake {
     /// The id the socket will have.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # use netsock::Handshake;
+    /// fn log_connects(io: &Server<Api>) {
+    ///     io.middleware(|hs: Handshake| async move {
+    ///         println!("socket {} connecting from {}", hs.id(), hs.peer_addr());
+    ///         Ok(hs)
+    ///     });
+    /// }
+    /// ```
     pub fn id(&self) -> SocketId {
         self.id
     }
 
     /// The client's address.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// use netsock::{Handshake, PeerAddr};
+    /// fn local_only(io: &Server<Api>) {
+    ///     io.middleware(|hs: Handshake| async move {
+    ///         match hs.peer_addr() {
+    ///             PeerAddr::Unix(_) => Ok(hs),
+    ///             PeerAddr::Tcp(addr) if addr.ip().is_loopback() => Ok(hs),
+    ///             _ => Err("local clients only".to_string()),
+    ///         }
+    ///     });
+    /// }
+    /// ```
     pub fn peer_addr(&self) -> &PeerAddr {
         &self.peer
     }
 
     /// On a Unix socket, the client process's uid, gid and pid, from the
     /// kernel (not from anything the client sent).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # use netsock::Handshake;
+    /// fn same_user_only(io: &Server<Api>, uid: u32) {
+    ///     io.middleware(move |hs: Handshake| async move {
+    ///         match hs.peer_cred() {
+    ///             Some(cred) if cred.uid == uid => Ok(hs),
+    ///             _ => Err("not your server".to_string()),
+    ///         }
+    ///     });
+    /// }
+    /// ```
     pub fn peer_cred(&self) -> Option<PeerCred> {
         self.cred
     }
@@ -74,12 +118,47 @@ impl Handshake {
     /// ([`SocketBuilder::auth`](crate::SocketBuilder::auth) sends bytes as
     /// they are; [`auth_value`](crate::SocketBuilder::auth_value) encodes a
     /// value with postcard).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # use netsock::Handshake;
+    /// fn require_token(io: &Server<Api>) {
+    ///     io.middleware(|hs: Handshake| async move {
+    ///         match hs.auth_bytes() {
+    ///             Some(b"s3cret") => Ok(hs),
+    ///             _ => Err("bad or missing token".to_string()),
+    ///         }
+    ///     });
+    /// }
+    /// // The client: Socket::<Api>::builder().auth("s3cret").connect(addr)
+    /// ```
     pub fn auth_bytes(&self) -> Option<&[u8]> {
         self.auth.as_deref()
     }
 
     /// The client's auth payload decoded as `T`; `None` when absent or not
     /// a `T`.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # use netsock::Handshake;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Login { user: String, pin: u32 }
+    ///
+    /// fn check_login(io: &Server<Api>) {
+    ///     io.middleware(|hs: Handshake| async move {
+    ///         match hs.auth::<Login>() {
+    ///             Some(login) if login.pin == 1234 => Ok(hs),
+    ///             _ => Err("log in first".to_string()),
+    ///         }
+    ///     });
+    /// }
+    /// // The client: Socket::<Api>::builder().auth_value(&Login { .. })?.connect(addr)
+    /// ```
     pub fn auth<T: DeserializeOwned>(&self) -> Option<T> {
         postcard::from_bytes(self.auth.as_deref()?).ok()
     }
@@ -87,6 +166,27 @@ impl Handshake {
     /// Attaches a value to the socket, readable later with
     /// [`Socket::data`](crate::Socket::data) in every handler. One value per
     /// type; a second insert replaces the first.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # use netsock::Handshake;
+    /// struct User(String);
+    ///
+    /// fn identify(io: &Server<Api>) {
+    ///     io.middleware(|mut hs: Handshake| async move {
+    ///         let name = hs.auth::<String>().unwrap_or_else(|| "guest".into());
+    ///         hs.insert(User(name));
+    ///         Ok(hs)
+    ///     });
+    ///     io.on_connection(|socket: Socket<Api>| async move {
+    ///         let user = socket.data::<User>().expect("set by the middleware");
+    ///         println!("{} connected", user.0);
+    ///         Ok(())
+    ///     });
+    /// }
+    /// ```
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
         self.data.insert(
             TypeId::of::<T>(),

@@ -146,6 +146,16 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     }
 
     /// Binds the address; see [`Server::bind`].
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// async fn serve_group(path: &std::path::Path) -> netsock::Result<Server<Api>> {
+    ///     // Members of the socket file's group may connect too.
+    ///     Server::<Api>::builder().socket_mode(0o660).bind(path).await
+    /// }
+    /// ```
     pub async fn bind(self, addr: impl IntoAddr) -> Result<Server<In, Out>> {
         let addr = addr.into_addr()?;
         let (listener, local_addr, socket_file) =
@@ -178,11 +188,35 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// server answers on gives [`Error::AddrInUse`]; a path that is not a
     /// socket is never touched. The file is removed by [`close`](Server::close)
     /// or when the last handle to the server is dropped.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let local = Server::<Api>::bind(3000).await?; // 127.0.0.1:3000
+    /// let public = Server::<Api>::bind("0.0.0.0:3001").await?; // every interface
+    /// let unix = Server::<Api>::bind("/tmp/my-app.sock").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn bind(addr: impl IntoAddr) -> Result<Self> {
         Self::builder().bind(addr).await
     }
 
     /// Options for binding.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let io = Server::<Api>::builder()
+    ///     .request_timeout(std::time::Duration::from_secs(2))
+    ///     .max_frame_size(64 * 1024)
+    ///     .bind(0)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> ServerBuilder<In, Out> {
         ServerBuilder {
             config: Config::default(),
@@ -192,6 +226,18 @@ impl<In: Events, Out: Events> Server<In, Out> {
 
     /// The address the server listens on, with the actual port when port 0
     /// was asked for.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let io = Server::<Api>::bind(0).await?;
+    /// let port = io.local_addr().port().unwrap(); // the port the OS chose
+    /// println!("listening on {}", io.local_addr()); // tcp://127.0.0.1:PORT
+    /// let socket = Socket::<Api>::connect(port).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn local_addr(&self) -> &Addr {
         &self.inner.local_addr
     }
@@ -200,6 +246,34 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// done. Register the socket's handlers in it: the socket's incoming
     /// events wait until the returned future completes. If it returns an
     /// error, the connection is closed and the error logged.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use netsock::{CloseReason, DisconnectReason, Error};
+    /// io.on_connection(|s: Socket<Api>| async move {
+    ///     // Register the handlers here: events wait until this returns.
+    ///     s.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+    ///     if s.id().0 % 2 == 0 {
+    ///         return Err(Error::Io(std::io::Error::other("odd sockets only")));
+    ///     }
+    ///     Ok(())
+    /// });
+    /// let first = Socket::<Api>::connect(io.local_addr()).await?; // id 1
+    /// assert_eq!(first.sum(vec![1, 2]).await?, 3);
+    /// let second = Socket::<Api>::connect(io.local_addr()).await?; // id 2
+    /// let reason = second.closed().await;
+    /// assert!(matches!(reason,
+    ///     DisconnectReason::ClosedByPeer(CloseReason::Application(why)) if why.contains("odd sockets only")));
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_connection<F, Fut>(&self, handler: F)
     where
         F: Fn(Socket<In, Out>) -> Fut + Send + Sync + 'static,
@@ -218,6 +292,37 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// [`Error::Rejected`]`(`[`RejectReason::Refused`]`(reason))`. A
     /// middleware that panics refuses the client. Middlewares together get
     /// the handshake timeout.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use netsock::{Error, Handshake, PeerAddr, RejectReason};
+    /// io.middleware(|hs: Handshake| async move {
+    ///     match hs.peer_addr() {
+    ///         PeerAddr::Tcp(addr) if addr.ip().is_loopback() => Ok(hs),
+    ///         _ => Err("local clients only".to_string()),
+    ///     }
+    /// });
+    /// io.middleware(|hs: Handshake| async move {
+    ///     match hs.auth_bytes() {
+    ///         Some(b"let me in") => Ok(hs),
+    ///         _ => Err("who are you?".to_string()),
+    ///     }
+    /// });
+    /// let socket = Socket::<Api>::builder().auth("let me in").connect(io.local_addr()).await;
+    /// assert!(socket.is_ok());
+    /// let err = Socket::<Api>::connect(io.local_addr()).await.unwrap_err();
+    /// assert!(matches!(err, Error::Rejected(RejectReason::Refused(why)) if why == "who are you?"));
+    /// assert_eq!(io.metrics().rejects.refused, 1);
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn middleware<F, Fut>(&self, middleware: F)
     where
         F: Fn(Handshake) -> Fut + Send + Sync + 'static,
@@ -228,6 +333,17 @@ impl<In: Events, Out: Events> Server<In, Out> {
     }
 
     /// The connected sockets (net-socket.io's `io.sockets`), in id order.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// fn list(io: &Server<Api>) {
+    ///     for socket in io.sockets() {
+    ///         println!("{} from {}", socket.id(), socket.peer_addr());
+    ///     }
+    /// }
+    /// ```
     pub fn sockets(&self) -> Vec<Socket<In, Out>> {
         lock(&self.inner.registry)
             .sockets
@@ -237,6 +353,18 @@ impl<In: Events, Out: Events> Server<In, Out> {
     }
 
     /// The connected socket with this id.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// use netsock::SocketId;
+    /// async fn kick(io: &Server<Api>, id: SocketId) {
+    ///     if let Some(socket) = io.socket(id) {
+    ///         socket.close().await;
+    ///     }
+    /// }
+    /// ```
     pub fn socket(&self, id: SocketId) -> Option<Socket<In, Out>> {
         lock(&self.inner.registry).sockets.get(&id).cloned()
     }
@@ -267,22 +395,92 @@ impl<In: Events, Out: Events> Server<In, Out> {
     }
 
     /// The members of `room`, in id order.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// fn lobby_size(io: &Server<Api>) -> usize {
+    ///     io.in_room("lobby").len()
+    /// }
+    /// ```
     pub fn in_room(&self, room: &str) -> Vec<Socket<In, Out>> {
         self.to(room).sockets()
     }
 
     /// The rooms that have members, sorted. A room exists while it has
     /// members: it is dropped when the last one leaves or disconnects.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// fn report(io: &Server<Api>) {
+    ///     for room in io.rooms() {
+    ///         println!("{room}: {} members", io.in_room(&room).len());
+    ///     }
+    /// }
+    /// ```
     pub fn rooms(&self) -> Vec<String> {
         lock(&self.inner.registry).room_names()
     }
 
     /// The members of `room`, to emit to (see [`Broadcast`]).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
+    /// io.socket(alice.id()).unwrap().join("lobby");
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// alice.on_log(move |line| {
+    ///     let _ = tx.send(line);
+    ///     async {}
+    /// });
+    /// alice.start();
+    /// io.to("lobby").emit_log("lobby only".into()).await?;
+    /// assert_eq!(rx.recv().await.unwrap(), "lobby only");
+    /// assert_eq!(io.to("lobby").sockets().len(), 1); // bob is not in it
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn to(&self, room: impl Into<String>) -> Broadcast<In, Out> {
         Broadcast::new(Arc::downgrade(&self.inner)).to(room)
     }
 
     /// Every socket but a room's members or one socket (see [`Broadcast`]).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// bob.on_log(move |line| {
+    ///     let _ = tx.send(line);
+    ///     async {}
+    /// });
+    /// bob.start();
+    /// io.except(alice.id()).emit_log("not for alice".into()).await?;
+    /// assert_eq!(rx.recv().await.unwrap(), "not for alice");
+    /// let rest: Vec<_> = io.except(alice.id()).sockets().iter().map(|s| s.id()).collect();
+    /// assert_eq!(rest, [bob.id()]);
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn except(&self, who: impl Into<Except>) -> Broadcast<In, Out> {
         Broadcast::new(Arc::downgrade(&self.inner)).except(who)
     }
@@ -291,6 +489,33 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// never waiting for a slow one (see [`Broadcast`]).
     ///
     /// Fails only if the event cannot be encoded or is too large.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// let a = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let b = Socket::<Api>::connect(io.local_addr()).await?;
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// for socket in [&a, &b] {
+    ///     let tx = tx.clone();
+    ///     socket.on_log(move |line| {
+    ///         let _ = tx.send(line);
+    ///         async {}
+    ///     });
+    ///     socket.start();
+    /// }
+    /// io.emit(Api::Log("to all".into())).await?; // or `io.emit_log(..)`
+    /// assert_eq!(rx.recv().await.unwrap(), "to all");
+    /// assert_eq!(rx.recv().await.unwrap(), "to all");
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn emit(&self, event: Out) -> Result<()> {
         Broadcast::new(Arc::downgrade(&self.inner))
             .emit(event)
@@ -333,6 +558,23 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// Handshakes run in their own tasks: a slow or hostile client never
     /// holds up the others. Fails with [`Error::AlreadyRunning`] if the
     /// server is already running or closed.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let io = Server::<Api>::bind(0).await?;
+    /// // Serve in the background; `close()` makes `run()` return.
+    /// let running = tokio::spawn({
+    ///     let io = io.clone();
+    ///     async move { io.run().await }
+    /// });
+    /// // ...
+    /// io.close().await;
+    /// running.await.unwrap()?;
+    /// # Ok(()) }
+    /// ```
     pub async fn run(&self) -> Result<()> {
         let listener = lock(&self.inner.listener)
             .take()
@@ -371,6 +613,24 @@ impl<In: Events, Out: Events> Server<In, Out> {
 
     /// Stops accepting, closes every connection (clients see
     /// [`CloseReason::Shutdown`]) and removes the Unix socket file.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// use netsock::{CloseReason, DisconnectReason};
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// io.close().await;
+    /// assert!(io.sockets().is_empty());
+    /// let reason = socket.closed().await;
+    /// assert!(matches!(reason, DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn close(&self) {
         self.inner.shutdown.send_replace(true);
         drop(lock(&self.inner.listener).take());
