@@ -11,12 +11,41 @@ use crate::{CallError, Events, Result, Server, Socket};
 
 /// Something that can send events of type `E`: a [`Socket`] sending `E`, or
 /// a [`Server`] (to every client).
+///
+/// ```
+/// # use netsock::{Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+/// use netsock::Emit;
+///
+/// /// Works with a socket, a server (every client) and a room alike.
+/// async fn announce(to: &impl Emit<Api>) -> netsock::Result<()> {
+///     to.emit(Api::Log("deploying".into())).await
+/// }
+///
+/// async fn everywhere(socket: &Socket<Api>, io: &Server<Api>) -> netsock::Result<()> {
+///     announce(socket).await?;
+///     announce(io).await?;
+///     announce(&io.to("ops")).await
+/// }
+/// ```
 pub trait Emit<E: Events> {
     /// Sends `event`; see [`Socket::emit`] and [`Server::emit`].
     fn emit(&self, event: E) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Something that can make requests of type `E` and wait for one reply.
+///
+/// ```
+/// # use netsock::{Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+/// use netsock::{CallError, Request};
+///
+/// async fn total(peer: &impl Request<Api>, numbers: Vec<i64>) -> Result<i64, CallError> {
+///     peer.request(Api::Sum(numbers)).await
+/// }
+/// ```
 pub trait Request<E: Events> {
     /// Sends the request variant `event` and decodes the reply as `R`; see
     /// [`Socket::request`].
@@ -28,6 +57,18 @@ pub trait Request<E: Events> {
 
 /// Something that handles incoming events of type `E`: a [`Socket`]
 /// receiving `E`.
+///
+/// ```
+/// # use netsock::{Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+/// use netsock::Handle;
+///
+/// /// Prints every `Log` event (variant 0 of `Api`) the endpoint receives.
+/// fn print_logs(endpoint: &impl Handle<Api>) {
+///     endpoint.on(0, |event: Api| async move { println!("{event:?}") });
+/// }
+/// ```
 pub trait Handle<E: Events> {
     /// See [`Socket::on`].
     fn on<F, Fut>(&self, variant: u32, handler: F)
@@ -47,6 +88,22 @@ pub trait Handle<E: Events> {
 /// every endpoint whose `Out` (for `{Enum}Emit`) or `In` (for
 /// `{Enum}Handle`) is their enum, so two enums with the same variant names
 /// never make a method call ambiguous.
+///
+/// ```
+/// # use netsock::{Events, Server, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+/// use netsock::Endpoint;
+///
+/// /// The names of the variants `endpoint` sends.
+/// fn sends<E: Endpoint>(_endpoint: &E) -> Vec<&'static str> {
+///     <E::Out as Events>::VARIANTS.iter().map(|v| v.name).collect()
+/// }
+///
+/// fn check(io: &Server<Api>) {
+///     assert_eq!(sends(io), ["Log", "Sum"]);
+/// }
+/// ```
 pub trait Endpoint {
     /// The event enum this endpoint receives.
     type In: Events;

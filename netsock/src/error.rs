@@ -1,5 +1,23 @@
 //! Errors: [`Error`] for setup and connections, [`CallError`] for one request,
 //! and [`DisconnectReason`] for why a connection ended.
+//!
+//! ```
+//! use netsock::{CallError, DisconnectReason, Error};
+//! use std::time::Duration;
+//!
+//! fn advice(err: &Error) -> &'static str {
+//!     match err {
+//!         Error::Call(CallError::Timeout { .. }) => "the peer is slow; retry later",
+//!         Error::Disconnected(DisconnectReason::PeerHungUp) => "the peer went away; reconnect",
+//!         Error::InvalidAddr { .. } => "fix the address",
+//!         _ => "see the message",
+//!     }
+//! }
+//!
+//! // `?` turns a `CallError` into an `Error`.
+//! let err: Error = CallError::Timeout { after: Duration::from_secs(1) }.into();
+//! assert_eq!(advice(&err), "the peer is slow; retry later");
+//! ```
 
 use std::io;
 use std::time::Duration;

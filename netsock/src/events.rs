@@ -13,6 +13,24 @@
 //! * [`Events::SCHEMA`] is a canonical text of the enum's shape; its hash,
 //!   [`SchemaId::of`], is exchanged in the handshake so that two programs built
 //!   from different enums refuse to talk (unless the connection is lenient).
+//!
+//! ```
+//! use netsock::Events;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Events, Serialize, Deserialize)]
+//! enum Api {
+//!     Log(String),
+//!     #[request(response = i64)]
+//!     Sum(Vec<i64>),
+//! }
+//!
+//! let sum = Api::Sum(vec![5]);
+//! assert_eq!((sum.variant_index(), sum.variant_name()), (1, "Sum"));
+//! // On the wire: variant index 1, then the Vec (length 1, then 5 as a zigzag varint).
+//! assert_eq!(postcard::to_stdvec(&sum).unwrap(), [1, 1, 10]);
+//! assert_eq!(Api::VARIANTS[1].response, Some("i64"));
+//! ```
 
 use std::fmt;
 

@@ -64,6 +64,26 @@
 //!
 //! Ids, the header layout, and every enum's variant order are part of protocol
 //! version [`PROTOCOL_VERSION`]; new variants are only ever appended.
+//!
+//! # Example
+//!
+//! An event frame, byte by byte:
+//!
+//! ```
+//! use netsock::frame::{self, Header};
+//!
+//! #[derive(serde::Serialize)]
+//! enum Chat { Message(String) }
+//!
+//! let bytes = frame::encode(&Header::Event, Some(&Chat::Message("hi".into())), 1024)?;
+//! assert_eq!(&bytes[..], &[
+//!     0, 0, 0, 5, // length prefix (big-endian): 5 bytes of body
+//!     3,          // header tag: Event
+//!     0,          // payload: variant index 0 (Message)...
+//!     2, b'h', b'i', // ...and its String field
+//! ]);
+//! # Ok::<(), netsock::Error>(())
+//! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -72,18 +92,49 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::{Error, SchemaId};
 
 /// The magic bytes that open every `Hello`.
+///
+/// ```
+/// assert_eq!(&netsock::frame::MAGIC, b"NSCK");
+/// ```
 pub const MAGIC: [u8; 4] = *b"NSCK";
 /// The wire protocol version this crate speaks.
+///
+/// ```
+/// assert_eq!(netsock::frame::PROTOCOL_VERSION, 1);
+/// ```
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Default maximum frame body size: 8 MiB.
+///
+/// ```
+/// assert_eq!(netsock::frame::DEFAULT_MAX_FRAME_SIZE, 8 * 1024 * 1024);
+/// ```
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
 /// At most this much buffer is reserved ahead of bytes actually received.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// Size of the length prefix.
+///
+/// ```
+/// use netsock::frame::{encode, Header, PREFIX_LEN};
+/// let ping = encode(&Header::Ping, None::<&()>, 1024)?;
+/// assert_eq!(ping.len(), PREFIX_LEN + 1); // the prefix, then the tag 8
+/// # Ok::<(), netsock::Error>(())
+/// ```
 pub const PREFIX_LEN: usize = 4;
 
 /// The envelope at the start of every frame body.
+///
+/// ```
+/// use netsock::frame::{decode, encode, Header};
+/// let header = Header::Request { id: 7, timeout_ms: 500 };
+/// let frame = encode(&header, Some(&"payload"), 1024)?;
+/// // Body: tag 4, id 7, timeout 500 as a varint (244, 3), then the payload.
+/// assert_eq!(&frame[4..8], &[4, 7, 244, 3]);
+/// let (decoded, payload) = decode(&frame.slice(4..))?;
+/// assert_eq!(decoded, header);
+/// assert_eq!(postcard::from_bytes::<&str>(&payload).unwrap(), "payload");
+/// # Ok::<(), netsock::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Header {
@@ -133,6 +184,24 @@ pub enum Header {
 }
 
 /// The handshake opening a connection.
+///
+/// ```
+/// use netsock::frame::{encode, Header, Hello, MAGIC, PROTOCOL_VERSION};
+/// use netsock::SchemaId;
+///
+/// let hello = Hello {
+///     magic: MAGIC,
+///     version: PROTOCOL_VERSION,
+///     sends: SchemaId::of("A{}"),
+///     receives: SchemaId::of("B{}"),
+///     max_frame: 1024,
+///     lenient: false,
+///     auth: None,
+/// };
+/// let frame = encode(&Header::Hello(hello), None::<&()>, 1024)?;
+/// assert_eq!(&frame[4..9], b"\0NSCK"); // tag 0, then the magic as is
+/// # Ok::<(), netsock::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Always [`MAGIC`].
@@ -152,6 +221,12 @@ pub struct Hello {
 }
 
 /// Why a server refused a connection.
+///
+/// ```
+/// use netsock::RejectReason;
+/// let reason = RejectReason::Refused("a valid token is required".into());
+/// assert_eq!(reason.to_string(), "refused: a valid token is required");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum RejectReason {
@@ -183,6 +258,15 @@ pub enum RejectReason {
 }
 
 /// Why a request failed on the peer, as sent in a `Failure` frame.
+///
+/// ```
+/// use netsock::frame::RemoteError;
+/// use netsock::CallError;
+///
+/// // The caller sees a `Failure` as the matching `CallError`.
+/// let err = CallError::from(RemoteError::NoHandler { event: "Sum".into() });
+/// assert_eq!(err, CallError::NoHandler { event: "Sum".into() });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum RemoteError {
@@ -221,6 +305,13 @@ pub enum RemoteError {
 }
 
 /// Why a peer closed the connection, as sent in a `Close` frame.
+///
+/// ```
+/// use netsock::CloseReason;
+/// assert_eq!(CloseReason::Normal.to_string(), "closed normally");
+/// let shutdown = CloseReason::Shutdown("the server closed".into());
+/// assert_eq!(shutdown.to_string(), "server shutting down: the server closed");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum CloseReason {
@@ -276,11 +367,26 @@ pub struct FrameCodec {
 
 impl FrameCodec {
     /// A codec that accepts frame bodies of at most `max` bytes.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use netsock::frame::FrameCodec;
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = FrameCodec::new(16);
+    /// let mut wire = BytesMut::from(&[0u8, 0, 0, 17][..]); // announces 17 bytes
+    /// assert!(matches!(codec.decode(&mut wire), Err(netsock::Error::FrameTooLarge { size: 17, max: 16 })));
+    /// ```
     pub fn new(max: usize) -> Self {
         FrameCodec { max }
     }
 
     /// The largest frame body this codec accepts.
+    ///
+    /// ```
+    /// let codec = netsock::frame::FrameCodec::new(4096);
+    /// assert_eq!(codec.max_frame_size(), 4096);
+    /// ```
     pub fn max_frame_size(&self) -> usize {
         self.max
     }
@@ -355,6 +461,17 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 ///
 /// Fails with [`Error::FrameTooLarge`] when the body would exceed `max`, and
 /// with [`Error::Encode`] when the payload cannot be serialized.
+///
+/// ```
+/// use netsock::frame::{encode, Header};
+/// use netsock::Error;
+///
+/// let frame = encode(&Header::Event, Some(&"hi"), 1024)?;
+/// assert_eq!(&frame[..], &[0, 0, 0, 4, 3, 2, b'h', b'i']);
+/// let err = encode(&Header::Event, Some(&"x".repeat(100)), 50).unwrap_err();
+/// assert!(matches!(err, Error::FrameTooLarge { max: 50, .. }));
+/// # Ok::<(), netsock::Error>(())
+/// ```
 pub fn encode<T: Serialize + ?Sized>(
     header: &Header,
     payload: Option<&T>,
@@ -374,6 +491,15 @@ pub fn encode<T: Serialize + ?Sized>(
 
 /// Builds one frame from a header and a payload encoded earlier (with
 /// `postcard`), e.g. once for many recipients.
+///
+/// ```
+/// use netsock::frame::{encode, encode_with_payload, Header};
+///
+/// let payload = postcard::to_stdvec(&"hi").unwrap(); // encoded once...
+/// let frame = encode_with_payload(&Header::Event, &payload, 1024)?; // ...framed for each
+/// assert_eq!(frame, encode(&Header::Event, Some(&"hi"), 1024)?);
+/// # Ok::<(), netsock::Error>(())
+/// ```
 pub fn encode_with_payload(header: &Header, payload: &[u8], max: usize) -> Result<Bytes, Error> {
     let mut buf = start(header)?;
     buf.extend_from_slice(payload);
@@ -404,6 +530,17 @@ fn finish(mut buf: BytesMut, max: usize) -> Result<Bytes, Error> {
 }
 
 /// Splits a frame body into its header and payload (a zero-copy slice).
+///
+/// ```
+/// use netsock::frame::{decode, encode, Header};
+///
+/// let frame = encode(&Header::Response { id: 3 }, Some(&42i64), 1024)?;
+/// let body = frame.slice(netsock::frame::PREFIX_LEN..);
+/// let (header, payload) = decode(&body)?;
+/// assert_eq!(header, Header::Response { id: 3 });
+/// assert_eq!(postcard::from_bytes::<i64>(&payload).unwrap(), 42);
+/// # Ok::<(), netsock::Error>(())
+/// ```
 pub fn decode(body: &Bytes) -> Result<(Header, Bytes), Error> {
     let (header, rest) = postcard::take_from_bytes::<Header>(body)
         .map_err(|e| Error::Protocol(format!("undecodable frame header: {e}")))?;

@@ -47,6 +47,22 @@ use std::future::Future;
 /// Something that can handle an event whose fields are `Args` (a tuple, in
 /// declaration order): an `Fn(A, B, ..) -> impl Future<Output = ()>` that is
 /// `Send + Sync + 'static`, whose future is `Send + 'static`.
+///
+/// ```
+/// use netsock::handler::EventHandler;
+///
+/// async fn deliver<M>(handler: impl EventHandler<(String, usize), M>) {
+///     handler.call(("hi".to_string(), 2)).await;
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// deliver(|text: String, times: usize| async move {
+///     assert_eq!(text.repeat(times), "hihi");
+/// })
+/// .await;
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "this closure cannot handle the event: it must take `{Args}` as separate arguments and return a future of `()`",
     label = "expected `|field, ..| async move {{ .. }}` taking `{Args}`",
@@ -63,6 +79,19 @@ pub trait EventHandler<Args, M>: Send + Sync + 'static {
 /// Something that can answer a request whose fields are `Args` with a `R`:
 /// an `Fn(A, B, ..) -> impl Future<Output = R>` that is `Send + Sync +
 /// 'static`, whose future is `Send + 'static`.
+///
+/// ```
+/// use netsock::handler::RequestHandler;
+///
+/// async fn answer<M>(handler: impl RequestHandler<(i64, i64), i64, M>) -> i64 {
+///     handler.call((2, 3)).await
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(answer(|a: i64, b: i64| async move { a * b }).await, 6);
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "this closure cannot answer the request: it must take `{Args}` as separate arguments and return a future of `{R}`",
     label = "expected `|field, ..| async move {{ .. }}` taking `{Args}` and returning `{R}`",
@@ -171,4 +200,8 @@ impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
 impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
 
 /// The most fields a variant may have and still get an `on_*` method.
+///
+/// ```
+/// assert_eq!(netsock::handler::MAX_HANDLER_ARGS, 12);
+/// ```
 pub const MAX_HANDLER_ARGS: usize = 12;

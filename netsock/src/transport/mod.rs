@@ -44,6 +44,13 @@ pub(crate) use unix::SocketFile;
 pub(crate) struct SocketFile;
 
 /// The address of a connected peer.
+///
+/// ```
+/// use netsock::PeerAddr;
+/// let tcp = PeerAddr::Tcp("127.0.0.1:4000".parse().unwrap());
+/// assert_eq!(tcp.to_string(), "tcp://127.0.0.1:4000");
+/// assert_eq!(PeerAddr::Unix(None).to_string(), "unix:(unnamed)");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PeerAddr {
@@ -76,6 +83,16 @@ impl fmt::Display for PeerAddr {
 
 /// The credentials of the process at the other end of a Unix socket, as the
 /// kernel reports them (`SO_PEERCRED`) when the connection is accepted.
+///
+/// ```
+/// use netsock::PeerCred;
+/// fn describe(cred: PeerCred) -> String {
+///     match cred.pid {
+///         Some(pid) => format!("uid {} gid {} pid {pid}", cred.uid, cred.gid),
+///         None => format!("uid {} gid {}", cred.uid, cred.gid),
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PeerCred {
