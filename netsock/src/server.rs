@@ -251,28 +251,20 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// use netsock::{CloseReason, DisconnectReason, Error};
-    /// io.on_connection(|s: Socket<Api>| async move {
-    ///     // Register the handlers here: events wait until this returns.
-    ///     s.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
-    ///     if s.id().0 % 2 == 0 {
-    ///         return Err(Error::Io(std::io::Error::other("odd sockets only")));
-    ///     }
-    ///     Ok(())
-    /// });
-    /// let first = Socket::<Api>::connect(io.local_addr()).await?; // id 1
-    /// assert_eq!(first.sum(vec![1, 2]).await?, 3);
-    /// let second = Socket::<Api>::connect(io.local_addr()).await?; // id 2
-    /// let reason = second.closed().await;
-    /// assert!(matches!(reason,
-    ///     DisconnectReason::ClosedByPeer(CloseReason::Application(why)) if why.contains("odd sockets only")));
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// use netsock::Error;
+    ///
+    /// fn setup(io: &Server<Api>) {
+    ///     io.on_connection(|socket: Socket<Api>| async move {
+    ///         // Register the handlers here: events wait until this returns.
+    ///         socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+    ///         socket.on_log(|line| async move { println!("{line}") });
+    ///         if socket.peer_cred().is_some_and(|cred| cred.uid == 0) {
+    ///             // Closes the connection; the client sees `CloseReason::Application`.
+    ///             return Err(Error::Io(std::io::Error::other("no root clients")));
+    ///         }
+    ///         Ok(())
+    ///     });
+    /// }
     /// ```
     pub fn on_connection<F, Fut>(&self, handler: F)
     where

@@ -154,24 +154,9 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// # use netsock::{Error, Handshake, RejectReason};
-    /// io.middleware(|hs: Handshake| async move {
-    ///     match hs.auth_bytes() {
-    ///         Some(b"open sesame") => Ok(hs),
-    ///         _ => Err("wrong password".to_string()),
-    ///     }
-    /// });
-    /// let socket = Socket::<Api>::builder().auth("open sesame").connect(io.local_addr()).await;
-    /// assert!(socket.is_ok());
-    /// let err = Socket::<Api>::connect(io.local_addr()).await.unwrap_err();
-    /// assert!(matches!(err, Error::Rejected(RejectReason::Refused(why)) if why == "wrong password"));
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// async fn connect_with_password(addr: &str) -> netsock::Result<Socket<Api>> {
+    ///     Socket::<Api>::builder().auth("open sesame").connect(addr).await
+    /// }
     /// ```
     pub fn auth(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.auth = Some(bytes.into());
@@ -188,34 +173,13 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// # use netsock::Handshake;
-    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// #[derive(serde::Serialize)]
     /// struct Login { user: String, pin: u32 }
-    /// struct User(String);
     ///
-    /// io.middleware(|mut hs: Handshake| async move {
-    ///     let Some(login) = hs.auth::<Login>() else { return Err("log in first".to_string()) };
-    ///     if login.pin != 1234 {
-    ///         return Err("wrong pin".to_string());
-    ///     }
-    ///     hs.insert(User(login.user));
-    ///     Ok(hs)
-    /// });
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// io.on_connection(move |s: Socket<Api>| {
-    ///     let _ = tx.send(s.data::<User>().unwrap().0.clone());
-    ///     async { Ok(()) }
-    /// });
-    /// let login = Login { user: "alice".into(), pin: 1234 };
-    /// let socket = Socket::<Api>::builder().auth_value(&login)?.connect(io.local_addr()).await?;
-    /// assert_eq!(rx.recv().await.unwrap(), "alice");
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// async fn log_in(addr: &str) -> netsock::Result<Socket<Api>> {
+    ///     let login = Login { user: "alice".into(), pin: 1234 };
+    ///     Socket::<Api>::builder().auth_value(&login)?.connect(addr).await
+    /// }
     /// ```
     pub fn auth_value<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self> {
         let bytes = postcard::to_stdvec(value).map_err(|source| Error::Encode {
@@ -233,17 +197,28 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// [`Error::VersionMismatch`] or [`Error::Rejected`].
     ///
     /// ```
-    /// # use netsock::{Error, Events, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// let dir = std::env::temp_dir();
-    /// let path = dir.join(format!("netsock-doc-{}-nobody.sock", std::process::id()));
-    /// // No server listens there.
-    /// let err = Socket::<Api>::builder().connect(&path).await.unwrap_err();
-    /// assert!(matches!(err, Error::Connect { .. }));
-    /// # Ok(())
-    /// # }
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// use netsock::Error;
+    ///
+    /// async fn connect_or_explain(addr: &str) -> Option<Socket<Api>> {
+    ///     match Socket::<Api>::builder().connect(addr).await {
+    ///         Ok(socket) => Some(socket),
+    ///         Err(Error::Connect { addr, source }) => {
+    ///             eprintln!("nothing answers on {addr}: {source}");
+    ///             None
+    ///         }
+    ///         Err(Error::SchemaMismatch { .. }) => {
+    ///             eprintln!("the server was built from another `Api`");
+    ///             None
+    ///         }
+    ///         Err(err) => {
+    ///             eprintln!("{err}");
+    ///             None
+    ///         }
+    ///     }
+    /// }
     /// ```
     pub async fn connect(self, addr: impl IntoAddr) -> Result<Socket<In, Out>> {
         let addr = addr.into_addr()?;
@@ -282,16 +257,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// let port = io.local_addr().port().unwrap();
-    /// let socket = Socket::<Api>::connect(format!("127.0.0.1:{port}")).await?;
-    /// assert!(socket.is_connected());
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let tcp = Socket::<Api>::connect(3000).await?; // 127.0.0.1:3000
+    /// let remote = Socket::<Api>::connect("example.com:3000").await?;
+    /// let unix = Socket::<Api>::connect("/tmp/my-app.sock").await?;
+    /// # Ok(()) }
     /// ```
     pub async fn connect(addr: impl IntoAddr) -> Result<Self> {
         Self::builder().connect(addr).await
@@ -303,20 +273,14 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # async fn f() -> netsock::Result<()> {
     /// use std::time::Duration;
     /// let socket = Socket::<Api>::builder()
     ///     .request_timeout(Duration::from_secs(1))
     ///     .max_frame_size(64 * 1024)
-    ///     .connect(io.local_addr())
+    ///     .connect("/tmp/my-app.sock")
     ///     .await?;
-    /// assert!(socket.is_connected());
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// # Ok(()) }
     /// ```
     pub fn builder() -> SocketBuilder<In, Out> {
         SocketBuilder {
@@ -341,16 +305,10 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// let on_server = io.socket(socket.id()).unwrap();
-    /// assert_eq!(on_server.id(), socket.id());
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// /// On the server, finds the server's handle to a client's connection.
+    /// fn on_server(io: &Server<Api>, client: &Socket<Api>) -> Option<Socket<Api>> {
+    ///     io.socket(client.id())
+    /// }
     /// ```
     pub fn id(&self) -> SocketId {
         self.shared.id
@@ -362,19 +320,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
     /// use netsock::PeerAddr;
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// match socket.peer_addr() {
-    ///     PeerAddr::Tcp(addr) => assert_eq!(Some(addr.port()), io.local_addr().port()),
-    ///     other => panic!("not TCP: {other}"),
+    /// fn is_local(socket: &Socket<Api>) -> bool {
+    ///     match socket.peer_addr() {
+    ///         PeerAddr::Tcp(addr) => addr.ip().is_loopback(),
+    ///         _ => true, // a Unix socket
+    ///     }
     /// }
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
     /// ```
     pub fn peer_addr(&self) -> &PeerAddr {
         &self.shared.peer
@@ -386,18 +338,12 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// assert!(socket.is_connected());
-    /// io.close().await;
-    /// socket.closed().await;
-    /// assert!(!socket.is_connected());
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// async fn send_if_up(socket: &Socket<Api>) -> netsock::Result<()> {
+    ///     if socket.is_connected() {
+    ///         socket.emit_log("still here".into()).await?;
+    ///     }
+    ///     Ok(())
+    /// }
     /// ```
     pub fn is_connected(&self) -> bool {
         self.shared.disconnect_reason().is_none()
@@ -410,25 +356,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// io.on_connection(|s: Socket<Api>| async move {
-    ///     s.emit_log("welcome".into()).await?;
-    ///     Ok(())
-    /// });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// socket.on_log(move |line| {
-    ///     let _ = tx.send(line);
-    ///     async {}
-    /// });
-    /// socket.start(); // the "welcome" held since connecting goes to the handler
-    /// assert_eq!(rx.recv().await.unwrap(), "welcome");
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let socket = Socket::<Api>::connect("/tmp/my-app.sock").await?;
+    /// // Events the server sent since the handshake are held...
+    /// socket.on_log(|line| async move { println!("{line}") });
+    /// // ...until now: this client never emits, so start it by hand.
+    /// socket.start();
+    /// # Ok(()) }
     /// ```
     pub fn start(&self) {
         self.shared.start();
@@ -656,23 +590,12 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// use std::os::unix::fs::MetadataExt;
-    /// let path = std::env::temp_dir().join(format!("netsock-doc-{}-cred.sock", std::process::id()));
-    /// let io = Server::<Api>::bind(&path).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// let client = Socket::<Api>::connect(&path).await?;
-    /// let on_server = io.socket(client.id()).unwrap();
-    /// // This process made the socket file and connected: the same user.
-    /// let cred = on_server.peer_cred().unwrap();
-    /// assert_eq!(cred.uid, std::fs::metadata(&path)?.uid());
-    /// assert_eq!(cred.pid, Some(std::process::id() as i32));
-    /// assert!(client.peer_cred().is_none()); // only a server learns it
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// /// On a Unix socket server: whether the client runs as `uid`.
+    /// fn runs_as(socket: &Socket<Api>, uid: u32) -> bool {
+    ///     socket.peer_cred().is_some_and(|cred| cred.uid == uid)
+    /// }
     /// ```
     pub fn peer_cred(&self) -> Option<PeerCred> {
         self.shared.cred
@@ -724,25 +647,18 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// io.on_connection(move |s: Socket<Api>| {
-    ///     let tx = tx.clone();
-    ///     s.on_any(move |event: &Api| {
-    ///         let _ = tx.send(event.variant_name());
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// fn count_incoming(socket: &Socket<Api>) -> Arc<AtomicU64> {
+    ///     let count = Arc::new(AtomicU64::new(0));
+    ///     let counter = count.clone();
+    ///     socket.on_any(move |event: &Api| {
+    ///         counter.fetch_add(1, Ordering::Relaxed);
+    ///         println!("got {}", event.variant_name());
     ///     });
-    ///     s.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
-    ///     async { Ok(()) }
-    /// });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// assert_eq!(socket.sum(vec![1]).await?, 1);
-    /// assert_eq!(rx.recv().await.unwrap(), "Sum");
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    ///     count
+    /// }
     /// ```
     pub fn on_any<F>(&self, observer: F)
     where
@@ -759,24 +675,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// io.on_connection(move |s: Socket<Api>| {
-    ///     s.join("lobby");
-    ///     s.join("admins");
-    ///     let _ = tx.send(s);
-    ///     async { Ok(()) }
-    /// });
-    /// let _client = Socket::<Api>::connect(io.local_addr()).await?;
-    /// let socket = rx.recv().await.unwrap();
-    /// assert_eq!(socket.rooms(), ["admins", "lobby"]);
-    /// assert_eq!(io.in_room("lobby").len(), 1);
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// fn setup(io: &Server<Api>) {
+    ///     io.on_connection(|socket: Socket<Api>| async move {
+    ///         socket.join("lobby");
+    ///         // Later, to everyone in the lobby: `io.to("lobby").emit_log(..)`.
+    ///         Ok(())
+    ///     });
+    /// }
     /// ```
     pub fn join(&self, room: impl AsRef<str>) {
         if let Some(server) = self.server.upgrade() {
@@ -790,25 +695,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// io.on_connection(move |s: Socket<Api>| {
-    ///     s.join("lobby");
-    ///     let _ = tx.send(s);
-    ///     async { Ok(()) }
-    /// });
-    /// let _client = Socket::<Api>::connect(io.local_addr()).await?;
-    /// let socket = rx.recv().await.unwrap();
-    /// assert_eq!(io.rooms(), ["lobby"]);
-    /// socket.leave("lobby");
-    /// assert!(socket.rooms().is_empty());
-    /// assert!(io.rooms().is_empty()); // its last member left
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// /// Moves a server-side socket from one room to another.
+    /// fn move_to(socket: &Socket<Api>, from: &str, to: &str) {
+    ///     socket.leave(from);
+    ///     socket.join(to);
+    /// }
     /// ```
     pub fn leave(&self, room: impl AsRef<str>) {
         if let Some(server) = self.server.upgrade() {
@@ -822,20 +713,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// let on_server = io.socket(socket.id()).unwrap();
-    /// on_server.join("b");
-    /// on_server.join("a");
-    /// assert_eq!(on_server.rooms(), ["a", "b"]);
-    /// socket.join("c"); // a client socket is in no rooms
-    /// assert!(socket.rooms().is_empty());
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// fn describe(socket: &Socket<Api>) -> String {
+    ///     format!("socket {} is in: {}", socket.id(), socket.rooms().join(", "))
+    /// }
     /// ```
     pub fn rooms(&self) -> Vec<String> {
         match self.server.upgrade() {
@@ -888,29 +768,16 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// io.on_connection(move |s: Socket<Api>| {
-    ///     let _ = tx.send(s);
-    ///     async { Ok(()) }
-    /// });
-    /// let (mut clients, mut on_server) = (Vec::new(), Vec::new());
-    /// for _ in 0..3 {
-    ///     clients.push(Socket::<Api>::connect(io.local_addr()).await?);
-    ///     on_server.push(rx.recv().await.unwrap());
+    /// /// On the server: relays each line to the sender's room mates.
+    /// fn relay(socket: &Socket<Api>) {
+    ///     let me = socket.clone();
+    ///     socket.on_log(move |line| {
+    ///         let me = me.clone();
+    ///         async move {
+    ///             let _ = me.to("lobby").emit_log(line).await;
+    ///         }
+    ///     });
     /// }
-    /// let [a, b, c] = &on_server[..] else { unreachable!() };
-    /// a.join("lobby");
-    /// b.join("lobby");
-    /// c.join("kitchen");
-    /// let others: Vec<_> = a.to("lobby").sockets().iter().map(|s| s.id()).collect();
-    /// assert_eq!(others, [b.id()]); // `a` itself is left out
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
     /// ```
     pub fn to(&self, room: impl Into<String>) -> Broadcast<In, Out> {
         self.broadcast().to(room)
@@ -1012,7 +879,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         *place = slot;
     }
 
-    /// Runs `handler` once when the connection ends, with the reason.
+    /// Runs `handler` once when the connection ends, with the reason; at
+    /// once (in a new task) if it has already ended. Several handlers may be
+    /// registered; each runs.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -1053,34 +922,24 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// Receives errors that do not end the connection: an event that cannot
-    /// be decoded or has no handler, a panicking event handler. Without a
-    /// hook they are logged with `tracing` at warn level.
+    /// be decoded or has no handler, a panicking event handler, and a
+    /// broadcast event this socket missed ([`Error::QueueFull`], or
+    /// [`Error::FrameTooLarge`] when it was over this peer's limit). Without
+    /// a hook they are logged with `tracing` at warn level. One hook; a
+    /// second call replaces the first.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
     /// use netsock::Error;
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// io.on_connection(move |s: Socket<Api>| {
-    ///     let tx = tx.clone();
-    ///     s.on_error(move |err| {
-    ///         let _ = tx.send(err);
+    /// fn log_errors(socket: &Socket<Api>) {
+    ///     let id = socket.id();
+    ///     socket.on_error(move |err| match err {
+    ///         Error::QueueFull { event } => eprintln!("{id} is too slow: missed {event}"),
+    ///         err => eprintln!("{id}: {err}"),
     ///     });
-    ///     async { Ok(()) } // registers no handler for `Log`
-    /// });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// socket.emit_log("anyone?".into()).await?;
-    /// let err = rx.recv().await.unwrap();
-    /// assert!(matches!(err, Error::NoHandler { event: "Log" }));
-    /// assert!(socket.is_connected());
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
+    /// }
     /// ```
     pub fn on_error<F>(&self, hook: F)
     where
