@@ -82,15 +82,39 @@ pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, SocketId};
 pub use transport::{PeerAddr, PeerCred};
 
-/// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` (typed
-/// `emit_x(fields..)` and, for `#[request(response = T)]` variants,
-/// `x(fields..) -> Result<T, CallError>`) and `{Enum}Handle` (typed
-/// `on_x(|fields..| async move { .. })`) on every [`Socket`] and [`Server`].
-/// Handlers take the variant's fields as separate arguments, in declaration
-/// order. Bring both traits into scope when the enum lives in another
-/// module; use
+/// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` and
+/// `{Enum}Handle`. `{Enum}Emit` gives typed `emit_x(fields..)` methods to every
+/// [`Socket`], [`Server`] (to every client) and [`Broadcast`], and, for
+/// `#[request(response = T)]` variants, `x(fields..) -> Result<T, CallError>`
+/// to every [`Socket`]. `{Enum}Handle` gives typed
+/// `on_x(|fields..| async move { .. })` methods to every [`Socket`] (a server
+/// registers them on each socket in its `on_connection` handler). Handlers take
+/// the variant's fields as separate arguments, in declaration order. Bring both
+/// traits into scope when the enum lives in another module; use
 /// `#[netsock(crate = "::renamed")]` for a renamed dependency. Full reference:
 /// the `netsock-macros` crate documentation.
+///
+/// ```
+/// use netsock::{Events, Socket};
+///
+/// #[derive(Events, serde::Serialize, serde::Deserialize)]
+/// enum Chat {
+///     Message { text: String },
+///     #[request(response = usize)]
+///     Count,
+/// }
+///
+/// // `ChatEmit` and `ChatHandle` give every `Socket<Chat>` typed methods.
+/// async fn use_it(socket: Socket<Chat>) -> netsock::Result<()> {
+///     socket.on_message(|text| async move { println!("{text}") });
+///     socket.on_count(|| async { 42 });
+///     socket.emit_message("hi".into()).await?;
+///     let n: usize = socket.count().await?;
+///     Ok(())
+/// }
+///
+/// assert_eq!(Chat::VARIANTS[1].response, Some("usize"));
+/// ```
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netsock_macros::Events;
@@ -98,6 +122,28 @@ pub use netsock_macros::Events;
 /// Makes a service of a trait (an attribute: `#[derive]` cannot go on a
 /// trait): a request enum, `{Trait}Client` and `{Trait}Server`; see the
 /// [`service`](mod@service) module and the `netsock-macros` documentation.
+///
+/// ```
+/// #[netsock::service]
+/// trait Greeter {
+///     async fn greet(&self, name: String) -> String;
+/// }
+///
+/// struct English;
+/// impl Greeter for English {
+///     async fn greet(&self, name: String) -> String {
+///         format!("Hello, {name}!")
+///     }
+/// }
+///
+/// async fn demo(path: &str) -> Result<(), Box<dyn std::error::Error>> {
+///     let server = GreeterServer::new(English).bind(path).await?;
+///     tokio::spawn({ let server = server.clone(); async move { server.run().await } });
+///     let client = GreeterClient::connect(path).await?;
+///     assert_eq!(client.greet("Ann".into()).await?, "Hello, Ann!");
+///     Ok(())
+/// }
+/// ```
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netsock_macros::service;
