@@ -105,14 +105,10 @@ async fn main() -> Result<(), BoxError> {
     println!("{} clients connected", io.sockets().len());
     // To all of them; the event is encoded once:
     io.emit_headline("netsock has a book".into()).await?;
-    // To all but one, by hand until rooms land:
-    for socket in io.sockets() {
-        if socket.id() != first.id() {
-            socket
-                .emit_headline("not for the first client".into())
-                .await?;
-        }
-    }
+    // To all but one (more targets in the Rooms and broadcast chapter):
+    io.except(first.id())
+        .emit_headline("not for the first client".into())
+        .await?;
     // ANCHOR_END: broadcast
     for _ in 0..3 {
         let (id, text) = heard.recv().await.ok_or("no headline")?;
