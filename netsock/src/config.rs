@@ -28,6 +28,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// assert_eq!(netsock::DEFAULT_MAX_CONCURRENT_REQUESTS, 1024);
 /// ```
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// Default heartbeat: after this long without a frame from the peer, ping it.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(25);
+/// Default heartbeat: after a ping, wait this long for any frame before
+/// giving the peer up.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default permissions of a server's Unix socket file: owner only.
 ///
 /// ```
@@ -50,6 +55,7 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: usize,
     pub(crate) max_concurrent_requests: usize,
     pub(crate) socket_mode: u32,
+    pub(crate) heartbeat: Option<(Duration, Duration)>,
 }
 
 impl Default for Config {
@@ -62,6 +68,7 @@ impl Default for Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             socket_mode: DEFAULT_SOCKET_MODE,
+            heartbeat: Some((DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT)),
         }
     }
 }
@@ -166,6 +173,42 @@ macro_rules! config_setters {
         /// ```
         pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
             self.config.max_concurrent_requests = requests.max(1);
+            self
+        }
+
+        /// Heartbeat: when nothing arrives from the peer for `interval`,
+        /// send it a ping; when still nothing arrives `timeout` later, drop
+        /// the connection with
+        /// [`DisconnectReason::HeartbeatTimeout`](crate::DisconnectReason::HeartbeatTimeout).
+        /// A silent peer is so detected within `interval + timeout`. Both
+        /// ends run their own. Default: 25 s and 20 s, as socket.io.
+        ///
+        /// ```
+        /// # use netsock::{Events, Server, Socket};
+        /// # use std::time::Duration;
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// let server = Server::<Api>::builder().heartbeat(Duration::from_secs(5), Duration::from_secs(5));
+        /// let client = Socket::<Api>::builder().heartbeat(Duration::from_secs(5), Duration::from_secs(5));
+        /// ```
+        pub fn heartbeat(
+            mut self,
+            interval: std::time::Duration,
+            timeout: std::time::Duration,
+        ) -> Self {
+            self.config.heartbeat = Some((interval, timeout));
+            self
+        }
+
+        /// Turns the heartbeat off: a peer that goes silent is then only
+        /// noticed when the OS reports the connection broken.
+        ///
+        /// ```
+        /// # use netsock::{Events, Socket};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// let client = Socket::<Api>::builder().no_heartbeat();
+        /// ```
+        pub fn no_heartbeat(mut self) -> Self {
+            self.config.heartbeat = None;
             self
         }
     };

@@ -14,6 +14,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{AbortHandle, Abortable};
@@ -314,9 +315,40 @@ async fn read_loop<In: Events>(
     // Set once this side has sent its Close: keep reading (and delivering)
     // what the peer sent before it saw our Close, until it hangs up.
     let mut closing: Option<tokio::time::Instant> = None;
+    // Heartbeat: when nothing arrived for `interval`, send a Ping; when still
+    // nothing arrived `timeout` later, give up. The timer is only moved when
+    // it fires, so a busy connection pays one clock read per frame.
+    let heartbeat = shared.config.heartbeat;
+    let mut last_seen = tokio::time::Instant::now();
+    let mut ping_at: Option<tokio::time::Instant> = None;
+    let beat = tokio::time::sleep(heartbeat.map_or(Duration::from_secs(3600), |(i, _)| i));
+    tokio::pin!(beat);
     loop {
         let next = tokio::select! {
             biased;
+            () = &mut beat, if heartbeat.is_some() && closing.is_none() => {
+                let Some((interval, timeout)) = heartbeat else { continue };
+                let now = tokio::time::Instant::now();
+                match ping_at {
+                    // Our ping went unanswered: nothing at all arrived since.
+                    Some(ping) if last_seen < ping => {
+                        tracing::warn!(?interval, ?timeout, "the peer stopped answering heartbeats");
+                        return DisconnectReason::HeartbeatTimeout { after: interval + timeout };
+                    }
+                    _ if now < last_seen + interval => {
+                        ping_at = None;
+                        beat.as_mut().reset(last_seen + interval);
+                    }
+                    _ => {
+                        if let Ok(ping) = frame::encode(&Header::Ping, None::<&()>, usize::MAX) {
+                            let _ = shared.tx.try_send(Command::Frame(ping));
+                        }
+                        ping_at = Some(now);
+                        beat.as_mut().reset(now + timeout);
+                    }
+                }
+                continue;
+            }
             () = shared.stop.notified() => {
                 match lock(&shared.stop_reason).take() {
                     Some(reason) => return reason,
@@ -342,6 +374,9 @@ async fn read_loop<In: Events>(
             Some(Err(Error::Io(err))) => return DisconnectReason::from_io(&err),
             Some(Err(err)) => return DisconnectReason::Protocol(err.to_string()),
         };
+        if heartbeat.is_some() {
+            last_seen = tokio::time::Instant::now();
+        }
         shared.meter.add(|c| &c.frames_in, 1);
         shared
             .meter

@@ -305,6 +305,13 @@ pub enum DisconnectReason {
     /// The peer broke the protocol; it was told why.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// Nothing arrived from the peer for this long, not even an answer to a
+    /// heartbeat ping: it is gone or stuck.
+    #[error("the peer sent nothing for {after:?}, not even a heartbeat answer")]
+    HeartbeatTimeout {
+        /// The heartbeat interval plus its timeout.
+        after: Duration,
+    },
     /// The peer sent a frame larger than our limit; it was told why.
     #[error("the peer sent a frame of {size} bytes, over the limit of {max} bytes")]
     FrameTooLarge {
