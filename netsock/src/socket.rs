@@ -504,23 +504,25 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         })?;
         let (tx, rx) = oneshot::channel();
         shared.register_call(id, tx)?;
-        let mut guard = PendingCall {
-            shared,
-            id,
-            armed: true,
+        let _forget_on_drop = PendingCall { shared, id };
+        // The timeout covers waiting for room in a full queue too: a peer
+        // that stopped reading cannot hold a call past it.
+        let exchange = async {
+            self.send(frame).await.map_err(CallError::Disconnected)?;
+            match rx.await {
+                Err(_) => Err(CallError::Disconnected(shared.gone())),
+                Ok(reply) => reply,
+            }
         };
-        self.send(frame).await.map_err(CallError::Disconnected)?;
-        let reply = match tokio::time::timeout(self.timeout, rx).await {
+        let reply = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => {
                 shared.meter.add(|c| &c.calls_timed_out, 1);
                 return Err(CallError::Timeout {
                     after: self.timeout,
                 });
             }
-            Ok(Err(_)) => Err(CallError::Disconnected(shared.gone())),
-            Ok(Ok(reply)) => reply,
+            Ok(reply) => reply,
         };
-        guard.armed = false;
         let decoded = reply.and_then(|payload| {
             postcard::from_bytes(&payload).map_err(|e| {
                 let ty = std::any::type_name::<R>();
@@ -1030,12 +1032,12 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 struct PendingCall<'a, In: Events> {
     shared: &'a Shared<In>,
     id: u64,
-    armed: bool,
 }
 
 impl<In: Events> Drop for PendingCall<'_, In> {
     fn drop(&mut self) {
-        if self.armed && self.shared.forget_call(self.id) {
+        // After a reply the id is already gone, and nothing is sent.
+        if self.shared.forget_call(self.id) {
             if let Ok(cancel) =
                 frame::encode(&Header::Cancel { id: self.id }, None::<&()>, usize::MAX)
             {

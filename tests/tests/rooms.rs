@@ -344,3 +344,45 @@ async fn on_any_observes_without_stealing() {
     assert_eq!(within(lines.recv()).await.unwrap(), (1, 2));
     io.close().await;
 }
+
+on_both_transports!(a_stuck_member_cannot_hold_a_room_request_past_its_timeout);
+
+async fn a_stuck_member_cannot_hold_a_room_request_past_its_timeout(t: Transport) {
+    let (io, mut connected, _dir) = server(t, Server::builder().queue_capacity(4)).await;
+    let mut raw = Raw::connect(io.local_addr()).await;
+    within(raw.handshake::<Room>()).await;
+    let stuck = within(connected.recv()).await.unwrap();
+    stuck.join("workers");
+    let worker = within(Socket::<Room>::connect(io.local_addr()))
+        .await
+        .unwrap();
+    worker.on_sum(|n| async move { n.iter().sum::<i64>() });
+    worker.start();
+    within(connected.recv()).await.unwrap().join("workers");
+    // Fill the stuck member's queue: broadcasts start being dropped for it.
+    while stuck.dropped_events() == 0 {
+        within(
+            io.to("workers")
+                .except(worker.id())
+                .emit_blob(vec![0; 1 << 20]),
+        )
+        .await
+        .unwrap();
+    }
+    let replies = within(
+        io.to("workers")
+            .timeout(Duration::from_millis(300))
+            .request::<i64>(Room::Sum(vec![2, 3])),
+    )
+    .await;
+    let replies: BTreeMap<_, _> = replies.into_iter().collect();
+    assert_eq!(replies[&worker.id()], Ok(5));
+    assert_eq!(
+        replies[&stuck.id()],
+        Err(CallError::Timeout {
+            after: Duration::from_millis(300)
+        })
+    );
+    drop(raw);
+    io.close().await;
+}
