@@ -33,6 +33,8 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(25);
 /// Default heartbeat: after a ping, wait this long for any frame before
 /// giving the peer up.
 pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default limit on a server's open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default permissions of a server's Unix socket file: owner only.
 ///
 /// ```
@@ -56,6 +58,7 @@ pub(crate) struct Config {
     pub(crate) max_concurrent_requests: usize,
     pub(crate) socket_mode: u32,
     pub(crate) heartbeat: Option<(Duration, Duration)>,
+    pub(crate) max_connections: usize,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             socket_mode: DEFAULT_SOCKET_MODE,
             heartbeat: Some((DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT)),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -118,6 +118,7 @@ pub(crate) struct RejectCounters {
     pub(crate) refused: AtomicU64,
     pub(crate) timed_out: AtomicU64,
     pub(crate) shutting_down: AtomicU64,
+    pub(crate) full: AtomicU64,
 }
 
 /// Handshakes a server refused, by reason.
@@ -146,6 +147,8 @@ pub struct Rejects {
     pub timed_out: u64,
     /// Arrived while the server was closing.
     pub shutting_down: u64,
+    /// Arrived while the server had `max_connections` open.
+    pub full: u64,
 }
 
 impl From<&RejectCounters> for Rejects {
@@ -157,6 +160,7 @@ impl From<&RejectCounters> for Rejects {
             refused: c.refused.load(Relaxed),
             timed_out: c.timed_out.load(Relaxed),
             shutting_down: c.shutting_down.load(Relaxed),
+            full: c.full.load(Relaxed),
         }
     }
 }

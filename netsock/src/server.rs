@@ -129,6 +129,22 @@ impl<In: Events, Out: Events> fmt::Debug for ServerBuilder<In, Out> {
 impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     config_setters!();
 
+    /// The most connections open at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS`](crate::DEFAULT_MAX_CONNECTIONS)); a client
+    /// beyond it is refused with
+    /// [`RejectReason::Other`] saying the server is full, and counted in
+    /// [`Rejects::full`](crate::Rejects::full).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// let builder = Server::<Api>::builder().max_connections(100);
+    /// ```
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.config.max_connections = connections;
+        self
+    }
+
     /// Permissions of the Unix socket file (default
     /// [`DEFAULT_SOCKET_MODE`](crate::DEFAULT_SOCKET_MODE), `0o600`: only
     /// the owner's processes may connect). For example `0o660` lets a
@@ -670,6 +686,23 @@ async fn serve_connection<In: Events, Out: Events>(
             return;
         }
     };
+    let open = server
+        .upgrade()
+        .map_or(0, |inner| lock(&inner.registry).sockets.len());
+    if open >= config.max_connections {
+        tracing::warn!(
+            open,
+            max = config.max_connections,
+            "refusing a connection: server full"
+        );
+        count_reject(&server, |r| &r.full);
+        let reason = format!(
+            "the server is at its limit of {} connections",
+            config.max_connections
+        );
+        handshake::reject(&mut conn.writer, RejectReason::Other(reason)).await;
+        return;
+    }
     if !middleware.is_empty() {
         let hs = Handshake {
             id,

@@ -175,3 +175,27 @@ async fn close_does_not_hang_on_a_client_that_stopped_reading(t: Transport) {
     within(flood).await.unwrap();
     drop(raw);
 }
+
+on_both_transports!(connections_beyond_the_limit_are_refused);
+
+async fn connections_beyond_the_limit_are_refused(t: Transport) {
+    let (io, _seen, _dir) =
+        tests::api::serve_with(t, netsock::Server::<Api>::builder().max_connections(2)).await;
+    let a = within(client(&io)).await;
+    let _b = within(client(&io)).await;
+    let err = within(Socket::<Api>::connect(io.local_addr()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Rejected(netsock::RejectReason::Other(m)) if m.contains("limit of 2 connections")),
+        "{err:?}"
+    );
+    assert_eq!(io.metrics().rejects.full, 1);
+    // Room again once one leaves.
+    let server_side = io.socket(a.id()).unwrap();
+    within(a.close()).await;
+    within(server_side.closed()).await;
+    let c = within(client(&io)).await;
+    assert_eq!(within(c.sum(vec![1, 1])).await.unwrap(), 2);
+    io.close().await;
+}
