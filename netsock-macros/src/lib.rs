@@ -11,6 +11,9 @@
 //! `#![no_implicit_prelude]`, and with `crate = ".."` under a renamed
 //! dependency.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 use proc_macro::TokenStream;
 use quote::{quote, ToTokens};
 
