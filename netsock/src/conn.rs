@@ -395,11 +395,11 @@ async fn read_loop<In: Events>(
                     return DisconnectReason::ClosedLocally;
                 }
             }
-            Header::Request { id, .. } => {
+            Header::Request { id, timeout_ms } => {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     return DisconnectReason::ClosedLocally;
                 };
-                spawn_request(shared, id, payload, permit);
+                spawn_request(shared, id, timeout_ms, payload, permit);
             }
             Header::Response { id } => shared.complete_call(id, Ok(payload)),
             Header::Failure { id, error } => shared.complete_call(id, Err(error.into())),
@@ -452,6 +452,7 @@ async fn event_loop<In: Events>(shared: Arc<Shared<In>>, mut events: mpsc::Recei
 fn spawn_request<In: Events>(
     shared: &Arc<Shared<In>>,
     id: u64,
+    timeout_ms: u32,
     payload: Bytes,
     permit: OwnedSemaphorePermit,
 ) {
@@ -461,7 +462,9 @@ fn spawn_request<In: Events>(
     let work = Abortable::new(
         async move {
             task_shared.wait_started().await;
-            if let Some(reply) = answer(&task_shared, id, payload).await {
+            let reply =
+                crate::deadline::with_deadline(timeout_ms, answer(&task_shared, id, payload));
+            if let Some(reply) = reply.await {
                 if task_shared.tx.send(Command::Frame(reply)).await.is_ok() {
                     task_shared.meter.add(|c| &c.requests_served, 1);
                 }

@@ -51,6 +51,7 @@ pub mod addr;
 mod broadcast;
 mod config;
 mod conn;
+mod deadline;
 mod endpoint;
 pub mod error;
 pub mod events;
@@ -73,6 +74,7 @@ pub use config::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOCKET_MODE, MIN_MAX_FRAME_SIZE,
 };
+pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint, Handle, Request};
 pub use error::{CallError, DisconnectReason, Error, Result};
 pub use events::{Events, SchemaId, Variant};
