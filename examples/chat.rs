@@ -136,10 +136,9 @@ async fn main() -> Result<(), BoxError> {
         Some("server") => {
             let io = server(args.get(1).map_or(ADDR, String::as_str)).await?;
             println!("chat server on {}; stop with Ctrl-C", io.local_addr());
-            tokio::select! {
-                result = io.run() => result?,
-                _ = tokio::signal::ctrl_c() => io.close().await,
-            }
+            // Ctrl-C: stop accepting, give requests in flight 5 s, tell clients.
+            io.run_until(tokio::signal::ctrl_c(), std::time::Duration::from_secs(5))
+                .await?;
             Ok(())
         }
         Some("client") => {

@@ -24,10 +24,9 @@ pub async fn main(addr: Addr) -> Result<(), BoxError> {
         Some("server") => {
             let io = server(addr).await?;
             println!("listening on {}; stop with Ctrl-C", io.local_addr());
-            tokio::select! {
-                result = io.run() => result?,
-                _ = tokio::signal::ctrl_c() => io.close().await,
-            }
+            // Ctrl-C: stop accepting, give requests in flight 5 s, tell clients.
+            io.run_until(tokio::signal::ctrl_c(), std::time::Duration::from_secs(5))
+                .await?;
             Ok(())
         }
         Some("client") => client(addr).await,

@@ -58,6 +58,8 @@ pub(crate) struct Shared<In> {
     pub(crate) pending: Mutex<Pending>,
     pub(crate) next_call: AtomicU64,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
+    /// Signalled when the last running request handler finishes.
+    idle: Notify,
     pub(crate) handlers: RwLock<Handlers<In>>,
     pub(crate) started: watch::Sender<bool>,
     pub(crate) state: watch::Sender<Option<DisconnectReason>>,
@@ -118,6 +120,7 @@ impl<In: Events> Shared<In> {
             pending: Mutex::new(Pending::default()),
             next_call: AtomicU64::new(1),
             running: Mutex::new(HashMap::new()),
+            idle: Notify::new(),
             handlers: RwLock::new(Handlers::new(In::VARIANTS.len())),
             started: watch::Sender::new(false),
             state: watch::Sender::new(None),
@@ -153,6 +156,19 @@ impl<In: Events> Shared<In> {
             .instrument(span),
         );
         shared
+    }
+
+    /// Waits until no request handler is running.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.running).is_empty() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Lets incoming events and requests through to the handlers.
@@ -478,7 +494,11 @@ fn spawn_request<In: Events>(
         async move {
             let _permit = permit;
             let _ = work.await;
-            lock(&shared.running).remove(&id);
+            let mut running = lock(&shared.running);
+            running.remove(&id);
+            if running.is_empty() {
+                shared.idle.notify_waiters();
+            }
         }
         .instrument(span),
     );

@@ -561,6 +561,32 @@ impl<In: Events, Out: Events> Server<In, Out> {
         self.run().await
     }
 
+    /// Runs the server until `signal` completes (e.g. `tokio::signal::ctrl_c()`),
+    /// then [shuts it down](Server::shutdown) with `grace` for the requests
+    /// in flight.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # use std::time::Duration;
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// let io = Server::<Api>::bind(0).await?;
+    /// // In a real program: io.run_until(tokio::signal::ctrl_c(), Duration::from_secs(10))
+    /// io.run_until(std::future::ready(()), Duration::from_secs(1)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn run_until<F: Future>(&self, signal: F, grace: Duration) -> Result<()> {
+        tokio::select! {
+            result = self.run() => result,
+            _ = signal => {
+                self.shutdown(grace).await;
+                Ok(())
+            }
+        }
+    }
+
     /// Accepts connections until [`close`](Server::close) is called.
     ///
     /// Handshakes run in their own tasks: a slow or hostile client never
@@ -640,11 +666,38 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # }
     /// ```
     pub async fn close(&self) {
+        self.shutdown(Duration::ZERO).await;
+    }
+
+    /// Shuts down gracefully: stops accepting (and removes the Unix socket
+    /// file), lets the requests being handled finish for up to `grace`,
+    /// then closes every connection with [`CloseReason::Shutdown`], which
+    /// clients see as their disconnect reason. Requests still running after
+    /// `grace` are dropped, and their callers get `Disconnected`.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # use std::time::Duration;
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # async fn f(io: Server<Api>) {
+    /// io.shutdown(Duration::from_secs(5)).await;
+    /// # }
+    /// ```
+    pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.send_replace(true);
         drop(lock(&self.inner.listener).take());
         // Removes the Unix socket file (if ours) now, not when the last handle goes.
         let _ = lock(&self.inner.socket_file).take();
         let sockets = self.sockets();
+        if !grace.is_zero() {
+            let idle = futures_util::future::join_all(sockets.iter().map(Socket::idle));
+            if tokio::time::timeout(grace, idle).await.is_err() {
+                tracing::warn!(
+                    ?grace,
+                    "requests still running after the grace period are dropped"
+                );
+            }
+        }
         let closing = sockets
             .iter()
             .map(|s| s.close_with(CloseReason::Shutdown("the server closed".into())));

@@ -1008,6 +1008,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         self.close_with(CloseReason::Normal).await;
     }
 
+    /// Waits until none of the peer's requests is being handled here.
+    pub(crate) async fn idle(&self) {
+        self.shared.idle().await;
+    }
+
     pub(crate) async fn close_with(&self, reason: CloseReason) {
         let graceful = async {
             if let Ok(frame) = frame::encode(&Header::Close(reason), None::<&()>, usize::MAX) {
