@@ -105,9 +105,10 @@ mod render_service;
 ///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
 ///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_error`,
 ///   `on_request`, `peer_addr`, `peer_cred`, `request`, `start`, `timeout`,
-///   `data`, `set_data`, `dropped_events` (methods of `Socket`), `bind`,
+///   `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`, `volatile`
+///   (methods of `Socket`), `bind`,
 ///   `local_addr`, `on_connection`, `run`, `socket`, `sockets`,
-///   `middleware`, `serve` (of `Server`), `broadcast`, `except`, `in_room`,
+///   `middleware`, `serve`, `shutdown`, `run_until` (of `Server`), `broadcast`, `except`, `in_room`,
 ///   `join`, `leave`, `rooms`, `to` (rooms and broadcast), `clone`, `fmt`. So a request variant `Close` or an event `Error`
 ///   (`on_error`) is refused, pointing at the variant;
 /// * malformed `#[request]` attributes, and `#[request]` without `response`.

@@ -66,6 +66,9 @@ pub(crate) const RESERVED: &[&str] = &[
     "data",
     "set_data",
     "dropped_events",
+    "metrics",
+    "try_emit",
+    "volatile",
     // Server
     "bind",
     "local_addr",
@@ -75,6 +78,8 @@ pub(crate) const RESERVED: &[&str] = &[
     "sockets",
     "middleware",
     "serve",
+    "shutdown",
+    "run_until",
     // Rooms and broadcast
     "broadcast",
     "except",

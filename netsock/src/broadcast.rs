@@ -6,9 +6,8 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc::error::TrySendError;
 
-use crate::conn::lock;
+use crate::conn::{lock, QueueError};
 use crate::frame::{self, Header};
 use crate::server::Inner;
 use crate::{CallError, Error, Events, Result, Socket, SocketId};
@@ -254,8 +253,8 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
                 continue;
             }
             match socket.try_queue(frame.clone()) {
-                Ok(()) | Err(TrySendError::Closed(_)) => {}
-                Err(TrySendError::Full(_)) => socket.dropped(Error::QueueFull { event: name }),
+                Ok(()) | Err(QueueError::Closed) => {}
+                Err(QueueError::Full) => socket.dropped(Error::QueueFull { event: name }),
             }
         }
         Ok(())

@@ -33,6 +33,8 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(25);
 /// Default heartbeat: after a ping, wait this long for any frame before
 /// giving the peer up.
 pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default limit on the bytes waiting in a connection's outgoing queue.
+pub const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Default limit on a server's open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default permissions of a server's Unix socket file: owner only.
@@ -59,6 +61,7 @@ pub(crate) struct Config {
     pub(crate) socket_mode: u32,
     pub(crate) heartbeat: Option<(Duration, Duration)>,
     pub(crate) max_connections: usize,
+    pub(crate) queue_bytes: usize,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             socket_mode: DEFAULT_SOCKET_MODE,
             heartbeat: Some((DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT)),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
 }
@@ -177,6 +181,23 @@ macro_rules! config_setters {
         /// ```
         pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
             self.config.max_concurrent_requests = requests.max(1);
+            self
+        }
+
+        /// How many bytes may wait in each connection's outgoing queue
+        /// (default 16 MiB), besides the frame count of
+        /// [`queue_capacity`](Self::queue_capacity). `emit` waits while
+        /// either is reached; `try_emit` fails with `QueueFull`; broadcasts
+        /// and volatile emits drop the event for that socket. A single frame
+        /// larger than the budget still goes, alone.
+        ///
+        /// ```
+        /// # use netsock::{Events, Server};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// let builder = Server::<Api>::builder().queue_bytes(1024 * 1024);
+        /// ```
+        pub fn queue_bytes(mut self, bytes: usize) -> Self {
+            self.config.queue_bytes = bytes.clamp(1, u32::MAX as usize >> 1);
             self
         }
 

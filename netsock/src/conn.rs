@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::{AbortHandle, Abortable};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::codec::{Encoder, FramedRead};
 use tracing::Instrument;
 
@@ -34,9 +34,21 @@ use crate::{CallError, DisconnectReason, Error, Events, SocketId};
 
 /// A frame for the writer.
 pub(crate) enum Command {
+    /// A control frame, outside the byte budget (pings, cancels, handshake).
     Frame(Bytes),
+    /// A frame holding its share of the queue's byte budget until written.
+    Budgeted(Bytes, OwnedSemaphorePermit),
     /// Write this frame, then close the connection.
     Close(Bytes),
+}
+
+/// Why a frame could not be queued without waiting.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum QueueError {
+    /// The queue is at its frame or byte limit.
+    Full,
+    /// The connection is gone.
+    Closed,
 }
 
 pub(crate) type Reply = Result<Bytes, CallError>;
@@ -58,6 +70,8 @@ pub(crate) struct Shared<In> {
     pub(crate) pending: Mutex<Pending>,
     pub(crate) next_call: AtomicU64,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
+    /// Bytes that may wait in the outgoing queue.
+    budget: Arc<Semaphore>,
     /// Signalled when the last running request handler finishes.
     idle: Notify,
     pub(crate) handlers: RwLock<Handlers<In>>,
@@ -109,6 +123,7 @@ impl<In: Events> Shared<In> {
         on_end: Option<OnEnd>,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let queue_bytes = config.queue_bytes;
         let (event_tx, event_rx) = mpsc::channel(config.queue_capacity);
         let (last_tx, last_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
@@ -120,6 +135,7 @@ impl<In: Events> Shared<In> {
             pending: Mutex::new(Pending::default()),
             next_call: AtomicU64::new(1),
             running: Mutex::new(HashMap::new()),
+            budget: Arc::new(Semaphore::new(queue_bytes)),
             idle: Notify::new(),
             handlers: RwLock::new(Handlers::new(In::VARIANTS.len())),
             started: watch::Sender::new(false),
@@ -156,6 +172,45 @@ impl<In: Events> Shared<In> {
             .instrument(span),
         );
         shared
+    }
+
+    /// The share of the byte budget a frame takes: its size, but at most
+    /// the whole budget, so that one frame larger than it can still go alone.
+    fn charge(&self, frame: &Bytes) -> u32 {
+        frame.len().clamp(1, self.config.queue_bytes) as u32
+    }
+
+    /// Queues a frame, waiting while the queue is at its frame or byte limit.
+    pub(crate) async fn queue(&self, frame: Bytes) -> Result<(), QueueError> {
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(self.charge(&frame))
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        self.tx
+            .send(Command::Budgeted(frame, permit))
+            .await
+            .map_err(|_| QueueError::Closed)
+    }
+
+    /// Queues a frame if there is room now.
+    pub(crate) fn try_queue(&self, frame: Bytes) -> Result<(), QueueError> {
+        let permit = match self
+            .budget
+            .clone()
+            .try_acquire_many_owned(self.charge(&frame))
+        {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Err(QueueError::Full),
+            Err(TryAcquireError::Closed) => return Err(QueueError::Closed),
+        };
+        self.tx
+            .try_send(Command::Budgeted(frame, permit))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => QueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+            })
     }
 
     /// Waits until no request handler is running.
@@ -288,6 +343,8 @@ impl<In: Events> Shared<In> {
         let last =
             tell_peer.and_then(|r| frame::encode(&Header::Close(r), None::<&()>, usize::MAX).ok());
         let _ = last_tx.send(last);
+        // Senders waiting for queue room learn the connection is gone.
+        self.budget.close();
         let calls = {
             let mut pending = lock(&self.pending);
             pending.closed = Some(reason.clone());
@@ -481,7 +538,7 @@ fn spawn_request<In: Events>(
             let reply =
                 crate::deadline::with_deadline(timeout_ms, answer(&task_shared, id, payload));
             if let Some(reply) = reply.await {
-                if task_shared.tx.send(Command::Frame(reply)).await.is_ok() {
+                if task_shared.queue(reply).await.is_ok() {
                     task_shared.meter.add(|c| &c.requests_served, 1);
                 }
             }
@@ -587,6 +644,7 @@ async fn write_loop<In: Events>(
     shared: Arc<Shared<In>>,
 ) {
     let mut codec = FrameCodec::new(usize::MAX);
+    let mut held = Vec::new();
     let mut buf = BytesMut::new();
     loop {
         let first = tokio::select! {
@@ -607,6 +665,10 @@ async fn write_loop<In: Events>(
             frames += 1;
             let frame = match cmd {
                 Command::Frame(frame) => frame,
+                Command::Budgeted(frame, permit) => {
+                    held.push(permit);
+                    frame
+                }
                 Command::Close(frame) => {
                     closing = true;
                     frame
@@ -627,6 +689,8 @@ async fn write_loop<In: Events>(
             shared.stop(Some(DisconnectReason::from_io(&err)));
             return;
         }
+        // The written frames give their bytes back to the queue's budget.
+        held.clear();
         shared.meter.add(|c| &c.frames_out, frames);
         shared.meter.add(|c| &c.bytes_out, buf.len() as u64);
         buf.clear();

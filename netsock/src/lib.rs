@@ -71,8 +71,8 @@ pub use addr::{Addr, IntoAddr};
 pub use broadcast::{Broadcast, Except};
 pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT,
-    DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOCKET_MODE, MIN_MAX_FRAME_SIZE,
+    DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_BYTES,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOCKET_MODE, MIN_MAX_FRAME_SIZE,
 };
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint, Handle, Request};
@@ -82,7 +82,7 @@ pub use frame::{CloseReason, RejectReason};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use middleware::Handshake;
 pub use server::{Server, ServerBuilder};
-pub use socket::{Socket, SocketBuilder, SocketId};
+pub use socket::{Socket, SocketBuilder, SocketId, Volatile};
 pub use transport::{PeerAddr, PeerCred};
 
 /// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` and

@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
 use crate::config::{config_setters, Config};
-use crate::conn::{encode_reply, lock, write, Command, Shared, CLOSE_GRACE};
+use crate::conn::{encode_reply, lock, write, Command, QueueError, Shared, CLOSE_GRACE};
 use crate::frame::{self, CloseReason, Header};
 use crate::handlers::{BoxFuture, Slot};
 use crate::metrics::{Meter, SocketMetrics};
@@ -396,8 +395,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         frame: bytes::Bytes,
     ) -> std::result::Result<(), DisconnectReason> {
         self.shared
-            .tx
-            .send(Command::Frame(frame))
+            .queue(frame)
             .await
             .map_err(|_| self.shared.gone())
     }
@@ -437,6 +435,50 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         self.start();
         let frame = frame::encode(&Header::Event, Some(&event), self.shared.max_out)?;
         self.send(frame).await.map_err(Error::Disconnected)
+    }
+
+    /// Sends a one-way event if the outgoing queue has room now, without
+    /// waiting; otherwise fails with [`Error::QueueFull`] and sends nothing.
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)] enum Api { Tick(u64) }
+    /// # fn f(socket: Socket<Api>) {
+    /// match socket.try_emit(Api::Tick(1)) {
+    ///     Ok(()) => {}
+    ///     Err(netsock::Error::QueueFull { .. }) => { /* the peer is slow: skip this tick */ }
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn try_emit(&self, event: Out) -> Result<()> {
+        self.start();
+        let frame = frame::encode(&Header::Event, Some(&event), self.shared.max_out)?;
+        match self.shared.try_queue(frame) {
+            Ok(()) => Ok(()),
+            Err(QueueError::Full) => Err(Error::QueueFull {
+                event: event.variant_name(),
+            }),
+            Err(QueueError::Closed) => Err(Error::Disconnected(self.shared.gone())),
+        }
+    }
+
+    /// A handle whose emits are *volatile* (socket.io's `volatile`): when
+    /// the outgoing queue is full the event is dropped and counted in
+    /// [`dropped_events`](Socket::dropped_events) instead of waiting. For
+    /// data that is stale by the next send, like positions or progress.
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)] enum Api { Position(f64, f64) }
+    /// # async fn f(socket: Socket<Api>) -> netsock::Result<()> {
+    /// socket.volatile().emit_position(1.0, 2.0).await?; // never waits
+    /// # Ok(()) }
+    /// ```
+    pub fn volatile(&self) -> Volatile<In, Out> {
+        Volatile {
+            socket: self.clone(),
+        }
     }
 
     /// Sends a request variant and waits for the peer's reply, decoded as `R`.
@@ -537,11 +579,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// Queues a frame without waiting; for broadcasts.
-    pub(crate) fn try_queue(
-        &self,
-        frame: bytes::Bytes,
-    ) -> std::result::Result<(), TrySendError<Command>> {
-        self.shared.tx.try_send(Command::Frame(frame))
+    pub(crate) fn try_queue(&self, frame: bytes::Bytes) -> std::result::Result<(), QueueError> {
+        self.shared.try_queue(frame)
     }
 
     /// Counts a dropped broadcast event and tells the error hook.
@@ -1050,5 +1089,50 @@ impl<In: Events> Drop for PendingCall<'_, In> {
                 let _ = self.shared.tx.try_send(Command::Frame(cancel));
             }
         }
+    }
+}
+
+/// A socket handle whose emits never wait: see [`Socket::volatile`].
+pub struct Volatile<In: Events, Out: Events = In> {
+    socket: Socket<In, Out>,
+}
+
+impl<In: Events, Out: Events> fmt::Debug for Volatile<In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Volatile").field(&self.socket).finish()
+    }
+}
+
+impl<In: Events, Out: Events> Volatile<In, Out> {
+    /// Sends `event` if the queue has room; otherwise drops and counts it.
+    /// Fails only if the event cannot be encoded or the connection is gone.
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)] enum Api { Tick(u64) }
+    /// # fn f(socket: Socket<Api>) -> netsock::Result<()> {
+    /// socket.volatile().emit(Api::Tick(7))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn emit(&self, event: Out) -> Result<()> {
+        match self.socket.try_emit(event) {
+            Err(Error::QueueFull { .. }) => {
+                self.socket.shared.meter.add(|c| &c.events_dropped, 1);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+impl<In: Events, Out: Events> crate::Endpoint for Volatile<In, Out> {
+    type In = In;
+    type Out = Out;
+}
+
+impl<In: Events, Out: Events> crate::Emit<Out> for Volatile<In, Out> {
+    fn emit(&self, event: Out) -> impl Future<Output = Result<()>> + Send {
+        let result = Volatile::emit(self, event);
+        async move { result }
     }
 }
