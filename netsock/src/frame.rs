@@ -52,8 +52,9 @@
 //! The peer answers each `Request` with exactly one `Response` or `Failure`
 //! carrying the same id; a `Cancel` tells it the caller gave up, and it then
 //! stops the handler and sends nothing. `timeout_ms` tells the peer how long
-//! the caller will wait; this implementation does not act on it yet (the
-//! caller's own timer sends the `Cancel`).
+//! the caller will wait; this implementation hands it to the handler
+//! ([`deadline`](crate::deadline())) and leaves cancelling to the caller's
+//! own timer, which sends the `Cancel`.
 //!
 //! # Closing
 //!
