@@ -180,6 +180,34 @@ impl Raw {
     }
 }
 
+/// A hand-written "server": listens on `transport` (in `dir` for a Unix
+/// socket) and hands over the first connection as a [`Raw`] peer.
+pub async fn raw_server(
+    transport: Transport,
+    dir: &TempDir,
+) -> (Addr, tokio::task::JoinHandle<Raw>) {
+    match transport {
+        Transport::Tcp => {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = l.local_addr().expect("local addr").into();
+            let accept = tokio::spawn(async move {
+                Raw::from_stream(Box::new(l.accept().await.expect("accept").0))
+            });
+            (addr, accept)
+        }
+        Transport::Unix => {
+            let path = dir.path().join("raw.sock");
+            let l = tokio::net::UnixListener::bind(&path).expect("bind");
+            let accept = tokio::spawn(async move {
+                Raw::from_stream(Box::new(l.accept().await.expect("accept").0))
+            });
+            (path.into(), accept)
+        }
+    }
+}
+
 /// A valid `Hello` for a client sending and receiving `E`.
 pub fn hello<E: Events>() -> Hello {
     Hello {

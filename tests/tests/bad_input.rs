@@ -209,28 +209,7 @@ async fn silent_client_is_dropped_after_the_handshake_timeout(t: Transport) {
 async fn client_refuses_an_oversized_frame_from_the_server(t: Transport) {
     // A hand-written "server" that welcomes the client, then sends too much.
     let dir = tests::TempDir::new();
-    let (addr, accept): (netsock::Addr, tokio::task::JoinHandle<Raw>) = match t {
-        Transport::Tcp => {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap().into();
-            (
-                addr,
-                tokio::spawn(
-                    async move { Raw::from_stream(Box::new(l.accept().await.unwrap().0)) },
-                ),
-            )
-        }
-        Transport::Unix => {
-            let path = dir.path().join("raw.sock");
-            let l = tokio::net::UnixListener::bind(&path).unwrap();
-            (
-                path.into(),
-                tokio::spawn(
-                    async move { Raw::from_stream(Box::new(l.accept().await.unwrap().0)) },
-                ),
-            )
-        }
-    };
+    let (addr, accept) = tests::raw_server(t, &dir).await;
     let connecting = tokio::spawn(Socket::<Api>::builder().max_frame_size(4096).connect(addr));
     let mut server = within(accept).await.unwrap();
     let Some((Header::Hello(h), _)) = within(server.recv()).await else {

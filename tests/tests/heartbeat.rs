@@ -36,28 +36,7 @@ async fn server_drops_a_silent_client(t: Transport) {
 
 async fn client_drops_a_silent_server(t: Transport) {
     let dir = TempDir::new();
-    let (addr, accept): (netsock::Addr, tokio::task::JoinHandle<Raw>) = match t {
-        Transport::Tcp => {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap().into();
-            (
-                addr,
-                tokio::spawn(
-                    async move { Raw::from_stream(Box::new(l.accept().await.unwrap().0)) },
-                ),
-            )
-        }
-        Transport::Unix => {
-            let path = dir.path().join("silent.sock");
-            let l = tokio::net::UnixListener::bind(&path).unwrap();
-            (
-                path.into(),
-                tokio::spawn(
-                    async move { Raw::from_stream(Box::new(l.accept().await.unwrap().0)) },
-                ),
-            )
-        }
-    };
+    let (addr, accept) = tests::raw_server(t, &dir).await;
     let connecting = tokio::spawn(Socket::<Api>::builder().heartbeat(BEAT, BEAT).connect(addr));
     let mut server = within(accept).await.unwrap();
     let Some((Header::Hello(_), _)) = within(server.recv()).await else {
