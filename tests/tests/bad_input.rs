@@ -197,7 +197,7 @@ async fn undecodable_request_gets_an_error_reply(t: Transport) {
 }
 
 async fn silent_client_is_dropped_after_the_handshake_timeout(t: Transport) {
-    let builder = netsock::Server::<Api>::builder().handshake_timeout(Duration::from_millis(200));
+    let builder = netsock::Server::<Api>::builder().handshake_timeout(Duration::from_secs(1));
     let (io, _seen, _dir) = serve_with(t, builder).await;
     let mut silent = Raw::connect(io.local_addr()).await;
     // Meanwhile others are served: handshakes do not queue behind it.
