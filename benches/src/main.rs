@@ -1,0 +1,558 @@
+//! netsock's benchmark harness: each workload through a hand-written raw
+//! tokio baseline and through netsock, over TCP (127.0.0.1) and Unix sockets,
+//! client and server in separate processes (this binary run again as
+//! `netsock-bench serve ...`). Prints a Markdown table of medians and
+//! min–max over the repetitions, and the ratio netsock/raw.
+//!
+//! ```text
+//! cargo run --release -p netsock-bench -- all            # every workload
+//! cargo run --release -p netsock-bench -- inflight events --reps 9
+//! cargo run --release -p netsock-bench -- all --quick --json
+//! ```
+//!
+//! Workloads: `codec`, `inflight`, `latency`, `events`, `conns`,
+//! `broadcast`, `memory` (see `USAGE`). Nothing here asserts on time.
+
+mod api;
+mod child;
+mod codec;
+mod ns;
+mod raw;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use child::Target;
+use report::Row;
+use tokio::io::AsyncReadExt;
+
+/// Errors of the harness and its children.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const USAGE: &str = "\
+usage: netsock-bench [WORKLOAD...|all] [--reps N] [--quick] [--json]
+
+workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate processes):
+  codec      encode/decode of one request frame, in process
+  inflight   256 calls in flight on one connection, 2-worker runtimes: calls/s
+  latency    1 call in flight, current-thread runtimes, both processes on CPU 0: p50
+  events     one-way 16-byte events (raw: one write per 64), 2-worker runtimes: events/s
+  conns      100 connections, sequential calls on each, 2-worker runtimes: calls/s
+  broadcast  one event to 1,000 connected clients (raw: pre-encoded bytes): deliveries/s
+  memory     server RSS per idle connection, 10,000 connections
+options:
+  --reps N   repetitions per figure (default 5), after one warm-up run
+  --quick    smaller sizes, for a smoke run
+  --json     machine-readable output instead of the table";
+
+const ALL: [&str; 7] = [
+    "codec",
+    "inflight",
+    "latency",
+    "events",
+    "conns",
+    "broadcast",
+    "memory",
+];
+
+struct Opts {
+    reps: usize,
+    quick: bool,
+    json: bool,
+    taskset: bool,
+    dir: PathBuf,
+}
+
+impl Opts {
+    /// `full`, or a tenth of it with `--quick`.
+    fn size(&self, full: u64) -> u64 {
+        if self.quick {
+            (full / 10).max(1)
+        } else {
+            full
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        return match serve(&args[1..]) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("netsock-bench serve: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netsock-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi_thread {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().expect("a tokio runtime")
+}
+
+/// `serve IMPL tcp|unix mt|ct rpc|fanout [PATH]`: serves until stdin closes.
+fn serve(args: &[String]) -> Result<(), BoxError> {
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    let (imp, transport, rt, mode) = (arg(0), arg(1), arg(2), arg(3));
+    let unix = match transport {
+        Some("unix") => Some(arg(4).ok_or("no socket path")?),
+        _ => None,
+    };
+    runtime(rt == Some("mt")).block_on(async move {
+        let stop = async {
+            let mut sink = Vec::new();
+            let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+        };
+        let server = async {
+            match imp {
+                Some("raw") => raw::serve(unix, mode == Some("fanout")).await,
+                Some("netsock") => ns::serve(unix).await,
+                _ => Err("serve: IMPL is raw or netsock".into()),
+            }
+        };
+        tokio::select! {
+            result = server => result,
+            () = stop => Ok(()),
+        }
+    })
+}
+
+fn run(args: &[String]) -> Result<(), BoxError> {
+    let mut opts = Opts {
+        reps: 5,
+        quick: false,
+        json: false,
+        taskset: child::have_taskset(),
+        dir: std::env::temp_dir().join(format!("netsock-bench-{}", std::process::id())),
+    };
+    let mut workloads = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--reps" => {
+                opts.reps = it.next().ok_or("--reps needs a number")?.parse()?;
+                if opts.reps == 0 {
+                    return Err("--reps must be at least 1".into());
+                }
+            }
+            "--quick" => opts.quick = true,
+            "--json" => opts.json = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            "all" => workloads.extend(ALL),
+            w if ALL.contains(&w) => workloads.push(ALL[ALL.iter().position(|x| *x == w).unwrap()]),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
+        }
+    }
+    if workloads.is_empty() {
+        return Err(USAGE.into());
+    }
+    std::fs::create_dir_all(&opts.dir)?;
+    let load_before = loadavg();
+    let mut rows = Vec::new();
+    for w in workloads {
+        eprintln!("== {w}");
+        let before = rows.len();
+        match w {
+            "codec" => codec_rows(&opts, &mut rows),
+            "inflight" => inflight(&opts, &mut rows),
+            "latency" => latency(&opts, &mut rows),
+            "events" => events(&opts, &mut rows),
+            "conns" => conns(&opts, &mut rows),
+            "broadcast" => broadcast(&opts, &mut rows),
+            "memory" => memory(&opts, &mut rows),
+            _ => unreachable!(),
+        }
+        for row in &rows[before..] {
+            eprint!(
+                "{}",
+                report::table(std::slice::from_ref(row))
+                    .lines()
+                    .nth(2)
+                    .unwrap_or("")
+            );
+            eprintln!();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&opts.dir);
+    let load_after = loadavg();
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let pinning = if opts.taskset {
+        "latency rows: both processes pinned to CPU 0 with taskset -c 0".to_string()
+    } else {
+        "latency rows: NOT pinned (taskset is not available here)".to_string()
+    };
+    let sizes = if opts.quick {
+        "--quick: a tenth of the full sizes (memory: 1,000 connections; broadcast: 100 clients)"
+    } else {
+        "full sizes"
+    };
+    if opts.json {
+        let meta = [
+            ("reps", opts.reps.to_string()),
+            ("sizes", sizes.to_string()),
+            ("cpus", nproc.to_string()),
+            ("loadavg_before", load_before),
+            ("loadavg_after", load_after),
+            ("pinning", pinning),
+        ];
+        print!("{}", report::json(&rows, &meta));
+    } else {
+        println!(
+            "netsock-bench: {} repetitions per figure after one warm-up; {sizes}; {nproc} CPUs",
+            opts.reps
+        );
+        println!("load average before: {load_before}; after: {load_after}");
+        println!("{pinning}");
+        println!();
+        print!("{}", report::table(&rows));
+    }
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn row(
+    workload: &str,
+    transport: &'static str,
+    unit: &'static str,
+    scale: f64,
+    higher: bool,
+) -> Row {
+    Row {
+        workload: workload.to_owned(),
+        transport,
+        unit,
+        scale,
+        higher_is_better: higher,
+        raw: Vec::new(),
+        netsock: Vec::new(),
+        error: None,
+    }
+}
+
+const TRANSPORTS: [(&str, bool); 2] = [("TCP", false), ("UDS", true)];
+
+/// How the two servers of a figure run.
+struct Setup<'a> {
+    unix: bool,
+    multi_thread: bool,
+    /// The raw server's mode: `rpc` (replies written inline) or `fanout`.
+    raw_mode: &'a str,
+    /// Under `taskset -c 0`.
+    pinned: bool,
+}
+
+/// Starts a raw and a netsock server, warms each up once, then alternates
+/// raw and netsock runs `reps` times. Each run returns the figure.
+fn pair(
+    opts: &Opts,
+    row: &mut Row,
+    setup: Setup<'_>,
+    mut raw_run: impl FnMut(&Target) -> Result<f64, BoxError>,
+    mut ns_run: impl FnMut(&Target) -> Result<f64, BoxError>,
+) {
+    let rt = if setup.multi_thread { "mt" } else { "ct" };
+    let (unix, pinned) = (setup.unix, setup.pinned);
+    let result = (|| -> Result<(), BoxError> {
+        let raw_server = child::spawn("raw", unix, rt, setup.raw_mode, pinned, &opts.dir)?;
+        let ns_server = child::spawn("netsock", unix, rt, "rpc", pinned, &opts.dir)?;
+        raw_run(&raw_server.target)?;
+        ns_run(&ns_server.target)?;
+        for _ in 0..opts.reps {
+            row.raw.push(raw_run(&raw_server.target)?);
+            row.netsock.push(ns_run(&ns_server.target)?);
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        row.error = Some(e.to_string());
+    }
+}
+
+fn codec_rows(opts: &Opts, rows: &mut Vec<Row>) {
+    let n = opts.size(2_000_000);
+    let mut enc = row(
+        "frame encode: request, 8×i64 (vs postcard into a Vec)",
+        "in-process",
+        "M frames/s",
+        1e-6,
+        true,
+    );
+    let mut dec = row(
+        "frame decode: request, 8×i64 (vs LengthDelimitedCodec + postcard)",
+        "in-process",
+        "M frames/s",
+        1e-6,
+        true,
+    );
+    codec::encode(n / 10);
+    codec::decode(n / 10);
+    for _ in 0..opts.reps {
+        let (raw, ns) = codec::encode(n);
+        enc.raw.push(n as f64 / raw);
+        enc.netsock.push(n as f64 / ns);
+        let (raw, ns) = codec::decode(n);
+        dec.raw.push(n as f64 / raw);
+        dec.netsock.push(n as f64 / ns);
+    }
+    rows.push(enc);
+    rows.push(dec);
+}
+
+fn inflight(opts: &Opts, rows: &mut Vec<Row>) {
+    let total = opts.size(300_000);
+    for (name, unix) in TRANSPORTS {
+        let mut r = row(
+            "256 calls in flight, one connection, mt",
+            name,
+            "M calls/s",
+            1e-6,
+            true,
+        );
+        let rt = runtime(true);
+        pair(
+            opts,
+            &mut r,
+            Setup {
+                unix,
+                multi_thread: true,
+                raw_mode: "rpc",
+                pinned: false,
+            },
+            |t| Ok(total as f64 / rt.block_on(raw::inflight(t, total, 256))?),
+            |t| Ok(total as f64 / rt.block_on(ns::inflight(t, total, 256))?),
+        );
+        rows.push(r);
+    }
+}
+
+fn latency(opts: &Opts, rows: &mut Vec<Row>) {
+    let calls = opts.size(20_000) as usize;
+    let restore = if opts.taskset {
+        child::affinity()
+    } else {
+        None
+    };
+    let pinned = opts.taskset && child::pin_self("0");
+    for (name, unix) in TRANSPORTS {
+        let label = if pinned {
+            "1 call in flight, ct, pinned to CPU 0: p50"
+        } else {
+            "1 call in flight, ct, NOT pinned: p50"
+        };
+        let mut r = row(label, name, "µs", 1e6, false);
+        let rt = runtime(false);
+        pair(
+            opts,
+            &mut r,
+            Setup {
+                unix,
+                multi_thread: false,
+                raw_mode: "rpc",
+                pinned,
+            },
+            |t| rt.block_on(raw::latency(t, calls)),
+            |t| rt.block_on(ns::latency(t, calls)),
+        );
+        rows.push(r);
+    }
+    if let Some(cpus) = restore {
+        child::pin_self(&cpus);
+    }
+}
+
+fn events(opts: &Opts, rows: &mut Vec<Row>) {
+    let n = opts.size(2_000_000);
+    for (name, unix) in TRANSPORTS {
+        let mut r = row(
+            "one-way 16-byte events, flush every 64, mt",
+            name,
+            "M events/s",
+            1e-6,
+            true,
+        );
+        let rt = runtime(true);
+        pair(
+            opts,
+            &mut r,
+            Setup {
+                unix,
+                multi_thread: true,
+                raw_mode: "rpc",
+                pinned: false,
+            },
+            |t| Ok(n as f64 / rt.block_on(raw::events(t, n))?),
+            |t| Ok(n as f64 / rt.block_on(ns::events(t, n))?),
+        );
+        rows.push(r);
+    }
+}
+
+fn conns(opts: &Opts, rows: &mut Vec<Row>) {
+    let per = opts.size(1_000);
+    for (name, unix) in TRANSPORTS {
+        let mut r = row(
+            "100 connections, sequential calls, mt",
+            name,
+            "M calls/s",
+            1e-6,
+            true,
+        );
+        let rt = runtime(true);
+        let total = 100.0 * per as f64;
+        pair(
+            opts,
+            &mut r,
+            Setup {
+                unix,
+                multi_thread: true,
+                raw_mode: "rpc",
+                pinned: false,
+            },
+            |t| Ok(total / rt.block_on(raw::conns(t, 100, per))?),
+            |t| Ok(total / rt.block_on(ns::conns(t, 100, per))?),
+        );
+        rows.push(r);
+    }
+}
+
+fn broadcast(opts: &Opts, rows: &mut Vec<Row>) {
+    let clients = if opts.quick { 100 } else { 1_000 };
+    // At most the default queue capacity (1,024 frames) per burst, so that
+    // netsock's broadcast, which never waits for a recipient, drops nothing.
+    let events = opts.size(200) as u32;
+    let label = format!("broadcast 1 event to {clients} clients, mt (raw: pre-encoded bytes)");
+    for (name, unix) in TRANSPORTS {
+        let mut r = row(&label, name, "M deliveries/s", 1e-6, true);
+        let rt = runtime(true);
+        let total = clients as f64 * f64::from(events);
+        let mut raw_rx = None;
+        let mut ns_rx = None;
+        pair(
+            opts,
+            &mut r,
+            Setup {
+                unix,
+                multi_thread: true,
+                raw_mode: "fanout",
+                pinned: false,
+            },
+            |t| {
+                rt.block_on(async {
+                    if raw_rx.is_none() {
+                        raw_rx = Some(raw::receivers(t, clients).await?);
+                    }
+                    let rx = raw_rx.as_ref().expect("connected");
+                    Ok(total / raw::broadcast(t, rx, clients as u64, events).await?)
+                })
+            },
+            |t| {
+                rt.block_on(async {
+                    if ns_rx.is_none() {
+                        ns_rx = Some(ns::receivers(t, clients).await?);
+                    }
+                    let rx = ns_rx.as_ref().expect("connected");
+                    Ok(total / ns::broadcast(t, rx, clients as u64, events).await?)
+                })
+            },
+        );
+        rows.push(r);
+        rt.block_on(async { drop((raw_rx, ns_rx)) });
+    }
+}
+
+/// A fresh server per measurement: RSS before, then `n` connections that
+/// each made one call, held idle; the growth divided by `n`.
+fn memory(opts: &Opts, rows: &mut Vec<Row>) {
+    let n = if opts.quick { 1_000 } else { 10_000 };
+    for (name, unix) in TRANSPORTS {
+        let label = format!("server memory per idle connection ({n} connections)");
+        let mut r = row(&label, name, "KiB", 1.0 / 1024.0, false);
+        let result = (|| -> Result<(), BoxError> {
+            for rep in 0..=opts.reps {
+                let raw = idle_rss(&opts.dir, "raw", unix, n, |t| {
+                    let rt = runtime(true);
+                    let held = rt.block_on(raw::open_idle(t, n))?;
+                    Ok(Box::new(InRuntime {
+                        held: Some(held),
+                        rt,
+                    }))
+                })?;
+                let ns = idle_rss(&opts.dir, "netsock", unix, n, |t| {
+                    let rt = runtime(true);
+                    let held = rt.block_on(ns::open_idle(t, n))?;
+                    Ok(Box::new(InRuntime {
+                        held: Some(held),
+                        rt,
+                    }))
+                })?;
+                if rep > 0 {
+                    r.raw.push(raw);
+                    r.netsock.push(ns);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            r.error = Some(e.to_string());
+        }
+        rows.push(r);
+    }
+}
+
+type Held = Box<dyn std::any::Any>;
+
+/// Client connections, dropped inside their runtime.
+struct InRuntime<T> {
+    held: Option<T>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl<T> Drop for InRuntime<T> {
+    fn drop(&mut self) {
+        let _inside = self.rt.enter();
+        self.held.take();
+    }
+}
+
+fn idle_rss(
+    dir: &Path,
+    imp: &str,
+    unix: bool,
+    n: usize,
+    open: impl FnOnce(&Target) -> Result<Held, BoxError>,
+) -> Result<f64, BoxError> {
+    let server = child::spawn(imp, unix, "mt", "rpc", false, dir)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let before = child::rss_bytes(server.pid())?;
+    let held = open(&server.target)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let after = child::rss_bytes(server.pid())?;
+    drop(server);
+    drop(held);
+    Ok((after as f64 - before as f64) / n as f64)
+}
