@@ -77,14 +77,15 @@ impl Row {
     }
 }
 
-/// The Markdown table.
+/// The Markdown table. Ratios get three decimals, so that a figure next to
+/// a target (say 1.15) is not rounded onto it.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
         "| workload | transport | unit | raw: median (min–max) | netsock: median (min–max) | netsock/raw | better |\n\
          |---|---|---|---|---|---|---|\n",
     );
     for row in rows {
-        let ratio = row.ratio().map_or("–".into(), |r| format!("{r:.2}"));
+        let ratio = row.ratio().map_or("–".into(), |r| format!("{r:.3}"));
         let better = if row.higher_is_better {
             "higher"
         } else {
