@@ -103,7 +103,7 @@ mod render_service;
 ///   give `emit_foo_bar`);
 /// * a variant whose generated method would take a name the runtime
 ///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
-///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_error`,
+///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_reconnect`, `on_error`,
 ///   `on_request`, `peer_addr`, `peer_cred`, `request`, `start`, `timeout`,
 ///   `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`, `volatile`
 ///   (methods of `Socket`), `bind`,

@@ -55,6 +55,7 @@ pub(crate) const RESERVED: &[&str] = &[
     "is_connected",
     "on",
     "on_disconnect",
+    "on_reconnect",
     "on_error",
     "on_request",
     "on_any",

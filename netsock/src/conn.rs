@@ -74,18 +74,40 @@ pub(crate) struct Shared<In> {
     budget: Arc<Semaphore>,
     /// Signalled when the last running request handler finishes.
     idle: Notify,
-    pub(crate) handlers: RwLock<Handlers<In>>,
-    pub(crate) started: watch::Sender<bool>,
+    pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
+    pub(crate) started: Arc<watch::Sender<bool>>,
     pub(crate) state: watch::Sender<Option<DisconnectReason>>,
     stop: Notify,
     stop_reason: Mutex<Option<DisconnectReason>>,
     pub(crate) cred: Option<PeerCred>,
-    pub(crate) data: Mutex<Data>,
+    pub(crate) data: Arc<Mutex<Data>>,
     pub(crate) meter: Meter,
 }
 
 /// Per-socket typed data, keyed by type.
 pub(crate) type Data = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
+
+/// What a socket keeps from one connection to the next when a client
+/// reconnects: its handlers, its data, whether it has started, and its
+/// counters.
+pub(crate) struct Carry<In> {
+    handlers: Arc<RwLock<Handlers<In>>>,
+    data: Arc<Mutex<Data>>,
+    started: Arc<watch::Sender<bool>>,
+    meter: Meter,
+}
+
+impl<In: Events> Carry<In> {
+    /// A new socket's: no handlers yet, not started.
+    pub(crate) fn new(data: Data, meter: Meter) -> Self {
+        Carry {
+            handlers: Arc::new(RwLock::new(Handlers::new(In::VARIANTS.len()))),
+            data: Arc::new(Mutex::new(data)),
+            started: Arc::new(watch::Sender::new(false)),
+            meter,
+        }
+    }
+}
 
 /// What a finished handshake hands over to the connection.
 pub(crate) struct Handshaken {
@@ -119,7 +141,7 @@ impl<In: Events> Shared<In> {
     pub(crate) fn spawn(
         conn: Handshaken,
         config: Config,
-        meter: Meter,
+        carry: Carry<In>,
         on_end: Option<OnEnd>,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
@@ -137,14 +159,14 @@ impl<In: Events> Shared<In> {
             running: Mutex::new(HashMap::new()),
             budget: Arc::new(Semaphore::new(queue_bytes)),
             idle: Notify::new(),
-            handlers: RwLock::new(Handlers::new(In::VARIANTS.len())),
-            started: watch::Sender::new(false),
+            handlers: carry.handlers,
+            started: carry.started,
             state: watch::Sender::new(None),
             stop: Notify::new(),
             stop_reason: Mutex::new(None),
             cred: conn.cred,
-            data: Mutex::new(conn.data),
-            meter,
+            data: carry.data,
+            meter: carry.meter,
         });
         // Every task of the connection runs in the caller's connection span.
         let span = tracing::Span::current();
@@ -176,6 +198,16 @@ impl<In: Events> Shared<In> {
 
     /// The share of the byte budget a frame takes: its size, but at most
     /// the whole budget, so that one frame larger than it can still go alone.
+    /// What the next connection of this socket takes over.
+    pub(crate) fn carry(&self) -> Carry<In> {
+        Carry {
+            handlers: self.handlers.clone(),
+            data: self.data.clone(),
+            started: self.started.clone(),
+            meter: self.meter.clone(),
+        }
+    }
+
     fn charge(&self, frame: &Bytes) -> u32 {
         frame.len().clamp(1, self.config.queue_bytes) as u32
     }
@@ -228,8 +260,12 @@ impl<In: Events> Shared<In> {
 
     /// Lets incoming events and requests through to the handlers.
     pub(crate) fn start(&self) {
-        self.started
-            .send_if_modified(|s| !std::mem::replace(s, true));
+        // A read first: emits call this every time, and the socket is
+        // nearly always started already.
+        if !*self.started.borrow() {
+            self.started
+                .send_if_modified(|s| !std::mem::replace(s, true));
+        }
     }
 
     async fn wait_started(&self) {
@@ -247,9 +283,22 @@ impl<In: Events> Shared<In> {
     }
 
     /// The reason to report when the writer queue is gone.
+    /// Why the connection ended, once it has (the reason is known a little
+    /// before [`ended`](Self::ended) resolves).
     pub(crate) fn gone(&self) -> DisconnectReason {
         self.disconnect_reason()
+            .or_else(|| lock(&self.pending).closed.clone())
             .unwrap_or(DisconnectReason::PeerHungUp)
+    }
+
+    /// Waits until the connection has ended and its events were delivered.
+    pub(crate) async fn ended(&self) -> DisconnectReason {
+        let mut state = self.state.subscribe();
+        let reason = match state.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        reason.unwrap_or(DisconnectReason::ClosedLocally)
     }
 
     pub(crate) fn metrics(&self) -> SocketMetrics {
@@ -313,6 +362,28 @@ impl<In: Events> Shared<In> {
     /// Stops the connection from this side: at once with `Some(reason)`;
     /// with `None` (our Close is sent), after the peer hangs up or
     /// [`CLOSE_GRACE`] passes, delivering what it still sends.
+    /// Sends a close frame with `reason` and waits for the end; a peer that
+    /// stopped reading cannot hold it up for more than twice the grace.
+    pub(crate) async fn close(&self, reason: CloseReason) {
+        // Events already received are delivered before the end.
+        self.start();
+        let graceful = async {
+            if let Ok(frame) = frame::encode(&Header::Close(reason), None::<&()>, usize::MAX) {
+                if self.tx.send(Command::Close(frame)).await.is_err() {
+                    return;
+                }
+            }
+            self.ended().await;
+        };
+        if tokio::time::timeout(2 * CLOSE_GRACE, graceful)
+            .await
+            .is_err()
+        {
+            self.stop(Some(DisconnectReason::ClosedLocally));
+            self.ended().await;
+        }
+    }
+
     pub(crate) fn stop(&self, reason: Option<DisconnectReason>) {
         if let Some(reason) = reason {
             lock(&self.stop_reason).get_or_insert(reason);
@@ -332,6 +403,7 @@ impl<In: Events> Shared<In> {
         on_end: Option<OnEnd>,
     ) {
         tracing::info!(%reason, "disconnected");
+        let server_side = on_end.is_some();
         let tell_peer = match &reason {
             DisconnectReason::FrameTooLarge { size, max } => Some(CloseReason::FrameTooLarge {
                 size: *size as u64,
@@ -343,13 +415,13 @@ impl<In: Events> Shared<In> {
         let last =
             tell_peer.and_then(|r| frame::encode(&Header::Close(r), None::<&()>, usize::MAX).ok());
         let _ = last_tx.send(last);
-        // Senders waiting for queue room learn the connection is gone.
-        self.budget.close();
         let calls = {
             let mut pending = lock(&self.pending);
             pending.closed = Some(reason.clone());
             std::mem::take(&mut pending.calls)
         };
+        // Senders waiting for queue room learn the connection is gone.
+        self.budget.close();
         for (_, tx) in calls {
             let _ = tx.send(Err(CallError::Disconnected(reason.clone())));
         }
@@ -359,7 +431,7 @@ impl<In: Events> Shared<In> {
         // Events received before the end are delivered: a client socket that
         // was never started starts now; a server socket starts when its
         // connection handler completes.
-        if on_end.is_none() {
+        if !server_side {
             self.start();
         }
         if let Err(err) = events.await {
@@ -369,13 +441,18 @@ impl<In: Events> Shared<In> {
             on_end(self.id);
         }
         self.state.send_replace(Some(reason.clone()));
-        let hooks = std::mem::take(&mut write(&self.handlers).disconnect);
+        let hooks = read(&self.handlers).disconnect.clone();
         for hook in hooks {
-            if let Err(message) = call_caught(hook, reason.clone()).await {
+            if let Err(message) = call_caught(|r| hook(r), reason.clone()).await {
                 tracing::warn!(socket = %self.id, %message, "on_disconnect handler panicked");
             }
         }
-        write(&self.handlers).clear();
+        // A server's socket is done for good: drop the handlers, and with them
+        // the socket handles they hold. A client's may reconnect; its
+        // supervisor clears them at the very end.
+        if server_side {
+            write(&self.handlers).clear();
+        }
     }
 }
 
@@ -588,7 +665,7 @@ async fn answer<In: Events>(shared: &Shared<In>, id: u64, payload: Bytes) -> Opt
     let Slot::Request(handler) = slot else {
         return failure(id, RemoteError::NoHandler { event });
     };
-    match call_caught(|v| handler(v, id), value).await {
+    match call_caught(|v| handler(v, id, shared.max_out), value).await {
         Ok(reply) => reply,
         Err(message) => {
             tracing::warn!(socket = %shared.id, %event, %message, "request handler panicked");

@@ -177,9 +177,29 @@ pub enum Error {
         /// The event's variant name.
         event: &'static str,
     },
-    /// The connection is closed.
+    /// The connection is closed (or, for a client socket set to
+    /// [`fail_offline`](crate::Reconnect::fail_offline), reconnecting).
     #[error("the connection is closed: {0}")]
     Disconnected(DisconnectReason),
+    /// A client socket is reconnecting and its buffer for emits made while
+    /// offline is full (see [`Reconnect::offline_buffer`](crate::Reconnect::offline_buffer)).
+    #[error("offline, and the buffer of {capacity} events is full: event {event} was not sent")]
+    OfflineBufferFull {
+        /// The event's variant name.
+        event: &'static str,
+        /// How many events the buffer holds.
+        capacity: usize,
+    },
+    /// A client socket closed for good with events still in its offline
+    /// buffer: they were never sent (reported to the error hook, and counted
+    /// in [`Socket::dropped_events`](crate::Socket::dropped_events)).
+    #[error("{events} events emitted while offline were never sent: {reason}")]
+    Unsent {
+        /// How many events.
+        events: usize,
+        /// Why the socket closed.
+        reason: DisconnectReason,
+    },
     /// `run()` was called on a server that is already running or closed.
     #[error("this server is already running or has been closed")]
     AlreadyRunning,
@@ -273,13 +293,16 @@ pub enum CallError {
 /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
 /// use netsock::{CloseReason, DisconnectReason};
 ///
-/// async fn should_reconnect(socket: &Socket<Api>) -> bool {
-///     match socket.closed().await {
-///         DisconnectReason::ClosedLocally => false, // we closed it
-///         DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_)) => true,
-///         DisconnectReason::PeerHungUp => true,
-///         _ => false,
-///     }
+/// fn log_disconnects(socket: &Socket<Api>) {
+///     socket.on_disconnect(|reason| async move {
+///         match reason {
+///             DisconnectReason::ClosedLocally => {} // we closed it
+///             DisconnectReason::ClosedByPeer(CloseReason::Shutdown(why)) => {
+///                 eprintln!("the server is going away ({why}); reconnecting")
+///             }
+///             other => eprintln!("disconnected: {other}"),
+///         }
+///     });
 /// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -319,6 +342,16 @@ pub enum DisconnectReason {
         size: usize,
         /// The limit.
         max: usize,
+    },
+    /// A client socket lost its connection and could not get it back: the
+    /// attempts ran out, or the server refused for good (see
+    /// [`Reconnect`](crate::Reconnect)).
+    #[error("gave up reconnecting after {attempts} attempts: {error}")]
+    ReconnectFailed {
+        /// How many attempts were made.
+        attempts: u32,
+        /// What the last attempt failed with.
+        error: String,
     },
 }
 

@@ -49,6 +49,7 @@
 
 pub mod addr;
 mod broadcast;
+mod client;
 mod config;
 mod conn;
 mod deadline;
@@ -61,6 +62,7 @@ mod handlers;
 mod handshake;
 mod metrics;
 mod middleware;
+pub mod reconnect;
 mod rooms;
 mod server;
 pub mod service;
@@ -81,6 +83,7 @@ pub use events::{Events, SchemaId, Variant};
 pub use frame::{CloseReason, RejectReason};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use middleware::Handshake;
+pub use reconnect::{Reconnect, Reconnected};
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, SocketId, Volatile};
 pub use transport::{PeerAddr, PeerCred};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::config::{config_setters, Config};
-use crate::conn::{self, lock, write, Command, Shared};
+use crate::conn::{self, lock, write, Carry, Command, Shared};
 use crate::frame::{self, CloseReason, Header, RejectReason};
 use crate::handlers::{call_caught, BoxFuture};
 use crate::metrics::{Counters, Meter, RejectCounters, ServerMetrics, SocketMetrics};
@@ -657,7 +657,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # let io = Server::<Api>::bind(0).await?;
     /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
     /// use netsock::{CloseReason, DisconnectReason};
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let socket = Socket::<Api>::builder().no_reconnect().connect(io.local_addr()).await?;
     /// io.close().await;
     /// assert!(io.sockets().is_empty());
     /// let reason = socket.closed().await;
@@ -799,7 +799,8 @@ async fn serve_connection<In: Events, Out: Events>(
         server: Some(inner.counters.clone()),
     };
     drop(inner);
-    let shared = Shared::<In>::spawn(conn, config, meter, Some(on_end));
+    let carry = Carry::new(std::mem::take(&mut conn.data), meter);
+    let shared = Shared::<In>::spawn(conn, config, carry, Some(on_end));
     let socket = Socket::<In, Out>::from_shared(shared.clone(), server.clone());
     let Some(inner) = server.upgrade() else {
         return;

@@ -88,13 +88,13 @@ impl Context {
     /// fn context(socket: &Socket<Api>) {
     ///     let ctx = Context::of(socket);
     ///     assert_eq!(ctx.id(), socket.id());
-    ///     assert_eq!(ctx.peer_addr(), socket.peer_addr());
+    ///     assert_eq!(ctx.peer_addr(), &socket.peer_addr());
     /// }
     /// ```
     pub fn of<In: Events, Out: Events>(socket: &Socket<In, Out>) -> Self {
         Context {
             id: socket.id(),
-            peer: socket.peer_addr().clone(),
+            peer: socket.peer_addr(),
         }
     }
 

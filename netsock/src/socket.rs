@@ -12,14 +12,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::client::{Client, Mode};
 use crate::config::{config_setters, Config};
-use crate::conn::{encode_reply, lock, write, Command, QueueError, Shared, CLOSE_GRACE};
+use crate::conn::{encode_reply, lock, write, Command, QueueError, Shared};
 use crate::frame::{self, CloseReason, Header};
 use crate::handlers::{BoxFuture, Slot};
-use crate::metrics::{Meter, SocketMetrics};
+use crate::metrics::SocketMetrics;
 use crate::server::Inner;
-use crate::transport::{self, PeerAddr, PeerCred};
-use crate::{handshake, Broadcast, CallError, DisconnectReason, Error, Events, IntoAddr, Result};
+use crate::transport::{PeerAddr, PeerCred};
+use crate::{
+    Broadcast, CallError, DisconnectReason, Error, Events, IntoAddr, Reconnect, Reconnected, Result,
+};
 
 /// A connection's id, the same on both ends (the server assigns it).
 ///
@@ -90,16 +93,33 @@ impl fmt::Display for SocketId {
 /// # }
 /// ```
 pub struct Socket<In: Events, Out: Events = In> {
-    shared: Arc<Shared<In>>,
+    link: Link<In, Out>,
     timeout: Duration,
     /// The server this socket was accepted by (dangling on a client).
     server: Weak<Inner<In, Out>>,
 }
 
+/// What a socket talks through.
+enum Link<In: Events, Out: Events> {
+    /// A server's socket: one connection, for its whole life.
+    Accepted(Arc<Shared<In>>),
+    /// A client's: the current connection, replaced on reconnect.
+    Client(Arc<Client<In, Out>>),
+}
+
+impl<In: Events, Out: Events> Clone for Link<In, Out> {
+    fn clone(&self) -> Self {
+        match self {
+            Link::Accepted(shared) => Link::Accepted(shared.clone()),
+            Link::Client(client) => Link::Client(client.clone()),
+        }
+    }
+}
+
 impl<In: Events, Out: Events> Clone for Socket<In, Out> {
     fn clone(&self) -> Self {
         Socket {
-            shared: self.shared.clone(),
+            link: self.link.clone(),
             timeout: self.timeout,
             server: self.server.clone(),
         }
@@ -108,9 +128,10 @@ impl<In: Events, Out: Events> Clone for Socket<In, Out> {
 
 impl<In: Events, Out: Events> fmt::Debug for Socket<In, Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let conn = self.conn();
         f.debug_struct("Socket")
-            .field("id", &self.shared.id)
-            .field("peer", &self.shared.peer)
+            .field("id", &conn.id)
+            .field("peer", &conn.peer)
             .field("connected", &self.is_connected())
             .finish()
     }
@@ -131,6 +152,7 @@ impl<In: Events, Out: Events> fmt::Debug for Socket<In, Out> {
 pub struct SocketBuilder<In: Events, Out: Events = In> {
     config: Config,
     auth: Option<Vec<u8>>,
+    reconnect: Option<Reconnect>,
     _types: PhantomData<fn(In, Out)>,
 }
 
@@ -138,12 +160,48 @@ impl<In: Events, Out: Events> fmt::Debug for SocketBuilder<In, Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SocketBuilder")
             .field("config", &self.config)
+            .field("reconnect", &self.reconnect)
             .finish_non_exhaustive()
     }
 }
 
 impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     config_setters!();
+
+    /// How to reconnect after losing the connection; the default is
+    /// [`Reconnect::default()`] (see [`Reconnect`] for when a socket
+    /// reconnects, and what happens to emits and requests meanwhile).
+    ///
+    /// ```
+    /// # use netsock::{Events, Reconnect, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Chat { Hi }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let socket = Socket::<Chat>::builder()
+    ///     .reconnect(Reconnect::new().max_attempts(5).fail_offline())
+    ///     .connect("/tmp/chat.sock")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// Never reconnect: the first disconnect closes the socket for good, and
+    /// [`closed`](Socket::closed) reports its reason.
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Chat { Hi }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let socket = Socket::<Chat>::builder().no_reconnect().connect(4000).await?;
+    /// let why = socket.closed().await; // the server's reason, when it goes away
+    /// # Ok(()) }
+    /// ```
+    pub fn no_reconnect(mut self) -> Self {
+        self.reconnect = None;
+        self
+    }
 
     /// Bytes sent as they are to the server in the handshake, for its
     /// [middleware](crate::Server::middleware) to authenticate this client;
@@ -221,30 +279,13 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// ```
     pub async fn connect(self, addr: impl IntoAddr) -> Result<Socket<In, Out>> {
         let addr = addr.into_addr()?;
-        let config = self.config;
-        let after = config.handshake_timeout;
-        let handshake = async {
-            let (read, writer, peer) = transport::connect(&addr).await?;
-            handshake::connect::<In, Out>(read, writer, peer, &config, self.auth).await
-        };
-        let conn = tokio::time::timeout(after, handshake).await.map_err(|_| {
-            Error::HandshakeTimeout {
-                addr: addr.to_string(),
-                after,
-            }
-        })??;
-        let span = tracing::info_span!(
-            "connection",
-            id = conn.id.0,
-            peer = %conn.peer,
-            transport = conn.peer.transport(),
-            side = "client",
-        );
-        let shared = span.in_scope(|| {
-            tracing::info!("connected");
-            Shared::spawn(conn, config, Meter::default(), None)
-        });
-        Ok(Socket::from_shared(shared, Weak::new()))
+        let timeout = self.config.request_timeout;
+        let client = Client::connect(addr, self.config, self.auth, self.reconnect).await?;
+        Ok(Socket {
+            link: Link::Client(client),
+            timeout,
+            server: Weak::new(),
+        })
     }
 }
 
@@ -285,6 +326,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         SocketBuilder {
             config: Config::default(),
             auth: None,
+            reconnect: Some(Reconnect::default()),
             _types: PhantomData,
         }
     }
@@ -292,9 +334,17 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     pub(crate) fn from_shared(shared: Arc<Shared<In>>, server: Weak<Inner<In, Out>>) -> Self {
         let timeout = shared.config.request_timeout;
         Socket {
-            shared,
+            link: Link::Accepted(shared),
             timeout,
             server,
+        }
+    }
+
+    /// The current connection (on a client, the newest one, live or not).
+    fn conn(&self) -> Arc<Shared<In>> {
+        match &self.link {
+            Link::Accepted(shared) => shared.clone(),
+            Link::Client(client) => client.current(),
         }
     }
 
@@ -310,7 +360,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// }
     /// ```
     pub fn id(&self) -> SocketId {
-        self.shared.id
+        self.conn().id
     }
 
     /// The peer's address.
@@ -327,8 +377,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     ///     }
     /// }
     /// ```
-    pub fn peer_addr(&self) -> &PeerAddr {
-        &self.shared.peer
+    pub fn peer_addr(&self) -> PeerAddr {
+        self.conn().peer.clone()
     }
 
     /// Whether the connection is still open.
@@ -345,7 +395,10 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// }
     /// ```
     pub fn is_connected(&self) -> bool {
-        self.shared.disconnect_reason().is_none()
+        match &self.link {
+            Link::Accepted(shared) => shared.disconnect_reason().is_none(),
+            Link::Client(client) => client.is_connected(),
+        }
     }
 
     /// Lets held incoming events and requests through to their handlers; see
@@ -364,7 +417,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # Ok(()) }
     /// ```
     pub fn start(&self) {
-        self.shared.start();
+        self.conn().start();
     }
 
     /// A handle whose requests wait at most `timeout` for their reply,
@@ -386,18 +439,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     pub(crate) fn max_out(&self) -> usize {
-        self.shared.max_out
-    }
-
-    /// Queues an encoded frame, waiting while the queue is full.
-    pub(crate) async fn send(
-        &self,
-        frame: bytes::Bytes,
-    ) -> std::result::Result<(), DisconnectReason> {
-        self.shared
-            .queue(frame)
-            .await
-            .map_err(|_| self.shared.gone())
+        self.conn().max_out
     }
 
     /// Sends a one-way event. Waits while the outgoing queue is full.
@@ -432,9 +474,35 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # }
     /// ```
     pub async fn emit(&self, event: Out) -> Result<()> {
-        self.start();
-        let frame = frame::encode(&Header::Event, Some(&event), self.shared.max_out)?;
-        self.send(frame).await.map_err(Error::Disconnected)
+        let frame = self.encode_event(&event)?;
+        match &self.link {
+            Link::Client(client) => client.send(frame, event.variant_name()).await,
+            Link::Accepted(shared) => match shared.queue(frame).await {
+                Ok(()) => Ok(()),
+                Err(_) => Err(Error::Disconnected(shared.gone())),
+            },
+        }
+    }
+
+    fn encode_event(&self, event: &Out) -> Result<bytes::Bytes> {
+        let conn = self.conn();
+        conn.start();
+        frame::encode(&Header::Event, Some(event), conn.max_out)
+    }
+
+    /// `try_emit`, or a volatile emit: never waits.
+    fn emit_now(&self, event: Out, mode: Mode) -> Result<()> {
+        let frame = self.encode_event(&event)?;
+        let name = event.variant_name();
+        let shared = match &self.link {
+            Link::Client(client) => return client.try_send(frame, name, mode),
+            Link::Accepted(shared) => shared,
+        };
+        match shared.try_queue(frame) {
+            Ok(()) => Ok(()),
+            Err(QueueError::Full) => Err(Error::QueueFull { event: name }),
+            Err(QueueError::Closed) => Err(Error::Disconnected(shared.gone())),
+        }
     }
 
     /// Sends a one-way event if the outgoing queue has room now, without
@@ -452,15 +520,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # }
     /// ```
     pub fn try_emit(&self, event: Out) -> Result<()> {
-        self.start();
-        let frame = frame::encode(&Header::Event, Some(&event), self.shared.max_out)?;
-        match self.shared.try_queue(frame) {
-            Ok(()) => Ok(()),
-            Err(QueueError::Full) => Err(Error::QueueFull {
-                event: event.variant_name(),
-            }),
-            Err(QueueError::Closed) => Err(Error::Disconnected(self.shared.gone())),
-        }
+        self.emit_now(event, Mode::Try)
     }
 
     /// A handle whose emits are *volatile* (socket.io's `volatile`): when
@@ -535,7 +595,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         &self,
         make: impl FnOnce(u64, u32, usize) -> Result<bytes::Bytes>,
     ) -> std::result::Result<R, CallError> {
-        let shared = &*self.shared;
+        let conn = match &self.link {
+            Link::Accepted(shared) => shared.clone(),
+            Link::Client(client) => client.online().map_err(CallError::Disconnected)?,
+        };
+        let shared = &*conn;
         let id = shared
             .next_call
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -550,7 +614,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         // The timeout covers waiting for room in a full queue too: a peer
         // that stopped reading cannot hold a call past it.
         let exchange = async {
-            self.send(frame).await.map_err(CallError::Disconnected)?;
+            if shared.queue(frame).await.is_err() {
+                return Err(CallError::Disconnected(shared.gone()));
+            }
             match rx.await {
                 Err(_) => Err(CallError::Disconnected(shared.gone())),
                 Ok(reply) => reply,
@@ -580,17 +646,18 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 
     /// Queues a frame without waiting; for broadcasts.
     pub(crate) fn try_queue(&self, frame: bytes::Bytes) -> std::result::Result<(), QueueError> {
-        self.shared.try_queue(frame)
+        self.conn().try_queue(frame)
     }
 
     /// Counts a dropped broadcast event and tells the error hook.
     pub(crate) fn dropped(&self, err: Error) {
-        self.shared.meter.add(|c| &c.events_dropped, 1);
-        self.shared.report(err);
+        let conn = self.conn();
+        conn.meter.add(|c| &c.events_dropped, 1);
+        conn.report(err);
     }
 
     pub(crate) fn report(&self, err: Error) {
-        self.shared.report(err);
+        self.conn().report(err);
     }
 
     /// How many broadcast events this socket missed because its outgoing
@@ -623,7 +690,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # }
     /// ```
     pub fn metrics(&self) -> SocketMetrics {
-        self.shared.metrics()
+        self.conn().metrics()
     }
 
     /// On a Unix socket accepted by a server, the client process's uid, gid
@@ -639,7 +706,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// }
     /// ```
     pub fn peer_cred(&self) -> Option<PeerCred> {
-        self.shared.cred
+        self.conn().cred
     }
 
     /// Attaches a value to this socket (one per type; replaces an earlier
@@ -656,7 +723,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// ```
     pub fn set_data<T: Send + Sync + 'static>(&self, value: T) {
         let value = Arc::new(value) as Arc<dyn Any + Send + Sync>;
-        lock(&self.shared.data).insert(TypeId::of::<T>(), value);
+        lock(&self.conn().data).insert(TypeId::of::<T>(), value);
     }
 
     /// The value of type `T` attached by [`set_data`](Socket::set_data) or by
@@ -676,7 +743,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// }
     /// ```
     pub fn data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        let value = lock(&self.shared.data).get(&TypeId::of::<T>())?.clone();
+        let value = lock(&self.conn().data).get(&TypeId::of::<T>())?.clone();
         value.downcast().ok()
     }
 
@@ -705,7 +772,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     where
         F: Fn(&In) + Send + Sync + 'static,
     {
-        write(&self.shared.handlers).any = Some(Arc::new(observer));
+        write(&self.conn().handlers).any = Some(Arc::new(observer));
     }
 
     /// Puts this server-side socket in `room` (see
@@ -903,8 +970,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         F: Fn(In) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        let max = self.shared.max_out;
-        let f = Arc::new(move |value: In, id: u64| {
+        let f = Arc::new(move |value: In, id: u64, max: usize| {
             let reply = handler(value);
             Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
         });
@@ -912,7 +978,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     fn set_slot(&self, variant: u32, slot: Slot<In>) {
-        let mut handlers = write(&self.shared.handlers);
+        let conn = self.conn();
+        let mut handlers = write(&conn.handlers);
         let len = handlers.slots.len();
         let Some(place) = handlers.slots.get_mut(variant as usize) else {
             panic!("variant index {variant} is out of range: the event enum has {len} variants");
@@ -920,9 +987,10 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         *place = slot;
     }
 
-    /// Runs `handler` once when the connection ends, with the reason; at
-    /// once (in a new task) if it has already ended. Several handlers may be
-    /// registered; each runs.
+    /// Runs `handler` when the connection ends, with the reason; at once (in
+    /// a new task) if the socket is already closed for good. A client socket
+    /// that [reconnects](Reconnect) runs it at every disconnect. Several
+    /// handlers may be registered; each runs.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -936,8 +1004,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     /// io.on_connection(move |s: Socket<Api>| {
     ///     let tx = tx.clone();
-    ///     s.on_disconnect(move |reason| async move {
+    ///     s.on_disconnect(move |reason| {
     ///         let _ = tx.send(reason);
+    ///         async {}
     ///     });
     ///     async { Ok(()) }
     /// });
@@ -951,15 +1020,53 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// ```
     pub fn on_disconnect<F, Fut>(&self, handler: F)
     where
-        F: FnOnce(DisconnectReason) -> Fut + Send + Sync + 'static,
+        F: Fn(DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        if let Some(reason) = self.shared.disconnect_reason() {
+        if let Some(reason) = self.end_reason() {
             tokio::spawn(handler(reason));
             return;
         }
-        let f = Box::new(move |reason| Box::pin(handler(reason)) as BoxFuture<()>);
-        write(&self.shared.handlers).disconnect.push(f);
+        let f = Arc::new(move |reason| Box::pin(handler(reason)) as BoxFuture<()>);
+        write(&self.conn().handlers).disconnect.push(f);
+    }
+
+    /// Runs `handler` each time a client socket is connected again after a
+    /// disconnect, once the events buffered while offline are queued on the
+    /// new connection (see [`Reconnect`]). The place to rebuild per
+    /// connection state on the server, such as rooms. Never runs on a
+    /// server's sockets.
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Chat { Join(String), Say(String) }
+    /// fn rejoin_after_reconnects(socket: &Socket<Chat>) {
+    ///     let again = socket.clone();
+    ///     socket.on_reconnect(move |event| {
+    ///         let socket = again.clone();
+    ///         async move {
+    ///             println!("reconnected after {} attempts", event.attempts);
+    ///             let _ = socket.emit_join("lobby".into()).await;
+    ///         }
+    ///     });
+    /// }
+    /// ```
+    pub fn on_reconnect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Reconnected) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let f = Arc::new(move |event| Box::pin(handler(event)) as BoxFuture<()>);
+        write(&self.conn().handlers).reconnect.push(f);
+    }
+
+    /// Why the socket closed for good, if it has.
+    fn end_reason(&self) -> Option<DisconnectReason> {
+        match &self.link {
+            Link::Accepted(shared) => shared.disconnect_reason(),
+            Link::Client(client) => client.end_reason(),
+        }
     }
 
     /// Receives errors that do not end the connection: an event that cannot
@@ -986,10 +1093,16 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     where
         F: Fn(Error) + Send + Sync + 'static,
     {
-        write(&self.shared.handlers).error = Some(Arc::new(hook));
+        write(&self.conn().handlers).error = Some(Arc::new(hook));
     }
 
-    /// Waits until the connection has ended, and says why. Starts the socket.
+    /// Waits until the socket is closed for good, and says why. Starts the
+    /// socket.
+    ///
+    /// A server's socket closes when its connection ends. A client socket
+    /// that [reconnects](Reconnect) closes when it is [closed](Socket::close),
+    /// or when it stops trying; [`on_disconnect`](Socket::on_disconnect) sees
+    /// every connection end.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -1000,7 +1113,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # let io = Server::<Api>::bind(0).await?;
     /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
     /// use netsock::{CloseReason, DisconnectReason};
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let socket = Socket::<Api>::builder().no_reconnect().connect(io.local_addr()).await?;
     /// let server = io.clone();
     /// tokio::spawn(async move { server.close().await });
     /// let reason = socket.closed().await;
@@ -1011,12 +1124,10 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// ```
     pub async fn closed(&self) -> DisconnectReason {
         self.start();
-        let mut state = self.shared.state.subscribe();
-        let reason = match state.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone(),
-            Err(_) => None,
-        };
-        reason.unwrap_or(DisconnectReason::ClosedLocally)
+        match &self.link {
+            Link::Accepted(shared) => shared.ended().await,
+            Link::Client(client) => client.closed().await,
+        }
     }
 
     /// Closes the connection after the frames already queued, telling the
@@ -1049,25 +1160,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 
     /// Waits until none of the peer's requests is being handled here.
     pub(crate) async fn idle(&self) {
-        self.shared.idle().await;
+        self.conn().idle().await;
     }
 
     pub(crate) async fn close_with(&self, reason: CloseReason) {
-        let graceful = async {
-            if let Ok(frame) = frame::encode(&Header::Close(reason), None::<&()>, usize::MAX) {
-                if self.shared.tx.send(Command::Close(frame)).await.is_err() {
-                    return;
-                }
-            }
-            self.closed().await;
-        };
-        // A peer that stopped reading cannot hold `close()` up.
-        if tokio::time::timeout(2 * CLOSE_GRACE, graceful)
-            .await
-            .is_err()
-        {
-            self.shared.stop(Some(DisconnectReason::ClosedLocally));
-            self.closed().await;
+        match &self.link {
+            Link::Accepted(shared) => shared.close(reason).await,
+            Link::Client(client) => client.close(reason).await,
         }
     }
 }
@@ -1115,9 +1214,9 @@ impl<In: Events, Out: Events> Volatile<In, Out> {
     /// # Ok(()) }
     /// ```
     pub fn emit(&self, event: Out) -> Result<()> {
-        match self.socket.try_emit(event) {
+        match self.socket.emit_now(event, Mode::Volatile) {
             Err(Error::QueueFull { .. }) => {
-                self.socket.shared.meter.add(|c| &c.events_dropped, 1);
+                self.socket.conn().meter.add(|c| &c.events_dropped, 1);
                 Ok(())
             }
             other => other,

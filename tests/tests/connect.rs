@@ -57,8 +57,13 @@ async fn sockets_go_up_and_down(t: Transport) {
     assert_eq!(io.sockets().len(), 1);
     assert_eq!(io.sockets()[0].id(), clients[2].id());
 
+    let (tx, mut disconnects) = tokio::sync::mpsc::unbounded_channel();
+    clients[2].on_disconnect(move |reason| {
+        let _ = tx.send(reason);
+        async {}
+    });
     io.close().await;
-    let reason = within(clients[2].closed()).await;
+    let reason = within(disconnects.recv()).await.unwrap();
     assert!(
         matches!(
             reason,
@@ -67,6 +72,13 @@ async fn sockets_go_up_and_down(t: Transport) {
         "{reason:?}"
     );
     assert_eq!(io.sockets().len(), 0);
+    // The client is trying to reconnect to the closed server until closed.
+    assert!(!clients[2].is_connected());
+    within(clients[2].close()).await;
+    assert_eq!(
+        within(clients[2].closed()).await,
+        DisconnectReason::ClosedLocally
+    );
 }
 
 /// Same variant names, different field type: a different schema.

@@ -193,12 +193,13 @@ async fn lenient_peer_with_a_newer_enum(t: Transport) {
 async fn on_disconnect_says_why(t: Transport) {
     let (io, _seen, _dir) = serve(t).await;
     let socket = within(client(&io)).await;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    socket.on_disconnect(move |reason| async move {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    socket.on_disconnect(move |reason| {
         let _ = tx.send(reason);
+        async {}
     });
     io.close().await;
-    let reason = within(rx).await.unwrap();
+    let reason = within(rx.recv()).await.unwrap();
     assert!(
         matches!(
             reason,

@@ -38,7 +38,12 @@ async fn server_drops_a_silent_client(t: Transport) {
 async fn client_drops_a_silent_server(t: Transport) {
     let dir = TempDir::new();
     let (addr, accept) = tests::raw_server(t, &dir).await;
-    let connecting = tokio::spawn(Socket::<Api>::builder().heartbeat(BEAT, BEAT).connect(addr));
+    let connecting = tokio::spawn(
+        Socket::<Api>::builder()
+            .heartbeat(BEAT, BEAT)
+            .no_reconnect()
+            .connect(addr),
+    );
     let mut server = within(accept).await.unwrap();
     let Some((Header::Hello(_), _)) = within(server.recv()).await else {
         panic!("no hello")

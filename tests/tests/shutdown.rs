@@ -53,7 +53,9 @@ async fn in_flight_requests_finish_within_the_grace(t: Transport) {
     let dir = TempDir::new();
     let (io, mut started) = server(t, &dir).await;
     let addr = io.local_addr().clone();
-    let socket = within(Socket::<Job>::connect(&addr)).await.unwrap();
+    let socket = within(Socket::<Job>::builder().no_reconnect().connect(&addr))
+        .await
+        .unwrap();
     let call = tokio::spawn({
         let socket = socket.clone();
         async move { socket.work(21).await }

@@ -1,0 +1,466 @@
+//! A client socket's link to its server: the current connection, the
+//! offline buffer, and the supervisor task that reconnects (see
+//! [`Reconnect`]).
+//!
+//! The link is either *online* (emits go to the connection's queue) or
+//! *offline* (emits go to a bounded buffer). The supervisor watches the
+//! current connection; when it ends for a temporary reason it dials again
+//! with backoff, replays the buffer on the new connection in order, and only
+//! then makes it current, so that nothing emitted later overtakes the
+//! buffered events.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+
+use crate::addr::Addr;
+use crate::config::Config;
+use crate::conn::{lock, read, write, Carry, QueueError, Shared};
+use crate::handlers::call_caught;
+use crate::metrics::Meter;
+use crate::reconnect::{is_retryable, is_temporary};
+use crate::{
+    handshake, transport, CloseReason, DisconnectReason, Error, Events, Reconnect, Reconnected,
+    Result,
+};
+
+/// How an event is sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Wait for room in the queue (`emit`).
+    Wait,
+    /// Fail when the queue is full (`try_emit`).
+    Try,
+    /// Drop, and count, when the queue is full or the socket is offline.
+    Volatile,
+}
+
+pub(crate) struct Client<In: Events, Out: Events> {
+    addr: Addr,
+    config: Config,
+    auth: Option<Vec<u8>>,
+    policy: Option<Reconnect>,
+    state: Mutex<State<In>>,
+    /// Set once, when the socket is closed for good.
+    ended: watch::Sender<Option<DisconnectReason>>,
+    /// Wakes the supervisor out of a backoff when `close()` is called.
+    wake: Notify,
+    _out: std::marker::PhantomData<fn(Out)>,
+}
+
+struct State<In> {
+    /// The newest connection (dead while offline).
+    conn: Arc<Shared<In>>,
+    offline: Option<Offline>,
+    /// `close()` was called: no more reconnects.
+    closing: bool,
+}
+
+struct Offline {
+    reason: DisconnectReason,
+    since: Instant,
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+/// Connects and completes the handshake: one connection of a client socket.
+async fn dial<In: Events, Out: Events>(
+    addr: &Addr,
+    config: &Config,
+    auth: Option<Vec<u8>>,
+    carry: Carry<In>,
+) -> Result<Arc<Shared<In>>> {
+    let after = config.handshake_timeout;
+    let handshake = async {
+        let (read, writer, peer) = transport::connect(addr).await?;
+        handshake::connect::<In, Out>(read, writer, peer, config, auth).await
+    };
+    let conn =
+        tokio::time::timeout(after, handshake)
+            .await
+            .map_err(|_| Error::HandshakeTimeout {
+                addr: addr.to_string(),
+                after,
+            })??;
+    let span = tracing::info_span!(
+        "connection",
+        id = conn.id.0,
+        peer = %conn.peer,
+        transport = conn.peer.transport(),
+        side = "client",
+    );
+    Ok(span.in_scope(|| {
+        tracing::info!("connected");
+        Shared::spawn(conn, config.clone(), carry, None)
+    }))
+}
+
+impl<In: Events, Out: Events> Client<In, Out> {
+    pub(crate) async fn connect(
+        addr: Addr,
+        config: Config,
+        auth: Option<Vec<u8>>,
+        policy: Option<Reconnect>,
+    ) -> Result<Arc<Self>> {
+        let carry = Carry::new(Default::default(), Meter::default());
+        let conn = dial::<In, Out>(&addr, &config, auth.clone(), carry).await?;
+        let client = Arc::new(Client {
+            addr,
+            config,
+            auth,
+            policy,
+            state: Mutex::new(State {
+                conn: conn.clone(),
+                offline: None,
+                closing: false,
+            }),
+            ended: watch::Sender::new(None),
+            wake: Notify::new(),
+            _out: std::marker::PhantomData,
+        });
+        tokio::spawn(supervise(Arc::downgrade(&client), conn));
+        Ok(client)
+    }
+
+    /// The newest connection, live or not.
+    pub(crate) fn current(&self) -> Arc<Shared<In>> {
+        lock(&self.state).conn.clone()
+    }
+
+    /// The connection to make a request on, or why there is none.
+    pub(crate) fn online(&self) -> std::result::Result<Arc<Shared<In>>, DisconnectReason> {
+        let state = lock(&self.state);
+        if let Some(reason) = self.ended.borrow().clone() {
+            return Err(reason);
+        }
+        match &state.offline {
+            Some(offline) => Err(offline.reason.clone()),
+            None => Ok(state.conn.clone()),
+        }
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.online()
+            .is_ok_and(|conn| conn.disconnect_reason().is_none())
+    }
+
+    /// Why the socket closed for good, if it has.
+    pub(crate) fn end_reason(&self) -> Option<DisconnectReason> {
+        self.ended.borrow().clone()
+    }
+
+    /// Where an event goes: the live connection, or (then it is done) the
+    /// offline buffer.
+    fn route(
+        &self,
+        frame: &Bytes,
+        event: &'static str,
+        mode: Mode,
+    ) -> Result<Option<Arc<Shared<In>>>> {
+        let mut state = lock(&self.state);
+        if let Some(reason) = self.ended.borrow().clone() {
+            return Err(Error::Disconnected(reason));
+        }
+        let State { conn, offline, .. } = &mut *state;
+        match offline {
+            Some(offline) => self
+                .buffer(offline, conn, frame.clone(), event, mode)
+                .map(|()| None),
+            None => Ok(Some(conn.clone())),
+        }
+    }
+
+    /// Sends an event frame, waiting for room in the queue; buffers it while
+    /// offline.
+    pub(crate) async fn send(&self, frame: Bytes, event: &'static str) -> Result<()> {
+        loop {
+            let Some(conn) = self.route(&frame, event, Mode::Wait)? else {
+                return Ok(());
+            };
+            if conn.queue(frame.clone()).await.is_ok() {
+                return Ok(());
+            }
+            self.broke(&conn)?;
+        }
+    }
+
+    /// Sends an event frame if the queue has room; buffers it while offline
+    /// (or drops it, if volatile).
+    pub(crate) fn try_send(&self, frame: Bytes, event: &'static str, mode: Mode) -> Result<()> {
+        loop {
+            let Some(conn) = self.route(&frame, event, mode)? else {
+                return Ok(());
+            };
+            match conn.try_queue(frame.clone()) {
+                Ok(()) => return Ok(()),
+                Err(QueueError::Full) => return Err(Error::QueueFull { event }),
+                Err(QueueError::Closed) => self.broke(&conn)?,
+            }
+        }
+    }
+
+    /// The connection broke under a sender: fine (the link is offline, the
+    /// sender buffers) if the supervisor is going to reconnect.
+    fn broke(&self, conn: &Arc<Shared<In>>) -> Result<()> {
+        let reason = conn.gone();
+        match self.went_offline(conn, &reason) {
+            true => Ok(()),
+            false => Err(Error::Disconnected(reason)),
+        }
+    }
+
+    /// Keeps an event emitted while offline, as the policy says.
+    fn buffer(
+        &self,
+        offline: &mut Offline,
+        conn: &Shared<In>,
+        frame: Bytes,
+        event: &'static str,
+        mode: Mode,
+    ) -> Result<()> {
+        if mode == Mode::Volatile {
+            conn.meter.add(|c| &c.events_dropped, 1);
+            return Ok(());
+        }
+        let Some(capacity) = self.policy.as_ref().and_then(|p| p.offline) else {
+            return Err(Error::Disconnected(offline.reason.clone()));
+        };
+        let bytes = offline.bytes + frame.len();
+        if offline.frames.len() >= capacity || bytes > self.config.queue_bytes {
+            return Err(Error::OfflineBufferFull { event, capacity });
+        }
+        offline.bytes = bytes;
+        offline.frames.push_back(frame);
+        Ok(())
+    }
+
+    /// Marks the link offline after `conn` ended, if a reconnect will follow.
+    fn went_offline(&self, conn: &Arc<Shared<In>>, reason: &DisconnectReason) -> bool {
+        let mut state = lock(&self.state);
+        if state.closing || self.policy.is_none() || !is_temporary(reason) {
+            return false;
+        }
+        if Arc::ptr_eq(&state.conn, conn) && state.offline.is_none() {
+            state.offline = Some(Offline {
+                reason: reason.clone(),
+                since: Instant::now(),
+                frames: VecDeque::new(),
+                bytes: 0,
+            });
+        }
+        true
+    }
+
+    /// Closes the socket for good: no more reconnects.
+    pub(crate) async fn close(&self, reason: CloseReason) {
+        let live = {
+            let mut state = lock(&self.state);
+            state.closing = true;
+            state.offline.is_none().then(|| state.conn.clone())
+        };
+        self.wake.notify_one();
+        if let Some(conn) = live {
+            conn.close(reason).await;
+        }
+        self.closed().await;
+    }
+
+    /// Waits until the socket is closed for good.
+    pub(crate) async fn closed(&self) -> DisconnectReason {
+        let mut ended = self.ended.subscribe();
+        let reason = match ended.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        reason.unwrap_or(DisconnectReason::ClosedLocally)
+    }
+
+    /// Ends the socket: reports what the offline buffer still held, and drops
+    /// the handlers (and the socket handles they hold).
+    fn end(&self, conn: &Shared<In>, reason: DisconnectReason) {
+        let unsent = {
+            let mut state = lock(&self.state);
+            let unsent = state.offline.take().map_or(0, |o| o.frames.len());
+            self.ended.send_replace(Some(reason.clone()));
+            unsent
+        };
+        tracing::info!(%reason, "closed for good");
+        if unsent > 0 {
+            conn.meter.add(|c| &c.events_dropped, unsent as u64);
+            conn.report(Error::Unsent {
+                events: unsent,
+                reason,
+            });
+        }
+        write(&conn.handlers).clear();
+    }
+}
+
+/// Watches a client's connection and reconnects when it ends for a
+/// temporary reason; ends the socket otherwise. Holds the client weakly:
+/// once every handle is dropped there is nobody to reconnect for.
+async fn supervise<In: Events, Out: Events>(
+    client: Weak<Client<In, Out>>,
+    mut conn: Arc<Shared<In>>,
+) {
+    loop {
+        let reason = conn.ended().await;
+        let Some(link) = client.upgrade() else { return };
+        if !link.went_offline(&conn, &reason) {
+            // After `close()` the socket ends because of it, whatever ended
+            // the last connection first.
+            let closing = lock(&link.state).closing;
+            link.end(
+                &conn,
+                if closing {
+                    DisconnectReason::ClosedLocally
+                } else {
+                    reason
+                },
+            );
+            return;
+        }
+        drop(link);
+        match reconnect(&client, &conn).await {
+            Some(next) => conn = next,
+            None => return,
+        }
+    }
+}
+
+/// Dials until a connection is back and the offline buffer is replayed on
+/// it, or the attempts run out, or the socket is closed.
+async fn reconnect<In: Events, Out: Events>(
+    client: &Weak<Client<In, Out>>,
+    old: &Arc<Shared<In>>,
+) -> Option<Arc<Shared<In>>> {
+    let mut attempt = 0;
+    let mut last_error = String::new();
+    loop {
+        attempt += 1;
+        let link = client.upgrade()?;
+        let policy = link.policy.clone()?;
+        if !policy.may_try(attempt) {
+            let attempts = attempt - 1;
+            link.end(
+                old,
+                DisconnectReason::ReconnectFailed {
+                    attempts,
+                    error: last_error,
+                },
+            );
+            return None;
+        }
+        let delay = policy.delay(attempt);
+        tracing::info!(attempt, ?delay, "reconnecting");
+        let dialed = tokio::select! {
+            () = link.wake.notified() => None,
+            dialed = async {
+                tokio::time::sleep(delay).await;
+                dial::<In, Out>(&link.addr, &link.config, link.auth.clone(), old.carry()).await
+            } => Some(dialed),
+        };
+        let new = match dialed {
+            // Woken by `close()`.
+            None if lock(&link.state).closing => {
+                link.end(old, DisconnectReason::ClosedLocally);
+                return None;
+            }
+            None => continue,
+            Some(Err(err)) => {
+                tracing::info!(attempt, error = %err, "reconnect attempt failed");
+                last_error = err.to_string();
+                if !is_retryable(&err) {
+                    link.end(
+                        old,
+                        DisconnectReason::ReconnectFailed {
+                            attempts: attempt,
+                            error: last_error,
+                        },
+                    );
+                    return None;
+                }
+                continue;
+            }
+            Some(Ok(new)) => new,
+        };
+        match link.replay(&new).await {
+            Replay::Online(done) => {
+                tracing::info!(attempt, replayed = done.replayed, "reconnected");
+                let event = Reconnected {
+                    attempts: attempt,
+                    ..done
+                };
+                let hooks = read(&new.handlers).reconnect.clone();
+                for hook in hooks {
+                    if let Err(message) = call_caught(|r| hook(r), event.clone()).await {
+                        tracing::warn!(socket = %new.id, %message, "on_reconnect handler panicked");
+                    }
+                }
+                return Some(new);
+            }
+            Replay::Closing => {
+                new.close(CloseReason::Normal).await;
+                link.end(&new, DisconnectReason::ClosedLocally);
+                return None;
+            }
+            // The new connection broke during the replay: what it did not
+            // take is back in the buffer; try again.
+            Replay::Broken => continue,
+        }
+    }
+}
+
+enum Replay {
+    Online(Reconnected),
+    Closing,
+    Broken,
+}
+
+impl<In: Events, Out: Events> Client<In, Out> {
+    /// Sends the offline buffer on `new`, in order, then makes it current:
+    /// emits made meanwhile join the buffer's end, so none overtakes.
+    async fn replay(&self, new: &Arc<Shared<In>>) -> Replay {
+        let mut replayed = 0;
+        loop {
+            let frame = {
+                let mut state = lock(&self.state);
+                if state.closing {
+                    return Replay::Closing;
+                }
+                let Some(offline) = state.offline.as_mut() else {
+                    return Replay::Closing;
+                };
+                match offline.frames.pop_front() {
+                    Some(frame) => {
+                        offline.bytes -= frame.len();
+                        frame
+                    }
+                    None => {
+                        let Some(offline) = state.offline.take() else {
+                            return Replay::Closing;
+                        };
+                        state.conn = new.clone();
+                        return Replay::Online(Reconnected {
+                            attempts: 0,
+                            offline: offline.since.elapsed(),
+                            replayed,
+                            reason: offline.reason,
+                        });
+                    }
+                }
+            };
+            if new.queue(frame.clone()).await.is_err() {
+                if let Some(offline) = lock(&self.state).offline.as_mut() {
+                    offline.bytes += frame.len();
+                    offline.frames.push_front(frame);
+                }
+                return Replay::Broken;
+            }
+            replayed += 1;
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Client reconnects: backoff until the server is back, handlers kept (and
+//! run once), the offline buffer replayed in order or refused by policy,
+//! requests failing clearly while offline, and the cases where a client must
+//! not reconnect.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use netsock::{
+    Addr, CallError, CloseReason, DisconnectReason, Error, Reconnect, Reconnected, Server, Socket,
+};
+use tests::api::{Api, ApiEmit, ApiHandle};
+use tests::{on_both_transports, within, TempDir, Transport};
+use tokio::sync::mpsc;
+
+/// Reconnects quickly, so the tests do not wait on backoff.
+fn fast() -> Reconnect {
+    Reconnect::new()
+        .initial_delay(Duration::from_millis(5))
+        .max_delay(Duration::from_millis(50))
+}
+
+/// A server at `addr` that forwards `Message`s, with the connecting
+/// sockets.
+struct Served {
+    io: Server<Api>,
+    messages: mpsc::UnboundedReceiver<(String, u32)>,
+    connected: mpsc::UnboundedReceiver<Socket<Api>>,
+}
+
+async fn serve_at(addr: &Addr) -> Served {
+    let io = Server::<Api>::bind(addr).await.expect("bind");
+    let (messages_tx, messages) = mpsc::unbounded_channel();
+    let (connected_tx, connected) = mpsc::unbounded_channel();
+    io.on_connection(move |socket: Socket<Api>| {
+        let messages_tx = messages_tx.clone();
+        let connected_tx = connected_tx.clone();
+        async move {
+            socket.on_message(move |text, n| {
+                let _ = messages_tx.send((text, n));
+                async {}
+            });
+            socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+            let _ = connected_tx.send(socket);
+            Ok(())
+        }
+    });
+    tokio::spawn({
+        let io = io.clone();
+        async move { io.run().await }
+    });
+    Served {
+        io,
+        messages,
+        connected,
+    }
+}
+
+/// The address a restarted server can bind again: the first server's real
+/// port on TCP, the same path on a Unix socket.
+fn fixed(first: &Server<Api>) -> Addr {
+    match first.local_addr() {
+        Addr::Tcp { host, .. } => Addr::tcp(host.clone(), first.local_addr().port().unwrap_or(0)),
+        other => other.clone(),
+    }
+}
+
+fn channel<T: Send + 'static>() -> (
+    impl Fn(T) -> std::future::Ready<()> + Send + Sync + 'static,
+    mpsc::UnboundedReceiver<T>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        move |value| {
+            let _ = tx.send(value);
+            std::future::ready(())
+        },
+        rx,
+    )
+}
+
+on_both_transports!(
+    comes_back_after_a_restart_and_replays_in_order,
+    requests_fail_at_once_while_offline,
+    fail_offline_refuses_emits,
+    offline_buffer_is_bounded_and_reports_what_it_dropped,
+    gives_up_after_max_attempts,
+    no_reconnect_ends_at_the_first_disconnect,
+    a_server_closing_the_socket_is_final,
+    a_refusing_server_ends_the_retries
+);
+
+async fn comes_back_after_a_restart_and_replays_in_order(t: Transport) {
+    let dir = TempDir::new();
+    let mut first = serve_at(&t.addr(&dir)).await;
+    let addr = fixed(&first.io);
+    let socket = within(Socket::<Api>::builder().reconnect(fast()).connect(&addr))
+        .await
+        .unwrap();
+    // Handlers registered once, before any reconnect.
+    let runs = Arc::new(AtomicU32::new(0));
+    let (got_tx, mut got) = mpsc::unbounded_channel();
+    socket.on_message({
+        let runs = runs.clone();
+        move |text, n| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let _ = got_tx.send((text, n));
+            async {}
+        }
+    });
+    let (on_disconnect, mut disconnects) = channel();
+    socket.on_disconnect(on_disconnect);
+    let (on_reconnect, mut reconnects) = channel::<Reconnected>();
+    socket.on_reconnect(on_reconnect);
+    within(socket.emit_message("before".into(), 0))
+        .await
+        .unwrap();
+    assert_eq!(within(first.messages.recv()).await.unwrap().1, 0);
+
+    within(first.io.close()).await;
+    let reason = within(disconnects.recv()).await.unwrap();
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))
+        ),
+        "{reason:?}"
+    );
+    assert!(!socket.is_connected());
+    // Offline: these wait in the buffer.
+    for n in 1..=3 {
+        socket.emit_message("offline".into(), n).await.unwrap();
+    }
+
+    let mut second = serve_at(&addr).await;
+    let back = within(reconnects.recv()).await.unwrap();
+    assert_eq!(back.replayed, 3);
+    assert!(back.attempts >= 1);
+    assert_eq!(back.reason, reason);
+    assert!(socket.is_connected());
+    within(socket.emit_message("online".into(), 4))
+        .await
+        .unwrap();
+    for n in 1..=4 {
+        assert_eq!(within(second.messages.recv()).await.unwrap().1, n);
+    }
+    assert_eq!(within(socket.sum(vec![2, 3])).await, Ok(5));
+
+    // The server's emit reaches the one handler, once.
+    let server_side = within(second.connected.recv()).await.unwrap();
+    assert_eq!(socket.id(), server_side.id(), "the new connection's id");
+    within(server_side.emit_message("hello again".into(), 9))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(got.recv()).await.unwrap(),
+        ("hello again".to_owned(), 9)
+    );
+    within(server_side.emit_message("and again".into(), 10))
+        .await
+        .unwrap();
+    assert_eq!(within(got.recv()).await.unwrap().1, 10);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert!(disconnects.try_recv().is_err(), "one disconnect only");
+
+    within(socket.close()).await;
+    assert_eq!(
+        within(socket.closed()).await,
+        DisconnectReason::ClosedLocally
+    );
+    second.io.close().await;
+}
+
+async fn requests_fail_at_once_while_offline(t: Transport) {
+    let dir = TempDir::new();
+    let mut first = serve_at(&t.addr(&dir)).await;
+    let socket = within(
+        Socket::<Api>::builder()
+            .reconnect(fast())
+            .connect(first.io.local_addr()),
+    )
+    .await
+    .unwrap();
+    socket.start();
+    let server_side = within(first.connected.recv()).await.unwrap();
+    let (on_disconnect, mut disconnects) = channel();
+    socket.on_disconnect(on_disconnect);
+    // A request in flight when the connection drops fails at the drop.
+    server_side.on_sum(|_| std::future::pending::<i64>());
+    let call = tokio::spawn({
+        let socket = socket.clone();
+        async move { socket.timeout(Duration::from_secs(60)).sum(vec![1]).await }
+    });
+    within(async {
+        while server_side.metrics().traffic.frames_in == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    within(first.io.close()).await;
+    let err = within(call).await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Disconnected(DisconnectReason::ClosedByPeer(_))
+        ),
+        "{err:?}"
+    );
+    within(disconnects.recv()).await.unwrap();
+    // And one made while offline fails at once, saying why.
+    let err = within(socket.sum(vec![1])).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Disconnected(DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_)))
+        ),
+        "{err:?}"
+    );
+    socket.close().await;
+}
+
+async fn fail_offline_refuses_emits(t: Transport) {
+    let dir = TempDir::new();
+    let first = serve_at(&t.addr(&dir)).await;
+    let addr = fixed(&first.io);
+    let socket = within(
+        Socket::<Api>::builder()
+            .reconnect(fast().fail_offline())
+            .connect(&addr),
+    )
+    .await
+    .unwrap();
+    let (on_disconnect, mut disconnects) = channel();
+    socket.on_disconnect(on_disconnect);
+    let (on_reconnect, mut reconnects) = channel::<Reconnected>();
+    socket.on_reconnect(on_reconnect);
+    within(first.io.close()).await;
+    within(disconnects.recv()).await.unwrap();
+    let err = socket.emit_message("lost".into(), 1).await.unwrap_err();
+    assert!(matches!(err, Error::Disconnected(_)), "{err:?}");
+    let err = socket
+        .try_emit(Api::Message {
+            text: "lost".into(),
+            n: 2,
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Disconnected(_)), "{err:?}");
+
+    let mut second = serve_at(&addr).await;
+    assert_eq!(within(reconnects.recv()).await.unwrap().replayed, 0);
+    within(socket.emit_message("after".into(), 3))
+        .await
+        .unwrap();
+    assert_eq!(within(second.messages.recv()).await.unwrap().1, 3);
+    socket.close().await;
+    second.io.close().await;
+}
+
+async fn offline_buffer_is_bounded_and_reports_what_it_dropped(t: Transport) {
+    let dir = TempDir::new();
+    let first = serve_at(&t.addr(&dir)).await;
+    let socket = within(
+        Socket::<Api>::builder()
+            .reconnect(fast().offline_buffer(2))
+            .connect(first.io.local_addr()),
+    )
+    .await
+    .unwrap();
+    let (on_disconnect, mut disconnects) = channel();
+    socket.on_disconnect(on_disconnect);
+    let (errors_tx, mut errors) = mpsc::unbounded_channel();
+    socket.on_error(move |err| {
+        let _ = errors_tx.send(err);
+    });
+    within(first.io.close()).await;
+    within(disconnects.recv()).await.unwrap();
+    socket.emit_message("kept".into(), 1).await.unwrap();
+    socket
+        .try_emit(Api::Message {
+            text: "kept".into(),
+            n: 2,
+        })
+        .unwrap();
+    let err = socket.emit_message("refused".into(), 3).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OfflineBufferFull {
+                event: "Message",
+                capacity: 2
+            }
+        ),
+        "{err:?}"
+    );
+    // Volatile emits are dropped while offline, and counted.
+    socket
+        .volatile()
+        .emit_message("dropped".into(), 4)
+        .await
+        .unwrap();
+    assert_eq!(socket.dropped_events(), 1);
+    // Closing for good: the two buffered events were never sent.
+    within(socket.close()).await;
+    match within(errors.recv()).await.unwrap() {
+        Error::Unsent { events, reason } => {
+            assert_eq!(events, 2);
+            assert_eq!(reason, DisconnectReason::ClosedLocally);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(socket.dropped_events(), 3);
+}
+
+async fn gives_up_after_max_attempts(t: Transport) {
+    let dir = TempDir::new();
+    let first = serve_at(&t.addr(&dir)).await;
+    let socket = within(
+        Socket::<Api>::builder()
+            .reconnect(fast().max_attempts(3))
+            .connect(first.io.local_addr()),
+    )
+    .await
+    .unwrap();
+    within(first.io.close()).await;
+    let reason = within(socket.closed()).await;
+    match &reason {
+        DisconnectReason::ReconnectFailed { attempts, error } => {
+            assert_eq!(*attempts, 3);
+            assert!(!error.is_empty());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(!socket.is_connected());
+    let err = socket.emit_message("late".into(), 1).await.unwrap_err();
+    assert_eq!(err.to_string(), Error::Disconnected(reason).to_string());
+}
+
+async fn no_reconnect_ends_at_the_first_disconnect(t: Transport) {
+    let dir = TempDir::new();
+    let first = serve_at(&t.addr(&dir)).await;
+    let socket = within(
+        Socket::<Api>::builder()
+            .no_reconnect()
+            .connect(first.io.local_addr()),
+    )
+    .await
+    .unwrap();
+    within(first.io.close()).await;
+    let reason = within(socket.closed()).await;
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))
+        ),
+        "{reason:?}"
+    );
+    let err = socket.emit_message("late".into(), 1).await.unwrap_err();
+    assert!(matches!(err, Error::Disconnected(_)), "{err:?}");
+}
+
+async fn a_server_closing_the_socket_is_final(t: Transport) {
+    let dir = TempDir::new();
+    let mut first = serve_at(&t.addr(&dir)).await;
+    let socket = within(
+        Socket::<Api>::builder()
+            .reconnect(fast())
+            .connect(first.io.local_addr()),
+    )
+    .await
+    .unwrap();
+    socket.start();
+    let server_side = within(first.connected.recv()).await.unwrap();
+    within(server_side.close()).await;
+    assert_eq!(
+        within(socket.closed()).await,
+        DisconnectReason::ClosedByPeer(CloseReason::Normal)
+    );
+    assert!(first.connected.try_recv().is_err(), "no reconnect");
+    first.io.close().await;
+}
+
+async fn a_refusing_server_ends_the_retries(t: Transport) {
+    let dir = TempDir::new();
+    let first = serve_at(&t.addr(&dir)).await;
+    let addr = fixed(&first.io);
+    let socket = within(Socket::<Api>::builder().reconnect(fast()).connect(&addr))
+        .await
+        .unwrap();
+    within(first.io.close()).await;
+    // The restarted server refuses this client: retrying cannot help.
+    let second = Server::<Api>::bind(&addr).await.unwrap();
+    second.middleware(|_hs| async { Err("not you".to_owned()) });
+    tokio::spawn({
+        let io = second.clone();
+        async move { io.run().await }
+    });
+    let reason = within(socket.closed()).await;
+    match &reason {
+        DisconnectReason::ReconnectFailed { error, .. } => {
+            assert!(error.contains("not you"), "{error}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    second.close().await;
+}
