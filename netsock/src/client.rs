@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
+use tracing::Instrument;
 
 use crate::addr::Addr;
 use crate::config::Config;
@@ -107,6 +108,7 @@ impl<In: Events, Out: Events> Client<In, Out> {
     ) -> Result<Arc<Self>> {
         let carry = Carry::new(Default::default(), Meter::default());
         let conn = dial::<In, Out>(&addr, &config, auth.clone(), carry).await?;
+        let span = tracing::info_span!("client", server = %addr);
         let client = Arc::new(Client {
             addr,
             config,
@@ -121,7 +123,7 @@ impl<In: Events, Out: Events> Client<In, Out> {
             wake: Notify::new(),
             _out: std::marker::PhantomData,
         });
-        tokio::spawn(supervise(Arc::downgrade(&client), conn));
+        tokio::spawn(supervise(Arc::downgrade(&client), conn).instrument(span));
         Ok(client)
     }
 

@@ -222,4 +222,5 @@ pub fn hello<E: Events>() -> Hello {
 }
 
 pub mod api;
+pub mod proxy;
 pub mod soak;

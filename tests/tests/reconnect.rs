@@ -57,13 +57,29 @@ async fn serve_at(addr: &Addr) -> Served {
     }
 }
 
-/// The address a restarted server can bind again: the first server's real
-/// port on TCP, the same path on a Unix socket.
-fn fixed(first: &Server<Api>) -> Addr {
-    match first.local_addr() {
-        Addr::Tcp { host, .. } => Addr::tcp(host.clone(), first.local_addr().port().unwrap_or(0)),
-        other => other.clone(),
+/// The first server of a test, on an address a restarted server can bind
+/// again: the same path on a Unix socket; on TCP a port below the kernel's
+/// ephemeral range, which no client connection (of this or a parallel test)
+/// takes as its own port meanwhile.
+async fn first_server(t: Transport, dir: &TempDir) -> Served {
+    if t == Transport::Unix {
+        return serve_at(&t.addr(dir)).await;
     }
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % 4000 * 3;
+    loop {
+        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        let addr = Addr::tcp("127.0.0.1", port as u16);
+        if Server::<Api>::bind(&addr).await.is_ok() {
+            // Free again as soon as dropped (SO_REUSEADDR).
+            return serve_at(&addr).await;
+        }
+    }
+}
+
+/// Where a restarted server binds: where the first one was.
+fn fixed(first: &Server<Api>) -> Addr {
+    first.local_addr().clone()
 }
 
 fn channel<T: Send + 'static>() -> (
@@ -88,12 +104,13 @@ on_both_transports!(
     gives_up_after_max_attempts,
     no_reconnect_ends_at_the_first_disconnect,
     a_server_closing_the_socket_is_final,
-    a_refusing_server_ends_the_retries
+    a_refusing_server_ends_the_retries,
+    survives_repeated_network_cuts
 );
 
 async fn comes_back_after_a_restart_and_replays_in_order(t: Transport) {
     let dir = TempDir::new();
-    let mut first = serve_at(&t.addr(&dir)).await;
+    let mut first = first_server(t, &dir).await;
     let addr = fixed(&first.io);
     let socket = within(Socket::<Api>::builder().reconnect(fast()).connect(&addr))
         .await
@@ -174,7 +191,7 @@ async fn comes_back_after_a_restart_and_replays_in_order(t: Transport) {
 
 async fn requests_fail_at_once_while_offline(t: Transport) {
     let dir = TempDir::new();
-    let mut first = serve_at(&t.addr(&dir)).await;
+    let mut first = first_server(t, &dir).await;
     let socket = within(
         Socket::<Api>::builder()
             .reconnect(fast())
@@ -222,7 +239,7 @@ async fn requests_fail_at_once_while_offline(t: Transport) {
 
 async fn fail_offline_refuses_emits(t: Transport) {
     let dir = TempDir::new();
-    let first = serve_at(&t.addr(&dir)).await;
+    let first = first_server(t, &dir).await;
     let addr = fixed(&first.io);
     let socket = within(
         Socket::<Api>::builder()
@@ -259,7 +276,7 @@ async fn fail_offline_refuses_emits(t: Transport) {
 
 async fn offline_buffer_is_bounded_and_reports_what_it_dropped(t: Transport) {
     let dir = TempDir::new();
-    let first = serve_at(&t.addr(&dir)).await;
+    let first = first_server(t, &dir).await;
     let socket = within(
         Socket::<Api>::builder()
             .reconnect(fast().offline_buffer(2))
@@ -314,7 +331,7 @@ async fn offline_buffer_is_bounded_and_reports_what_it_dropped(t: Transport) {
 
 async fn gives_up_after_max_attempts(t: Transport) {
     let dir = TempDir::new();
-    let first = serve_at(&t.addr(&dir)).await;
+    let first = first_server(t, &dir).await;
     let socket = within(
         Socket::<Api>::builder()
             .reconnect(fast().max_attempts(3))
@@ -338,7 +355,7 @@ async fn gives_up_after_max_attempts(t: Transport) {
 
 async fn no_reconnect_ends_at_the_first_disconnect(t: Transport) {
     let dir = TempDir::new();
-    let first = serve_at(&t.addr(&dir)).await;
+    let first = first_server(t, &dir).await;
     let socket = within(
         Socket::<Api>::builder()
             .no_reconnect()
@@ -361,7 +378,7 @@ async fn no_reconnect_ends_at_the_first_disconnect(t: Transport) {
 
 async fn a_server_closing_the_socket_is_final(t: Transport) {
     let dir = TempDir::new();
-    let mut first = serve_at(&t.addr(&dir)).await;
+    let mut first = first_server(t, &dir).await;
     let socket = within(
         Socket::<Api>::builder()
             .reconnect(fast())
@@ -382,7 +399,7 @@ async fn a_server_closing_the_socket_is_final(t: Transport) {
 
 async fn a_refusing_server_ends_the_retries(t: Transport) {
     let dir = TempDir::new();
-    let first = serve_at(&t.addr(&dir)).await;
+    let first = first_server(t, &dir).await;
     let addr = fixed(&first.io);
     let socket = within(Socket::<Api>::builder().reconnect(fast()).connect(&addr))
         .await
@@ -403,4 +420,92 @@ async fn a_refusing_server_ends_the_retries(t: Transport) {
         other => panic!("unexpected {other:?}"),
     }
     second.close().await;
+}
+
+/// Several clients emit and call through a proxy that cuts every connection
+/// again and again: each client comes back every time, every request is
+/// answered right or fails as disconnected (never a timeout, never a wrong
+/// or doubled answer), and each client's events arrive in order, never twice.
+async fn survives_repeated_network_cuts(t: Transport) {
+    const CLIENTS: usize = 4;
+    const CUTS: usize = 5;
+    let (io, mut seen, dir) = tests::api::serve(t).await;
+    let proxy = tests::proxy::Proxy::start(t, &dir, fixed(&io)).await;
+    let (done_tx, done) = tokio::sync::watch::channel(false);
+    // (client, how many times it has come back) after each answer.
+    let (progress_tx, mut progress) = mpsc::unbounded_channel::<(usize, usize)>();
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let socket = within(
+            Socket::<Api>::builder()
+                .reconnect(fast())
+                .connect(proxy.addr()),
+        )
+        .await
+        .unwrap();
+        let back = Arc::new(AtomicU32::new(0));
+        socket.on_reconnect({
+            let back = back.clone();
+            move |_| {
+                back.fetch_add(1, Ordering::SeqCst);
+                async {}
+            }
+        });
+        let (done, progress_tx) = (done.clone(), progress_tx.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut answered, mut cut_off, mut n) = (0u32, 0u32, 0u32);
+            while !*done.borrow() {
+                n += 1;
+                match socket.emit_message(format!("c{c}"), n).await {
+                    Ok(()) | Err(Error::OfflineBufferFull { .. }) => {}
+                    Err(err) => panic!("emit failed: {err}"),
+                }
+                match socket.sum(vec![i64::from(n), c as i64]).await {
+                    Ok(sum) => {
+                        assert_eq!(sum, i64::from(n) + c as i64, "a wrong answer");
+                        answered += 1;
+                        let _ = progress_tx.send((c, back.load(Ordering::SeqCst) as usize));
+                    }
+                    Err(CallError::Disconnected(_)) => {
+                        cut_off += 1;
+                        // Offline: wait for the way back rather than spin.
+                        tokio::task::yield_now().await;
+                    }
+                    Err(err) => panic!("request failed: {err}"),
+                }
+            }
+            socket.close().await;
+            (answered, cut_off, back.load(Ordering::SeqCst) as usize)
+        }));
+    }
+    // Wait until every client is answered on its newest connection, then
+    // cut them all.
+    for cuts in 0..=CUTS {
+        let mut answered = [false; CLIENTS];
+        within(async {
+            while !answered.iter().all(|a| *a) {
+                let (c, back) = progress.recv().await.unwrap();
+                answered[c] |= back == cuts;
+            }
+        })
+        .await;
+        if cuts < CUTS {
+            assert_eq!(proxy.cut(), CLIENTS);
+        }
+    }
+    let _ = done_tx.send(true);
+    for client in clients {
+        let (answered, _cut_off, back) = within(client).await.unwrap();
+        assert!(answered > CUTS as u32);
+        assert_eq!(back, CUTS, "each cut, one reconnect");
+    }
+    // Per client, the server saw each event at most once, in order.
+    let mut last = [0u32; CLIENTS];
+    while let Ok((_, text, n)) = seen.messages.try_recv() {
+        let c: usize = text[1..].parse().unwrap();
+        assert!(n > last[c], "client {c}: event {n} after {}", last[c]);
+        last[c] = n;
+    }
+    assert!(last.iter().all(|n| *n > 0));
+    io.close().await;
 }

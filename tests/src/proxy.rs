@@ -1,0 +1,115 @@
+//! A forwarding proxy between clients and a server that a test can cut:
+//! every connection through it drops at once, as a network fault would,
+//! while the server keeps running.
+
+use std::sync::{Arc, Mutex};
+
+use netsock::Addr;
+use tokio::task::JoinSet;
+
+use crate::{Stream, TempDir, Transport};
+
+/// Forwards each connection on its own address to `target`.
+pub struct Proxy {
+    addr: Addr,
+    pipes: Arc<Mutex<JoinSet<()>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts a proxy on `transport` (in `dir` for a Unix socket) in front of
+    /// `target`.
+    pub async fn start(transport: Transport, dir: &TempDir, target: Addr) -> Proxy {
+        let pipes = Arc::new(Mutex::new(JoinSet::new()));
+        let (addr, listener) = listen(transport, dir).await;
+        let accept = tokio::spawn({
+            let pipes = pipes.clone();
+            async move {
+                loop {
+                    let Some(client) = listener.accept().await else {
+                        return;
+                    };
+                    let Some(server) = dial(&target).await else {
+                        continue;
+                    };
+                    pipes.lock().unwrap().spawn(pipe(client, server));
+                }
+            }
+        });
+        Proxy {
+            addr,
+            pipes,
+            accept,
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> &Addr {
+        &self.addr
+    }
+
+    /// Drops every connection through the proxy now; new ones still pass.
+    /// Returns how many were cut.
+    pub fn cut(&self) -> usize {
+        let mut pipes = self.pipes.lock().unwrap();
+        // Reap the ones already over (cut before, or closed) first.
+        while pipes.try_join_next().is_some() {}
+        let cut = pipes.len();
+        pipes.abort_all();
+        cut
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.pipes.lock().unwrap().abort_all();
+    }
+}
+
+async fn pipe(mut a: Box<dyn Stream>, mut b: Box<dyn Stream>) {
+    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+}
+
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> Option<Box<dyn Stream>> {
+        Some(match self {
+            Listener::Tcp(l) => Box::new(l.accept().await.ok()?.0),
+            Listener::Unix(l) => Box::new(l.accept().await.ok()?.0),
+        })
+    }
+}
+
+async fn listen(transport: Transport, dir: &TempDir) -> (Addr, Listener) {
+    match transport {
+        Transport::Tcp => {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind the proxy");
+            let addr = l.local_addr().expect("local addr").into();
+            (addr, Listener::Tcp(l))
+        }
+        Transport::Unix => {
+            let path = dir.path().join("proxy.sock");
+            let l = tokio::net::UnixListener::bind(&path).expect("bind the proxy");
+            (path.into(), Listener::Unix(l))
+        }
+    }
+}
+
+async fn dial(target: &Addr) -> Option<Box<dyn Stream>> {
+    Some(match target {
+        Addr::Tcp { host, port } => Box::new(
+            tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .ok()?,
+        ),
+        Addr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await.ok()?),
+        _ => return None,
+    })
+}
