@@ -86,7 +86,10 @@ async fn main() -> Result<(), BoxError> {
         .connect(&path)
         .await?;
     // ANCHOR_END: client_options
-    let other = Socket::<News>::connect(&path).await?;
+    let other = Socket::<News>::builder()
+        .no_reconnect() // its first disconnect is its last
+        .connect(&path)
+        .await?;
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
     for client in [&socket, &other] {
         let heard = heard_tx.clone();
@@ -124,8 +127,9 @@ async fn main() -> Result<(), BoxError> {
         DisconnectReason::ClosedByPeer(CloseReason::Normal)
     );
     io.close().await; // stops accepting, closes the rest, removes the socket file
+    let reason = other.closed().await; // for good: `other` has `no_reconnect()`
     assert!(matches!(
-        other.closed().await,
+        reason,
         DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))
     ));
     // ANCHOR_END: close
