@@ -252,7 +252,7 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
                 });
                 continue;
             }
-            match socket.try_queue(frame.clone()) {
+            match socket.try_queue(&frame) {
                 Ok(()) | Err(QueueError::Closed) => {}
                 Err(QueueError::Full) => socket.dropped(Error::QueueFull { event: name }),
             }

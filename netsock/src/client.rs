@@ -182,7 +182,7 @@ impl<In: Events, Out: Events> Client<In, Out> {
             let Some(conn) = self.route(&frame, event, Mode::Wait)? else {
                 return Ok(());
             };
-            if conn.queue(frame.clone()).await.is_ok() {
+            if conn.queue(&frame).await.is_ok() {
                 return Ok(());
             }
             self.broke(&conn)?;
@@ -196,7 +196,7 @@ impl<In: Events, Out: Events> Client<In, Out> {
             let Some(conn) = self.route(&frame, event, mode)? else {
                 return Ok(());
             };
-            match conn.try_queue(frame.clone()) {
+            match conn.try_queue(&frame) {
                 Ok(()) => return Ok(()),
                 Err(QueueError::Full) => return Err(Error::QueueFull { event }),
                 Err(QueueError::Closed) => self.broke(&conn)?,
@@ -455,7 +455,7 @@ impl<In: Events, Out: Events> Client<In, Out> {
                     }
                 }
             };
-            if new.queue(frame.clone()).await.is_err() {
+            if new.queue(&frame).await.is_err() {
                 if let Some(offline) = lock(&self.state).offline.as_mut() {
                     offline.bytes += frame.len();
                     offline.frames.push_front(frame);

@@ -3,8 +3,8 @@
 //! * the **reader** decodes frames, completes pending calls, spawns request
 //!   handlers and feeds the event task;
 //! * the **event task** runs event handlers one at a time, in arrival order;
-//! * the **writer** drains the bounded outgoing queue, batching every frame
-//!   that is ready into one write.
+//! * the **writer** takes every frame queued in the bounded
+//!   [outbox](crate::outbox) and writes them with one call.
 //!
 //! Incoming events and requests wait until the socket is *started* (see
 //! [`Socket`](crate::Socket)), so handlers registered right after connecting
@@ -20,8 +20,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::{AbortHandle, Abortable};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
-use tokio_util::codec::{Encoder, FramedRead};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -29,18 +29,9 @@ use crate::events::variant_name;
 use crate::frame::{self, CloseReason, FrameCodec, Header, RemoteError};
 use crate::handlers::{call_caught, Handlers, Slot};
 use crate::metrics::{Meter, SocketMetrics};
+use crate::outbox::{Outbox, Take};
 use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
 use crate::{CallError, DisconnectReason, Error, Events, SocketId};
-
-/// A frame for the writer.
-pub(crate) enum Command {
-    /// A control frame, outside the byte budget (pings, cancels, handshake).
-    Frame(Bytes),
-    /// A frame holding its share of the queue's byte budget until written.
-    Budgeted(Bytes, OwnedSemaphorePermit),
-    /// Write this frame, then close the connection.
-    Close(Bytes),
-}
 
 /// Why a frame could not be queued without waiting.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,12 +57,10 @@ pub(crate) struct Shared<In> {
     pub(crate) config: Config,
     /// Largest frame the peer accepts.
     pub(crate) max_out: usize,
-    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) outbox: Outbox,
     pub(crate) pending: Mutex<Pending>,
     pub(crate) next_call: AtomicU64,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
-    /// Bytes that may wait in the outgoing queue.
-    budget: Arc<Semaphore>,
     /// Signalled when the last running request handler finishes.
     idle: Notify,
     pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
@@ -144,20 +133,16 @@ impl<In: Events> Shared<In> {
         carry: Carry<In>,
         on_end: Option<OnEnd>,
     ) -> Arc<Self> {
-        let (tx, rx) = mpsc::channel(config.queue_capacity);
-        let queue_bytes = config.queue_bytes;
         let (event_tx, event_rx) = mpsc::channel(config.queue_capacity);
-        let (last_tx, last_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             id: conn.id,
             peer: conn.peer,
             max_out: conn.peer_max_frame.min(config.max_frame_size),
+            outbox: Outbox::new(config.queue_capacity, config.queue_bytes),
             config,
-            tx,
             pending: Mutex::new(Pending::default()),
             next_call: AtomicU64::new(1),
             running: Mutex::new(HashMap::new()),
-            budget: Arc::new(Semaphore::new(queue_bytes)),
             idle: Notify::new(),
             handlers: carry.handlers,
             started: carry.started,
@@ -170,9 +155,7 @@ impl<In: Events> Shared<In> {
         });
         // Every task of the connection runs in the caller's connection span.
         let span = tracing::Span::current();
-        let writer = tokio::spawn(
-            write_loop(conn.writer, rx, last_rx, shared.clone()).instrument(span.clone()),
-        );
+        let writer = tokio::spawn(write_loop(conn.writer, shared.clone()).instrument(span.clone()));
         let events = tokio::spawn(event_loop(shared.clone(), event_rx).instrument(span.clone()));
         let reader_shared = shared.clone();
         tokio::spawn(
@@ -189,7 +172,7 @@ impl<In: Events> Shared<In> {
                         writer.abort();
                     }
                 });
-                reader_shared.finish(reason, last_tx, events, on_end).await;
+                reader_shared.finish(reason, events, on_end).await;
             }
             .instrument(span),
         );
@@ -208,44 +191,16 @@ impl<In: Events> Shared<In> {
         }
     }
 
-    fn charge(&self, frame: &Bytes) -> u32 {
-        frame.len().clamp(1, self.config.queue_bytes) as u32
-    }
-
-    /// Queues a frame, waiting while the queue is at its frame or byte limit.
-    pub(crate) async fn queue(&self, frame: Bytes) -> Result<(), QueueError> {
-        let permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(self.charge(&frame))
-            .await
-            .map_err(|_| QueueError::Closed)?;
-        self.tx
-            .send(Command::Budgeted(frame, permit))
-            .await
-            .map_err(|_| QueueError::Closed)
+    /// Queues a frame, waiting for room.
+    pub(crate) async fn queue(&self, frame: &[u8]) -> Result<(), QueueError> {
+        self.outbox.push(frame).await
     }
 
     /// Queues a frame if there is room now.
-    pub(crate) fn try_queue(&self, frame: Bytes) -> Result<(), QueueError> {
-        let permit = match self
-            .budget
-            .clone()
-            .try_acquire_many_owned(self.charge(&frame))
-        {
-            Ok(permit) => permit,
-            Err(TryAcquireError::NoPermits) => return Err(QueueError::Full),
-            Err(TryAcquireError::Closed) => return Err(QueueError::Closed),
-        };
-        self.tx
-            .try_send(Command::Budgeted(frame, permit))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => QueueError::Full,
-                mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
-            })
+    pub(crate) fn try_queue(&self, frame: &[u8]) -> Result<(), QueueError> {
+        self.outbox.try_push(frame)
     }
 
-    /// Waits until no request handler is running.
     pub(crate) async fn idle(&self) {
         loop {
             let notified = self.idle.notified();
@@ -288,7 +243,11 @@ impl<In: Events> Shared<In> {
     pub(crate) fn gone(&self) -> DisconnectReason {
         self.disconnect_reason()
             .or_else(|| lock(&self.pending).closed.clone())
-            .unwrap_or(DisconnectReason::PeerHungUp)
+            .unwrap_or(if self.outbox.is_closing() {
+                DisconnectReason::ClosedLocally
+            } else {
+                DisconnectReason::PeerHungUp
+            })
     }
 
     /// Waits until the connection has ended and its events were delivered.
@@ -302,11 +261,10 @@ impl<In: Events> Shared<In> {
     }
 
     pub(crate) fn metrics(&self) -> SocketMetrics {
-        let capacity = self.tx.max_capacity() - self.tx.capacity();
         SocketMetrics {
             traffic: (&*self.meter.own).into(),
             calls_in_flight: lock(&self.pending).calls.len() as u64,
-            queue_depth: capacity as u64,
+            queue_depth: self.outbox.depth() as u64,
         }
     }
 
@@ -369,7 +327,7 @@ impl<In: Events> Shared<In> {
         self.start();
         let graceful = async {
             if let Ok(frame) = frame::encode(&Header::Close(reason), None::<&()>, usize::MAX) {
-                if self.tx.send(Command::Close(frame)).await.is_err() {
+                if self.outbox.push_close(&frame).is_err() {
                     return;
                 }
             }
@@ -398,7 +356,6 @@ impl<In: Events> Shared<In> {
     async fn finish(
         &self,
         reason: DisconnectReason,
-        last_tx: oneshot::Sender<Option<Bytes>>,
         events: tokio::task::JoinHandle<()>,
         on_end: Option<OnEnd>,
     ) {
@@ -414,14 +371,14 @@ impl<In: Events> Shared<In> {
         };
         let last =
             tell_peer.and_then(|r| frame::encode(&Header::Close(r), None::<&()>, usize::MAX).ok());
-        let _ = last_tx.send(last);
         let calls = {
             let mut pending = lock(&self.pending);
             pending.closed = Some(reason.clone());
             std::mem::take(&mut pending.calls)
         };
-        // Senders waiting for queue room learn the connection is gone.
-        self.budget.close();
+        // The writer sends `last` only; senders waiting for queue room learn
+        // the connection is gone.
+        self.outbox.finish(last);
         for (_, tx) in calls {
             let _ = tx.send(Err(CallError::Disconnected(reason.clone())));
         }
@@ -491,7 +448,7 @@ async fn read_loop<In: Events>(
                     }
                     _ => {
                         if let Ok(ping) = frame::encode(&Header::Ping, None::<&()>, usize::MAX) {
-                            let _ = shared.tx.try_send(Command::Frame(ping));
+                            let _ = shared.outbox.try_push(&ping);
                         }
                         ping_at = Some(now);
                         beat.as_mut().reset(now + timeout);
@@ -560,7 +517,7 @@ async fn read_loop<In: Events>(
             }
             Header::Ping => {
                 if let Ok(pong) = frame::encode(&Header::Pong, None::<&()>, usize::MAX) {
-                    let _ = shared.tx.try_send(Command::Frame(pong));
+                    let _ = shared.outbox.try_push(&pong);
                 }
             }
             Header::Pong => {}
@@ -615,7 +572,7 @@ fn spawn_request<In: Events>(
             let reply =
                 crate::deadline::with_deadline(timeout_ms, answer(&task_shared, id, payload));
             if let Some(reply) = reply.await {
-                if task_shared.queue(reply).await.is_ok() {
+                if task_shared.queue(&reply).await.is_ok() {
                     task_shared.meter.add(|c| &c.requests_served, 1);
                 }
             }
@@ -711,66 +668,31 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// long `close()` waits for the outgoing queue before dropping the connection.
 pub(crate) const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Frames written in one batch before the writer flushes.
-const BATCH_BYTES: usize = 64 * 1024;
-
-async fn write_loop<In: Events>(
-    mut io: WriteHalf,
-    mut queue: mpsc::Receiver<Command>,
-    mut last: oneshot::Receiver<Option<Bytes>>,
-    shared: Arc<Shared<In>>,
-) {
-    let mut codec = FrameCodec::new(usize::MAX);
-    let mut held = Vec::new();
+async fn write_loop<In: Events>(mut io: WriteHalf, shared: Arc<Shared<In>>) {
     let mut buf = BytesMut::new();
     loop {
-        let first = tokio::select! {
-            biased;
-            last = &mut last => {
-                if let Ok(Some(frame)) = last {
+        let (frames, closing) = match shared.outbox.take(&mut buf).await {
+            Take::Batch { frames, closing } => (frames, closing),
+            Take::Last(last) => {
+                if let Some(frame) = last {
                     let _ = io.write_all(&frame).await;
                 }
                 let _ = io.shutdown().await;
                 return;
             }
-            cmd = queue.recv() => cmd,
+            Take::Done => {
+                let _ = io.shutdown().await;
+                return;
+            }
         };
-        let Some(mut cmd) = first else { return };
-        let mut closing = false;
-        let mut frames = 0;
-        loop {
-            frames += 1;
-            let frame = match cmd {
-                Command::Frame(frame) => frame,
-                Command::Budgeted(frame, permit) => {
-                    held.push(permit);
-                    frame
-                }
-                Command::Close(frame) => {
-                    closing = true;
-                    frame
-                }
-            };
-            // Cannot fail: the codec's limit is usize::MAX.
-            let _ = codec.encode(frame, &mut buf);
-            if closing || buf.len() >= BATCH_BYTES {
-                break;
-            }
-            match queue.try_recv() {
-                Ok(next) => cmd = next,
-                Err(_) => break,
-            }
-        }
         tracing::trace!(frames, bytes = buf.len(), "frames out");
         if let Err(err) = io.write_all(&buf).await {
             shared.stop(Some(DisconnectReason::from_io(&err)));
             return;
         }
-        // The written frames give their bytes back to the queue's budget.
-        held.clear();
-        shared.meter.add(|c| &c.frames_out, frames);
+        shared.meter.add(|c| &c.frames_out, frames as u64);
         shared.meter.add(|c| &c.bytes_out, buf.len() as u64);
-        buf.clear();
+        shared.outbox.written(frames, &mut buf);
         if closing {
             let _ = io.shutdown().await;
             shared.stop(None);

@@ -62,6 +62,7 @@ mod handlers;
 mod handshake;
 mod metrics;
 mod middleware;
+mod outbox;
 pub mod reconnect;
 mod rooms;
 mod server;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::config::{config_setters, Config};
-use crate::conn::{self, lock, write, Carry, Command, Shared};
+use crate::conn::{self, lock, write, Carry, Shared};
 use crate::frame::{self, CloseReason, Header, RejectReason};
 use crate::handlers::{call_caught, BoxFuture};
 use crate::metrics::{Counters, Meter, RejectCounters, ServerMetrics, SocketMetrics};
@@ -809,7 +809,7 @@ async fn serve_connection<In: Events, Out: Events>(
         inner.rejects.shutting_down.fetch_add(1, Ordering::Relaxed);
         let reason = RejectReason::Other("the server is shutting down".into());
         if let Ok(reject) = frame::encode(&Header::Reject(reason), None::<&()>, usize::MAX) {
-            let _ = shared.tx.try_send(Command::Close(reject));
+            let _ = shared.outbox.push_close(&reject);
         }
         return;
     }
@@ -818,7 +818,7 @@ async fn serve_connection<In: Events, Out: Events>(
         // client's connect returns, `sockets()` includes it, and no emit to
         // all can be queued before its Welcome.
         let mut registry = lock(&inner.registry);
-        let queued = welcome.is_ok_and(|w| shared.tx.try_send(Command::Frame(w)).is_ok());
+        let queued = welcome.is_ok_and(|w| shared.outbox.try_push(&w).is_ok());
         if !queued {
             drop(registry);
             shared.stop(Some(crate::DisconnectReason::ClosedLocally));

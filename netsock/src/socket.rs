@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::client::{Client, Mode};
 use crate::config::{config_setters, Config};
-use crate::conn::{encode_reply, lock, write, Command, QueueError, Shared};
+use crate::conn::{encode_reply, lock, write, QueueError, Shared};
 use crate::frame::{self, CloseReason, Header};
 use crate::handlers::{BoxFuture, Slot};
 use crate::metrics::SocketMetrics;
@@ -477,7 +477,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         let frame = self.encode_event(&event)?;
         match &self.link {
             Link::Client(client) => client.send(frame, event.variant_name()).await,
-            Link::Accepted(shared) => match shared.queue(frame).await {
+            Link::Accepted(shared) => match shared.queue(&frame).await {
                 Ok(()) => Ok(()),
                 Err(_) => Err(Error::Disconnected(shared.gone())),
             },
@@ -498,7 +498,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             Link::Client(client) => return client.try_send(frame, name, mode),
             Link::Accepted(shared) => shared,
         };
-        match shared.try_queue(frame) {
+        match shared.try_queue(&frame) {
             Ok(()) => Ok(()),
             Err(QueueError::Full) => Err(Error::QueueFull { event: name }),
             Err(QueueError::Closed) => Err(Error::Disconnected(shared.gone())),
@@ -614,7 +614,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         // The timeout covers waiting for room in a full queue too: a peer
         // that stopped reading cannot hold a call past it.
         let exchange = async {
-            if shared.queue(frame).await.is_err() {
+            if shared.queue(&frame).await.is_err() {
                 return Err(CallError::Disconnected(shared.gone()));
             }
             match rx.await {
@@ -645,7 +645,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// Queues a frame without waiting; for broadcasts.
-    pub(crate) fn try_queue(&self, frame: bytes::Bytes) -> std::result::Result<(), QueueError> {
+    pub(crate) fn try_queue(&self, frame: &[u8]) -> std::result::Result<(), QueueError> {
         self.conn().try_queue(frame)
     }
 
@@ -1185,7 +1185,7 @@ impl<In: Events> Drop for PendingCall<'_, In> {
                 frame::encode(&Header::Cancel { id: self.id }, None::<&()>, usize::MAX)
             {
                 // Best effort: if the queue is full the reply is simply ignored.
-                let _ = self.shared.tx.try_send(Command::Frame(cancel));
+                let _ = self.shared.outbox.try_push(&cancel);
             }
         }
     }
