@@ -12,8 +12,10 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -503,10 +505,13 @@ async fn read_loop<In: Events>(
                 }
             }
             Header::Request { id, timeout_ms } => {
+                let Some(work) = serve_now(shared, id, timeout_ms, payload).await else {
+                    continue;
+                };
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     return DisconnectReason::ClosedLocally;
                 };
-                spawn_request(shared, id, timeout_ms, payload, permit);
+                spawn_request(shared, id, work, permit);
             }
             Header::Response { id } => shared.complete_call(id, Ok(payload)),
             Header::Failure { id, error } => shared.complete_call(id, Err(error.into())),
@@ -556,11 +561,50 @@ async fn event_loop<In: Events>(shared: Arc<Shared<In>>, mut events: mpsc::Recei
     }
 }
 
-fn spawn_request<In: Events>(
+/// A request being answered: resolves to the reply frame, if any.
+type Work = std::pin::Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
+
+/// Answers a request at once when its handler is ready at once (no task
+/// spawned: the common case of a handler that does not wait); otherwise
+/// hands back the started work for [`spawn_request`].
+async fn serve_now<In: Events>(
     shared: &Arc<Shared<In>>,
     id: u64,
     timeout_ms: u32,
     payload: Bytes,
+) -> Option<(Work, tracing::Span)> {
+    let span = tracing::debug_span!("request", id, event = tracing::field::Empty);
+    let task_shared = shared.clone();
+    let mut work: Work = Box::pin(crate::deadline::with_deadline(timeout_ms, async move {
+        answer(&task_shared, id, payload).await
+    }));
+    // Not started: the handlers may not be registered yet; wait in a task.
+    if !*shared.started.borrow() {
+        return Some((work, span));
+    }
+    let polled = std::future::poll_fn(|cx| Poll::Ready(span.in_scope(|| work.as_mut().poll(cx))));
+    let Poll::Ready(reply) = polled.await else {
+        return Some((work, span));
+    };
+    if let Some(reply) = reply {
+        match shared.try_queue(&reply) {
+            Ok(()) => shared.meter.add(|c| &c.requests_served, 1),
+            // Rare: wait for room in a task, not here in the reader.
+            Err(QueueError::Full) => {
+                return Some((Box::pin(std::future::ready(Some(reply))), span));
+            }
+            Err(QueueError::Closed) => {}
+        }
+    }
+    None
+}
+
+/// Finishes answering a request in its own task, cancellable by the
+/// caller's `Cancel`, within the limit on concurrent requests.
+fn spawn_request<In: Events>(
+    shared: &Arc<Shared<In>>,
+    id: u64,
+    (work, span): (Work, tracing::Span),
     permit: OwnedSemaphorePermit,
 ) {
     let (handle, registration) = AbortHandle::new_pair();
@@ -569,9 +613,7 @@ fn spawn_request<In: Events>(
     let work = Abortable::new(
         async move {
             task_shared.wait_started().await;
-            let reply =
-                crate::deadline::with_deadline(timeout_ms, answer(&task_shared, id, payload));
-            if let Some(reply) = reply.await {
+            if let Some(reply) = work.await {
                 if task_shared.queue(&reply).await.is_ok() {
                     task_shared.meter.add(|c| &c.requests_served, 1);
                 }
@@ -580,7 +622,6 @@ fn spawn_request<In: Events>(
         registration,
     );
     let shared = shared.clone();
-    let span = tracing::debug_span!("request", id, event = tracing::field::Empty);
     tokio::spawn(
         async move {
             let _permit = permit;
