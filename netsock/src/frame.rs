@@ -113,6 +113,9 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
 /// At most this much buffer is reserved ahead of bytes actually received.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
+/// Room kept for each read on a busy connection.
+const READ_CHUNK: usize = 8 * 1024;
+
 /// Size of the length prefix.
 ///
 /// ```
@@ -364,6 +367,9 @@ pub enum CloseReason {
 #[derive(Clone, Debug)]
 pub struct FrameCodec {
     max: usize,
+    /// Set once a read filled the buffer: from then on the decoder keeps
+    /// room for a sizeable read. Idle connections keep their small buffer.
+    busy: bool,
 }
 
 impl FrameCodec {
@@ -379,7 +385,7 @@ impl FrameCodec {
     /// assert!(matches!(codec.decode(&mut wire), Err(netsock::Error::FrameTooLarge { size: 17, max: 16 })));
     /// ```
     pub fn new(max: usize) -> Self {
-        FrameCodec { max }
+        FrameCodec { max, busy: false }
     }
 
     /// The largest frame body this codec accepts.
@@ -398,6 +404,12 @@ impl Decoder for FrameCodec {
     type Error = Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, Error> {
+        if !self.busy && !src.is_empty() && src.len() == src.capacity() {
+            self.busy = true;
+        }
+        if self.busy && src.capacity() - src.len() < READ_CHUNK / 2 {
+            src.reserve(READ_CHUNK);
+        }
         let Some(prefix) = src.get(..PREFIX_LEN) else {
             return Ok(None);
         };

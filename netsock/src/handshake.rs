@@ -10,6 +10,11 @@ use crate::frame::{self, FrameCodec, Header, Hello, RejectReason, MAGIC, PROTOCO
 use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
 use crate::{Error, Events, SchemaId, SocketId};
 
+/// The read buffer a connection starts with; it grows on demand (the
+/// decoder reserves room for the frame it is reading). Small, because most
+/// connections are idle most of the time.
+const READ_START: usize = 256;
+
 async fn send(writer: &mut WriteHalf, header: &Header) -> Result<(), Error> {
     let frame = frame::encode(header, None::<&()>, usize::MAX)?;
     writer.write_all(&frame).await?;
@@ -37,7 +42,8 @@ pub(crate) async fn connect<In: Events, Out: Events>(
     config: &Config,
     auth: Option<Vec<u8>>,
 ) -> Result<Handshaken, Error> {
-    let mut reader = FramedRead::new(read, FrameCodec::new(config.max_frame_size));
+    let mut reader =
+        FramedRead::with_capacity(read, FrameCodec::new(config.max_frame_size), READ_START);
     let hello = Hello {
         magic: MAGIC,
         version: PROTOCOL_VERSION,
@@ -87,7 +93,8 @@ pub(crate) async fn accept<In: Events, Out: Events>(
     config: &Config,
     id: SocketId,
 ) -> Result<(Handshaken, Hello), Error> {
-    let mut reader = FramedRead::new(read, FrameCodec::new(config.max_frame_size));
+    let mut reader =
+        FramedRead::with_capacity(read, FrameCodec::new(config.max_frame_size), READ_START);
     let hello = match first_frame(&mut reader).await {
         Ok(Header::Hello(hello)) if hello.magic == MAGIC => hello,
         Ok(_) | Err(Error::Protocol(_)) => {
