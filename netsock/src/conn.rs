@@ -13,13 +13,13 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::future::{AbortHandle, Abortable};
+use futures_util::future::{AbortHandle, Abortable, OptionFuture};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -63,6 +63,8 @@ pub(crate) struct Shared<In> {
     pub(crate) pending: Mutex<Pending>,
     pub(crate) next_call: AtomicU64,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
+    /// Requests being handled, inline or in a task (see [`Handling`]).
+    handling: AtomicUsize,
     /// Signalled when the last running request handler finishes.
     idle: Notify,
     pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
@@ -135,7 +137,6 @@ impl<In: Events> Shared<In> {
         carry: Carry<In>,
         on_end: Option<OnEnd>,
     ) -> Arc<Self> {
-        let (event_tx, event_rx) = mpsc::channel(config.queue_capacity);
         let shared = Arc::new(Shared {
             id: conn.id,
             peer: conn.peer,
@@ -145,6 +146,7 @@ impl<In: Events> Shared<In> {
             pending: Mutex::new(Pending::default()),
             next_call: AtomicU64::new(1),
             running: Mutex::new(HashMap::new()),
+            handling: AtomicUsize::new(0),
             idle: Notify::new(),
             handlers: carry.handlers,
             started: carry.started,
@@ -158,11 +160,11 @@ impl<In: Events> Shared<In> {
         // Every task of the connection runs in the caller's connection span.
         let span = tracing::Span::current();
         let writer = tokio::spawn(write_loop(conn.writer, shared.clone()).instrument(span.clone()));
-        let events = tokio::spawn(event_loop(shared.clone(), event_rx).instrument(span.clone()));
         let reader_shared = shared.clone();
         tokio::spawn(
             async move {
-                let reason = read_loop(&reader_shared, conn.reader, event_tx).await;
+                let mut events = None;
+                let reason = read_loop(&reader_shared, conn.reader, &mut events).await;
                 // A writer blocked on a peer that stopped reading gets a grace
                 // period to send its last frame, then is dropped with the socket.
                 tokio::spawn(async move {
@@ -174,6 +176,8 @@ impl<In: Events> Shared<In> {
                         writer.abort();
                     }
                 });
+                // Dropping the sender lets the event task finish the queue.
+                let events = events.map(|task: EventTask| task.handle);
                 reader_shared.finish(reason, events, on_end).await;
             }
             .instrument(span),
@@ -208,7 +212,7 @@ impl<In: Events> Shared<In> {
             let notified = self.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if lock(&self.running).is_empty() {
+            if self.handling.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
@@ -358,7 +362,7 @@ impl<In: Events> Shared<In> {
     async fn finish(
         &self,
         reason: DisconnectReason,
-        events: tokio::task::JoinHandle<()>,
+        events: Option<tokio::task::JoinHandle<()>>,
         on_end: Option<OnEnd>,
     ) {
         tracing::info!(%reason, "disconnected");
@@ -393,7 +397,7 @@ impl<In: Events> Shared<In> {
         if !server_side {
             self.start();
         }
-        if let Err(err) = events.await {
+        if let Some(Err(err)) = OptionFuture::from(events).await {
             tracing::warn!(socket = %self.id, %err, "event task failed");
         }
         if let Some(on_end) = on_end {
@@ -418,7 +422,7 @@ impl<In: Events> Shared<In> {
 async fn read_loop<In: Events>(
     shared: &Arc<Shared<In>>,
     mut frames: FramedRead<ReadHalf, FrameCodec>,
-    events: mpsc::Sender<Bytes>,
+    events: &mut Option<EventTask>,
 ) -> DisconnectReason {
     let permits = Arc::new(Semaphore::new(shared.config.max_concurrent_requests));
     // Set once this side has sent its Close: keep reading (and delivering)
@@ -500,7 +504,8 @@ async fn read_loop<In: Events>(
         tracing::trace!(socket = %shared.id, ?header, len = payload.len(), "frame in");
         match header {
             Header::Event => {
-                if events.send(payload).await.is_err() {
+                let task = events.get_or_insert_with(|| EventTask::start(shared));
+                if task.tx.send(payload).await.is_err() {
                     return DisconnectReason::ClosedLocally;
                 }
             }
@@ -533,6 +538,23 @@ async fn read_loop<In: Events>(
                 return DisconnectReason::Protocol(message);
             }
         }
+    }
+}
+
+/// A connection's event task and the queue feeding it, started by the first
+/// event: an idle connection has neither.
+struct EventTask {
+    tx: mpsc::Sender<Bytes>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl EventTask {
+    fn start<In: Events>(shared: &Arc<Shared<In>>) -> Self {
+        let (tx, rx) = mpsc::channel(shared.config.queue_capacity);
+        // The reader runs in the connection's span; so does its event task.
+        let span = tracing::Span::current();
+        let handle = tokio::spawn(event_loop(shared.clone(), rx).instrument(span));
+        EventTask { tx, handle }
     }
 }
 
@@ -572,26 +594,27 @@ async fn serve_now<In: Events>(
     id: u64,
     timeout_ms: u32,
     payload: Bytes,
-) -> Option<(Work, tracing::Span)> {
+) -> Option<(Work, tracing::Span, Handling<In>)> {
     let span = tracing::debug_span!("request", id, event = tracing::field::Empty);
+    let handling = Handling::new(shared);
     let task_shared = shared.clone();
     let mut work: Work = Box::pin(crate::deadline::with_deadline(timeout_ms, async move {
         answer(&task_shared, id, payload).await
     }));
     // Not started: the handlers may not be registered yet; wait in a task.
     if !*shared.started.borrow() {
-        return Some((work, span));
+        return Some((work, span, handling));
     }
     let polled = std::future::poll_fn(|cx| Poll::Ready(span.in_scope(|| work.as_mut().poll(cx))));
     let Poll::Ready(reply) = polled.await else {
-        return Some((work, span));
+        return Some((work, span, handling));
     };
     if let Some(reply) = reply {
         match shared.try_queue(&reply) {
             Ok(()) => shared.meter.add(|c| &c.requests_served, 1),
             // Rare: wait for room in a task, not here in the reader.
             Err(QueueError::Full) => {
-                return Some((Box::pin(std::future::ready(Some(reply))), span));
+                return Some((Box::pin(std::future::ready(Some(reply))), span, handling));
             }
             Err(QueueError::Closed) => {}
         }
@@ -599,12 +622,32 @@ async fn serve_now<In: Events>(
     None
 }
 
+/// Counts a request as being handled while it lives, so that a graceful
+/// shutdown waits for it, from before its handler first runs (inline, in the
+/// reader) until its reply is queued or it is dropped.
+struct Handling<In: Events>(Arc<Shared<In>>);
+
+impl<In: Events> Handling<In> {
+    fn new(shared: &Arc<Shared<In>>) -> Self {
+        shared.handling.fetch_add(1, Ordering::SeqCst);
+        Handling(shared.clone())
+    }
+}
+
+impl<In: Events> Drop for Handling<In> {
+    fn drop(&mut self) {
+        if self.0.handling.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 /// Finishes answering a request in its own task, cancellable by the
 /// caller's `Cancel`, within the limit on concurrent requests.
 fn spawn_request<In: Events>(
     shared: &Arc<Shared<In>>,
     id: u64,
-    (work, span): (Work, tracing::Span),
+    (work, span, handling): (Work, tracing::Span, Handling<In>),
     permit: OwnedSemaphorePermit,
 ) {
     let (handle, registration) = AbortHandle::new_pair();
@@ -625,12 +668,9 @@ fn spawn_request<In: Events>(
     tokio::spawn(
         async move {
             let _permit = permit;
+            let _handling = handling;
             let _ = work.await;
-            let mut running = lock(&shared.running);
-            running.remove(&id);
-            if running.is_empty() {
-                shared.idle.notify_waiters();
-            }
+            lock(&shared.running).remove(&id);
         }
         .instrument(span),
     );
