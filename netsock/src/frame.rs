@@ -116,6 +116,9 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 /// Room kept for each read on a busy connection.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Room kept for each read on a quiet one.
+pub(crate) const READ_MIN: usize = 1024;
+
 /// Size of the length prefix.
 ///
 /// ```
@@ -407,8 +410,11 @@ impl Decoder for FrameCodec {
         if !self.busy && !src.is_empty() && src.len() == src.capacity() {
             self.busy = true;
         }
-        if self.busy && src.capacity() - src.len() < READ_CHUNK / 2 {
-            src.reserve(READ_CHUNK);
+        // Room for the next read: a message in one read when idle, many
+        // when busy. (With less, a frame arriving alone can take two reads.)
+        let room = if self.busy { READ_CHUNK } else { READ_MIN };
+        if src.capacity() - src.len() < room / 2 {
+            src.reserve(room);
         }
         let Some(prefix) = src.get(..PREFIX_LEN) else {
             return Ok(None);

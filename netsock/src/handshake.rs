@@ -11,9 +11,10 @@ use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
 use crate::{Error, Events, SchemaId, SocketId};
 
 /// The read buffer a connection starts with; it grows on demand (the
-/// decoder reserves room for the frame it is reading). Small, because most
-/// connections are idle most of the time.
-const READ_START: usize = 256;
+/// decoder reserves room for the frame it is reading, and more once the
+/// connection is busy). Small, because most connections are idle most of
+/// the time.
+const READ_START: usize = frame::READ_MIN;
 
 async fn send(writer: &mut WriteHalf, header: &Header) -> Result<(), Error> {
     let frame = frame::encode(header, None::<&()>, usize::MAX)?;
