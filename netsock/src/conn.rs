@@ -1,8 +1,10 @@
-//! One live connection: its shared state, and the three tasks that drive it.
+//! One live connection: its shared state, and the tasks that drive it.
 //!
-//! * the **reader** decodes frames, completes pending calls, spawns request
-//!   handlers and feeds the event task;
-//! * the **event task** runs event handlers one at a time, in arrival order;
+//! * the **reader** decodes frames, completes pending calls, answers requests
+//!   (at once when the handler is ready at once, else in a task of their
+//!   own) and feeds the event task;
+//! * the **event task**, started by the first event, runs event handlers one
+//!   at a time, in arrival order;
 //! * the **writer** takes every frame queued in the bounded
 //!   [outbox](crate::outbox) and writes them with one call.
 //!
