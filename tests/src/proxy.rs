@@ -1,5 +1,6 @@
-//! A forwarding proxy between clients and a server that a test can cut:
-//! every connection through it drops at once, as a network fault would,
+//! A forwarding proxy between clients and a server that a test can cut
+//! (every connection through it drops at once, as a network fault would) or
+//! freeze (connections stay open but nothing passes, as with a hung peer),
 //! while the server keeps running.
 
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use crate::{Stream, TempDir, Transport};
 pub struct Proxy {
     addr: Addr,
     pipes: Arc<Mutex<JoinSet<()>>>,
+    freeze: tokio::sync::watch::Sender<u64>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -21,9 +23,11 @@ impl Proxy {
     /// `target`.
     pub async fn start(transport: Transport, dir: &TempDir, target: Addr) -> Proxy {
         let pipes = Arc::new(Mutex::new(JoinSet::new()));
+        let freeze = tokio::sync::watch::Sender::new(0);
         let (addr, listener) = listen(transport, dir).await;
         let accept = tokio::spawn({
             let pipes = pipes.clone();
+            let freeze = freeze.clone();
             async move {
                 loop {
                     let Some(client) = listener.accept().await else {
@@ -32,13 +36,15 @@ impl Proxy {
                     let Some(server) = dial(&target).await else {
                         continue;
                     };
-                    pipes.lock().unwrap().spawn(pipe(client, server));
+                    let frozen = freeze.subscribe();
+                    pipes.lock().unwrap().spawn(pipe(client, server, frozen));
                 }
             }
         });
         Proxy {
             addr,
             pipes,
+            freeze,
             accept,
         }
     }
@@ -60,6 +66,15 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Stops forwarding on every connection through the proxy now, keeping
+    /// them open: both ends see a peer that went silent. New connections
+    /// still pass.
+    pub fn freeze(&self) {
+        self.freeze.send_modify(|n| *n += 1);
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
@@ -67,8 +82,18 @@ impl Drop for Proxy {
     }
 }
 
-async fn pipe(mut a: Box<dyn Stream>, mut b: Box<dyn Stream>) {
-    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+async fn pipe(
+    mut a: Box<dyn Stream>,
+    mut b: Box<dyn Stream>,
+    mut frozen: tokio::sync::watch::Receiver<u64>,
+) {
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+        _ = frozen.changed() => {
+            // Hold both ends open, silently, until cut or dropped.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 enum Listener {

@@ -105,7 +105,8 @@ on_both_transports!(
     no_reconnect_ends_at_the_first_disconnect,
     a_server_closing_the_socket_is_final,
     a_refusing_server_ends_the_retries,
-    survives_repeated_network_cuts
+    survives_repeated_network_cuts,
+    leaves_a_silent_server_by_heartbeat_and_comes_back
 );
 
 async fn comes_back_after_a_restart_and_replays_in_order(t: Transport) {
@@ -507,5 +508,46 @@ async fn survives_repeated_network_cuts(t: Transport) {
         last[c] = n;
     }
     assert!(last.iter().all(|n| *n > 0));
+    io.close().await;
+}
+
+/// A server that stops answering without closing (a hung process, a dead
+/// link) is noticed by the heartbeat, and the client reconnects.
+async fn leaves_a_silent_server_by_heartbeat_and_comes_back(t: Transport) {
+    // Short, yet long enough that a loaded machine answers pings in time.
+    const BEAT: Duration = Duration::from_millis(300);
+    let (io, mut seen, dir) = tests::api::serve(t).await;
+    let proxy = tests::proxy::Proxy::start(t, &dir, fixed(&io)).await;
+    let socket = within(
+        Socket::<Api>::builder()
+            .heartbeat(BEAT, BEAT)
+            .reconnect(fast())
+            .connect(proxy.addr()),
+    )
+    .await
+    .unwrap();
+    let (on_disconnect, mut disconnects) = channel();
+    socket.on_disconnect(on_disconnect);
+    let (on_reconnect, mut reconnects) = channel::<Reconnected>();
+    socket.on_reconnect(on_reconnect);
+    assert_eq!(within(socket.sum(vec![1, 2])).await, Ok(3));
+    let first = within(seen.connected.recv()).await.unwrap();
+
+    proxy.freeze();
+    assert_eq!(
+        within(disconnects.recv()).await.unwrap(),
+        DisconnectReason::HeartbeatTimeout { after: BEAT * 2 }
+    );
+    let back = within(reconnects.recv()).await.unwrap();
+    assert_eq!(
+        back.reason,
+        DisconnectReason::HeartbeatTimeout { after: BEAT * 2 }
+    );
+    let second = within(seen.connected.recv()).await.unwrap();
+    assert_ne!(first.id(), second.id());
+    assert_eq!(socket.id(), second.id());
+    assert_eq!(within(socket.sum(vec![2, 3])).await, Ok(5));
+    socket.close().await;
+    proxy.cut(); // the frozen connection would hold the server's close up
     io.close().await;
 }
