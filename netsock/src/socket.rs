@@ -348,7 +348,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    /// The connection's id (the same on both ends).
+    /// The connection's id (the same on both ends). A client socket that
+    /// [reconnects](Reconnect) gets a new id from the server with each
+    /// connection.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -363,7 +365,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         self.conn().id
     }
 
-    /// The peer's address.
+    /// The peer's address (on a client that reconnects, the current
+    /// connection's).
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -381,7 +384,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         self.conn().peer.clone()
     }
 
-    /// Whether the connection is still open.
+    /// Whether the connection is open; `false` while a client socket is
+    /// offline, reconnecting.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
