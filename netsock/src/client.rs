@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::addr::Addr;
 use crate::config::Config;
-use crate::conn::{lock, read, write, Carry, QueueError, Shared};
+use crate::conn::{lock, read, wait_for_reason, write, Carry, QueueError, Shared};
 use crate::handlers::call_caught;
 use crate::metrics::Meter;
 use crate::reconnect::{is_retryable, is_temporary};
@@ -272,12 +272,7 @@ impl<In: Events, Out: Events> Client<In, Out> {
 
     /// Waits until the socket is closed for good.
     pub(crate) async fn closed(&self) -> DisconnectReason {
-        let mut ended = self.ended.subscribe();
-        let reason = match ended.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone(),
-            Err(_) => None,
-        };
-        reason.unwrap_or(DisconnectReason::ClosedLocally)
+        wait_for_reason(&self.ended).await
     }
 
     /// Ends the socket: reports what the offline buffer still held, and drops

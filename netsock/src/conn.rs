@@ -119,6 +119,18 @@ pub(crate) struct Handshaken {
 /// resolves; client connections have none.
 pub(crate) type OnEnd = Box<dyn FnOnce(SocketId) + Send>;
 
+/// Waits until `state` holds a reason, and gives it.
+pub(crate) async fn wait_for_reason(
+    state: &watch::Sender<Option<DisconnectReason>>,
+) -> DisconnectReason {
+    let mut state = state.subscribe();
+    let reason = match state.wait_for(Option::is_some).await {
+        Ok(reason) => reason.clone(),
+        Err(_) => None,
+    };
+    reason.unwrap_or(DisconnectReason::ClosedLocally)
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -260,12 +272,7 @@ impl<In: Events> Shared<In> {
 
     /// Waits until the connection has ended and its events were delivered.
     pub(crate) async fn ended(&self) -> DisconnectReason {
-        let mut state = self.state.subscribe();
-        let reason = match state.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone(),
-            Err(_) => None,
-        };
-        reason.unwrap_or(DisconnectReason::ClosedLocally)
+        wait_for_reason(&self.state).await
     }
 
     pub(crate) fn metrics(&self) -> SocketMetrics {

@@ -186,24 +186,41 @@ pub async fn raw_server(
     transport: Transport,
     dir: &TempDir,
 ) -> (Addr, tokio::task::JoinHandle<Raw>) {
+    let (addr, listener) = listen(transport, dir, "raw.sock").await;
+    let accept =
+        tokio::spawn(async move { Raw::from_stream(listener.accept().await.expect("accept")) });
+    (addr, accept)
+}
+
+/// A plain listener on either transport, for the hand-written peers.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> Option<Box<dyn Stream>> {
+        Some(match self {
+            Listener::Tcp(l) => Box::new(l.accept().await.ok()?.0),
+            Listener::Unix(l) => Box::new(l.accept().await.ok()?.0),
+        })
+    }
+}
+
+/// Listens on 127.0.0.1 (an ephemeral port) or on `file` in `dir`.
+async fn listen(transport: Transport, dir: &TempDir, file: &str) -> (Addr, Listener) {
     match transport {
         Transport::Tcp => {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
             let addr = l.local_addr().expect("local addr").into();
-            let accept = tokio::spawn(async move {
-                Raw::from_stream(Box::new(l.accept().await.expect("accept").0))
-            });
-            (addr, accept)
+            (addr, Listener::Tcp(l))
         }
         Transport::Unix => {
-            let path = dir.path().join("raw.sock");
+            let path = dir.path().join(file);
             let l = tokio::net::UnixListener::bind(&path).expect("bind");
-            let accept = tokio::spawn(async move {
-                Raw::from_stream(Box::new(l.accept().await.expect("accept").0))
-            });
-            (path.into(), accept)
+            (path.into(), Listener::Unix(l))
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use netsock::Addr;
 use tokio::task::JoinSet;
 
-use crate::{Stream, TempDir, Transport};
+use crate::{listen, Stream, TempDir, Transport};
 
 /// Forwards each connection on its own address to `target`.
 pub struct Proxy {
@@ -24,7 +24,7 @@ impl Proxy {
     pub async fn start(transport: Transport, dir: &TempDir, target: Addr) -> Proxy {
         let pipes = Arc::new(Mutex::new(JoinSet::new()));
         let freeze = tokio::sync::watch::Sender::new(0);
-        let (addr, listener) = listen(transport, dir).await;
+        let (addr, listener) = listen(transport, dir, "proxy.sock").await;
         let accept = tokio::spawn({
             let pipes = pipes.clone();
             let freeze = freeze.clone();
@@ -92,37 +92,6 @@ async fn pipe(
         _ = frozen.changed() => {
             // Hold both ends open, silently, until cut or dropped.
             std::future::pending::<()>().await;
-        }
-    }
-}
-
-enum Listener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
-}
-
-impl Listener {
-    async fn accept(&self) -> Option<Box<dyn Stream>> {
-        Some(match self {
-            Listener::Tcp(l) => Box::new(l.accept().await.ok()?.0),
-            Listener::Unix(l) => Box::new(l.accept().await.ok()?.0),
-        })
-    }
-}
-
-async fn listen(transport: Transport, dir: &TempDir) -> (Addr, Listener) {
-    match transport {
-        Transport::Tcp => {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind the proxy");
-            let addr = l.local_addr().expect("local addr").into();
-            (addr, Listener::Tcp(l))
-        }
-        Transport::Unix => {
-            let path = dir.path().join("proxy.sock");
-            let l = tokio::net::UnixListener::bind(&path).expect("bind the proxy");
-            (path.into(), Listener::Unix(l))
         }
     }
 }

@@ -21,6 +21,13 @@ fn fast() -> Reconnect {
         .max_delay(Duration::from_millis(50))
 }
 
+/// A client of `addr` that reconnects by `policy`.
+async fn client(addr: &Addr, policy: Reconnect) -> Socket<Api> {
+    within(Socket::<Api>::builder().reconnect(policy).connect(addr))
+        .await
+        .expect("connect")
+}
+
 /// A server at `addr` that forwards `Message`s, with the connecting
 /// sockets.
 struct Served {
@@ -113,9 +120,7 @@ async fn comes_back_after_a_restart_and_replays_in_order(t: Transport) {
     let dir = TempDir::new();
     let mut first = first_server(t, &dir).await;
     let addr = fixed(&first.io);
-    let socket = within(Socket::<Api>::builder().reconnect(fast()).connect(&addr))
-        .await
-        .unwrap();
+    let socket = client(&addr, fast()).await;
     // Handlers registered once, before any reconnect.
     let runs = Arc::new(AtomicU32::new(0));
     let (got_tx, mut got) = mpsc::unbounded_channel();
@@ -193,13 +198,7 @@ async fn comes_back_after_a_restart_and_replays_in_order(t: Transport) {
 async fn requests_fail_at_once_while_offline(t: Transport) {
     let dir = TempDir::new();
     let mut first = first_server(t, &dir).await;
-    let socket = within(
-        Socket::<Api>::builder()
-            .reconnect(fast())
-            .connect(first.io.local_addr()),
-    )
-    .await
-    .unwrap();
+    let socket = client(first.io.local_addr(), fast()).await;
     socket.start();
     let server_side = within(first.connected.recv()).await.unwrap();
     let (on_disconnect, mut disconnects) = channel();
@@ -242,13 +241,7 @@ async fn fail_offline_refuses_emits(t: Transport) {
     let dir = TempDir::new();
     let first = first_server(t, &dir).await;
     let addr = fixed(&first.io);
-    let socket = within(
-        Socket::<Api>::builder()
-            .reconnect(fast().fail_offline())
-            .connect(&addr),
-    )
-    .await
-    .unwrap();
+    let socket = client(&addr, fast().fail_offline()).await;
     let (on_disconnect, mut disconnects) = channel();
     socket.on_disconnect(on_disconnect);
     let (on_reconnect, mut reconnects) = channel::<Reconnected>();
@@ -278,13 +271,7 @@ async fn fail_offline_refuses_emits(t: Transport) {
 async fn offline_buffer_is_bounded_and_reports_what_it_dropped(t: Transport) {
     let dir = TempDir::new();
     let first = first_server(t, &dir).await;
-    let socket = within(
-        Socket::<Api>::builder()
-            .reconnect(fast().offline_buffer(2))
-            .connect(first.io.local_addr()),
-    )
-    .await
-    .unwrap();
+    let socket = client(first.io.local_addr(), fast().offline_buffer(2)).await;
     let (on_disconnect, mut disconnects) = channel();
     socket.on_disconnect(on_disconnect);
     let (errors_tx, mut errors) = mpsc::unbounded_channel();
@@ -333,13 +320,7 @@ async fn offline_buffer_is_bounded_and_reports_what_it_dropped(t: Transport) {
 async fn gives_up_after_max_attempts(t: Transport) {
     let dir = TempDir::new();
     let first = first_server(t, &dir).await;
-    let socket = within(
-        Socket::<Api>::builder()
-            .reconnect(fast().max_attempts(3))
-            .connect(first.io.local_addr()),
-    )
-    .await
-    .unwrap();
+    let socket = client(first.io.local_addr(), fast().max_attempts(3)).await;
     within(first.io.close()).await;
     let reason = within(socket.closed()).await;
     match &reason {
@@ -380,13 +361,7 @@ async fn no_reconnect_ends_at_the_first_disconnect(t: Transport) {
 async fn a_server_closing_the_socket_is_final(t: Transport) {
     let dir = TempDir::new();
     let mut first = first_server(t, &dir).await;
-    let socket = within(
-        Socket::<Api>::builder()
-            .reconnect(fast())
-            .connect(first.io.local_addr()),
-    )
-    .await
-    .unwrap();
+    let socket = client(first.io.local_addr(), fast()).await;
     socket.start();
     let server_side = within(first.connected.recv()).await.unwrap();
     within(server_side.close()).await;
@@ -402,9 +377,7 @@ async fn a_refusing_server_ends_the_retries(t: Transport) {
     let dir = TempDir::new();
     let first = first_server(t, &dir).await;
     let addr = fixed(&first.io);
-    let socket = within(Socket::<Api>::builder().reconnect(fast()).connect(&addr))
-        .await
-        .unwrap();
+    let socket = client(&addr, fast()).await;
     within(first.io.close()).await;
     // The restarted server refuses this client: retrying cannot help.
     let second = Server::<Api>::bind(&addr).await.unwrap();
@@ -437,13 +410,7 @@ async fn survives_repeated_network_cuts(t: Transport) {
     let (progress_tx, mut progress) = mpsc::unbounded_channel::<(usize, usize)>();
     let mut clients = Vec::new();
     for c in 0..CLIENTS {
-        let socket = within(
-            Socket::<Api>::builder()
-                .reconnect(fast())
-                .connect(proxy.addr()),
-        )
-        .await
-        .unwrap();
+        let socket = client(proxy.addr(), fast()).await;
         let back = Arc::new(AtomicU32::new(0));
         socket.on_reconnect({
             let back = back.clone();
