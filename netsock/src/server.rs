@@ -39,6 +39,22 @@ pub(crate) struct Inner<In: Events, Out: Events> {
     connections_total: AtomicU64,
     next_id: AtomicU64,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// True while `run` holds the listener.
+    accepting: tokio::sync::watch::Sender<bool>,
+}
+
+/// The listener while `run` accepts on it; says when it is closed.
+struct Accepting<'a> {
+    listener: Option<Listener>,
+    flag: &'a tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Accepting<'_> {
+    fn drop(&mut self) {
+        // Closed first, then said: `shutdown` returns with the port free.
+        drop(self.listener.take());
+        self.flag.send_replace(false);
+    }
 }
 
 /// A server: accepts connections on a TCP port or a Unix socket path and
@@ -191,6 +207,7 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
                 connections_total: AtomicU64::new(0),
                 next_id: AtomicU64::new(1),
                 shutdown: tokio::sync::watch::Sender::new(false),
+                accepting: tokio::sync::watch::Sender::new(false),
             }),
         })
     }
@@ -613,10 +630,18 @@ impl<In: Events, Out: Events> Server<In, Out> {
         let listener = lock(&self.inner.listener)
             .take()
             .ok_or(Error::AlreadyRunning)?;
+        self.inner.accepting.send_replace(true);
+        let accepting = Accepting {
+            listener: Some(listener),
+            flag: &self.inner.accepting,
+        };
         let mut shutdown = self.inner.shutdown.subscribe();
         let span = tracing::info_span!("netsock_server", addr = %self.inner.local_addr);
         async {
             loop {
+                let Some(listener) = &accepting.listener else {
+                    return Ok(());
+                };
                 let accepted = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return Ok(()),
                     accepted = listener.accept() => accepted,
@@ -673,7 +698,8 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// file), lets the requests being handled finish for up to `grace`,
     /// then closes every connection with [`CloseReason::Shutdown`], which
     /// clients see as their disconnect reason. Requests still running after
-    /// `grace` are dropped, and their callers get `Disconnected`.
+    /// `grace` are dropped, and their callers get `Disconnected`. When it
+    /// returns, the listener is closed: a new server can bind the address.
     ///
     /// ```
     /// # use netsock::{Events, Server};
@@ -688,6 +714,14 @@ impl<In: Events, Out: Events> Server<In, Out> {
         drop(lock(&self.inner.listener).take());
         // Removes the Unix socket file (if ours) now, not when the last handle goes.
         let _ = lock(&self.inner.socket_file).take();
+        // A running `run` closes its listener when it sees the signal: wait
+        // for that, so the address can be bound again once this returns.
+        let _ = self
+            .inner
+            .accepting
+            .subscribe()
+            .wait_for(|accepting| !*accepting)
+            .await;
         let sockets = self.sockets();
         if !grace.is_zero() {
             let idle = futures_util::future::join_all(sockets.iter().map(Socket::idle));
