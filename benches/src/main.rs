@@ -32,7 +32,7 @@ use tokio::io::AsyncReadExt;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "\
-usage: netsock-bench [WORKLOAD...|all] [--reps N] [--quick] [--json]
+usage: netsock-bench [WORKLOAD...|all] [--reps N] [--quick] [--json] [--only raw|netsock]
 
 workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate processes):
   codec      encode/decode of one request frame, in process
@@ -45,7 +45,8 @@ workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate proces
 options:
   --reps N   repetitions per figure (default 5), after one warm-up run
   --quick    smaller sizes, for a smoke run
-  --json     machine-readable output instead of the table";
+  --json     machine-readable output instead of the table
+  --only S   run one side only (raw or netsock), e.g. under a profiler";
 
 const ALL: [&str; 7] = [
     "codec",
@@ -63,6 +64,8 @@ struct Opts {
     json: bool,
     taskset: bool,
     dir: PathBuf,
+    /// Run one side only: `raw` or `netsock`.
+    only: Option<String>,
 }
 
 impl Opts {
@@ -141,6 +144,7 @@ fn run(args: &[String]) -> Result<(), BoxError> {
         json: false,
         taskset: child::have_taskset(),
         dir: std::env::temp_dir().join(format!("netsock-bench-{}", std::process::id())),
+        only: None,
     };
     let mut workloads = Vec::new();
     let mut it = args.iter();
@@ -153,6 +157,10 @@ fn run(args: &[String]) -> Result<(), BoxError> {
                 }
             }
             "--quick" => opts.quick = true,
+            "--only" => match it.next().map(String::as_str) {
+                Some(side @ ("raw" | "netsock")) => opts.only = Some(side.to_owned()),
+                _ => return Err("--only needs raw or netsock".into()),
+            },
             "--json" => opts.json = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -277,14 +285,28 @@ fn pair(
 ) {
     let rt = if setup.multi_thread { "mt" } else { "ct" };
     let (unix, pinned) = (setup.unix, setup.pinned);
+    let (raw, ns) = match opts.only.as_deref() {
+        Some("raw") => (true, false),
+        Some("netsock") => (false, true),
+        _ => (true, true),
+    };
     let result = (|| -> Result<(), BoxError> {
         let raw_server = child::spawn("raw", unix, rt, setup.raw_mode, pinned, &opts.dir)?;
         let ns_server = child::spawn("netsock", unix, rt, "rpc", pinned, &opts.dir)?;
-        raw_run(&raw_server.target)?;
-        ns_run(&ns_server.target)?;
-        for _ in 0..opts.reps {
-            row.raw.push(raw_run(&raw_server.target)?);
-            row.netsock.push(ns_run(&ns_server.target)?);
+        for rep in 0..=opts.reps {
+            // Repetition 0 is the warm-up.
+            if raw {
+                let figure = raw_run(&raw_server.target)?;
+                if rep > 0 {
+                    row.raw.push(figure);
+                }
+            }
+            if ns {
+                let figure = ns_run(&ns_server.target)?;
+                if rep > 0 {
+                    row.netsock.push(figure);
+                }
+            }
         }
         Ok(())
     })();
