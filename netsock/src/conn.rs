@@ -760,8 +760,14 @@ pub(crate) const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_se
 
 async fn write_loop<In: Events>(mut io: WriteHalf, shared: Arc<Shared<In>>) {
     let mut buf = BytesMut::new();
+    // See `Outbox::take`: a current-thread runtime runs tasks in wake order,
+    // so its writer gathers the batch without yielding.
+    let gather = matches!(
+        tokio::runtime::Handle::current().runtime_flavor(),
+        tokio::runtime::RuntimeFlavor::MultiThread
+    );
     loop {
-        let (frames, closing) = match shared.outbox.take(&mut buf).await {
+        let (frames, closing) = match shared.outbox.take(&mut buf, gather).await {
             Take::Batch { frames, closing } => (frames, closing),
             Take::Last(last) => {
                 if let Some(frame) = last {

@@ -154,17 +154,24 @@ impl Outbox {
 
     /// Waits for frames to write and moves them into `into` (which must be
     /// empty).
-    pub(crate) async fn take(&self, into: &mut BytesMut) -> Take {
+    ///
+    /// With `gather`, the writer lets the tasks that are ready run first
+    /// once frames are waiting, so that their frames join the batch. On a
+    /// multi-thread runtime the woken writer takes the worker's LIFO slot
+    /// and would otherwise run right after the first sender, writing one
+    /// frame per call when many tasks send at once.
+    pub(crate) async fn take(&self, into: &mut BytesMut, gather: bool) -> Take {
+        let mut gathered = !gather;
         loop {
             let ready = self.ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            {
+            let yield_first = {
                 let mut s = lock(&self.state);
                 if let Some(last) = s.last.take() {
                     return Take::Last(last);
                 }
-                if !s.buf.is_empty() {
+                if !s.buf.is_empty() && gathered {
                     std::mem::swap(&mut s.buf, into);
                     let frames = std::mem::take(&mut s.queued);
                     let closing = s.closing && s.closed;
@@ -173,11 +180,17 @@ impl Outbox {
                     self.room.notify_waiters();
                     return Take::Batch { frames, closing };
                 }
-                if s.closed {
+                if s.buf.is_empty() && s.closed {
                     return Take::Done;
                 }
+                !s.buf.is_empty()
+            };
+            if yield_first {
+                gathered = true;
+                tokio::task::yield_now().await;
+            } else {
+                ready.await;
             }
-            ready.await;
         }
     }
 
@@ -209,7 +222,7 @@ mod tests {
         assert_eq!(outbox.try_push(b"1234"), Ok(()));
         assert_eq!(outbox.try_push(b"1"), Err(QueueError::Full)); // 3 frames
         let mut buf = BytesMut::new();
-        let Take::Batch { frames, closing } = outbox.take(&mut buf).await else {
+        let Take::Batch { frames, closing } = outbox.take(&mut buf, false).await else {
             panic!("no batch")
         };
         assert_eq!((frames, closing, &buf[..]), (2, false, &b"12341234"[..]));
@@ -220,7 +233,7 @@ mod tests {
         assert_eq!(outbox.depth(), 3);
         outbox.written(frames, &mut buf);
         assert_eq!(outbox.try_push(b"1"), Ok(()));
-        let Take::Batch { frames, .. } = outbox.take(&mut buf).await else {
+        let Take::Batch { frames, .. } = outbox.take(&mut buf, false).await else {
             panic!("no batch")
         };
         outbox.written(frames, &mut buf);
@@ -241,7 +254,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
         let mut buf = BytesMut::new();
-        let Take::Batch { frames, .. } = outbox.take(&mut buf).await else {
+        let Take::Batch { frames, .. } = outbox.take(&mut buf, false).await else {
             panic!("no batch")
         };
         outbox.written(frames, &mut buf);
@@ -256,7 +269,7 @@ mod tests {
         assert_eq!(outbox.try_push(b"late"), Err(QueueError::Closed));
         assert!(outbox.is_closing());
         let mut buf = BytesMut::new();
-        let Take::Batch { frames, closing } = outbox.take(&mut buf).await else {
+        let Take::Batch { frames, closing } = outbox.take(&mut buf, false).await else {
             panic!("no batch")
         };
         assert_eq!((frames, closing, &buf[..]), (2, true, &b"fullbye"[..]));
@@ -265,7 +278,7 @@ mod tests {
         ended.try_push(b"dropped").unwrap();
         ended.finish(Some(Bytes::from_static(b"last")));
         assert_eq!(ended.push(b"late").await, Err(QueueError::Closed));
-        let Take::Last(Some(last)) = ended.take(&mut BytesMut::new()).await else {
+        let Take::Last(Some(last)) = ended.take(&mut BytesMut::new(), false).await else {
             panic!("no last frame")
         };
         assert_eq!(&last[..], b"last");
