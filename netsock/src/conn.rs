@@ -439,9 +439,12 @@ async fn read_loop<In: Events>(
     let mut closing: Option<tokio::time::Instant> = None;
     // Heartbeat: when nothing arrived for `interval`, send a Ping; when still
     // nothing arrived `timeout` later, give up. The timer is only moved when
-    // it fires, so a busy connection pays one clock read per frame.
+    // it fires, so a busy connection pays one clock read per read.
     let heartbeat = shared.config.heartbeat;
-    let mut last_seen = tokio::time::Instant::now();
+    // When the latest read returned: the clock is read once per read, and
+    // frames decoded from the same read share it.
+    let mut arrived = tokio::time::Instant::now();
+    let mut last_seen = arrived;
     let mut ping_at: Option<tokio::time::Instant> = None;
     let beat = tokio::time::sleep(heartbeat.map_or(Duration::from_secs(3600), |(i, _)| i));
     tokio::pin!(beat);
@@ -496,9 +499,10 @@ async fn read_loop<In: Events>(
             Some(Err(Error::Io(err))) => return DisconnectReason::from_io(&err),
             Some(Err(err)) => return DisconnectReason::Protocol(err.to_string()),
         };
-        if heartbeat.is_some() {
-            last_seen = tokio::time::Instant::now();
+        if frames.decoder_mut().fresh_read() {
+            arrived = tokio::time::Instant::now();
         }
+        last_seen = arrived;
         shared.meter.add(|c| &c.frames_in, 1);
         shared
             .meter
@@ -519,7 +523,8 @@ async fn read_loop<In: Events>(
                 }
             }
             Header::Request { id, timeout_ms } => {
-                let Some(work) = serve_now(shared, id, timeout_ms, payload).await else {
+                let request = (id, arrived.into_std(), timeout_ms);
+                let Some(work) = serve_now(shared, request, payload).await else {
                     continue;
                 };
                 let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -600,16 +605,17 @@ type Work = std::pin::Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
 /// hands back the started work for [`spawn_request`].
 async fn serve_now<In: Events>(
     shared: &Arc<Shared<In>>,
-    id: u64,
-    timeout_ms: u32,
+    (id, arrived, timeout_ms): (u64, std::time::Instant, u32),
     payload: Bytes,
 ) -> Option<(Work, tracing::Span, Handling<In>)> {
     let span = tracing::debug_span!("request", id, event = tracing::field::Empty);
     let handling = Handling::new(shared);
     let task_shared = shared.clone();
-    let mut work: Work = Box::pin(crate::deadline::with_deadline(timeout_ms, async move {
-        answer(&task_shared, id, payload).await
-    }));
+    let mut work: Work = Box::pin(crate::deadline::with_deadline(
+        arrived,
+        timeout_ms,
+        async move { answer(&task_shared, id, payload).await },
+    ));
     // Not started: the handlers may not be registered yet; wait in a task.
     if !*shared.started.borrow() {
         return Some((work, span, handling));

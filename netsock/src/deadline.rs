@@ -47,10 +47,13 @@ pub fn deadline() -> Option<Instant> {
     DEADLINE.try_with(|d| *d).ok().flatten()
 }
 
-/// Runs `work` with the deadline of a request whose caller waits `timeout_ms`
-/// (0: no deadline).
-pub(crate) async fn with_deadline<F: std::future::Future>(timeout_ms: u32, work: F) -> F::Output {
-    let deadline =
-        (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(u64::from(timeout_ms)));
+/// Runs `work` with the deadline of a request that arrived at `arrived` and
+/// whose caller waits `timeout_ms` (0: no deadline).
+pub(crate) async fn with_deadline<F: std::future::Future>(
+    arrived: Instant,
+    timeout_ms: u32,
+    work: F,
+) -> F::Output {
+    let deadline = (timeout_ms > 0).then(|| arrived + Duration::from_millis(u64::from(timeout_ms)));
     DEADLINE.scope(deadline, work).await
 }

@@ -373,6 +373,9 @@ pub struct FrameCodec {
     /// Set once a read filled the buffer: from then on the decoder keeps
     /// room for a sizeable read. Idle connections keep their small buffer.
     busy: bool,
+    /// The buffer ran out of whole frames: the next one comes from a new
+    /// read.
+    drained: bool,
 }
 
 impl FrameCodec {
@@ -388,7 +391,18 @@ impl FrameCodec {
     /// assert!(matches!(codec.decode(&mut wire), Err(netsock::Error::FrameTooLarge { size: 17, max: 16 })));
     /// ```
     pub fn new(max: usize) -> Self {
-        FrameCodec { max, busy: false }
+        FrameCodec {
+            max,
+            busy: false,
+            drained: true,
+        }
+    }
+
+    /// Whether the frame just decoded is the first of a new read (and
+    /// clears that): the reader reads the clock once per read, not per
+    /// frame.
+    pub(crate) fn fresh_read(&mut self) -> bool {
+        std::mem::take(&mut self.drained)
     }
 
     /// The largest frame body this codec accepts.
@@ -417,6 +431,7 @@ impl Decoder for FrameCodec {
             src.reserve(room);
         }
         let Some(prefix) = src.get(..PREFIX_LEN) else {
+            self.drained = true;
             return Ok(None);
         };
         let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
@@ -430,6 +445,7 @@ impl Decoder for FrameCodec {
             // Grow toward the frame as its bytes arrive, not on the peer's
             // word: a length alone must not make us allocate 8 MiB.
             src.reserve((PREFIX_LEN + len - src.len()).min(RESERVE_AHEAD));
+            self.drained = true;
             return Ok(None);
         }
         let mut frame = src.split_to(PREFIX_LEN + len);
