@@ -15,6 +15,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::Poll;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{AbortHandle, Abortable, OptionFuture};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
@@ -31,7 +32,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::events::variant_name;
 use crate::frame::{self, CloseReason, FrameCodec, Header, RemoteError};
-use crate::handlers::{call_caught, Handlers, Slot};
+use crate::handlers::{call_caught, BoxFuture, Handlers, Slot};
 use crate::metrics::{Meter, SocketMetrics};
 use crate::outbox::{Outbox, Take};
 use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
@@ -67,6 +68,8 @@ pub(crate) struct Shared<In> {
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
     /// Requests being handled, inline or in a task (see [`Handling`]).
     handling: AtomicUsize,
+    /// Events handed to the event task and not yet handled.
+    events_queued: AtomicUsize,
     /// Signalled when the last running request handler finishes.
     idle: Notify,
     pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
@@ -161,6 +164,7 @@ impl<In: Events> Shared<In> {
             next_call: AtomicU64::new(1),
             running: Mutex::new(HashMap::new()),
             handling: AtomicUsize::new(0),
+            events_queued: AtomicUsize::new(0),
             idle: Notify::new(),
             handlers: carry.handlers,
             started: carry.started,
@@ -517,8 +521,20 @@ async fn read_loop<In: Events>(
         tracing::trace!(socket = %shared.id, ?header, len = payload.len(), "frame in");
         match header {
             Header::Event => {
+                // Handled here when nothing is queued before it and its
+                // handler finishes at once; otherwise by the event task.
+                let queued = shared.events_queued.load(Ordering::Acquire) > 0;
+                let inbound = if queued || !*shared.started.borrow() {
+                    Inbound::Payload(payload)
+                } else {
+                    match handle_now(shared, payload).await {
+                        None => continue,
+                        Some(running) => running,
+                    }
+                };
                 let task = events.get_or_insert_with(|| EventTask::start(shared));
-                if task.tx.send(payload).await.is_err() {
+                shared.events_queued.fetch_add(1, Ordering::AcqRel);
+                if task.tx.send(inbound).await.is_err() {
                     return DisconnectReason::ClosedLocally;
                 }
             }
@@ -556,11 +572,23 @@ async fn read_loop<In: Events>(
 }
 
 /// A connection's event task and the queue feeding it, started by the first
-/// event: an idle connection has neither.
+/// event that cannot be handled in the reader: an idle connection has
+/// neither.
 struct EventTask {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Inbound>,
     handle: tokio::task::JoinHandle<()>,
 }
+
+/// What the reader hands the event task.
+enum Inbound {
+    /// An event to decode and handle.
+    Payload(Bytes),
+    /// An event whose handler the reader started and which is still waiting.
+    Running(Running),
+}
+
+/// A started event handler and the event's name.
+type Running = (BoxFuture<()>, &'static str);
 
 impl EventTask {
     fn start<In: Events>(shared: &Arc<Shared<In>>) -> Self {
@@ -573,26 +601,70 @@ impl EventTask {
 }
 
 /// Runs event handlers one at a time, in the order the events arrived.
-async fn event_loop<In: Events>(shared: Arc<Shared<In>>, mut events: mpsc::Receiver<Bytes>) {
+async fn event_loop<In: Events>(shared: Arc<Shared<In>>, mut events: mpsc::Receiver<Inbound>) {
     shared.wait_started().await;
-    while let Some(payload) = events.recv().await {
-        let value = match postcard::from_bytes::<In>(&payload) {
-            Ok(value) => value,
-            Err(source) => {
-                shared.report(Error::DecodeEvent { source });
-                continue;
+    while let Some(inbound) = events.recv().await {
+        let running = match inbound {
+            Inbound::Running(running) => Some(running),
+            Inbound::Payload(payload) => start_handler(&shared, payload),
+        };
+        if let Some((handler, event)) = running {
+            if let Err(p) = AssertUnwindSafe(handler).catch_unwind().await {
+                let message = crate::handlers::panic_message(&*p);
+                shared.report(Error::HandlerPanicked { event, message });
             }
-        };
-        shared.observe(&value);
-        let index = value.variant_index();
-        let event = variant_name::<In>(index);
-        let slot = read(&shared.handlers).slot(index);
-        let Slot::Event(handler) = slot else {
-            shared.report(Error::NoHandler { event });
-            continue;
-        };
-        if let Err(message) = call_caught(|v| handler(v), value).await {
+        }
+        // Handled: once nothing is queued, the reader handles events itself.
+        shared.events_queued.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Handles an event in the reader when its handler finishes at once (the
+/// common case: no task wake-up); otherwise gives back the started handler
+/// for the event task.
+async fn handle_now<In: Events>(shared: &Arc<Shared<In>>, payload: Bytes) -> Option<Inbound> {
+    let (mut handler, event) = start_handler(shared, payload)?;
+    let polled = std::future::poll_fn(|cx| {
+        Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
+            handler.as_mut().poll(cx)
+        })))
+    })
+    .await;
+    match polled {
+        Ok(Poll::Ready(())) => None,
+        Ok(Poll::Pending) => Some(Inbound::Running((handler, event))),
+        Err(p) => {
+            let message = crate::handlers::panic_message(&*p);
             shared.report(Error::HandlerPanicked { event, message });
+            None
+        }
+    }
+}
+
+/// Decodes an event and calls its handler, giving the handler's future;
+/// reports an event that cannot be decoded or has no handler.
+fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> Option<Running> {
+    let value = match postcard::from_bytes::<In>(&payload) {
+        Ok(value) => value,
+        Err(source) => {
+            shared.report(Error::DecodeEvent { source });
+            return None;
+        }
+    };
+    shared.observe(&value);
+    let index = value.variant_index();
+    let event = variant_name::<In>(index);
+    let slot = read(&shared.handlers).slot(index);
+    let Slot::Event(handler) = slot else {
+        shared.report(Error::NoHandler { event });
+        return None;
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| handler(value))) {
+        Ok(future) => Some((future, event)),
+        Err(p) => {
+            let message = crate::handlers::panic_message(&*p);
+            shared.report(Error::HandlerPanicked { event, message });
+            None
         }
     }
 }

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 
 on_both_transports!(
     events_flow_both_ways_in_order,
+    handlers_that_wait_keep_arrival_order,
     server_emit_reaches_every_client,
     oversized_emit_fails_alone
 );
@@ -36,6 +37,40 @@ async fn events_flow_both_ways_in_order(t: Transport) {
     }
     for n in 0..100 {
         assert_eq!(within(rx.recv()).await.unwrap(), (format!("down {n}"), n));
+    }
+    io.close().await;
+}
+
+/// Handlers that finish at once run in the reader, the others in the event
+/// task: whichever runs them, events are handled one at a time, in order.
+async fn handlers_that_wait_keep_arrival_order(t: Transport) {
+    let (io, mut seen, _dir) = serve(t).await;
+    let socket = within(client(&io)).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    socket.on_message(move |_, n| {
+        let (tx, running) = (tx.clone(), running.clone());
+        async move {
+            assert!(!running.swap(true, std::sync::atomic::Ordering::SeqCst));
+            // Every third handler waits; some runs of them stay pending.
+            for _ in 0..(n % 3) * 2 {
+                tokio::task::yield_now().await;
+            }
+            running.store(false, std::sync::atomic::Ordering::SeqCst);
+            let _ = tx.send(n);
+        }
+    });
+    within(socket.emit_message("hello".into(), 0))
+        .await
+        .unwrap();
+    let server_side = within(seen.connected.recv()).await.unwrap();
+    for n in 0..300 {
+        within(server_side.emit_message(String::new(), n))
+            .await
+            .unwrap();
+    }
+    for n in 0..300 {
+        assert_eq!(within(rx.recv()).await, Some(n));
     }
     io.close().await;
 }
