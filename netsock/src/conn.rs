@@ -16,7 +16,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::Poll;
 use std::time::Duration;
@@ -25,10 +25,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::{AbortHandle, Abortable, OptionFuture};
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
+use crate::calls::{Calls, Reply};
 use crate::config::Config;
 use crate::events::variant_name;
 use crate::frame::{self, CloseReason, FrameCodec, Header, RemoteError};
@@ -36,7 +37,7 @@ use crate::handlers::{call_caught, BoxFuture, Handlers, Slot};
 use crate::metrics::{Meter, SocketMetrics};
 use crate::outbox::{Outbox, Take};
 use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
-use crate::{CallError, DisconnectReason, Error, Events, SocketId};
+use crate::{DisconnectReason, Error, Events, SocketId};
 
 /// Why a frame could not be queued without waiting.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,14 +48,6 @@ pub(crate) enum QueueError {
     Closed,
 }
 
-pub(crate) type Reply = Result<Bytes, CallError>;
-
-#[derive(Default)]
-pub(crate) struct Pending {
-    pub(crate) closed: Option<DisconnectReason>,
-    pub(crate) calls: HashMap<u64, oneshot::Sender<Reply>>,
-}
-
 /// Everything a socket handle shares with its connection's tasks.
 pub(crate) struct Shared<In> {
     pub(crate) id: SocketId,
@@ -63,8 +56,8 @@ pub(crate) struct Shared<In> {
     /// Largest frame the peer accepts.
     pub(crate) max_out: usize,
     pub(crate) outbox: Outbox,
-    pub(crate) pending: Mutex<Pending>,
-    pub(crate) next_call: AtomicU64,
+    /// Calls waiting for their reply.
+    pub(crate) calls: Arc<Calls>,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
     /// Requests being handled, inline or in a task (see [`Handling`]).
     handling: AtomicUsize,
@@ -160,8 +153,7 @@ impl<In: Events> Shared<In> {
             max_out: conn.peer_max_frame.min(config.max_frame_size),
             outbox: Outbox::new(config.queue_capacity, config.queue_bytes),
             config,
-            pending: Mutex::new(Pending::default()),
-            next_call: AtomicU64::new(1),
+            calls: Arc::default(),
             running: Mutex::new(HashMap::new()),
             handling: AtomicUsize::new(0),
             events_queued: AtomicUsize::new(0),
@@ -266,7 +258,7 @@ impl<In: Events> Shared<In> {
     /// before [`ended`](Self::ended) resolves).
     pub(crate) fn gone(&self) -> DisconnectReason {
         self.disconnect_reason()
-            .or_else(|| lock(&self.pending).closed.clone())
+            .or_else(|| self.calls.closed())
             .unwrap_or(if self.outbox.is_closing() {
                 DisconnectReason::ClosedLocally
             } else {
@@ -282,7 +274,7 @@ impl<In: Events> Shared<In> {
     pub(crate) fn metrics(&self) -> SocketMetrics {
         SocketMetrics {
             traffic: (&*self.meter.own).into(),
-            calls_in_flight: lock(&self.pending).calls.len() as u64,
+            calls_in_flight: self.calls.waiting() as u64,
             queue_depth: self.outbox.depth() as u64,
         }
     }
@@ -306,33 +298,10 @@ impl<In: Events> Shared<In> {
         }
     }
 
-    /// Registers a pending call, unless the connection is already closed.
-    pub(crate) fn register_call(
-        &self,
-        id: u64,
-        tx: oneshot::Sender<Reply>,
-    ) -> Result<(), CallError> {
-        let mut pending = lock(&self.pending);
-        if let Some(reason) = &pending.closed {
-            return Err(CallError::Disconnected(reason.clone()));
-        }
-        pending.calls.insert(id, tx);
-        Ok(())
-    }
-
-    /// Forgets a pending call; true if it was still waiting.
-    pub(crate) fn forget_call(&self, id: u64) -> bool {
-        lock(&self.pending).calls.remove(&id).is_some()
-    }
-
     fn complete_call(&self, id: u64, reply: Reply) {
-        let waiter = lock(&self.pending).calls.remove(&id);
-        match waiter {
+        if !self.calls.complete(id, reply) {
             // The caller may have given up in the meantime; that is fine.
-            Some(tx) => drop(tx.send(reply)),
-            None => {
-                tracing::trace!(socket = %self.id, id, "reply to a call that is no longer waiting")
-            }
+            tracing::trace!(socket = %self.id, id, "reply to a call that is no longer waiting");
         }
     }
 
@@ -390,17 +359,10 @@ impl<In: Events> Shared<In> {
         };
         let last =
             tell_peer.and_then(|r| frame::encode(&Header::Close(r), None::<&()>, usize::MAX).ok());
-        let calls = {
-            let mut pending = lock(&self.pending);
-            pending.closed = Some(reason.clone());
-            std::mem::take(&mut pending.calls)
-        };
         // The writer sends `last` only; senders waiting for queue room learn
         // the connection is gone.
         self.outbox.finish(last);
-        for (_, tx) in calls {
-            let _ = tx.send(Err(CallError::Disconnected(reason.clone())));
-        }
+        self.calls.close(&reason);
         for (_, handle) in lock(&self.running).drain() {
             handle.abort();
         }

@@ -49,6 +49,7 @@
 
 pub mod addr;
 mod broadcast;
+mod calls;
 mod client;
 mod config;
 mod conn;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::oneshot;
 
+use crate::calls::Registered;
 use crate::client::{Client, Mode};
 use crate::config::{config_setters, Config};
 use crate::conn::{encode_reply, lock, write, QueueError, Shared};
@@ -604,37 +604,51 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             Link::Client(client) => client.online().map_err(CallError::Disconnected)?,
         };
         let shared = &*conn;
-        let id = shared
-            .next_call
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Registered { id, start_sweeper } = shared.calls.register(self.timeout)?;
+        if start_sweeper {
+            tokio::spawn(crate::calls::sweep(shared.calls.clone()));
+        }
         let timeout_ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
-        let frame = make(id, timeout_ms, shared.max_out).map_err(|e| match e {
-            Error::FrameTooLarge { size, max } => CallError::FrameTooLarge { size, max },
-            e => CallError::Codec(e.to_string()),
+        let frame = make(id, timeout_ms, shared.max_out).map_err(|e| {
+            // Never sent: nothing to cancel.
+            shared.calls.forget(id);
+            match e {
+                Error::FrameTooLarge { size, max } => CallError::FrameTooLarge { size, max },
+                e => CallError::Codec(e.to_string()),
+            }
         })?;
-        let (tx, rx) = oneshot::channel();
-        shared.register_call(id, tx)?;
-        let _forget_on_drop = PendingCall { shared, id };
-        // The timeout covers waiting for room in a full queue too: a peer
-        // that stopped reading cannot hold a call past it.
-        let exchange = async {
-            if shared.queue(&frame).await.is_err() {
-                return Err(CallError::Disconnected(shared.gone()));
-            }
-            match rx.await {
-                Err(_) => Err(CallError::Disconnected(shared.gone())),
-                Ok(reply) => reply,
-            }
+        let mut pending = PendingCall {
+            shared,
+            id,
+            outcome: Outcome::Waiting,
         };
-        let reply = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => {
+        let reply = std::future::poll_fn(|cx| shared.calls.poll_reply(id, cx));
+        let reply = match shared.try_queue(&frame) {
+            Ok(()) => reply.await,
+            // The call's timeout covers waiting for room in a full queue
+            // too: a peer that stopped reading cannot hold a call past it.
+            Err(QueueError::Full) => {
+                tokio::pin!(reply);
+                tokio::select! {
+                    queued = shared.queue(&frame) => match queued {
+                        Ok(()) => reply.await,
+                        Err(_) => Err(CallError::Disconnected(shared.gone())),
+                    },
+                    reply = &mut reply => reply,
+                }
+            }
+            Err(QueueError::Closed) => Err(CallError::Disconnected(shared.gone())),
+        };
+        pending.outcome = match &reply {
+            Err(CallError::Timeout { .. }) => {
                 shared.meter.add(|c| &c.calls_timed_out, 1);
-                return Err(CallError::Timeout {
-                    after: self.timeout,
-                });
+                Outcome::TimedOut
             }
-            Ok(reply) => reply,
+            _ => Outcome::Done,
         };
+        if let Err(e @ CallError::Timeout { .. }) = reply {
+            return Err(e);
+        }
         let decoded = reply.and_then(|payload| {
             postcard::from_bytes(&payload).map_err(|e| {
                 let ty = std::any::type_name::<R>();
@@ -1179,12 +1193,28 @@ impl<In: Events, Out: Events> Socket<In, Out> {
 struct PendingCall<'a, In: Events> {
     shared: &'a Shared<In>,
     id: u64,
+    outcome: Outcome,
+}
+
+/// How a call ended, as far as its peer needs telling.
+enum Outcome {
+    /// Still waiting when dropped: the caller gave up.
+    Waiting,
+    /// Its timeout passed.
+    TimedOut,
+    /// Its reply arrived, or the connection ended.
+    Done,
 }
 
 impl<In: Events> Drop for PendingCall<'_, In> {
     fn drop(&mut self) {
-        // After a reply the id is already gone, and nothing is sent.
-        if self.shared.forget_call(self.id) {
+        let cancel = match self.outcome {
+            // A reply may have arrived just now: then nothing is sent.
+            Outcome::Waiting => self.shared.calls.forget(self.id),
+            Outcome::TimedOut => true,
+            Outcome::Done => false,
+        };
+        if cancel {
             if let Ok(cancel) =
                 frame::encode(&Header::Cancel { id: self.id }, None::<&()>, usize::MAX)
             {
