@@ -414,6 +414,10 @@ async fn read_loop<In: Events>(
     let mut ping_at: Option<tokio::time::Instant> = None;
     let beat = tokio::time::sleep(heartbeat.map_or(Duration::from_secs(3600), |(i, _)| i));
     tokio::pin!(beat);
+    // Made once and polled again each time round, not made anew per frame:
+    // registering with the `Notify` costs a lock.
+    let stop = shared.stop.notified();
+    tokio::pin!(stop);
     loop {
         let next = tokio::select! {
             biased;
@@ -440,7 +444,8 @@ async fn read_loop<In: Events>(
                 }
                 continue;
             }
-            () = shared.stop.notified() => {
+            () = &mut stop => {
+                stop.set(shared.stop.notified());
                 match lock(&shared.stop_reason).take() {
                     Some(reason) => return reason,
                     None => {
