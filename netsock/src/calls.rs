@@ -88,11 +88,13 @@ impl Table {
     }
 }
 
-/// What [`Calls::register`] gives: the call's id, and whether the caller
-/// must start the connection's [`sweep`] task (at its first call).
+/// What [`Calls::register`] gives: the call's id, whether the caller must
+/// start the connection's [`sweep`] task (at its first call), and whether no
+/// other call was waiting.
 pub(crate) struct Registered {
     pub(crate) id: u64,
     pub(crate) start_sweeper: bool,
+    pub(crate) alone: bool,
 }
 
 impl Calls {
@@ -122,6 +124,7 @@ impl Calls {
                 t.slots.len() - 1
             }
         };
+        let alone = t.waiting == 0;
         t.waiting += 1;
         let slot = &mut t.slots[index];
         // Generations start at 1, so no id is 0.
@@ -134,7 +137,11 @@ impl Calls {
         if earlier && !start_sweeper {
             self.sweeper.notify_one();
         }
-        Ok(Registered { id, start_sweeper })
+        Ok(Registered {
+            id,
+            start_sweeper,
+            alone,
+        })
     }
 
     /// Fails the calls whose deadline has passed with

@@ -21,10 +21,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::future::{AbortHandle, Abortable, OptionFuture};
 use futures_util::{FutureExt, StreamExt};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 use tracing::Instrument;
@@ -35,7 +34,7 @@ use crate::events::variant_name;
 use crate::frame::{self, CloseReason, FrameCodec, Header, RemoteError};
 use crate::handlers::{call_caught, BoxFuture, Handlers, Slot};
 use crate::metrics::{Meter, SocketMetrics};
-use crate::outbox::{Outbox, Take};
+use crate::outbox::{Batch, Outbox, Take};
 use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
 use crate::{DisconnectReason, Error, Events, SocketId};
 
@@ -147,11 +146,12 @@ impl<In: Events> Shared<In> {
         carry: Carry<In>,
         on_end: Option<OnEnd>,
     ) -> Arc<Self> {
+        let io = Arc::new(conn.writer);
         let shared = Arc::new(Shared {
             id: conn.id,
             peer: conn.peer,
             max_out: conn.peer_max_frame.min(config.max_frame_size),
-            outbox: Outbox::new(config.queue_capacity, config.queue_bytes),
+            outbox: Outbox::new(config.queue_capacity, config.queue_bytes, Some(io.clone())),
             config,
             calls: Arc::default(),
             running: Mutex::new(HashMap::new()),
@@ -169,7 +169,7 @@ impl<In: Events> Shared<In> {
         });
         // Every task of the connection runs in the caller's connection span.
         let span = tracing::Span::current();
-        let writer = tokio::spawn(write_loop(conn.writer, shared.clone()).instrument(span.clone()));
+        let writer = tokio::spawn(write_loop(io, shared.clone()).instrument(span.clone()));
         let reader_shared = shared.clone();
         tokio::spawn(
             async move {
@@ -215,6 +215,15 @@ impl<In: Events> Shared<In> {
     /// Queues a frame if there is room now.
     pub(crate) fn try_queue(&self, frame: &[u8]) -> Result<(), QueueError> {
         self.outbox.try_push(frame)
+    }
+
+    /// Writes a lone queued frame from the calling task, if nobody is
+    /// writing; wakes the writer for more (see [`Outbox::write_through`]).
+    pub(crate) fn write_through(&self) {
+        if let Some((frames, bytes)) = self.outbox.write_through(1) {
+            self.meter.add(|c| &c.frames_out, frames as u64);
+            self.meter.add(|c| &c.bytes_out, bytes as u64);
+        }
     }
 
     pub(crate) async fn idle(&self) {
@@ -419,6 +428,12 @@ async fn read_loop<In: Events>(
     let stop = shared.stop.notified();
     tokio::pin!(stop);
     loop {
+        // Replies to the requests of a read are queued quietly; once the
+        // read's frames are all handled, they go out in one write, from
+        // here (see `Outbox::write_through`).
+        if !frame::has_frame(frames.read_buffer()) {
+            shared.write_through();
+        }
         let next = tokio::select! {
             biased;
             () = &mut beat, if heartbeat.is_some() && closing.is_none() => {
@@ -501,6 +516,8 @@ async fn read_loop<In: Events>(
                 };
                 let task = events.get_or_insert_with(|| EventTask::start(shared));
                 shared.events_queued.fetch_add(1, Ordering::AcqRel);
+                // The send may wait: replies queued quietly go out first.
+                shared.write_through();
                 if task.tx.send(inbound).await.is_err() {
                     return DisconnectReason::ClosedLocally;
                 }
@@ -510,6 +527,7 @@ async fn read_loop<In: Events>(
                 let Some(work) = serve_now(shared, request, payload).await else {
                     continue;
                 };
+                shared.write_through();
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     return DisconnectReason::ClosedLocally;
                 };
@@ -664,7 +682,8 @@ async fn serve_now<In: Events>(
         return Some((work, span, handling));
     };
     if let Some(reply) = reply {
-        match shared.try_queue(&reply) {
+        // Quietly: the reader writes it through once the read is handled.
+        match shared.outbox.try_push_with(&reply, true) {
             Ok(()) => shared.meter.add(|c| &c.requests_served, 1),
             // Rare: wait for room in a task, not here in the reader.
             Err(QueueError::Full) => {
@@ -803,8 +822,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// long `close()` waits for the outgoing queue before dropping the connection.
 pub(crate) const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-async fn write_loop<In: Events>(mut io: WriteHalf, shared: Arc<Shared<In>>) {
-    let mut buf = BytesMut::new();
+async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Shared<In>>) {
     // See `Outbox::take`: a current-thread runtime runs tasks in wake order,
     // so its writer gathers the batch without yielding.
     let gather = matches!(
@@ -812,32 +830,46 @@ async fn write_loop<In: Events>(mut io: WriteHalf, shared: Arc<Shared<In>>) {
         tokio::runtime::RuntimeFlavor::MultiThread
     );
     loop {
-        let (frames, closing) = match shared.outbox.take(&mut buf, gather).await {
-            Take::Batch { frames, closing } => (frames, closing),
+        let mut batch = match shared.outbox.take(gather).await {
+            Take::Batch(batch) => batch,
             Take::Last(last) => {
                 if let Some(frame) = last {
-                    let _ = io.write_all(&frame).await;
+                    let _ = write_all(&io, &frame, &mut 0).await;
                 }
-                let _ = io.shutdown().await;
-                return;
+                break;
             }
-            Take::Done => {
-                let _ = io.shutdown().await;
-                return;
-            }
+            Take::Done => break,
         };
-        tracing::trace!(frames, bytes = buf.len(), "frames out");
-        if let Err(err) = io.write_all(&buf).await {
+        tracing::trace!(frames = batch.frames, bytes = batch.buf.len(), "frames out");
+        let Batch { buf, done, .. } = &mut batch;
+        if let Err(err) = write_all(&io, buf, done).await {
             shared.stop(Some(DisconnectReason::from_io(&err)));
-            return;
+            break;
         }
-        shared.meter.add(|c| &c.frames_out, frames as u64);
-        shared.meter.add(|c| &c.bytes_out, buf.len() as u64);
-        shared.outbox.written(frames, &mut buf);
+        shared.meter.add(|c| &c.frames_out, batch.frames as u64);
+        shared.meter.add(|c| &c.bytes_out, batch.buf.len() as u64);
+        let closing = batch.closing;
+        shared.outbox.written(batch);
         if closing {
-            let _ = io.shutdown().await;
+            shared.outbox.release();
+            drop(io);
             shared.stop(None);
             return;
         }
     }
+    // Dropping the last handle on the socket shuts it down.
+    shared.outbox.release();
+}
+
+/// Writes `buf` from `done` on, waiting for room in the socket as needed.
+async fn write_all(io: &WriteHalf, buf: &[u8], done: &mut usize) -> std::io::Result<()> {
+    while *done < buf.len() {
+        match io.try_write(&buf[*done..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => *done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => io.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

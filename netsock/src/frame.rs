@@ -119,6 +119,17 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Room kept for each read on a quiet one.
 pub(crate) const READ_MIN: usize = 1024;
 
+/// Whether `buf` starts with a whole frame.
+pub(crate) fn has_frame(buf: &[u8]) -> bool {
+    match buf.get(..PREFIX_LEN) {
+        Some(prefix) => {
+            let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+            buf.len() - PREFIX_LEN >= len
+        }
+        None => false,
+    }
+}
+
 /// Size of the length prefix.
 ///
 /// ```

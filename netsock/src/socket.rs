@@ -604,7 +604,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             Link::Client(client) => client.online().map_err(CallError::Disconnected)?,
         };
         let shared = &*conn;
-        let Registered { id, start_sweeper } = shared.calls.register(self.timeout)?;
+        let Registered {
+            id,
+            start_sweeper,
+            alone,
+        } = shared.calls.register(self.timeout)?;
         if start_sweeper {
             tokio::spawn(crate::calls::sweep(shared.calls.clone()));
         }
@@ -623,8 +627,15 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             outcome: Outcome::Waiting,
         };
         let reply = std::future::poll_fn(|cx| shared.calls.poll_reply(id, cx));
-        let reply = match shared.try_queue(&frame) {
-            Ok(()) => reply.await,
+        // With no other call in flight, no other frame is likely to join
+        // this one soon: write it from here rather than wake the writer.
+        let reply = match shared.outbox.try_push_with(&frame, alone) {
+            Ok(()) => {
+                if alone {
+                    shared.write_through();
+                }
+                reply.await
+            }
             // The call's timeout covers waiting for room in a full queue
             // too: a peer that stopped reading cannot hold a call past it.
             Err(QueueError::Full) => {

@@ -189,6 +189,18 @@ pub(crate) enum WriteHalf {
     Unix(tokio::net::unix::OwnedWriteHalf),
 }
 
+impl WriteHalf {
+    /// Writes what the socket takes now, without waiting.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        each_transport!(self, s => s.try_write(buf))
+    }
+
+    /// Waits until the socket may take more bytes.
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        each_transport!(self, s => s.writable().await)
+    }
+}
+
 impl AsyncRead for ReadHalf {
     fn poll_read(
         self: Pin<&mut Self>,
