@@ -12,7 +12,7 @@
 //! the same timeout have later deadlines than those before them, so the
 //! timer rarely moves.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -265,7 +265,7 @@ impl Calls {
 
 /// A connection's call timer: wakes at the earliest deadline of the calls
 /// waiting, fails those whose time is up, until the connection ends.
-pub(crate) async fn sweep(calls: Arc<Calls>) {
+pub(crate) async fn sweep(calls: &Calls) {
     loop {
         let woken = calls.sweeper.notified();
         tokio::pin!(woken);
@@ -327,10 +327,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn calls_time_out_at_their_own_deadline() {
-        let calls = Arc::new(Calls::default());
+        let calls = std::sync::Arc::new(Calls::default());
         let slow = calls.register(Duration::from_secs(10)).unwrap();
         assert!(slow.start_sweeper);
-        tokio::spawn(sweep(calls.clone()));
+        tokio::spawn({
+            let calls = calls.clone();
+            async move { sweep(&calls).await }
+        });
         let fast = calls.register(Duration::from_secs(1)).unwrap();
         assert!(!fast.start_sweeper);
         let never = calls.register(Duration::MAX).unwrap().id;

@@ -56,7 +56,7 @@ pub(crate) struct Shared<In> {
     pub(crate) max_out: usize,
     pub(crate) outbox: Outbox,
     /// Calls waiting for their reply.
-    pub(crate) calls: Arc<Calls>,
+    pub(crate) calls: Calls,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
     /// Requests being handled, inline or in a task (see [`Handling`]).
     handling: AtomicUsize,
@@ -153,7 +153,7 @@ impl<In: Events> Shared<In> {
             max_out: conn.peer_max_frame.min(config.max_frame_size),
             outbox: Outbox::new(config.queue_capacity, config.queue_bytes, Some(io.clone())),
             config,
-            calls: Arc::default(),
+            calls: Calls::default(),
             running: Mutex::new(HashMap::new()),
             handling: AtomicUsize::new(0),
             events_queued: AtomicUsize::new(0),
@@ -867,7 +867,9 @@ async fn write_all(io: &WriteHalf, buf: &[u8], done: &mut usize) -> std::io::Res
         match io.try_write(&buf[*done..]) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => *done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => io.writable().await?,
+            // Boxed: kept out of the writer task's size, which every
+            // connection pays for, idle or not.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Box::pin(io.writable()).await?,
             Err(e) => return Err(e),
         }
     }

@@ -610,7 +610,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             alone,
         } = shared.calls.register(self.timeout)?;
         if start_sweeper {
-            tokio::spawn(crate::calls::sweep(shared.calls.clone()));
+            let conn = conn.clone();
+            tokio::spawn(async move { crate::calls::sweep(&conn.calls).await });
         }
         let timeout_ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
         let frame = make(id, timeout_ms, shared.max_out).map_err(|e| {
