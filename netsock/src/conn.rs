@@ -428,49 +428,55 @@ async fn read_loop<In: Events>(
     let stop = shared.stop.notified();
     tokio::pin!(stop);
     loop {
-        // Replies to the requests of a read are queued quietly; once the
-        // read's frames are all handled, they go out in one write, from
-        // here (see `Outbox::write_through`).
-        if !frame::has_frame(frames.read_buffer()) {
+        // The rest of a read is decoded without looking at the timers and
+        // signals below (they cost a waker registration each): they are
+        // looked at again once per read, which a buffer's worth of frames
+        // does not hold up for long.
+        let next = if frame::has_frame(frames.read_buffer()) {
+            frames.next().await
+        } else {
+            // Replies to the requests of a read are queued quietly; once the
+            // read's frames are all handled, they go out in one write, from
+            // here (see `Outbox::write_through`).
             shared.write_through();
-        }
-        let next = tokio::select! {
-            biased;
-            () = &mut beat, if heartbeat.is_some() && closing.is_none() => {
-                let Some((interval, timeout)) = heartbeat else { continue };
-                let now = tokio::time::Instant::now();
-                match ping_at {
-                    // Our ping went unanswered: nothing at all arrived since.
-                    Some(ping) if last_seen < ping => {
-                        tracing::warn!(?interval, ?timeout, "the peer stopped answering heartbeats");
-                        return DisconnectReason::HeartbeatTimeout { after: interval + timeout };
-                    }
-                    _ if now < last_seen + interval => {
-                        ping_at = None;
-                        beat.as_mut().reset(last_seen + interval);
-                    }
-                    _ => {
-                        if let Ok(ping) = frame::encode(&Header::Ping, None::<&()>, usize::MAX) {
-                            let _ = shared.outbox.try_push(&ping);
+            tokio::select! {
+                biased;
+                () = &mut beat, if heartbeat.is_some() && closing.is_none() => {
+                    let Some((interval, timeout)) = heartbeat else { continue };
+                    let now = tokio::time::Instant::now();
+                    match ping_at {
+                        // Our ping went unanswered: nothing at all arrived since.
+                        Some(ping) if last_seen < ping => {
+                            tracing::warn!(?interval, ?timeout, "the peer stopped answering heartbeats");
+                            return DisconnectReason::HeartbeatTimeout { after: interval + timeout };
                         }
-                        ping_at = Some(now);
-                        beat.as_mut().reset(now + timeout);
+                        _ if now < last_seen + interval => {
+                            ping_at = None;
+                            beat.as_mut().reset(last_seen + interval);
+                        }
+                        _ => {
+                            if let Ok(ping) = frame::encode(&Header::Ping, None::<&()>, usize::MAX) {
+                                let _ = shared.outbox.try_push(&ping);
+                            }
+                            ping_at = Some(now);
+                            beat.as_mut().reset(now + timeout);
+                        }
+                    }
+                    continue;
+                }
+                () = &mut stop => {
+                    stop.set(shared.stop.notified());
+                    match lock(&shared.stop_reason).take() {
+                        Some(reason) => return reason,
+                        None => {
+                            closing.get_or_insert(tokio::time::Instant::now() + CLOSE_GRACE);
+                            continue;
+                        }
                     }
                 }
-                continue;
+                () = sleep_until(closing) => return DisconnectReason::ClosedLocally,
+                next = frames.next() => next,
             }
-            () = &mut stop => {
-                stop.set(shared.stop.notified());
-                match lock(&shared.stop_reason).take() {
-                    Some(reason) => return reason,
-                    None => {
-                        closing.get_or_insert(tokio::time::Instant::now() + CLOSE_GRACE);
-                        continue;
-                    }
-                }
-            }
-            () = sleep_until(closing) => return DisconnectReason::ClosedLocally,
-            next = frames.next() => next,
         };
         if closing.is_some() && !matches!(next, Some(Ok(_))) {
             return DisconnectReason::ClosedLocally;
