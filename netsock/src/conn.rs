@@ -770,16 +770,18 @@ async fn answer<In: Events>(shared: &Shared<In>, id: u64, payload: Bytes) -> Opt
     };
     shared.observe(&value);
     let index = value.variant_index();
-    let event = variant_name::<In>(index).to_owned();
-    tracing::Span::current().record("event", event.as_str());
+    let event = variant_name::<In>(index);
+    tracing::Span::current().record("event", event);
     if !In::VARIANTS
         .get(index as usize)
         .is_some_and(|v| v.is_request())
     {
+        let event = event.to_owned();
         return failure(id, RemoteError::NotARequest { event });
     }
     let slot = read(&shared.handlers).slot(index);
     let Slot::Request(handler) = slot else {
+        let event = event.to_owned();
         return failure(id, RemoteError::NoHandler { event });
     };
     match call_caught(|v| handler(v, id, shared.max_out), value).await {

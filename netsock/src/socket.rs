@@ -576,12 +576,12 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         &self,
         event: Out,
     ) -> std::result::Result<R, CallError> {
-        self.start();
         let index = event.variant_index();
         if !Out::VARIANTS
             .get(index as usize)
             .is_some_and(|v| v.is_request())
         {
+            self.start();
             return Err(CallError::NotARequest {
                 event: event.variant_name().to_owned(),
             });
@@ -599,10 +599,15 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         &self,
         make: impl FnOnce(u64, u32, usize) -> Result<bytes::Bytes>,
     ) -> std::result::Result<R, CallError> {
+        // One look-up of the connection serves both the start and the call.
         let conn = match &self.link {
             Link::Accepted(shared) => shared.clone(),
-            Link::Client(client) => client.online().map_err(CallError::Disconnected)?,
+            Link::Client(client) => client.online().map_err(|reason| {
+                self.start();
+                CallError::Disconnected(reason)
+            })?,
         };
+        conn.start();
         let shared = &*conn;
         let Registered {
             id,
