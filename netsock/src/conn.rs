@@ -1,10 +1,13 @@
 //! One live connection: its shared state, and the tasks that drive it.
 //!
-//! * the **reader** decodes frames, completes pending calls, answers requests
-//!   (at once when the handler is ready at once, else in a task of their
-//!   own) and feeds the event task;
-//! * the **event task**, started by the first event, runs event handlers one
-//!   at a time, in arrival order;
+//! * the **reader** decodes frames, completes pending calls (see
+//!   [`calls`](crate::calls)), answers requests (at once when the handler is
+//!   ready at once, else in a task of their own) and handles events (at once
+//!   when nothing is queued before them and the handler is ready at once,
+//!   else through the event task). Once a read's frames are handled it
+//!   writes a lone reply itself;
+//! * the **event task**, started by the first event the reader cannot
+//!   finish, runs event handlers one at a time, in arrival order;
 //! * the **writer** takes every frame queued in the bounded
 //!   [outbox](crate::outbox) and writes them with one call.
 //!
