@@ -599,6 +599,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn has_frame_needs_the_whole_body() {
+        assert!(!has_frame(&[]));
+        assert!(!has_frame(&[0, 0, 0]));
+        assert!(has_frame(&[0, 0, 0, 0]));
+        assert!(!has_frame(&[0, 0, 0, 2, 9]));
+        assert!(has_frame(&[0, 0, 0, 2, 9, 9, 1]));
+        // A huge promised length is not a frame yet.
+        assert!(!has_frame(&[255, 255, 255, 255, 1, 2, 3]));
+    }
+
+    #[test]
     fn round_trips_header_and_payload() {
         let frame = encode(
             &Header::Request {

@@ -59,8 +59,11 @@ impl fmt::Display for SocketId {
 /// socket starts when its `on_connection` future completes; a client's when it
 /// first emits, makes a request, awaits [`closed`](Socket::closed), or calls
 /// [`start`](Socket::start). Event handlers then run one at a time, in the
-/// order the events arrived; request handlers run concurrently. An event with
-/// no handler, or one that cannot be decoded, goes to the
+/// order the events arrived; request handlers run concurrently. A handler
+/// that finishes without waiting runs in the connection's reader (no task
+/// per message); one that waits continues in a task. So, as with any async
+/// code, do not block in a handler: it would hold up its connection. An
+/// event with no handler, or one that cannot be decoded, goes to the
 /// [error hook](Socket::on_error).
 ///
 /// # Example
