@@ -840,6 +840,7 @@ async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Shared<In>>) {
         tokio::runtime::Handle::current().runtime_flavor(),
         tokio::runtime::RuntimeFlavor::MultiThread
     );
+    let mut closed = false;
     loop {
         let mut batch = match shared.outbox.take(gather).await {
             Take::Batch(batch) => batch,
@@ -859,30 +860,30 @@ async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Shared<In>>) {
         }
         shared.meter.add(|c| &c.frames_out, batch.frames as u64);
         shared.meter.add(|c| &c.bytes_out, batch.buf.len() as u64);
-        let closing = batch.closing;
+        closed = batch.closing;
         shared.outbox.written(batch);
-        if closing {
-            shared.outbox.release();
-            drop(io);
-            shared.stop(None);
-            return;
+        if closed {
+            break;
         }
     }
     // Dropping the last handle on the socket shuts it down.
     shared.outbox.release();
+    drop(io);
+    if closed {
+        // Our Close is out: the reader waits for the peer to hang up.
+        shared.stop(None);
+    }
 }
 
 /// Writes `buf` from `done` on, waiting for room in the socket as needed.
 async fn write_all(io: &WriteHalf, buf: &[u8], done: &mut usize) -> std::io::Result<()> {
-    while *done < buf.len() {
-        match io.try_write(&buf[*done..]) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => *done += n,
-            // Boxed: kept out of the writer task's size, which every
-            // connection pays for, idle or not.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Box::pin(io.writable()).await?,
-            Err(e) => return Err(e),
+    loop {
+        io.write_now(buf, done)?;
+        if *done == buf.len() {
+            return Ok(());
         }
+        // Boxed: kept out of the writer task's size, which every
+        // connection pays for, idle or not.
+        Box::pin(io.writable()).await?;
     }
-    Ok(())
 }

@@ -121,13 +121,14 @@ pub(crate) const READ_MIN: usize = 1024;
 
 /// Whether `buf` starts with a whole frame.
 pub(crate) fn has_frame(buf: &[u8]) -> bool {
-    match buf.get(..PREFIX_LEN) {
-        Some(prefix) => {
-            let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-            buf.len() - PREFIX_LEN >= len
-        }
-        None => false,
-    }
+    announced(buf).is_some_and(|len| buf.len() - PREFIX_LEN >= len)
+}
+
+/// The body length the prefix at the start of `buf` announces, once the
+/// prefix is all there.
+fn announced(buf: &[u8]) -> Option<usize> {
+    let prefix = buf.get(..PREFIX_LEN)?;
+    Some(u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize)
 }
 
 /// Size of the length prefix.
@@ -441,11 +442,10 @@ impl Decoder for FrameCodec {
         if src.capacity() - src.len() < room / 2 {
             src.reserve(room);
         }
-        let Some(prefix) = src.get(..PREFIX_LEN) else {
+        let Some(len) = announced(src) else {
             self.drained = true;
             return Ok(None);
         };
-        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
         if len > self.max {
             return Err(Error::FrameTooLarge {
                 size: len,

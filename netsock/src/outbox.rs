@@ -215,14 +215,9 @@ impl Outbox {
         };
         // The frames left the buffer: room for as many more.
         self.room.notify_waiters();
-        while batch.done < batch.buf.len() {
-            match io.try_write(&batch.buf[batch.done..]) {
-                Ok(n) if n > 0 => batch.done += n,
-                // Full socket, or an error: the writer task takes over, and
-                // meets the error itself.
-                _ => break,
-            }
-        }
+        // What the socket does not take now, or an error: the writer task
+        // takes over, and meets the error itself.
+        let _ = io.write_now(&batch.buf, &mut batch.done);
         if batch.done == batch.buf.len() {
             let written = (batch.frames, batch.buf.len());
             self.written(batch);

@@ -195,6 +195,20 @@ impl WriteHalf {
         each_transport!(self, s => s.try_write(buf))
     }
 
+    /// Writes `buf` from `done` on, as far as the socket takes it without
+    /// waiting; `done` says how far that was.
+    pub(crate) fn write_now(&self, buf: &[u8], done: &mut usize) -> io::Result<()> {
+        while *done < buf.len() {
+            match self.try_write(&buf[*done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => *done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until the socket may take more bytes.
     pub(crate) async fn writable(&self) -> io::Result<()> {
         each_transport!(self, s => s.writable().await)
