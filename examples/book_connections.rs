@@ -59,6 +59,9 @@ async fn main() -> Result<(), BoxError> {
         .max_frame_size(1024 * 1024) // default 8 MiB, at least 1 KiB
         .queue_capacity(256) // frames; default 1024
         .max_concurrent_requests(64) // per connection; default 1024
+        .write_timeout(Duration::from_secs(10)) // a peer that stops reading; default 30 s
+        .max_handshakes(64) // strangers in their handshake at once; default 256
+        .max_handshake_size(16 * 1024) // first frame, auth included; default 4 KiB
         .lenient(false); // default: refuse a peer built from another enum
                          // ANCHOR_END: server_options
     let strict = options.bind(dir.join("strict.sock")).await?;

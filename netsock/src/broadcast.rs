@@ -206,8 +206,11 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// waiting for a recipient (see the type's documentation).
     ///
     /// Fails with [`Error::FrameTooLarge`] if the event is over every
-    /// recipient's limit; a recipient with a smaller limit than others is
-    /// skipped and told through its error hook.
+    /// recipient's frame limit (then nobody gets it), and with
+    /// [`Error::BroadcastTooLarge`] if it is over some recipients' limit:
+    /// those are skipped (each counted in its
+    /// [`events_dropped`](crate::Traffic::events_dropped) and told through
+    /// its error hook), the others get it.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -244,9 +247,13 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
         let frame = frame::encode(&Header::Event, Some(&event), max)?;
         let size = frame.len() - frame::PREFIX_LEN;
         let name = event.variant_name();
+        let mut too_small = None::<(usize, usize)>;
         for socket in recipients {
             if size > socket.max_out() {
-                socket.report(Error::FrameTooLarge {
+                let (skipped, smallest) = too_small.get_or_insert((0, max));
+                *skipped += 1;
+                *smallest = socket.max_out().min(*smallest);
+                socket.dropped(Error::FrameTooLarge {
                     size,
                     max: socket.max_out(),
                 });
@@ -257,7 +264,10 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
                 Err(QueueError::Full) => socket.dropped(Error::QueueFull { event: name }),
             }
         }
-        Ok(())
+        match too_small {
+            None => Ok(()),
+            Some((skipped, max)) => Err(Error::BroadcastTooLarge { size, max, skipped }),
+        }
     }
 
     /// Sends the request variant `event` to every socket in the set and

@@ -62,7 +62,21 @@ pub(crate) struct Config {
     pub(crate) heartbeat: Option<(Duration, Duration)>,
     pub(crate) max_connections: usize,
     pub(crate) queue_bytes: usize,
+    /// How long a write may wait for the peer to take any byte.
+    pub(crate) write_timeout: Duration,
+    /// Server: connections in their handshake at once.
+    pub(crate) max_handshakes: usize,
+    /// Server: the largest frame a peer may send before its handshake is done.
+    pub(crate) max_handshake_size: usize,
 }
+
+/// Default [`write_timeout`](crate::ServerBuilder::write_timeout): 30 s.
+pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`max_handshakes`](crate::ServerBuilder::max_handshakes).
+pub(crate) const DEFAULT_MAX_HANDSHAKES: usize = 256;
+/// Default [`max_handshake_size`](crate::ServerBuilder::max_handshake_size):
+/// 4 KiB, a `Hello` (about 30 bytes) with room for a token.
+pub(crate) const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 4 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -77,6 +91,9 @@ impl Default for Config {
             heartbeat: Some((DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT)),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             queue_bytes: DEFAULT_QUEUE_BYTES,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_handshake_size: DEFAULT_MAX_HANDSHAKE_SIZE,
         }
     }
 }
@@ -234,6 +251,25 @@ macro_rules! config_setters {
         /// ```
         pub fn no_heartbeat(mut self) -> Self {
             self.config.heartbeat = None;
+            self
+        }
+
+        /// How long a write may wait for the peer to take any byte (default
+        /// 30 s). A peer that stops reading while this side has frames for
+        /// it (a client that pipelines requests and never reads the
+        /// replies, say) is dropped after that long with
+        /// [`DisconnectReason::WriteTimeout`](crate::DisconnectReason::WriteTimeout),
+        /// and everything its connection held is freed. It counts from the
+        /// last byte the peer took, so a slow but moving peer is not cut.
+        ///
+        /// ```
+        /// # use netsock::{Events, Server};
+        /// # use std::time::Duration;
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// let builder = Server::<Api>::builder().write_timeout(Duration::from_secs(5));
+        /// ```
+        pub fn write_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.config.write_timeout = timeout;
             self
         }
     };

@@ -38,6 +38,7 @@ use crate::frame::{self, CloseReason, FrameCodec, Header, RemoteError};
 use crate::handlers::{call_caught, BoxFuture, Handlers, Slot};
 use crate::metrics::{Meter, SocketMetrics};
 use crate::outbox::{Batch, Outbox, Take};
+use crate::throttle::warn_throttled;
 use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
 use crate::{DisconnectReason, Error, Events, SocketId};
 
@@ -306,7 +307,18 @@ impl<In: Events> Shared<In> {
         let hook = read(&self.handlers).error.clone();
         match hook {
             Some(hook) => hook(err),
-            None => tracing::warn!(socket = %self.id, error = %err, "netsock socket error"),
+            None => {
+                let kind = match &err {
+                    Error::DecodeEvent { .. } => "undecodable event",
+                    Error::NoHandler { .. } => "event without a handler",
+                    Error::RequestAsEvent { .. } => "request sent as an event",
+                    Error::HandlerPanicked { .. } => "event handler panicked",
+                    Error::QueueFull { .. } => "event dropped: queue full",
+                    Error::FrameTooLarge { .. } => "event dropped: over the peer's limit",
+                    _ => "socket error",
+                };
+                warn_throttled!(kind, socket = %self.id, error = %err, "netsock socket error");
+            }
         }
     }
 
@@ -326,7 +338,7 @@ impl<In: Events> Shared<In> {
         // Events already received are delivered before the end.
         self.start();
         let graceful = async {
-            if let Ok(frame) = frame::encode(&Header::Close(reason), None::<&()>, usize::MAX) {
+            if let Ok(frame) = frame::encode_control(Header::Close(reason), self.max_out) {
                 if self.outbox.push_close(&frame).is_err() {
                     return;
                 }
@@ -370,7 +382,7 @@ impl<In: Events> Shared<In> {
             _ => None,
         };
         let last =
-            tell_peer.and_then(|r| frame::encode(&Header::Close(r), None::<&()>, usize::MAX).ok());
+            tell_peer.and_then(|r| frame::encode_control(Header::Close(r), self.max_out).ok());
         // The writer sends `last` only; senders waiting for queue room learn
         // the connection is gone.
         self.outbox.finish(last);
@@ -488,7 +500,7 @@ async fn read_loop<In: Events>(
             None => return DisconnectReason::PeerHungUp,
             Some(Ok(body)) => body,
             Some(Err(Error::FrameTooLarge { size, max })) => {
-                tracing::warn!(socket = %shared.id, size, max, "peer sent an oversized frame");
+                warn_throttled!("oversized frame", socket = %shared.id, size, max, "peer sent an oversized frame");
                 return DisconnectReason::FrameTooLarge { size, max };
             }
             Some(Err(Error::Io(err))) => return DisconnectReason::from_io(&err),
@@ -505,7 +517,7 @@ async fn read_loop<In: Events>(
         let (header, payload) = match frame::decode(&body) {
             Ok(decoded) => decoded,
             Err(err) => {
-                tracing::warn!(socket = %shared.id, error = %err, "protocol error");
+                warn_throttled!("protocol error", socket = %shared.id, error = %err, "protocol error");
                 return DisconnectReason::Protocol(err.to_string());
             }
         };
@@ -527,8 +539,10 @@ async fn read_loop<In: Events>(
                 shared.events_queued.fetch_add(1, Ordering::AcqRel);
                 // The send may wait: replies queued quietly go out first.
                 shared.write_through();
-                if task.tx.send(inbound).await.is_err() {
-                    return DisconnectReason::ClosedLocally;
+                match unless_stopped(shared, stop.as_mut(), task.tx.send(inbound)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return DisconnectReason::ClosedLocally,
+                    Err(reason) => return reason,
                 }
             }
             Header::Request { id, timeout_ms } => {
@@ -537,8 +551,11 @@ async fn read_loop<In: Events>(
                     continue;
                 };
                 shared.write_through();
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return DisconnectReason::ClosedLocally;
+                let permit = permits.clone().acquire_owned();
+                let permit = match unless_stopped(shared, stop.as_mut(), permit).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) => return DisconnectReason::ClosedLocally,
+                    Err(reason) => return reason,
                 };
                 spawn_request(shared, id, work, permit);
             }
@@ -562,6 +579,23 @@ async fn read_loop<In: Events>(
                 return DisconnectReason::Protocol(message);
             }
         }
+    }
+}
+
+/// Awaits `wait`, unless the connection is told to stop first: then gives
+/// why. Everything the reader waits on besides the socket goes through
+/// here, so that a connection whose peer is gone never stays parked (on a
+/// request permit held by handlers that wait for queue room, say).
+async fn unless_stopped<In, T>(
+    shared: &Shared<In>,
+    stop: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    wait: impl Future<Output = T>,
+) -> Result<T, DisconnectReason> {
+    tokio::select! {
+        biased;
+        // A graceful close (no reason) does not wait for room either.
+        () = stop => Err(lock(&shared.stop_reason).take().unwrap_or(DisconnectReason::ClosedLocally)),
+        done = wait => Ok(done),
     }
 }
 
@@ -641,6 +675,7 @@ fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> Option<Runn
     let value = match postcard::from_bytes::<In>(&payload) {
         Ok(value) => value,
         Err(source) => {
+            shared.meter.add(|c| &c.events_invalid, 1);
             shared.report(Error::DecodeEvent { source });
             return None;
         }
@@ -648,8 +683,17 @@ fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> Option<Runn
     shared.observe(&value);
     let index = value.variant_index();
     let event = variant_name::<In>(index);
+    if In::VARIANTS
+        .get(index as usize)
+        .is_some_and(|v| v.is_request())
+    {
+        shared.meter.add(|c| &c.events_invalid, 1);
+        shared.report(Error::RequestAsEvent { event });
+        return None;
+    }
     let slot = read(&shared.handlers).slot(index);
     let Slot::Event(handler) = slot else {
+        shared.meter.add(|c| &c.events_unhandled, 1);
         shared.report(Error::NoHandler { event });
         return None;
     };
@@ -768,6 +812,7 @@ async fn answer<In: Events>(shared: &Shared<In>, id: u64, payload: Bytes) -> Opt
                 RemoteError::BadRequest {
                     message: e.to_string(),
                 },
+                shared.max_out,
             )
         }
     };
@@ -780,25 +825,26 @@ async fn answer<In: Events>(shared: &Shared<In>, id: u64, payload: Bytes) -> Opt
         .is_some_and(|v| v.is_request())
     {
         let event = event.to_owned();
-        return failure(id, RemoteError::NotARequest { event });
+        return failure(id, RemoteError::NotARequest { event }, shared.max_out);
     }
     let slot = read(&shared.handlers).slot(index);
     let Slot::Request(handler) = slot else {
         let event = event.to_owned();
-        return failure(id, RemoteError::NoHandler { event });
+        return failure(id, RemoteError::NoHandler { event }, shared.max_out);
     };
     match call_caught(|v| handler(v, id, shared.max_out), value).await {
         Ok(reply) => reply,
         Err(message) => {
-            tracing::warn!(socket = %shared.id, %event, %message, "request handler panicked");
-            failure(id, RemoteError::HandlerPanicked { message })
+            warn_throttled!("request handler panicked", socket = %shared.id, %event, %message, "request handler panicked");
+            failure(id, RemoteError::HandlerPanicked { message }, shared.max_out)
         }
     }
 }
 
-/// A `Failure` frame.
-pub(crate) fn failure(id: u64, error: RemoteError) -> Option<Bytes> {
-    frame::encode(&Header::Failure { id, error }, None::<&()>, usize::MAX).ok()
+/// A `Failure` frame within the peer's limit `max` (its text shortened to
+/// fit).
+pub(crate) fn failure(id: u64, error: RemoteError, max: usize) -> Option<Bytes> {
+    frame::encode_control(Header::Failure { id, error }, max).ok()
 }
 
 /// Encodes a handler's reply, or a failure saying why it cannot be sent.
@@ -811,12 +857,14 @@ pub(crate) fn encode_reply<R: serde::Serialize>(id: u64, reply: &R, max: usize) 
                 size: size as u64,
                 max: max as u64,
             },
+            max,
         ),
         Err(e) => failure(
             id,
             RemoteError::Encode {
                 message: e.to_string(),
             },
+            max,
         ),
     }
 }
@@ -846,7 +894,7 @@ async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Shared<In>>) {
             Take::Batch(batch) => batch,
             Take::Last(last) => {
                 if let Some(frame) = last {
-                    let _ = write_all(&io, &frame, &mut 0).await;
+                    let _ = write_all(&io, &frame, &mut 0, shared.config.write_timeout).await;
                 }
                 break;
             }
@@ -854,8 +902,10 @@ async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Shared<In>>) {
         };
         tracing::trace!(frames = batch.frames, bytes = batch.buf.len(), "frames out");
         let Batch { buf, done, .. } = &mut batch;
-        if let Err(err) = write_all(&io, buf, done).await {
-            shared.stop(Some(DisconnectReason::from_io(&err)));
+        if let Err(reason) = write_all(&io, buf, done, shared.config.write_timeout).await {
+            // Senders waiting for room learn at once that none will come.
+            shared.outbox.finish(None);
+            shared.stop(Some(reason));
             break;
         }
         shared.meter.add(|c| &c.frames_out, batch.frames as u64);
@@ -875,15 +925,28 @@ async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Shared<In>>) {
     }
 }
 
-/// Writes `buf` from `done` on, waiting for room in the socket as needed.
-async fn write_all(io: &WriteHalf, buf: &[u8], done: &mut usize) -> std::io::Result<()> {
+/// Writes `buf` from `done` on, waiting for room in the socket as needed,
+/// but no longer than `timeout` for any byte to go.
+async fn write_all(
+    io: &WriteHalf,
+    buf: &[u8],
+    done: &mut usize,
+    timeout: Duration,
+) -> Result<(), DisconnectReason> {
     loop {
-        io.write_now(buf, done)?;
+        io.write_now(buf, done)
+            .map_err(|err| DisconnectReason::from_io(&err))?;
         if *done == buf.len() {
             return Ok(());
         }
         // Boxed: kept out of the writer task's size, which every
         // connection pays for, idle or not.
-        Box::pin(io.writable()).await?;
+        match Box::pin(tokio::time::timeout(timeout, io.writable())).await {
+            Ok(ready) => ready.map_err(|err| DisconnectReason::from_io(&err))?,
+            Err(_) => {
+                warn_throttled!("write timeout", ?timeout, "the peer stopped reading");
+                return Err(DisconnectReason::WriteTimeout { after: timeout });
+            }
+        }
     }
 }

@@ -136,6 +136,18 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A broadcast was over the frame limit of some of its recipients:
+    /// they did not get it (each is counted in its `events_dropped`); the
+    /// others did.
+    #[error("an event of {size} bytes is over the frame limit of {skipped} recipient(s) (the smallest: {max} bytes); they did not get it, the others did")]
+    BroadcastTooLarge {
+        /// Size of the frame body in bytes.
+        size: usize,
+        /// The smallest limit among the recipients skipped.
+        max: usize,
+        /// How many recipients were skipped.
+        skipped: usize,
+    },
     /// A value could not be encoded.
     #[error("cannot encode {what}: {source}")]
     Encode {
@@ -158,6 +170,14 @@ pub enum Error {
     #[error("no handler for incoming event {event}")]
     NoHandler {
         /// The event's variant name.
+        event: &'static str,
+    },
+    /// An incoming one-way event was a request variant: the peer must send
+    /// it as a request (the mirror of [`CallError::NotARequest`]). Counted
+    /// in [`Traffic::events_invalid`](crate::Traffic::events_invalid).
+    #[error("{event} is a request, but the peer sent it as a one-way event; it was dropped")]
+    RequestAsEvent {
+        /// The variant's name.
         event: &'static str,
     },
     /// An event handler panicked (reported to the error hook; the connection
@@ -342,6 +362,13 @@ pub enum DisconnectReason {
         size: usize,
         /// The limit.
         max: usize,
+    },
+    /// This side had frames for the peer, and the peer took no byte of
+    /// them for this long (see `write_timeout`): it stopped reading.
+    #[error("the peer took nothing this side wrote for {after:?}: it stopped reading")]
+    WriteTimeout {
+        /// The write timeout.
+        after: Duration,
     },
     /// A client socket lost its connection and could not get it back: the
     /// attempts ran out, or the server refused for good (see

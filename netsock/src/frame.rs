@@ -274,6 +274,22 @@ pub enum RejectReason {
     /// The server's connection middleware refused the client, saying why.
     #[error("refused: {0}")]
     Refused(String),
+    /// No whole `Hello` arrived within the server's handshake timeout.
+    #[error("no handshake within {after_ms} ms")]
+    HandshakeTimeout {
+        /// The server's handshake timeout, in milliseconds.
+        after_ms: u64,
+    },
+    /// The `Hello` announced a frame limit below the protocol's minimum.
+    #[error(
+        "the client's frame limit of {max_frame} bytes is below the protocol minimum of {min}"
+    )]
+    FrameLimitTooSmall {
+        /// The limit the client announced.
+        max_frame: u32,
+        /// The smallest limit a peer may announce.
+        min: u32,
+    },
 }
 
 /// Why a request failed on the peer, as sent in a `Failure` frame.
@@ -415,6 +431,11 @@ impl FrameCodec {
     /// frame.
     pub(crate) fn fresh_read(&mut self) -> bool {
         std::mem::take(&mut self.drained)
+    }
+
+    /// Accepts frame bodies of at most `max` bytes from now on.
+    pub(crate) fn set_max_frame_size(&mut self, max: usize) {
+        self.max = max;
     }
 
     /// The largest frame body this codec accepts.
@@ -575,6 +596,56 @@ fn finish(mut buf: BytesMut, max: usize) -> Result<Bytes, Error> {
     Ok(buf.freeze())
 }
 
+/// Builds a frame that carries no payload (a `Failure`, `Close`, `Reject`,
+/// ...) within `max`, shortening its text (an error message, a reason) when
+/// it would not fit: the peer never gets a frame over the limit it
+/// announced, error frames included.
+pub(crate) fn encode_control(mut header: Header, max: usize) -> Result<Bytes, Error> {
+    loop {
+        match encode(&header, None::<&()>, max) {
+            Err(Error::FrameTooLarge { size, max }) => {
+                let Some(text) = header.text_mut().filter(|t| !t.is_empty()) else {
+                    return Err(Error::FrameTooLarge { size, max });
+                };
+                // Cut the excess and room for the ellipsis, at a char boundary.
+                let mut keep = text.len().saturating_sub(size - max + '…'.len_utf8());
+                while !text.is_char_boundary(keep) {
+                    keep -= 1;
+                }
+                text.truncate(keep);
+                if keep > 0 {
+                    text.push('…');
+                }
+            }
+            done => return done,
+        }
+    }
+}
+
+impl Header {
+    /// The free text this header carries, if any.
+    fn text_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Header::Failure { error, .. } => match error {
+                RemoteError::NoHandler { event } | RemoteError::NotARequest { event } => {
+                    Some(event)
+                }
+                RemoteError::HandlerPanicked { message }
+                | RemoteError::BadRequest { message }
+                | RemoteError::Encode { message } => Some(message),
+                RemoteError::ResponseTooLarge { .. } => None,
+            },
+            Header::Close(
+                CloseReason::Protocol(text)
+                | CloseReason::Shutdown(text)
+                | CloseReason::Application(text),
+            )
+            | Header::Reject(RejectReason::Other(text) | RejectReason::Refused(text)) => Some(text),
+            _ => None,
+        }
+    }
+}
+
 /// Splits a frame body into its header and payload (a zero-copy slice).
 ///
 /// ```
@@ -667,6 +738,37 @@ mod tests {
         assert!(codec.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&[9, 8]);
         assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], &[8, 9, 8]);
+    }
+
+    #[test]
+    fn control_frames_are_shortened_to_fit() {
+        let long = "é".repeat(2000); // 4000 bytes, 2 per char
+        let failure = Header::Failure {
+            id: 1,
+            error: RemoteError::HandlerPanicked {
+                message: long.clone(),
+            },
+        };
+        let frame = encode_control(failure, 1024).unwrap();
+        assert_eq!(frame.len() - PREFIX_LEN, 1024);
+        let (Header::Failure { error, .. }, _) = decode(&frame.slice(PREFIX_LEN..)).unwrap() else {
+            panic!("not a failure")
+        };
+        let RemoteError::HandlerPanicked { message } = error else {
+            panic!("{error:?}")
+        };
+        assert!(message.ends_with('…') && long.starts_with(message.trim_end_matches('…')));
+        for header in [
+            Header::Close(CloseReason::Protocol(long.clone())),
+            Header::Reject(RejectReason::Refused(long.clone())),
+        ] {
+            let frame = encode_control(header, 1024).unwrap();
+            assert!(frame.len() - PREFIX_LEN <= 1024);
+        }
+        // What fits is left alone.
+        let ping = encode_control(Header::Ping, 1024).unwrap();
+        assert_eq!(&ping[..], &[0, 0, 0, 1, 8]);
+        assert!(encode_control(Header::Cancel { id: u64::MAX }, 2).is_err());
     }
 
     #[test]

@@ -4,10 +4,10 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
 
-use crate::config::Config;
+use crate::config::{Config, MIN_MAX_FRAME_SIZE};
 use crate::conn::Handshaken;
 use crate::frame::{self, FrameCodec, Header, Hello, RejectReason, MAGIC, PROTOCOL_VERSION};
-use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
+use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
 use crate::{Error, Events, SchemaId, SocketId};
 
 /// The read buffer a connection starts with; it grows on demand (the
@@ -16,8 +16,9 @@ use crate::{Error, Events, SchemaId, SocketId};
 /// the time.
 const READ_START: usize = frame::READ_MIN;
 
-async fn send(writer: &mut WriteHalf, header: &Header) -> Result<(), Error> {
-    let frame = frame::encode(header, None::<&()>, usize::MAX)?;
+/// Sends a handshake frame, within the peer's frame limit `max`.
+async fn send(writer: &mut WriteHalf, header: Header, max: usize) -> Result<(), Error> {
+    let frame = frame::encode_control(header, max)?;
     writer.write_all(&frame).await?;
     Ok(())
 }
@@ -54,8 +55,13 @@ pub(crate) async fn connect<In: Events, Out: Events>(
         lenient: config.lenient,
         auth,
     };
-    send(&mut writer, &Header::Hello(hello)).await?;
+    send(&mut writer, Header::Hello(hello), usize::MAX).await?;
     match first_frame(&mut reader).await? {
+        Header::Welcome { max_frame, .. } if (max_frame as usize) < MIN_MAX_FRAME_SIZE => {
+            Err(Error::Protocol(format!(
+                "the server announced a frame limit of {max_frame} bytes, below the protocol minimum of {MIN_MAX_FRAME_SIZE}"
+            )))
+        }
         Header::Welcome { id, max_frame } => Ok(Handshaken {
             id: SocketId(id),
             peer,
@@ -84,22 +90,31 @@ pub(crate) async fn connect<In: Events, Out: Events>(
     }
 }
 
-/// Server side: reads `Hello`, answers `Reject` or returns the connection,
-/// whose `Welcome` ([`welcome`]) the server queues once it lists the socket.
+/// The server's reader for a new connection: it takes frames of at most
+/// `max_handshake_size` until [`accept`] has read the `Hello`, so a stranger
+/// cannot make the server buffer a full-size frame before it is known.
+pub(crate) fn server_reader(read: ReadHalf, config: &Config) -> FramedRead<ReadHalf, FrameCodec> {
+    let max = config.max_handshake_size.min(config.max_frame_size);
+    FramedRead::with_capacity(read, FrameCodec::new(max), READ_START)
+}
+
+/// Server side: reads `Hello` and either answers `Reject` or returns it;
+/// the server queues the `Welcome` ([`welcome`]) once it lists the socket.
+/// From then on the reader takes frames up to `max_frame_size`.
 pub(crate) async fn accept<In: Events, Out: Events>(
-    read: ReadHalf,
-    mut writer: WriteHalf,
-    peer: PeerAddr,
-    cred: Option<PeerCred>,
+    reader: &mut FramedRead<ReadHalf, FrameCodec>,
+    writer: &mut WriteHalf,
     config: &Config,
-    id: SocketId,
-) -> Result<(Handshaken, Hello), Error> {
-    let mut reader =
-        FramedRead::with_capacity(read, FrameCodec::new(config.max_frame_size), READ_START);
-    let hello = match first_frame(&mut reader).await {
+) -> Result<Hello, Error> {
+    let hello = match first_frame(reader).await {
         Ok(Header::Hello(hello)) if hello.magic == MAGIC => hello,
         Ok(_) | Err(Error::Protocol(_)) => {
-            let _ = send(&mut writer, &Header::Reject(RejectReason::BadMagic)).await;
+            let _ = send(
+                writer,
+                Header::Reject(RejectReason::BadMagic),
+                MIN_MAX_FRAME_SIZE,
+            )
+            .await;
             return Err(Error::Protocol(
                 "the first frame is not a netsock handshake".into(),
             ));
@@ -112,6 +127,11 @@ pub(crate) async fn accept<In: Events, Out: Events>(
             server: PROTOCOL_VERSION,
             client: hello.version,
         })
+    } else if (hello.max_frame as usize) < MIN_MAX_FRAME_SIZE {
+        Some(RejectReason::FrameLimitTooSmall {
+            max_frame: hello.max_frame,
+            min: MIN_MAX_FRAME_SIZE as u32,
+        })
     } else if (hello.receives, hello.sends) != ours && !(config.lenient || hello.lenient) {
         Some(RejectReason::SchemaMismatch {
             server: ours,
@@ -121,22 +141,13 @@ pub(crate) async fn accept<In: Events, Out: Events>(
         None
     };
     if let Some(reason) = reject {
-        let _ = send(&mut writer, &Header::Reject(reason.clone())).await;
+        let _ = send(writer, Header::Reject(reason.clone()), MIN_MAX_FRAME_SIZE).await;
         return Err(Error::Rejected(reason));
     }
-    let peer_max_frame = hello.max_frame as usize;
-    Ok((
-        Handshaken {
-            id,
-            peer,
-            cred,
-            data: Default::default(),
-            peer_max_frame,
-            reader,
-            writer,
-        },
-        hello,
-    ))
+    reader
+        .decoder_mut()
+        .set_max_frame_size(config.max_frame_size);
+    Ok(hello)
 }
 
 /// The `Welcome` frame accepting connection `id`.
@@ -148,8 +159,9 @@ pub(crate) fn welcome(id: SocketId, config: &Config) -> Result<bytes::Bytes, Err
     frame::encode(&header, None::<&()>, usize::MAX)
 }
 
-/// Refuses a connection whose handshake was read but not yet answered.
+/// Refuses a connection whose handshake was not yet answered, within the
+/// frame limit every peer accepts.
 pub(crate) async fn reject(writer: &mut WriteHalf, reason: RejectReason) {
-    let _ = send(writer, &Header::Reject(reason)).await;
+    let _ = send(writer, Header::Reject(reason), MIN_MAX_FRAME_SIZE).await;
     let _ = writer.shutdown().await;
 }

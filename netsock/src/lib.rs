@@ -69,6 +69,7 @@ mod rooms;
 mod server;
 pub mod service;
 mod socket;
+mod throttle;
 mod transport;
 
 pub use addr::{Addr, IntoAddr};

@@ -5,18 +5,35 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// A connection's counters, and the server's totals it also adds to.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) frames_in: AtomicU64,
-    pub(crate) bytes_in: AtomicU64,
-    pub(crate) frames_out: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
-    pub(crate) calls_completed: AtomicU64,
-    pub(crate) calls_failed: AtomicU64,
-    pub(crate) calls_timed_out: AtomicU64,
-    pub(crate) requests_served: AtomicU64,
-    pub(crate) events_dropped: AtomicU64,
+/// Declares a set of counters once: the atomics bumped on the hot path
+/// (`$atomics`, crate-private), the public snapshot (`$snapshot`, one `u64`
+/// field per counter, documented here), and the conversion between them.
+/// Adding a counter is adding one line to a list below.
+macro_rules! counters {
+    (
+        $(#[$meta:meta])*
+        pub struct $snapshot:ident from $atomics:ident {
+            $( $(#[$field_meta:meta])* $field:ident, )*
+        }
+    ) => {
+        #[derive(Debug, Default)]
+        pub(crate) struct $atomics {
+            $( pub(crate) $field: AtomicU64, )*
+        }
+
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct $snapshot {
+            $( $(#[$field_meta])* pub $field: u64, )*
+        }
+
+        impl From<&$atomics> for $snapshot {
+            fn from(c: &$atomics) -> Self {
+                $snapshot { $( $field: c.$field.load(Relaxed), )* }
+            }
+        }
+    };
 }
 
 /// A connection's counters plus, on a server, the server-wide ones.
@@ -36,54 +53,46 @@ impl Meter {
     }
 }
 
-/// Traffic counters, for one socket or summed over a server's connections
-/// since it started. Frames are counted once the handshake is done, except
-/// the server's `Welcome`, which it sends through the connection's queue.
-///
-/// ```
-/// use netsock::Traffic;
-/// fn summary(t: &Traffic) -> String {
-///     format!("{} frames ({} bytes) in, {} frames ({} bytes) out, {} calls timed out",
-///         t.frames_in, t.bytes_in, t.frames_out, t.bytes_out, t.calls_timed_out)
-/// }
-/// assert!(summary(&Traffic::default()).starts_with("0 frames (0 bytes) in"));
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Traffic {
-    /// Frames received.
-    pub frames_in: u64,
-    /// Bytes received, length prefixes included.
-    pub bytes_in: u64,
-    /// Frames sent.
-    pub frames_out: u64,
-    /// Bytes sent, length prefixes included.
-    pub bytes_out: u64,
-    /// Requests this side made that got their reply.
-    pub calls_completed: u64,
-    /// Requests this side made that failed other than by timing out.
-    pub calls_failed: u64,
-    /// Requests this side made that timed out.
-    pub calls_timed_out: u64,
-    /// Requests from the peer this side answered (reply or error reply).
-    pub requests_served: u64,
-    /// Broadcast events dropped because a recipient's queue was full.
-    pub events_dropped: u64,
-}
-
-impl From<&Counters> for Traffic {
-    fn from(c: &Counters) -> Self {
-        Traffic {
-            frames_in: c.frames_in.load(Relaxed),
-            bytes_in: c.bytes_in.load(Relaxed),
-            frames_out: c.frames_out.load(Relaxed),
-            bytes_out: c.bytes_out.load(Relaxed),
-            calls_completed: c.calls_completed.load(Relaxed),
-            calls_failed: c.calls_failed.load(Relaxed),
-            calls_timed_out: c.calls_timed_out.load(Relaxed),
-            requests_served: c.requests_served.load(Relaxed),
-            events_dropped: c.events_dropped.load(Relaxed),
-        }
+counters! {
+    /// Traffic counters, for one socket or summed over a server's connections
+    /// since it started. Frames are counted once the handshake is done, except
+    /// the server's `Welcome`, which it sends through the connection's queue.
+    ///
+    /// ```
+    /// use netsock::Traffic;
+    /// fn summary(t: &Traffic) -> String {
+    ///     format!("{} frames ({} bytes) in, {} frames ({} bytes) out, {} calls timed out",
+    ///         t.frames_in, t.bytes_in, t.frames_out, t.bytes_out, t.calls_timed_out)
+    /// }
+    /// assert!(summary(&Traffic::default()).starts_with("0 frames (0 bytes) in"));
+    /// ```
+    pub struct Traffic from Counters {
+        /// Frames received.
+        frames_in,
+        /// Bytes received, length prefixes included.
+        bytes_in,
+        /// Frames sent.
+        frames_out,
+        /// Bytes sent, length prefixes included.
+        bytes_out,
+        /// Requests this side made that got their reply.
+        calls_completed,
+        /// Requests this side made that failed other than by timing out.
+        calls_failed,
+        /// Requests this side made that timed out.
+        calls_timed_out,
+        /// Requests from the peer this side answered (reply or error reply).
+        requests_served,
+        /// Events this side did not send to this socket: broadcast and
+        /// volatile events dropped because its queue was full, or a
+        /// broadcast over its peer's frame limit; on a client, also events
+        /// dropped or never sent while offline.
+        events_dropped,
+        /// Incoming events that could not be handled: undecodable, or a
+        /// request variant sent as a one-way event.
+        events_invalid,
+        /// Incoming events with no handler registered for their variant.
+        events_unhandled,
     }
 }
 
@@ -109,59 +118,35 @@ pub struct SocketMetrics {
     pub queue_depth: u64,
 }
 
-/// Handshakes a server refused, by reason.
-#[derive(Debug, Default)]
-pub(crate) struct RejectCounters {
-    pub(crate) bad_handshake: AtomicU64,
-    pub(crate) version: AtomicU64,
-    pub(crate) schema: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) timed_out: AtomicU64,
-    pub(crate) shutting_down: AtomicU64,
-    pub(crate) full: AtomicU64,
-}
-
-/// Handshakes a server refused, by reason.
-///
-/// ```
-/// # use netsock::{Events, Server, Socket};
-/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-/// fn refused(io: &Server<Api>) -> u64 {
-///     let r = io.metrics().rejects;
-///     r.bad_handshake + r.version + r.schema + r.refused + r.timed_out + r.shutting_down
-/// }
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Rejects {
-    /// Not a netsock handshake (garbage, wrong magic, closed early).
-    pub bad_handshake: u64,
-    /// Another protocol version.
-    pub version: u64,
-    /// Another event schema.
-    pub schema: u64,
-    /// Refused by a middleware.
-    pub refused: u64,
-    /// No handshake (or middleware verdict) within the handshake timeout.
-    pub timed_out: u64,
-    /// Arrived while the server was closing.
-    pub shutting_down: u64,
-    /// Arrived while the server had `max_connections` open.
-    pub full: u64,
-}
-
-impl From<&RejectCounters> for Rejects {
-    fn from(c: &RejectCounters) -> Self {
-        Rejects {
-            bad_handshake: c.bad_handshake.load(Relaxed),
-            version: c.version.load(Relaxed),
-            schema: c.schema.load(Relaxed),
-            refused: c.refused.load(Relaxed),
-            timed_out: c.timed_out.load(Relaxed),
-            shutting_down: c.shutting_down.load(Relaxed),
-            full: c.full.load(Relaxed),
-        }
+counters! {
+    /// Handshakes a server refused, by reason.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// fn refused(io: &Server<Api>) -> u64 {
+    ///     let r = io.metrics().rejects;
+    ///     r.bad_handshake + r.version + r.schema + r.refused + r.timed_out + r.shutting_down
+    /// }
+    /// ```
+    pub struct Rejects from RejectCounters {
+        /// Not a netsock handshake (garbage, wrong magic, closed early), or
+        /// one announcing a frame limit below the protocol minimum.
+        bad_handshake,
+        /// Another protocol version.
+        version,
+        /// Another event schema.
+        schema,
+        /// Refused by a middleware.
+        refused,
+        /// No handshake (or middleware verdict) within the handshake timeout.
+        timed_out,
+        /// Arrived while the server was closing.
+        shutting_down,
+        /// Arrived while the server had `max_connections` open or in their
+        /// handshake.
+        full,
     }
 }
 
@@ -196,6 +181,12 @@ pub struct ServerMetrics {
     pub connections_open: u64,
     /// Connections accepted (handshake completed) since the server started.
     pub connections_total: u64,
+    /// Connections accepted by the listener and still in their handshake
+    /// (at most the server's `max_handshakes`).
+    pub handshakes_in_progress: u64,
+    /// Times accepting a connection failed (out of file descriptors and the
+    /// like) since the server started; the server retries after a pause.
+    pub accept_failures: u64,
     /// Handshakes refused, by reason.
     pub rejects: Rejects,
     /// Traffic summed over every connection since the server started.

@@ -207,6 +207,7 @@ pub(crate) fn is_temporary(reason: &DisconnectReason) -> bool {
         DisconnectReason::PeerHungUp
         | DisconnectReason::Io { .. }
         | DisconnectReason::HeartbeatTimeout { .. }
+        | DisconnectReason::WriteTimeout { .. }
         | DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_)) => true,
         DisconnectReason::ClosedLocally
         | DisconnectReason::ClosedByPeer(_)

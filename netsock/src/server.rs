@@ -7,16 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::config::{config_setters, Config};
-use crate::conn::{self, lock, write, Carry, Shared};
+use crate::conn::{self, lock, write, Carry, Handshaken, Shared};
 use crate::frame::{self, CloseReason, Header, RejectReason};
 use crate::handlers::{call_caught, BoxFuture};
 use crate::metrics::{Counters, Meter, RejectCounters, ServerMetrics, SocketMetrics};
 use crate::middleware::MiddlewareFn;
 use crate::rooms::Registry;
 use crate::service::Service;
+use crate::throttle::warn_throttled;
 use crate::transport::{Accepted, Listener, SocketFile};
 use crate::{
     handshake, Addr, Broadcast, Error, Events, Except, Handshake, IntoAddr, Result, Socket,
@@ -37,6 +39,9 @@ pub(crate) struct Inner<In: Events, Out: Events> {
     counters: Arc<Counters>,
     rejects: RejectCounters,
     connections_total: AtomicU64,
+    accept_failures: AtomicU64,
+    /// One permit per connection in its handshake (`max_handshakes`).
+    handshakes: Arc<Semaphore>,
     next_id: AtomicU64,
     shutdown: tokio::sync::watch::Sender<bool>,
     /// True while `run` holds the listener.
@@ -161,6 +166,45 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
+    /// The most connections in their handshake at once (default 256).
+    /// While that many strangers have connected and not yet finished their
+    /// handshake, the server accepts no more: new connections wait in the
+    /// operating system's listen backlog until one finishes or its
+    /// [handshake timeout](Self::handshake_timeout) passes. Together with
+    /// [`max_handshake_size`](Self::max_handshake_size) this bounds the
+    /// memory unauthenticated peers can pin (see the book's Reliability
+    /// chapter for the figures).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// let builder = Server::<Api>::builder().max_handshakes(64);
+    /// ```
+    pub fn max_handshakes(mut self, handshakes: usize) -> Self {
+        self.config.max_handshakes = handshakes.max(1);
+        self
+    }
+
+    /// The largest frame a peer may send before its handshake is done
+    /// (default 4 KiB). Its first frame is a `Hello`: about 30 bytes plus
+    /// the `auth` payload given to
+    /// [`SocketBuilder::auth`](crate::SocketBuilder::auth). Raise it for
+    /// larger tokens; a bigger first frame is refused as
+    /// [`RejectReason::BadMagic`] and counted in
+    /// [`Rejects::bad_handshake`](crate::Rejects::bad_handshake). At most
+    /// [`max_frame_size`](Self::max_frame_size).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// // Clients authenticate with certificates of up to 16 KiB.
+    /// let builder = Server::<Api>::builder().max_handshake_size(16 * 1024);
+    /// ```
+    pub fn max_handshake_size(mut self, bytes: usize) -> Self {
+        self.config.max_handshake_size = bytes.clamp(64, u32::MAX as usize);
+        self
+    }
+
     /// Permissions of the Unix socket file (default
     /// [`DEFAULT_SOCKET_MODE`](crate::DEFAULT_SOCKET_MODE), `0o600`: only
     /// the owner's processes may connect). For example `0o660` lets a
@@ -193,6 +237,7 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         let (listener, local_addr, socket_file) =
             Listener::bind(&addr, self.config.socket_mode).await?;
         tracing::info!(addr = %local_addr, "netsock server listening");
+        let max_handshakes = self.config.max_handshakes;
         Ok(Server {
             inner: Arc::new(Inner {
                 local_addr,
@@ -205,6 +250,8 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
                 counters: Arc::default(),
                 rejects: RejectCounters::default(),
                 connections_total: AtomicU64::new(0),
+                accept_failures: AtomicU64::new(0),
+                handshakes: Arc::new(Semaphore::new(max_handshakes)),
                 next_id: AtomicU64::new(1),
                 shutdown: tokio::sync::watch::Sender::new(false),
                 accepting: tokio::sync::watch::Sender::new(false),
@@ -412,6 +459,10 @@ impl<In: Events, Out: Events> Server<In, Out> {
         ServerMetrics {
             connections_open: sockets.len() as u64,
             connections_total: self.inner.connections_total.load(Ordering::Relaxed),
+            handshakes_in_progress: (self.inner.config.max_handshakes
+                - self.inner.handshakes.available_permits())
+                as u64,
+            accept_failures: self.inner.accept_failures.load(Ordering::Relaxed),
             rejects: (&self.inner.rejects).into(),
             traffic: (&*self.inner.counters).into(),
             calls_in_flight: live.iter().map(|m| m.calls_in_flight).sum(),
@@ -642,6 +693,14 @@ impl<In: Events, Out: Events> Server<In, Out> {
                 let Some(listener) = &accepting.listener else {
                     return Ok(());
                 };
+                // At most `max_handshakes` strangers at once: beyond that,
+                // connections wait in the listen backlog.
+                let handshakes = self.inner.handshakes.clone();
+                let permit = tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                    permit = handshakes.acquire_owned() => permit,
+                };
+                let Ok(permit) = permit else { return Ok(()) };
                 let accepted = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return Ok(()),
                     accepted = listener.accept() => accepted,
@@ -656,12 +715,19 @@ impl<In: Events, Out: Events> Server<In, Out> {
                             peer = %peer,
                             transport = peer.transport(),
                         );
-                        tokio::spawn(serve_connection(weak, accepted).instrument(conn_span));
+                        let serve = serve_connection(weak, accepted, permit);
+                        tokio::spawn(serve.instrument(conn_span));
                     }
                     Err(err) => {
-                        // Out of file descriptors and the like: back off and retry.
-                        tracing::warn!(%err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of file descriptors and the like: the pending
+                        // connection stays in the backlog, so retrying at
+                        // once would spin. Back off, then retry.
+                        self.inner.accept_failures.fetch_add(1, Ordering::Relaxed);
+                        warn_throttled!("accept failed", %err, "accept failed; retrying in 50 ms");
+                        tokio::select! {
+                            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                            () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        }
                     }
                 }
             }
@@ -739,9 +805,16 @@ impl<In: Events, Out: Events> Server<In, Out> {
     }
 }
 
+/// How long the accept loop pauses after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Handshakes, checks and lists one accepted connection, then runs the
+/// connection handler. `handshaking` is its place among the connections in
+/// their handshake, given back once it is listed or refused.
 async fn serve_connection<In: Events, Out: Events>(
     server: Weak<Inner<In, Out>>,
-    (read, write, peer, cred): Accepted,
+    (read, mut writer, peer, cred): Accepted,
+    handshaking: OwnedSemaphorePermit,
 ) {
     let Some(inner) = server.upgrade() else {
         return;
@@ -752,11 +825,12 @@ async fn serve_connection<In: Events, Out: Events>(
     let middleware = conn::read(&inner.middleware).clone();
     let after = config.handshake_timeout;
     drop(inner);
-    let handshake = handshake::accept::<In, Out>(read, write, peer.clone(), cred, &config, id);
-    let (mut conn, hello) = match tokio::time::timeout(after, handshake).await {
-        Ok(Ok(done)) => done,
+    let mut reader = handshake::server_reader(read, &config);
+    let handshake = handshake::accept::<In, Out>(&mut reader, &mut writer, &config);
+    let hello = match tokio::time::timeout(after, handshake).await {
+        Ok(Ok(hello)) => hello,
         Ok(Err(err)) => {
-            tracing::warn!(%peer, error = %err, "handshake failed");
+            warn_throttled!("handshake failed", %peer, error = %err, "handshake failed");
             count_reject(
                 &server,
                 match err {
@@ -768,16 +842,31 @@ async fn serve_connection<In: Events, Out: Events>(
             return;
         }
         Err(_) => {
-            tracing::warn!(%peer, ?after, "handshake timed out");
+            warn_throttled!("handshake timed out", %peer, ?after, "handshake timed out");
             count_reject(&server, |r| &r.timed_out);
+            let after_ms = after.as_millis().try_into().unwrap_or(u64::MAX);
+            let reject =
+                handshake::reject(&mut writer, RejectReason::HandshakeTimeout { after_ms });
+            // A peer that does not read cannot hold the refusal up.
+            let _ = tokio::time::timeout(Duration::from_secs(1), reject).await;
             return;
         }
+    };
+    let mut conn = Handshaken {
+        id,
+        peer: peer.clone(),
+        cred,
+        data: Default::default(),
+        peer_max_frame: hello.max_frame as usize,
+        reader,
+        writer,
     };
     let open = server
         .upgrade()
         .map_or(0, |inner| lock(&inner.registry).sockets.len());
     if open >= config.max_connections {
-        tracing::warn!(
+        warn_throttled!(
+            "server full",
             open,
             max = config.max_connections,
             "refusing a connection: server full"
@@ -802,13 +891,13 @@ async fn serve_connection<In: Events, Out: Events>(
         match verdict {
             Ok(Ok(hs)) => conn.data = hs.data,
             Ok(Err(reason)) => {
-                tracing::warn!(%peer, %reason, "middleware refused the connection");
+                warn_throttled!("middleware refused", %peer, %reason, "middleware refused the connection");
                 count_reject(&server, |r| &r.refused);
                 handshake::reject(&mut conn.writer, RejectReason::Refused(reason)).await;
                 return;
             }
             Err(_) => {
-                tracing::warn!(%peer, ?after, "middleware timed out");
+                warn_throttled!("middleware timed out", %peer, ?after, "middleware timed out");
                 count_reject(&server, |r| &r.timed_out);
                 let reason = RejectReason::Refused("the server's checks timed out".into());
                 handshake::reject(&mut conn.writer, reason).await;
@@ -842,7 +931,7 @@ async fn serve_connection<In: Events, Out: Events>(
     if *inner.shutdown.borrow() {
         inner.rejects.shutting_down.fetch_add(1, Ordering::Relaxed);
         let reason = RejectReason::Other("the server is shutting down".into());
-        if let Ok(reject) = frame::encode(&Header::Reject(reason), None::<&()>, usize::MAX) {
+        if let Ok(reject) = frame::encode_control(Header::Reject(reason), shared.max_out) {
             let _ = shared.outbox.push_close(&reject);
         }
         return;
@@ -863,6 +952,8 @@ async fn serve_connection<In: Events, Out: Events>(
     }
     let handler = conn::read(&inner.on_connection).clone();
     drop(inner);
+    // Listed: it counts as open now, not as a handshake.
+    drop(handshaking);
     tracing::info!("client connected");
     if let Some(handler) = handler {
         let result = call_caught(|s| handler(s), socket.clone()).await;

@@ -694,10 +694,6 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         conn.report(err);
     }
 
-    pub(crate) fn report(&self, err: Error) {
-        self.conn().report(err);
-    }
-
     /// How many broadcast events this socket missed because its outgoing
     /// queue was full.
     ///
