@@ -33,6 +33,17 @@ pub enum Api {
     Unhandled,
 }
 
+/// What `fd_limited_server` answers.
+#[derive(Events, Serialize, Deserialize, Debug)]
+pub enum Probe {
+    /// Adds numbers.
+    #[request(response = i64)]
+    Sum(Vec<i64>),
+    /// The server's `accept_failures` count.
+    #[request(response = u64)]
+    AcceptFailures,
+}
+
 /// What the test server observed.
 #[derive(Debug)]
 pub struct Seen {

@@ -23,6 +23,18 @@ pub async fn within<F: Future>(fut: F) -> F::Output {
     }
 }
 
+/// Polls `cond` until it holds, failing the test after [`WAIT`]: for what
+/// no event announces (a counter bumped right after a write, a descriptor
+/// the kernel closed).
+pub async fn eventually(mut cond: impl FnMut() -> bool) {
+    within(async {
+        while !cond() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
 /// Runs a test case once over TCP and once over a Unix socket, as two tests.
 #[macro_export]
 macro_rules! on_both_transports {
@@ -129,6 +141,11 @@ impl Raw {
         }
     }
 
+    /// The stream, with whatever it has read and not yet parsed dropped.
+    pub fn into_stream(self) -> Box<dyn Stream> {
+        self.io
+    }
+
     /// Writes raw bytes.
     pub async fn write(&mut self, bytes: &[u8]) {
         self.io.write_all(bytes).await.expect("write");
@@ -146,9 +163,19 @@ impl Raw {
 
     /// Reads one frame; `None` at end of stream (or on a reset).
     pub async fn recv(&mut self) -> Option<(Header, Bytes)> {
+        self.recv_sized(usize::MAX).await
+    }
+
+    /// Reads one frame, failing the test if its body is over `max` bytes
+    /// (the limit this peer announced); `None` at end of stream.
+    pub async fn recv_sized(&mut self, max: usize) -> Option<(Header, Bytes)> {
         loop {
             if self.buf.len() >= 4 {
                 let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+                assert!(
+                    len <= max,
+                    "a frame of {len} bytes, over the limit of {max}"
+                );
                 if self.buf.len() >= 4 + len {
                     self.buf.advance(4);
                     let body = self.buf.split_to(len).freeze();

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use netsock::frame::{Header, RejectReason, PROTOCOL_VERSION};
-use netsock::{CloseReason, DisconnectReason, Events, Socket};
-use tests::api::{client, serve, serve_with, Api, ApiEmit};
-use tests::{hello, on_both_transports, within, Raw, Transport};
+use netsock::frame::{Header, RejectReason, RemoteError, PROTOCOL_VERSION};
+use netsock::{CloseReason, DisconnectReason, Error, Events, Server, Socket};
+use tests::api::{client, serve, serve_with, Api, ApiEmit, ApiHandle};
+use tests::{eventually, hello, on_both_transports, within, Raw, Transport};
 
 on_both_transports!(
     garbage_bytes,
@@ -18,6 +18,12 @@ on_both_transports!(
     undecodable_request_gets_an_error_reply,
     silent_client_is_dropped_after_the_handshake_timeout,
     client_refuses_an_oversized_frame_from_the_server,
+    a_large_first_frame_is_refused_before_the_handshake,
+    handshakes_in_progress_are_bounded,
+    a_frame_limit_below_the_minimum_is_refused,
+    error_replies_fit_the_limit_the_peer_announced,
+    misdirected_and_unhandled_events_are_reported_and_counted,
+    a_broadcast_over_one_recipients_limit_is_an_error_and_counted,
 );
 
 /// The server still answers a normal client.
@@ -202,7 +208,15 @@ async fn silent_client_is_dropped_after_the_handshake_timeout(t: Transport) {
     let mut silent = Raw::connect(io.local_addr()).await;
     // Meanwhile others are served: handshakes do not queue behind it.
     still_serves(&io).await;
+    // It is told why before the server hangs up.
+    assert_eq!(
+        within(silent.recv()).await.map(|f| f.0),
+        Some(Header::Reject(RejectReason::HandshakeTimeout {
+            after_ms: 1000
+        }))
+    );
     assert!(within(silent.recv()).await.is_none());
+    assert_eq!(io.metrics().rejects.timed_out, 1);
     io.close().await;
 }
 
@@ -241,4 +255,198 @@ async fn client_refuses_an_oversized_frame_from_the_server(t: Transport) {
             max: 4096
         })
     );
+}
+
+/// Before its handshake, a stranger may send a frame of a few KiB, not of
+/// the full frame limit: announcing 64 KiB is refused at once.
+async fn a_large_first_frame_is_refused_before_the_handshake(t: Transport) {
+    let (io, _seen, _dir) = serve(t).await;
+    let mut raw = Raw::connect(io.local_addr()).await;
+    raw.write(&(64u32 * 1024).to_be_bytes()).await;
+    assert_eq!(
+        within(raw.recv()).await.map(|f| f.0),
+        Some(Header::Reject(RejectReason::BadMagic))
+    );
+    assert!(within(raw.recv()).await.is_none());
+    assert_eq!(io.metrics().rejects.bad_handshake, 1);
+    // A token over the default 4 KiB is refused; the knob lets it in.
+    let token = vec![7u8; 5 * 1024];
+    let refused = Socket::<Api>::builder()
+        .no_reconnect()
+        .auth(token.clone())
+        .connect(io.local_addr())
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Rejected(RejectReason::BadMagic))),
+        "{refused:?}"
+    );
+    io.close().await;
+    let roomy = Server::<Api>::builder().max_handshake_size(16 * 1024);
+    let (io, _seen, _dir) = serve_with(t, roomy).await;
+    let socket = within(
+        Socket::<Api>::builder()
+            .auth(token)
+            .connect(io.local_addr()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(within(socket.sum(vec![1, 2])).await.unwrap(), 3);
+    still_serves(&io).await;
+    io.close().await;
+}
+
+/// Strangers in their handshake are bounded: past `max_handshakes`, new
+/// connections wait in the backlog until one of them is done.
+async fn handshakes_in_progress_are_bounded(t: Transport) {
+    let builder = Server::<Api>::builder()
+        .max_handshakes(2)
+        .handshake_timeout(Duration::from_secs(60));
+    let (io, _seen, _dir) = serve_with(t, builder).await;
+    let silent_a = Raw::connect(io.local_addr()).await;
+    let _silent_b = Raw::connect(io.local_addr()).await;
+    eventually(|| io.metrics().handshakes_in_progress == 2).await;
+    let addr = io.local_addr().clone();
+    let mut waiting = tokio::spawn(async move { client_for(&addr).await });
+    // Not served while both places are taken...
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
+    assert!(early.is_err(), "a third handshake ran beside two others");
+    assert_eq!(io.metrics().handshakes_in_progress, 2);
+    // ...and served as soon as one is given back.
+    drop(silent_a);
+    let socket = within(waiting).await.unwrap();
+    assert_eq!(within(socket.sum(vec![4, 5])).await.unwrap(), 9);
+    assert_eq!(io.metrics().rejects.bad_handshake, 1);
+    io.close().await;
+}
+
+async fn client_for(addr: &netsock::Addr) -> Socket<Api> {
+    Socket::<Api>::connect(addr).await.expect("connect")
+}
+
+async fn a_frame_limit_below_the_minimum_is_refused(t: Transport) {
+    let (io, _seen, _dir) = serve(t).await;
+    for max_frame in [0, 1023] {
+        let mut raw = Raw::connect(io.local_addr()).await;
+        let mut tiny = hello::<Api>();
+        tiny.max_frame = max_frame;
+        raw.send(&Header::Hello(tiny), None).await;
+        assert_eq!(
+            within(raw.recv()).await.map(|f| f.0),
+            Some(Header::Reject(RejectReason::FrameLimitTooSmall {
+                max_frame,
+                min: 1024
+            }))
+        );
+        assert!(within(raw.recv()).await.is_none());
+    }
+    assert_eq!(io.metrics().rejects.bad_handshake, 2);
+    still_serves(&io).await;
+    io.close().await;
+}
+
+/// A peer that announced the smallest limit gets no frame over it, error
+/// replies included.
+async fn error_replies_fit_the_limit_the_peer_announced(t: Transport) {
+    let (io, _seen, _dir) = serve(t).await;
+    let mut raw = Raw::connect(io.local_addr()).await;
+    let mut small = hello::<Api>();
+    small.max_frame = 1024;
+    raw.send(&Header::Hello(small), None).await;
+    assert!(matches!(
+        within(raw.recv()).await,
+        Some((Header::Welcome { .. }, _))
+    ));
+    let zeros = postcard::to_stdvec(&Api::Zeros(5000)).unwrap();
+    let header = Header::Request {
+        id: 1,
+        timeout_ms: 0,
+    };
+    raw.send(&header, Some(&zeros)).await;
+    let (header, _) = within(raw.recv_sized(1024)).await.unwrap();
+    assert!(
+        matches!(
+            header,
+            Header::Failure {
+                id: 1,
+                error: RemoteError::ResponseTooLarge { max: 1024, .. }
+            }
+        ),
+        "{header:?}"
+    );
+    io.close().await;
+}
+
+/// An event that cannot be handled is never dropped without a word: the
+/// error hook hears it and the metrics count it, on the socket and the
+/// server.
+async fn misdirected_and_unhandled_events_are_reported_and_counted(t: Transport) {
+    let (io, mut seen, _dir) = serve(t).await;
+    let mut raw = Raw::connect(io.local_addr()).await;
+    within(raw.handshake::<Api>()).await;
+    let server_side = within(seen.connected.recv()).await.unwrap();
+    let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+    server_side.on_error(move |err| {
+        let _ = tx.send(err.to_string());
+    });
+    // A request variant sent as a one-way event: the mirror of NotARequest.
+    let sum = postcard::to_stdvec(&Api::Sum(vec![1])).unwrap();
+    raw.send(&Header::Event, Some(&sum)).await;
+    let said = within(errors.recv()).await.unwrap();
+    assert!(said.contains("Sum is a request"), "{said}");
+    // Undecodable, then a variant nobody handles (the server has no
+    // handler for Blob).
+    raw.send(&Header::Event, Some(&[200])).await;
+    let blob = postcard::to_stdvec(&Api::Blob(vec![1, 2])).unwrap();
+    raw.send(&Header::Event, Some(&blob)).await;
+    assert!(within(errors.recv()).await.unwrap().contains("decode"));
+    assert!(within(errors.recv())
+        .await
+        .unwrap()
+        .contains("no handler for incoming event Blob"));
+    let traffic = server_side.metrics().traffic;
+    assert_eq!((traffic.events_invalid, traffic.events_unhandled), (2, 1));
+    let traffic = io.metrics().traffic;
+    assert_eq!((traffic.events_invalid, traffic.events_unhandled), (2, 1));
+    still_serves(&io).await;
+    io.close().await;
+}
+
+/// A broadcast over one recipient's frame limit reaches the others, and the
+/// emitter hears how many it missed; the miss is counted.
+async fn a_broadcast_over_one_recipients_limit_is_an_error_and_counted(t: Transport) {
+    let (io, mut seen, _dir) = serve(t).await;
+    let roomy = within(client(&io)).await;
+    let roomy_side = within(seen.connected.recv()).await.unwrap();
+    let small = within(
+        Socket::<Api>::builder()
+            .max_frame_size(1024)
+            .connect(io.local_addr()),
+    )
+    .await
+    .unwrap();
+    let small_side = within(seen.connected.recv()).await.unwrap();
+    let (tx, mut blobs) = tokio::sync::mpsc::unbounded_channel();
+    roomy.on_blob(move |bytes| {
+        let _ = tx.send(bytes.len());
+        async {}
+    });
+    roomy.start();
+    small.start();
+    let sent = io.emit_blob(vec![1; 2000]).await;
+    assert!(
+        matches!(
+            sent,
+            Err(Error::BroadcastTooLarge {
+                max: 1024,
+                skipped: 1,
+                ..
+            })
+        ),
+        "{sent:?}"
+    );
+    assert_eq!(within(blobs.recv()).await, Some(2000));
+    assert_eq!(small_side.metrics().traffic.events_dropped, 1);
+    assert_eq!(roomy_side.metrics().traffic.events_dropped, 0);
+    assert_eq!(io.metrics().traffic.events_dropped, 1);
+    io.close().await;
 }

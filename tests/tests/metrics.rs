@@ -3,17 +3,7 @@
 use netsock::{Events, Socket};
 use serde::{Deserialize, Serialize};
 use tests::api::{client, serve, ApiEmit, SHORT};
-use tests::{on_both_transports, within, Raw, Transport};
-
-/// Polls `cond` until it holds (counters bumped right after a write).
-async fn eventually(mut cond: impl FnMut() -> bool) {
-    within(async {
-        while !cond() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-}
+use tests::{eventually, on_both_transports, within, Raw, Transport};
 
 #[derive(Events, Serialize, Deserialize, Debug)]
 enum Stranger {
