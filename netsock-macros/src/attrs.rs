@@ -2,28 +2,12 @@
 //! enum, `#[request(response = T)]` on a variant, and the arguments of
 //! `#[netsock::service(..)]`.
 
-use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
 use syn::{Attribute, LitStr, Path, Type};
 
-use crate::parse::Errors;
-
-/// The path generated code names netsock by: `::netsock` unless the user
-/// renamed the dependency and said so with `crate = "::other_name"`.
-pub(crate) struct CratePath(pub(crate) TokenStream);
-
-impl Default for CratePath {
-    fn default() -> Self {
-        CratePath(quote!(::netsock))
-    }
-}
-
-impl ToTokens for CratePath {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        self.0.to_tokens(tokens);
-    }
-}
+use crate::error::Errors;
+use crate::model::CratePath;
 
 /// Parses `crate = "path"` inside `#[netsock(..)]` or `#[netsock::service(..)]`.
 pub(crate) fn parse_crate_path(meta: &ParseNestedMeta) -> syn::Result<CratePath> {

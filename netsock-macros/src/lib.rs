@@ -18,6 +18,8 @@ use proc_macro::TokenStream;
 use quote::{quote, ToTokens};
 
 mod attrs;
+mod error;
+mod model;
 mod names;
 mod parse;
 mod render_events;

@@ -1,7 +1,8 @@
 //! Parsing and checking the macros' input into models the renderers read.
 //!
 //! Every check pushes its error (pointing at the offending token) into
-//! [`Errors`] and carries on, so one compile reports every mistake.
+//! [`Errors`](crate::error::Errors) and carries on, so one compile reports
+//! every mistake.
 
 use std::collections::BTreeMap;
 
@@ -10,35 +11,15 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Data, DeriveInput, Fields, FnArg, Ident, ItemTrait, Pat, ReturnType, TraitItem,
-    Type, Visibility,
+    Attribute, Data, DeriveInput, Fields, FnArg, Ident, ItemTrait, Pat, ReturnType, TraitItem, Type,
 };
 
-use crate::attrs::{self, CratePath};
+use crate::attrs;
+use crate::error::Errors;
+use crate::model::{
+    CratePath, EventVariant, EventsModel, Field, ServiceMethod, ServiceModel, ServicesModel, Shape,
+};
 use crate::names;
-
-/// Errors collected while parsing, reported together.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub(crate) fn push_result(&mut self, result: syn::Result<()>) {
-        if let Err(e) = result {
-            self.push(e);
-        }
-    }
-
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
 
 /// Names of methods that `Socket`, `Server` and `Broadcast` already have,
 /// which a generated method must not take: the
@@ -93,55 +74,6 @@ pub(crate) const RESERVED: &[&str] = &[
     "clone",
     "fmt",
 ];
-
-/// The shape of a variant's fields.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shape {
-    Unit,
-    Tuple,
-    Struct,
-}
-
-/// One field: its name (the generated parameter's name) and type.
-pub(crate) struct Field {
-    /// The field's name, or `argN` for a tuple field.
-    pub(crate) name: Ident,
-    /// Whether the field is named (a struct variant's) or positional.
-    pub(crate) named: bool,
-    pub(crate) ty: Type,
-}
-
-/// One variant of an events enum.
-pub(crate) struct EventVariant {
-    pub(crate) ident: Ident,
-    pub(crate) docs: Vec<Attribute>,
-    pub(crate) shape: Shape,
-    pub(crate) fields: Vec<Field>,
-    /// The response type of a request variant.
-    pub(crate) response: Option<Type>,
-    /// The variant's name in snake_case, the stem of its methods.
-    pub(crate) snake: String,
-}
-
-impl EventVariant {
-    /// The generated method names: `(emit_x or x, on_x)`.
-    pub(crate) fn method_names(&self) -> [String; 2] {
-        let first = match self.response {
-            Some(_) => self.snake.clone(),
-            None => format!("emit_{}", self.snake),
-        };
-        [first, format!("on_{}", self.snake)]
-    }
-}
-
-/// An enum that `#[derive(Events)]` (or the service attribute) implements
-/// `Events` for.
-pub(crate) struct EventsModel {
-    pub(crate) krate: CratePath,
-    pub(crate) vis: Visibility,
-    pub(crate) ident: Ident,
-    pub(crate) variants: Vec<EventVariant>,
-}
 
 pub(crate) fn docs(attrs: &[Attribute]) -> Vec<Attribute> {
     attrs
@@ -277,29 +209,6 @@ fn check_method_names(variants: &[EventVariant], errors: &mut Errors) {
             }
         }
     }
-}
-
-/// One method of a service trait.
-pub(crate) struct ServiceMethod {
-    pub(crate) ident: Ident,
-    pub(crate) attrs: Vec<Attribute>,
-    /// The declared parameters after `&self` (and after the context).
-    pub(crate) args: Vec<(Ident, Type)>,
-    /// The context parameter as written, if the method asks for it.
-    pub(crate) context: Option<(Ident, Type)>,
-    /// The declared return type (`()` when omitted).
-    pub(crate) output: Type,
-    /// A default body, if the trait provides one.
-    pub(crate) default: Option<syn::Block>,
-    /// The request variant's name.
-    pub(crate) variant: Ident,
-}
-
-/// A trait under `#[netsock::service]`.
-pub(crate) struct ServiceModel {
-    pub(crate) krate: CratePath,
-    pub(crate) item: ItemTrait,
-    pub(crate) methods: Vec<ServiceMethod>,
 }
 
 /// Methods the generated client has, which a service method must not shadow.
@@ -514,14 +423,6 @@ pub(crate) fn service(krate: CratePath, item: ItemTrait) -> syn::Result<ServiceM
 /// joined without spaces, so it is the same on every machine and build.
 pub(crate) fn schema_text(t: &impl ToTokens) -> String {
     t.to_token_stream().to_string().replace(' ', "")
-}
-
-/// An enum under `#[derive(Services)]`: each variant holds one events enum.
-pub(crate) struct ServicesModel {
-    pub(crate) krate: CratePath,
-    pub(crate) ident: Ident,
-    /// Each variant's name and the events enum it holds.
-    pub(crate) parts: Vec<(Ident, Type)>,
 }
 
 /// Parses and checks the input of `#[derive(Services)]`.

@@ -6,8 +6,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::DeriveInput;
 
+use crate::model::{EventVariant, EventsModel, Shape};
 use crate::names;
-use crate::parse::{self, EventVariant, EventsModel, Shape};
+use crate::parse;
 
 /// `#[derive(Events)]`.
 pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {

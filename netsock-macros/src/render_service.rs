@@ -5,9 +5,11 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{Ident, ItemTrait};
 
-use crate::attrs::CratePath;
+use crate::model::{
+    CratePath, EventVariant, EventsModel, Field, ServiceMethod, ServiceModel, ServicesModel, Shape,
+};
 use crate::names;
-use crate::parse::{self, EventVariant, EventsModel, Field, ServiceMethod, ServiceModel, Shape};
+use crate::parse;
 use crate::render_events;
 
 /// `#[netsock::service]` on a parsed trait.
@@ -74,7 +76,7 @@ fn request_events_model(model: &ServiceModel) -> EventsModel {
         })
         .collect();
     EventsModel {
-        krate: CratePath(model.krate.0.clone()),
+        krate: model.krate.clone(),
         vis: model.item.vis.clone(),
         ident: request_ident(model),
         variants,
@@ -439,7 +441,7 @@ pub(crate) fn expand_services(input: &syn::DeriveInput) -> syn::Result<TokenStre
     })
 }
 
-fn impl_services_events(model: &parse::ServicesModel) -> TokenStream {
+fn impl_services_events(model: &ServicesModel) -> TokenStream {
     let krate = &model.krate;
     let name = &model.ident;
     let types: Vec<&syn::Type> = model.parts.iter().map(|(_, t)| t).collect();
@@ -488,7 +490,7 @@ fn impl_services_events(model: &parse::ServicesModel) -> TokenStream {
     }
 }
 
-fn impl_embeds(model: &parse::ServicesModel, index: usize) -> TokenStream {
+fn impl_embeds(model: &ServicesModel, index: usize) -> TokenStream {
     let krate = &model.krate;
     let name = &model.ident;
     let (ident, ty) = &model.parts[index];
