@@ -1,6 +1,9 @@
 //! Collecting errors: every check reports its error, pointing at the
 //! offending token, and carries on, so one compile shows every mistake.
 
+use proc_macro2::TokenStream;
+use quote::quote;
+
 /// Errors collected while parsing, reported together.
 #[derive(Default)]
 pub(crate) struct Errors(Option<syn::Error>);
@@ -25,4 +28,12 @@ impl Errors {
     pub(crate) fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
     }
+}
+
+/// The user's `item` unchanged, next to the compile `error`: for an
+/// attribute macro, so that the rest of the program (and the editor) keeps
+/// seeing the item while the error is fixed.
+pub(crate) fn beside(item: TokenStream, error: syn::Error) -> TokenStream {
+    let error = error.into_compile_error();
+    quote!(#item #error)
 }

@@ -15,9 +15,7 @@
 #![deny(missing_docs)]
 
 use proc_macro::TokenStream;
-use quote::{quote, ToTokens};
 
-mod attrs;
 mod error;
 mod model;
 mod names;
@@ -116,8 +114,8 @@ mod render_service;
 /// * malformed `#[request]` attributes, and `#[request]` without `response`.
 #[proc_macro_derive(Events, attributes(request, netsock))]
 pub fn derive_events(input: TokenStream) -> TokenStream {
-    let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    render_events::expand(&input)
+    parse::events(input.into())
+        .map(render_events::expand)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
@@ -217,23 +215,11 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 /// the rest of the program (and the editor) keeps working.
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
-    let original = proc_macro2::TokenStream::from(input.clone());
-    let result =
-        parse::service_args(args.into()).and_then(|krate| match syn::parse::<syn::Item>(input)? {
-            syn::Item::Trait(item) => render_service::expand(krate, item),
-            other => Err(syn::Error::new_spanned(
-                item_head(&other),
-                "`#[netsock::service]` goes on a trait, like `#[netsock::service] trait \
-                 MyService { async fn call(&self, ..) -> T; }`",
-            )),
-        });
-    match result {
-        Ok(tokens) => tokens.into(),
-        Err(err) => {
-            let err = err.into_compile_error();
-            quote!(#original #err).into()
-        }
-    }
+    let item = proc_macro2::TokenStream::from(input);
+    parse::service(args.into(), item.clone())
+        .map(render_service::expand)
+        .unwrap_or_else(|error| error::beside(item, error))
+        .into()
 }
 
 /// Combines several services' request enums (or any `Events` enums) into
@@ -259,32 +245,8 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
 /// `#[netsock(crate = "::my_netsock")]`.
 #[proc_macro_derive(Services, attributes(netsock))]
 pub fn derive_services(input: TokenStream) -> TokenStream {
-    let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    render_service::expand_services(&input)
+    parse::services(input.into())
+        .map(render_service::expand_services)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
-}
-
-/// What to point at when an item is not a trait: its keyword and name.
-fn item_head(item: &syn::Item) -> proc_macro2::TokenStream {
-    match item {
-        syn::Item::Struct(i) => {
-            let (k, n) = (&i.struct_token, &i.ident);
-            quote!(#k #n)
-        }
-        syn::Item::Enum(i) => {
-            let (k, n) = (&i.enum_token, &i.ident);
-            quote!(#k #n)
-        }
-        syn::Item::Fn(i) => {
-            let (k, n) = (&i.sig.fn_token, &i.sig.ident);
-            quote!(#k #n)
-        }
-        syn::Item::Impl(i) => i.impl_token.to_token_stream(),
-        syn::Item::Mod(i) => {
-            let (k, n) = (&i.mod_token, &i.ident);
-            quote!(#k #n)
-        }
-        other => other.to_token_stream(),
-    }
 }

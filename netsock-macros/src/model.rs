@@ -74,7 +74,10 @@ pub(crate) struct EventsModel {
 /// One method of a service trait.
 pub(crate) struct ServiceMethod {
     pub(crate) ident: Ident,
+    /// The method's attributes, doc comments included, kept on the trait.
     pub(crate) attrs: Vec<Attribute>,
+    /// Its doc comments, also given to the client's method.
+    pub(crate) docs: Vec<Attribute>,
     /// The declared parameters after `&self` (and after the context).
     pub(crate) args: Vec<(Ident, Type)>,
     /// The context parameter as written, if the method asks for it.

@@ -1,7 +1,9 @@
-//! Turning Rust names into generated names: snake_case methods, CamelCase
-//! variants, raw identifiers for keywords.
+//! Names: turning Rust names into generated names (snake_case methods,
+//! CamelCase variants, raw identifiers for keywords), the names generated
+//! methods must not take, and the canonical text of types in a schema.
 
 use proc_macro2::{Ident, Span};
+use quote::ToTokens;
 
 /// `FooBar` → `foo_bar`, `HTTPRequest` → `http_request`, `Foo_bar` → `foo_bar`.
 pub(crate) fn snake_case(name: &str) -> String {
@@ -68,6 +70,77 @@ pub(crate) fn ident(name: &str, span: Span) -> Ident {
 /// A name for a generated local variable, invisible to the user's code.
 pub(crate) fn hidden(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
+}
+
+/// Names of methods that `Socket`, `Server` and `Broadcast` already have,
+/// which a generated method must not take: the
+/// runtime's inherent method would silently win, or the call would be
+/// ambiguous. Documented on the derive in lib.rs; keep the two in sync.
+pub(crate) const RESERVED: &[&str] = &[
+    // Socket
+    "builder",
+    "close",
+    "closed",
+    "connect",
+    "emit",
+    "id",
+    "is_connected",
+    "on",
+    "on_disconnect",
+    "on_reconnect",
+    "on_error",
+    "on_request",
+    "on_any",
+    "peer_addr",
+    "peer_cred",
+    "request",
+    "start",
+    "timeout",
+    "data",
+    "set_data",
+    "dropped_events",
+    "metrics",
+    "try_emit",
+    "volatile",
+    // Server
+    "bind",
+    "local_addr",
+    "on_connection",
+    "run",
+    "socket",
+    "sockets",
+    "middleware",
+    "serve",
+    "shutdown",
+    "run_until",
+    // Rooms and broadcast
+    "broadcast",
+    "except",
+    "in_room",
+    "join",
+    "leave",
+    "rooms",
+    "to",
+    // Std traits implemented by Socket and Server
+    "clone",
+    "fmt",
+];
+
+/// Methods the generated client has, which a service method must not shadow.
+pub(crate) const CLIENT_RESERVED: &[&str] = &[
+    "clone",
+    "connect",
+    "fmt",
+    "into_socket",
+    "new",
+    "socket",
+    "timeout",
+];
+
+/// The canonical token text of a type or name, for the schema: tokens
+/// joined without spaces, so it is the same on every machine and build.
+pub(crate) fn schema_text(t: &impl ToTokens) -> String {
+    t.to_token_stream().to_string().replace(' ', "")
 }
 
 #[cfg(test)]

@@ -4,29 +4,27 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::DeriveInput;
 
 use crate::model::{EventVariant, EventsModel, Shape};
 use crate::names;
-use crate::parse;
 
 /// `#[derive(Events)]`.
-pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let model = parse::events(input)?;
-    let impl_events = impl_events(&model);
-    let trait_emit = trait_emit(&model);
-    let impl_emit = impl_emit(&model);
-    let trait_handle = trait_handle(&model);
-    let impl_handle = impl_handle(&model);
-    let assert_responses = assert_responses(&model);
-    Ok(quote! {
+pub(crate) fn expand(model: EventsModel) -> TokenStream {
+    let model = &model;
+    let impl_events = impl_events(model);
+    let trait_emit = trait_emit(model);
+    let impl_emit = impl_emit(model);
+    let trait_handle = trait_handle(model);
+    let impl_handle = impl_handle(model);
+    let assert_responses = assert_responses(model);
+    quote! {
         #impl_events
         #trait_emit
         #impl_emit
         #trait_handle
         #impl_handle
         #assert_responses
-    })
+    }
 }
 
 /// The canonical schema text: `Enum{Unit,Tuple(T),Struct{a:T},Req(T)->R}`.
@@ -40,7 +38,7 @@ fn variant_schema(v: &EventVariant) -> String {
         .fields
         .iter()
         .map(|f| {
-            let ty = parse::schema_text(&f.ty);
+            let ty = names::schema_text(&f.ty);
             if f.named {
                 format!("{}:{ty}", f.name)
             } else {
@@ -56,7 +54,7 @@ fn variant_schema(v: &EventVariant) -> String {
     }
     if let Some(response) = &v.response {
         out.push_str("->");
-        out.push_str(&parse::schema_text(response));
+        out.push_str(&names::schema_text(response));
     }
     out
 }
@@ -105,7 +103,7 @@ pub(crate) fn impl_events(model: &EventsModel) -> TokenStream {
         match &v.response {
             None => quote!(#krate::Variant::event(#vname)),
             Some(r) => {
-                let rname = parse::schema_text(r);
+                let rname = names::schema_text(r);
                 quote!(#krate::Variant::request(#vname, #rname))
             }
         }
