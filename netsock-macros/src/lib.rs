@@ -20,8 +20,7 @@ mod error;
 mod model;
 mod names;
 mod parse;
-mod render_events;
-mod render_service;
+mod render;
 
 /// Derives `netsock::Events` for an enum, and the `{Enum}Emit` and
 /// `{Enum}Handle` traits of typed methods for sockets and servers.
@@ -115,7 +114,7 @@ mod render_service;
 #[proc_macro_derive(Events, attributes(request, netsock))]
 pub fn derive_events(input: TokenStream) -> TokenStream {
     parse::events(input.into())
-        .map(render_events::expand)
+        .map(render::events)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
@@ -217,7 +216,7 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(input);
     parse::service(args.into(), item.clone())
-        .map(render_service::expand)
+        .map(render::service)
         .unwrap_or_else(|error| error::beside(item, error))
         .into()
 }
@@ -246,7 +245,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Services, attributes(netsock))]
 pub fn derive_services(input: TokenStream) -> TokenStream {
     parse::services(input.into())
-        .map(render_service::expand_services)
+        .map(render::services)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

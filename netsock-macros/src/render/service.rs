@@ -1,33 +1,38 @@
 //! Rendering `#[netsock::service]`: the rewritten trait, the request enum
-//! and its `Events` impl, the client and the server, one function per item.
+//! and its `Events` impl (by the events renderer), the client and the
+//! server; one function per generated item.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use crate::model::{
-    EventVariant, EventsModel, Field, ServiceMethod, ServiceModel, ServicesModel, Shape,
-};
+use super::events;
+use crate::model::{EventVariant, EventsModel, Field, ServiceMethod, ServiceModel, Shape};
 use crate::names;
-use crate::render_events;
 
-/// `#[netsock::service]` on a parsed trait.
-pub(crate) fn expand(model: ServiceModel) -> TokenStream {
+/// `#[netsock::service]`: every item, in order.
+pub(crate) fn service(model: ServiceModel) -> TokenStream {
     let model = &model;
-    let events = request_events_model(model);
+    let requests = request_events_model(model);
     let trait_service = trait_service(model);
     let enum_request = enum_request(model);
-    let impl_request_events = render_events::impl_events(&events);
+    let impl_request_events = events::impl_events(&requests);
     let struct_client = struct_client(model);
+    let impl_client_clone = impl_client_clone(model);
+    let impl_client_debug = impl_client_debug(model);
+    let impl_client_connect = impl_client_connect(model);
     let impl_client = impl_client(model);
     let struct_server = struct_server(model);
     let impl_server = impl_server(model);
-    let impl_service = impl_service(model, &events);
+    let impl_service = impl_service(model, &requests);
     quote! {
         #trait_service
         #enum_request
         #impl_request_events
         #struct_client
+        #impl_client_clone
+        #impl_client_debug
+        #impl_client_connect
         #impl_client
         #struct_server
         #impl_server
@@ -182,13 +187,28 @@ fn struct_client(model: &ServiceModel) -> TokenStream {
         #vis struct #name<E: #krate::Events = #request> {
             socket: #krate::Socket<E>,
         }
+    }
+}
 
+/// `impl Clone for {Trait}Client<E>`, for any `E` (a derive would ask
+/// `E: Clone`).
+fn impl_client_clone(model: &ServiceModel) -> TokenStream {
+    let krate = &model.krate;
+    let name = client_ident(model);
+    quote! {
         impl<__NetsockE: #krate::Events> ::core::clone::Clone for #name<__NetsockE> {
             fn clone(&self) -> Self {
                 Self { socket: ::core::clone::Clone::clone(&self.socket) }
             }
         }
+    }
+}
 
+/// `impl Debug for {Trait}Client<E>`, for any `E`.
+fn impl_client_debug(model: &ServiceModel) -> TokenStream {
+    let krate = &model.krate;
+    let name = client_ident(model);
+    quote! {
         impl<__NetsockE: #krate::Events> ::core::fmt::Debug for #name<__NetsockE> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!(#name))
@@ -199,12 +219,11 @@ fn struct_client(model: &ServiceModel) -> TokenStream {
     }
 }
 
-/// The client's constructors and one `async fn` per service method.
-fn impl_client(model: &ServiceModel) -> TokenStream {
+/// `{Trait}Client::connect`, on a connection carrying this service alone.
+fn impl_client_connect(model: &ServiceModel) -> TokenStream {
     let krate = &model.krate;
     let name = client_ident(model);
     let request = request_ident(model);
-    let methods = model.methods.iter().map(|m| fn_client_method(model, m));
     quote! {
         impl #name<#request> {
             /// Connects to a server of this service and completes the handshake.
@@ -216,7 +235,17 @@ fn impl_client(model: &ServiceModel) -> TokenStream {
                 })
             }
         }
+    }
+}
 
+/// The client on any connection carrying this service: `new`, access to
+/// the socket, and one `async fn` per service method.
+fn impl_client(model: &ServiceModel) -> TokenStream {
+    let krate = &model.krate;
+    let name = client_ident(model);
+    let request = request_ident(model);
+    let methods = model.methods.iter().map(|m| fn_client_method(model, m));
+    quote! {
         impl<__NetsockE: #krate::service::Embeds<#request>> #name<__NetsockE> {
             /// A client making its calls on an existing socket (which may
             /// carry other services too).
@@ -343,7 +372,7 @@ fn impl_server(model: &ServiceModel) -> TokenStream {
 
 /// `impl Service<E> for {Trait}Server<S>`: one request handler per method,
 /// at the offset of this service's requests in `E`.
-fn impl_service(model: &ServiceModel, events: &EventsModel) -> TokenStream {
+fn impl_service(model: &ServiceModel, requests: &EventsModel) -> TokenStream {
     let krate = &model.krate;
     let name = server_ident(model);
     let request = request_ident(model);
@@ -356,9 +385,9 @@ fn impl_service(model: &ServiceModel, events: &EventsModel) -> TokenStream {
     let handlers = model
         .methods
         .iter()
-        .zip(&events.variants)
+        .zip(&requests.variants)
         .enumerate()
-        .map(|(i, (m, v))| handler(model, events, m, v, i as u32, &socket, &context));
+        .map(|(i, (m, v))| handler(model, requests, m, v, i as u32, &socket, &context));
     quote! {
         impl<__NetsockS, __NetsockE> #krate::service::Service<__NetsockE> for #name<__NetsockS>
         where
@@ -375,7 +404,7 @@ fn impl_service(model: &ServiceModel, events: &EventsModel) -> TokenStream {
 
 fn handler(
     model: &ServiceModel,
-    events: &EventsModel,
+    requests: &EventsModel,
     m: &ServiceMethod,
     v: &EventVariant,
     index: u32,
@@ -389,7 +418,7 @@ fn handler(
     let service = names::hidden("__netsock_service");
     let value = names::hidden("__netsock_value");
     let ctx = names::hidden("__netsock_ctx");
-    let (pattern, locals) = render_events::pattern(events, v);
+    let (pattern, locals) = events::pattern(requests, v);
     let ctx_arg = m.context.as_ref().map(|_| quote!(&#ctx,));
     let clone_ctx = m
         .context
@@ -420,96 +449,6 @@ fn handler(
                     }
                 },
             );
-        }
-    }
-}
-
-/// `#[derive(Services)]`: `Events` for the combined enum, and `Embeds<Part>`
-/// for each part.
-pub(crate) fn expand_services(model: ServicesModel) -> TokenStream {
-    let model = &model;
-    let impl_events = impl_services_events(model);
-    let impl_embeds = model
-        .parts
-        .iter()
-        .enumerate()
-        .map(|(i, _)| impl_embeds(model, i));
-    quote! {
-        #impl_events
-        #(#impl_embeds)*
-    }
-}
-
-fn impl_services_events(model: &ServicesModel) -> TokenStream {
-    let krate = &model.krate;
-    let name = &model.ident;
-    let types: Vec<&syn::Type> = model.parts.iter().map(|(_, t)| t).collect();
-    let mut schema_parts = Vec::new();
-    for (k, (ident, ty)) in model.parts.iter().enumerate() {
-        let head = format!(
-            "{}{ident}:",
-            if k == 0 {
-                format!("{name}{{")
-            } else {
-                ",".into()
-            }
-        );
-        schema_parts.push(quote!(#head));
-        schema_parts.push(quote!(<#ty as #krate::Events>::SCHEMA));
-    }
-    schema_parts.push(quote!("}"));
-    let arms = model.parts.iter().map(|(ident, ty)| {
-        let inner = names::hidden("__netsock_inner");
-        quote! {
-            #name::#ident(#inner) => {
-                <#name as #krate::service::Embeds<#ty>>::OFFSET
-                    + #krate::Events::variant_index(#inner)
-            }
-        }
-    });
-    let private = quote!(#krate::service::__private);
-    quote! {
-        impl #krate::Events for #name {
-            const VARIANTS: &'static [#krate::Variant] = {
-                const PARTS: &[&[#krate::Variant]] = &[#(<#types as #krate::Events>::VARIANTS),*];
-                const N: ::core::primitive::usize = #private::variants_len(PARTS);
-                const ALL: [#krate::Variant; N] = #private::concat_variants::<N>(PARTS);
-                &ALL
-            };
-            const SCHEMA: &'static ::core::primitive::str = {
-                const PARTS: &[&::core::primitive::str] = &[#(#schema_parts),*];
-                const N: ::core::primitive::usize = #private::str_len(PARTS);
-                const BYTES: [::core::primitive::u8; N] = #private::concat_str::<N>(PARTS);
-                #private::as_str(&BYTES)
-            };
-            fn variant_index(&self) -> ::core::primitive::u32 {
-                match self { #(#arms)* }
-            }
-        }
-    }
-}
-
-fn impl_embeds(model: &ServicesModel, index: usize) -> TokenStream {
-    let krate = &model.krate;
-    let name = &model.ident;
-    let (ident, ty) = &model.parts[index];
-    let before = model.parts[..index]
-        .iter()
-        .map(|(_, t)| quote!(+ <#t as #krate::Events>::VARIANTS.len() as ::core::primitive::u32));
-    let inner = names::hidden("__netsock_inner");
-    quote! {
-        impl #krate::service::Embeds<#ty> for #name {
-            const OFFSET: ::core::primitive::u32 = 0 #(#before)*;
-            fn wrap(request: #ty) -> Self {
-                #name::#ident(request)
-            }
-            fn unwrap(self) -> ::core::option::Option<#ty> {
-                match self {
-                    #name::#ident(#inner) => ::core::option::Option::Some(#inner),
-                    #[allow(unreachable_patterns)]
-                    _ => ::core::option::Option::None,
-                }
-            }
         }
     }
 }
