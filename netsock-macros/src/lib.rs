@@ -102,14 +102,15 @@ mod render;
 ///   give `emit_foo_bar`);
 /// * a variant whose generated method would take a name the runtime
 ///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
-///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_reconnect`, `on_error`,
-///   `on_request`, `peer_addr`, `peer_cred`, `request`, `start`, `timeout`,
-///   `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`, `volatile`
-///   (methods of `Socket`), `bind`,
-///   `local_addr`, `on_connection`, `run`, `socket`, `sockets`,
-///   `middleware`, `serve`, `shutdown`, `run_until` (of `Server`), `broadcast`, `except`, `in_room`,
-///   `join`, `leave`, `rooms`, `to` (rooms and broadcast), `clone`, `fmt`. So a request variant `Close` or an event `Error`
-///   (`on_error`) is refused, pointing at the variant;
+///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_reconnect`,
+///   `on_error`, `on_request`, `peer_addr`, `peer_cred`, `request`, `start`,
+///   `timeout`, `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`,
+///   `volatile` (methods of `Socket`), `bind`, `local_addr`,
+///   `on_connection`, `run`, `socket`, `sockets`, `middleware`, `serve`,
+///   `shutdown`, `run_until` (of `Server`), `broadcast`, `except`,
+///   `in_room`, `join`, `leave`, `rooms`, `to` (rooms and broadcast),
+///   `clone`, `fmt` (standard traits). So a request variant `Close` or an
+///   event `Error` (`on_error`) is refused, pointing at the variant;
 /// * malformed `#[request]` attributes, and `#[request]` without `response`.
 #[proc_macro_derive(Events, attributes(request, netsock))]
 pub fn derive_events(input: TokenStream) -> TokenStream {

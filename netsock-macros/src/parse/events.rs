@@ -116,9 +116,7 @@ fn check_method_names(variants: &[EventVariant], errors: &mut Errors) {
     let mut seen: BTreeMap<String, &Ident> = BTreeMap::new();
     for v in variants {
         for name in v.method_names() {
-            if names::RESERVED.contains(&name.as_str())
-                || names::NOT_IDENTIFIERS.contains(&name.as_str())
-            {
+            if names::is_reserved(&name) || names::NOT_IDENTIFIERS.contains(&name.as_str()) {
                 errors.push(syn::Error::new(
                     v.ident.span(),
                     format!(
