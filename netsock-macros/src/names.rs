@@ -94,6 +94,8 @@ pub(crate) fn is_reserved(name: &str) -> bool {
 }
 
 /// Methods the generated client has, which a service method must not shadow.
+/// Checked against the rendered client, and the list in the documentation
+/// of `#[netsock::service]`, by a test in `render/service.rs`.
 pub(crate) const CLIENT_RESERVED: &[&str] = &[
     "clone",
     "connect",

@@ -452,3 +452,81 @@ fn handler(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    use crate::names::CLIENT_RESERVED;
+
+    /// The names of the methods the client generated for a service with one
+    /// method, `sum`, has: in its inherent and its trait impls.
+    fn client_methods() -> BTreeSet<String> {
+        let model = crate::parse::service(
+            TokenStream::new(),
+            quote!(
+                trait Calc {
+                    async fn sum(&self, numbers: Vec<i64>) -> i64;
+                }
+            ),
+        )
+        .expect("a valid service");
+        let file: syn::File = syn::parse2(super::service(model)).expect("rendered items parse");
+        let mut names = BTreeSet::new();
+        for item in &file.items {
+            let syn::Item::Impl(block) = item else {
+                continue;
+            };
+            let syn::Type::Path(ty) = &*block.self_ty else {
+                continue;
+            };
+            if ty
+                .path
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == "CalcClient")
+            {
+                for item in &block.items {
+                    if let syn::ImplItem::Fn(f) = item {
+                        names.insert(f.sig.ident.to_string());
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn client_reserved_names_are_the_clients_methods() {
+        let mut expected: BTreeSet<String> =
+            CLIENT_RESERVED.iter().map(|s| (*s).to_owned()).collect();
+        expected.insert("sum".to_owned());
+        assert_eq!(
+            client_methods(),
+            expected,
+            "the generated client's methods (besides `sum`, the service's) must be exactly \
+             names::CLIENT_RESERVED, so that a service method cannot shadow one; update that \
+             list and the one in the documentation of `service` in lib.rs"
+        );
+    }
+
+    #[test]
+    fn service_docs_list_the_client_reserved_names() {
+        let lib = include_str!("../lib.rs");
+        let section = lib
+            .split_once("Method names")
+            .and_then(|(_, rest)| rest.split_once("are taken by the client"))
+            .map(|(section, _)| section)
+            .expect("the doc of `service` in lib.rs lists the client's method names");
+        let documented: BTreeSet<&str> = section.split('`').skip(1).step_by(2).collect();
+        let reserved: BTreeSet<&str> = CLIENT_RESERVED.iter().copied().collect();
+        assert_eq!(
+            documented, reserved,
+            "the doc of `service` in lib.rs must list names::CLIENT_RESERVED, between \
+             \"Method names\" and \"are taken by the client\""
+        );
+    }
+}
