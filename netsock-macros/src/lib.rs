@@ -3,11 +3,17 @@
 //! carry several services over one connection.
 //!
 //! This crate is re-exported by `netsock`; depend on `netsock`, not on this
-//! crate. Layout: `parse` checks the input (collecting every error, each
-//! pointing at the offending token), `attrs` reads the attributes, `names`
-//! makes generated names, and `render_events` and `render_service` write one
-//! item per function. Generated code names everything by absolute path
-//! (`::netsock::..`, `::core::..`), so it compiles under
+//! crate.
+//!
+//! Each macro parses, then renders. `parse/` has one parser per macro
+//! (`events`, `service`, `services`) checking the input, every error
+//! collected (`error`) and pointing at the offending token, with `attrs`
+//! reading the attributes they share; each produces a `model`. `render/`
+//! has one renderer per macro, writing one generated item per function.
+//! `names` makes generated names and holds the names they must not take
+//! (`reserved.txt`, checked against the runtime's methods by
+//! `tests/tests/reserved_names.rs`). Generated code names everything by
+//! absolute path (`::netsock::..`, `::core::..`), so it compiles under
 //! `#![no_implicit_prelude]`, and with `crate = ".."` under a renamed
 //! dependency.
 
