@@ -3,11 +3,17 @@
 //! carry several services over one connection.
 //!
 //! This crate is re-exported by `netsock`; depend on `netsock`, not on this
-//! crate. Layout: `parse` checks the input (collecting every error, each
-//! pointing at the offending token), `attrs` reads the attributes, `names`
-//! makes generated names, and `render_events` and `render_service` write one
-//! item per function. Generated code names everything by absolute path
-//! (`::netsock::..`, `::core::..`), so it compiles under
+//! crate.
+//!
+//! Each macro parses, then renders. `parse/` has one parser per macro
+//! (`events`, `service`, `services`) checking the input, every error
+//! collected (`error`) and pointing at the offending token, with `attrs`
+//! reading the attributes they share; each produces a `model`. `render/`
+//! has one renderer per macro, writing one generated item per function.
+//! `names` makes generated names and holds the names they must not take
+//! (`reserved.txt`, checked against the runtime's methods by
+//! `tests/tests/reserved_names.rs`). Generated code names everything by
+//! absolute path (`::netsock::..`, `::core::..`), so it compiles under
 //! `#![no_implicit_prelude]`, and with `crate = ".."` under a renamed
 //! dependency.
 
@@ -15,13 +21,12 @@
 #![deny(missing_docs)]
 
 use proc_macro::TokenStream;
-use quote::{quote, ToTokens};
 
-mod attrs;
+mod error;
+mod model;
 mod names;
 mod parse;
-mod render_events;
-mod render_service;
+mod render;
 
 /// Derives `netsock::Events` for an enum, and the `{Enum}Emit` and
 /// `{Enum}Handle` traits of typed methods for sockets and servers.
@@ -103,19 +108,20 @@ mod render_service;
 ///   give `emit_foo_bar`);
 /// * a variant whose generated method would take a name the runtime
 ///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
-///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_reconnect`, `on_error`,
-///   `on_request`, `peer_addr`, `peer_cred`, `request`, `start`, `timeout`,
-///   `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`, `volatile`
-///   (methods of `Socket`), `bind`,
-///   `local_addr`, `on_connection`, `run`, `socket`, `sockets`,
-///   `middleware`, `serve`, `shutdown`, `run_until` (of `Server`), `broadcast`, `except`, `in_room`,
-///   `join`, `leave`, `rooms`, `to` (rooms and broadcast), `clone`, `fmt`. So a request variant `Close` or an event `Error`
-///   (`on_error`) is refused, pointing at the variant;
+///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_reconnect`,
+///   `on_error`, `on_request`, `peer_addr`, `peer_cred`, `request`, `start`,
+///   `timeout`, `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`,
+///   `volatile` (methods of `Socket`), `bind`, `local_addr`,
+///   `on_connection`, `run`, `socket`, `sockets`, `middleware`, `serve`,
+///   `shutdown`, `run_until` (of `Server`), `broadcast`, `except`,
+///   `in_room`, `join`, `leave`, `rooms`, `to` (rooms and broadcast),
+///   `clone`, `fmt` (standard traits). So a request variant `Close` or an
+///   event `Error` (`on_error`) is refused, pointing at the variant;
 /// * malformed `#[request]` attributes, and `#[request]` without `response`.
 #[proc_macro_derive(Events, attributes(request, netsock))]
 pub fn derive_events(input: TokenStream) -> TokenStream {
-    let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    render_events::expand(&input)
+    parse::events(input.into())
+        .map(render::events)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
@@ -215,23 +221,11 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 /// the rest of the program (and the editor) keeps working.
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
-    let original = proc_macro2::TokenStream::from(input.clone());
-    let result =
-        parse::service_args(args.into()).and_then(|krate| match syn::parse::<syn::Item>(input)? {
-            syn::Item::Trait(item) => render_service::expand(krate, item),
-            other => Err(syn::Error::new_spanned(
-                item_head(&other),
-                "`#[netsock::service]` goes on a trait, like `#[netsock::service] trait \
-                 MyService { async fn call(&self, ..) -> T; }`",
-            )),
-        });
-    match result {
-        Ok(tokens) => tokens.into(),
-        Err(err) => {
-            let err = err.into_compile_error();
-            quote!(#original #err).into()
-        }
-    }
+    let item = proc_macro2::TokenStream::from(input);
+    parse::service(args.into(), item.clone())
+        .map(render::service)
+        .unwrap_or_else(|error| error::beside(item, error))
+        .into()
 }
 
 /// Combines several services' request enums (or any `Events` enums) into
@@ -257,32 +251,8 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
 /// `#[netsock(crate = "::my_netsock")]`.
 #[proc_macro_derive(Services, attributes(netsock))]
 pub fn derive_services(input: TokenStream) -> TokenStream {
-    let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    render_service::expand_services(&input)
+    parse::services(input.into())
+        .map(render::services)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
-}
-
-/// What to point at when an item is not a trait: its keyword and name.
-fn item_head(item: &syn::Item) -> proc_macro2::TokenStream {
-    match item {
-        syn::Item::Struct(i) => {
-            let (k, n) = (&i.struct_token, &i.ident);
-            quote!(#k #n)
-        }
-        syn::Item::Enum(i) => {
-            let (k, n) = (&i.enum_token, &i.ident);
-            quote!(#k #n)
-        }
-        syn::Item::Fn(i) => {
-            let (k, n) = (&i.sig.fn_token, &i.sig.ident);
-            quote!(#k #n)
-        }
-        syn::Item::Impl(i) => i.impl_token.to_token_stream(),
-        syn::Item::Mod(i) => {
-            let (k, n) = (&i.mod_token, &i.ident);
-            quote!(#k #n)
-        }
-        other => other.to_token_stream(),
-    }
 }

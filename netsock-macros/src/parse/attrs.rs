@@ -1,32 +1,17 @@
 //! The attributes the macros read: `#[netsock(crate = "..")]` on a derived
-//! enum, `#[request(response = T)]` on a variant, and the arguments of
-//! `#[netsock::service(..)]`.
+//! enum, `#[request(response = T)]` on a variant, the arguments of
+//! `#[netsock::service(..)]`, and doc comments to carry over.
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
 use syn::{Attribute, LitStr, Path, Type};
 
-use crate::parse::Errors;
-
-/// The path generated code names netsock by: `::netsock` unless the user
-/// renamed the dependency and said so with `crate = "::other_name"`.
-pub(crate) struct CratePath(pub(crate) TokenStream);
-
-impl Default for CratePath {
-    fn default() -> Self {
-        CratePath(quote!(::netsock))
-    }
-}
-
-impl ToTokens for CratePath {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        self.0.to_tokens(tokens);
-    }
-}
+use crate::error::Errors;
+use crate::model::CratePath;
 
 /// Parses `crate = "path"` inside `#[netsock(..)]` or `#[netsock::service(..)]`.
-pub(crate) fn parse_crate_path(meta: &ParseNestedMeta) -> syn::Result<CratePath> {
+fn parse_crate_path(meta: &ParseNestedMeta) -> syn::Result<CratePath> {
     let lit: LitStr = meta.value()?.parse()?;
     let path: Path = lit.parse().map_err(|_| {
         syn::Error::new(
@@ -35,6 +20,23 @@ pub(crate) fn parse_crate_path(meta: &ParseNestedMeta) -> syn::Result<CratePath>
         )
     })?;
     Ok(CratePath(path.into_token_stream()))
+}
+
+/// Parses the attribute's arguments: nothing, or `crate = "::path"`.
+pub(crate) fn service_args(args: TokenStream) -> syn::Result<CratePath> {
+    let mut krate = CratePath::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            krate = parse_crate_path(&meta)?;
+            Ok(())
+        } else {
+            Err(meta.error(
+                "unknown argument; `#[netsock::service]` takes only `crate = \"::path::to::netsock\"`",
+            ))
+        }
+    });
+    syn::parse::Parser::parse2(parser, args)?;
+    Ok(krate)
 }
 
 /// Reads `#[netsock(crate = "..")]` from an enum's attributes.
@@ -105,4 +107,13 @@ pub(crate) fn request(attrs: &[Attribute], errors: &mut Errors) -> Option<Type> 
         found.get_or_insert_with(|| syn::parse_quote!(()));
     }
     found
+}
+
+/// The doc comments among `attrs`, to carry over to a generated item.
+pub(crate) fn docs(attrs: &[Attribute]) -> Vec<Attribute> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .cloned()
+        .collect()
 }
