@@ -122,11 +122,10 @@ enum Limit {
     Small(u16),
 }
 
-/// The smallest limit we announce. Below it, the server's fixed-size
-/// frames (`Pong`, `Failure`, `Close(FrameTooLarge)`) can be over the
-/// limit: it encodes them without looking at it, so a client announcing
-/// `max_frame: 0` gets a 10-byte `Close`.
-const MIN_LIMIT: u32 = 256;
+/// The smallest limit we announce: the protocol's minimum. A `Hello`
+/// announcing less is refused (`Reject(FrameLimitTooSmall)`), which the
+/// bad-input tests cover; here every case gets its `Welcome`.
+const MIN_LIMIT: u32 = netsock::MIN_MAX_FRAME_SIZE as u32;
 
 impl Limit {
     fn bytes(&self) -> u32 {
