@@ -42,13 +42,15 @@ workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate proces
   conns      100 connections, sequential calls on each, 2-worker runtimes: calls/s
   broadcast  one event to 1,000 connected clients (raw: pre-encoded bytes): deliveries/s
   memory     server RSS per idle connection, 10,000 connections
+  strangers  server RSS per unauthenticated connection, 200 of them, each holding
+             a partial 4,000-byte first frame (netsock keeps at most 256 such)
 options:
   --reps N   repetitions per figure (default 5), after one warm-up run
   --quick    smaller sizes, for a smoke run
   --json     machine-readable output instead of the table
   --only S   run one side only (raw or netsock), e.g. under a profiler";
 
-const ALL: [&str; 7] = [
+const ALL: [&str; 8] = [
     "codec",
     "inflight",
     "latency",
@@ -56,6 +58,7 @@ const ALL: [&str; 7] = [
     "conns",
     "broadcast",
     "memory",
+    "strangers",
 ];
 
 struct Opts {
@@ -188,6 +191,7 @@ fn run(args: &[String]) -> Result<(), BoxError> {
             "conns" => conns(&opts, &mut rows),
             "broadcast" => broadcast(&opts, &mut rows),
             "memory" => memory(&opts, &mut rows),
+            "strangers" => strangers(&opts, &mut rows),
             _ => unreachable!(),
         }
         for row in &rows[before..] {
@@ -544,6 +548,66 @@ fn memory(opts: &Opts, rows: &mut Vec<Row>) {
         }
         rows.push(r);
     }
+}
+
+/// A fresh server per measurement: RSS before, then `n` connections that
+/// each sent the start of a 4,000-byte first frame and stay silent; the
+/// growth divided by `n`. What an unauthenticated peer can pin; netsock
+/// holds at most `max_handshakes` (256) of them, so `n` stays below that.
+fn strangers(opts: &Opts, rows: &mut Vec<Row>) {
+    let n = if opts.quick { 100 } else { 200 };
+    for (name, unix) in TRANSPORTS {
+        let label = format!("server memory per silent stranger ({n} strangers)");
+        let mut r = row(&label, name, "KiB", 1.0 / 1024.0, false);
+        let result = (|| -> Result<(), BoxError> {
+            for rep in 0..=opts.reps {
+                let mut sides = [0.0; 2];
+                for (side, imp) in sides.iter_mut().zip(["raw", "netsock"]) {
+                    *side = idle_rss(&opts.dir, imp, unix, n, |t| {
+                        let rt = runtime(true);
+                        let held = rt.block_on(open_strangers(t, n))?;
+                        Ok(Box::new(InRuntime {
+                            held: Some(held),
+                            rt,
+                        }))
+                    })?;
+                }
+                if rep > 0 {
+                    r.raw.push(sides[0]);
+                    r.netsock.push(sides[1]);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            r.error = Some(e.to_string());
+        }
+        rows.push(r);
+    }
+}
+
+/// `n` connections, each having sent a length prefix announcing 4,000
+/// bytes and 3,000 of them, then nothing.
+async fn open_strangers(target: &Target, n: usize) -> Result<Vec<Box<dyn Send>>, BoxError> {
+    use tokio::io::AsyncWriteExt;
+    let mut opening = 4_000u32.to_be_bytes().to_vec();
+    opening.extend_from_slice(&[0u8; 3_000]);
+    let mut held: Vec<Box<dyn Send>> = Vec::with_capacity(n);
+    for _ in 0..n {
+        match target {
+            Target::Tcp(addr) => {
+                let mut s = tokio::net::TcpStream::connect(addr).await?;
+                s.write_all(&opening).await?;
+                held.push(Box::new(s));
+            }
+            Target::Unix(path) => {
+                let mut s = tokio::net::UnixStream::connect(path).await?;
+                s.write_all(&opening).await?;
+                held.push(Box::new(s));
+            }
+        }
+    }
+    Ok(held)
 }
 
 type Held = Box<dyn std::any::Any>;
