@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::Error;
+use crate::error::Error;
 
 /// The host a bare port number binds and connects to.
 ///

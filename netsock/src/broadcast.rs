@@ -7,44 +7,12 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::conn::{lock, QueueError};
-use crate::frame::{self, Header};
-use crate::server::Inner;
-use crate::{CallError, Error, Events, Result, Socket, SocketId};
-
-/// Who a [`Broadcast`] leaves out: a room's members, or one socket.
-///
-/// ```
-/// use netsock::{Except, SocketId};
-/// assert_eq!(Except::from("muted"), Except::Room("muted".into()));
-/// assert_eq!(Except::from(SocketId(3)), Except::Socket(SocketId(3)));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Except {
-    /// Every member of this room.
-    Room(String),
-    /// This socket.
-    Socket(SocketId),
-}
-
-impl From<&str> for Except {
-    fn from(room: &str) -> Self {
-        Except::Room(room.to_owned())
-    }
-}
-
-impl From<String> for Except {
-    fn from(room: String) -> Self {
-        Except::Room(room)
-    }
-}
-
-impl From<SocketId> for Except {
-    fn from(id: SocketId) -> Self {
-        Except::Socket(id)
-    }
-}
+use crate::conn::SocketId;
+use crate::error::{CallError, Error, Result};
+use crate::events::Events;
+use crate::registry::{Except, Registry, Selector};
+use crate::socket::Socket;
+use crate::wire::frame::{self, Header};
 
 /// A set of a server's sockets: every socket, or the members of some rooms,
 /// minus some rooms or sockets. Made by [`Server::to`](crate::Server::to),
@@ -71,18 +39,16 @@ impl From<SocketId> for Except {
 /// # Ok(()) }
 /// ```
 pub struct Broadcast<In: Events, Out: Events = In> {
-    server: Weak<Inner<In, Out>>,
-    rooms: Vec<String>,
-    except: Vec<Except>,
+    registry: Weak<Registry<Socket<In, Out>>>,
+    selector: Selector,
     timeout: Option<Duration>,
 }
 
 impl<In: Events, Out: Events> Clone for Broadcast<In, Out> {
     fn clone(&self) -> Self {
         Broadcast {
-            server: self.server.clone(),
-            rooms: self.rooms.clone(),
-            except: self.except.clone(),
+            registry: self.registry.clone(),
+            selector: self.selector.clone(),
             timeout: self.timeout,
         }
     }
@@ -91,19 +57,18 @@ impl<In: Events, Out: Events> Clone for Broadcast<In, Out> {
 impl<In: Events, Out: Events> fmt::Debug for Broadcast<In, Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcast")
-            .field("rooms", &self.rooms)
-            .field("except", &self.except)
+            .field("rooms", &self.selector.rooms)
+            .field("except", &self.selector.except)
             .field("timeout", &self.timeout)
             .finish()
     }
 }
 
 impl<In: Events, Out: Events> Broadcast<In, Out> {
-    pub(crate) fn new(server: Weak<Inner<In, Out>>) -> Self {
+    pub(crate) fn new(registry: Weak<Registry<Socket<In, Out>>>) -> Self {
         Broadcast {
-            server,
-            rooms: Vec::new(),
-            except: Vec::new(),
+            registry,
+            selector: Selector::default(),
             timeout: None,
         }
     }
@@ -120,7 +85,7 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// }
     /// ```
     pub fn to(mut self, room: impl Into<String>) -> Self {
-        self.rooms.push(room.into());
+        self.selector.rooms.push(room.into());
         self
     }
 
@@ -137,7 +102,7 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// }
     /// ```
     pub fn except(mut self, who: impl Into<Except>) -> Self {
-        self.except.push(who.into());
+        self.selector.except.push(who.into());
         self
     }
 
@@ -172,34 +137,10 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// }
     /// ```
     pub fn sockets(&self) -> Vec<Socket<In, Out>> {
-        let Some(server) = self.server.upgrade() else {
-            return Vec::new();
-        };
-        let registry = lock(&server.registry);
-        let mut ids: Vec<SocketId> = if self.rooms.is_empty() {
-            registry.sockets.keys().copied().collect()
-        } else {
-            let mut ids: Vec<SocketId> = self
-                .rooms
-                .iter()
-                .flat_map(|r| registry.members(r))
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
-        for except in &self.except {
-            match except {
-                Except::Socket(id) => ids.retain(|i| i != id),
-                Except::Room(room) => {
-                    let out: Vec<SocketId> = registry.members(room).collect();
-                    ids.retain(|i| !out.contains(i));
-                }
-            }
+        match self.registry.upgrade() {
+            Some(registry) => registry.select(&self.selector),
+            None => Vec::new(),
         }
-        ids.iter()
-            .filter_map(|id| registry.sockets.get(id).cloned())
-            .collect()
     }
 
     /// Sends `event` to every socket in the set, encoding it once and never
@@ -240,33 +181,24 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// # }
     /// ```
     pub async fn emit(&self, event: Out) -> Result<()> {
-        let recipients = self.sockets();
-        let Some(max) = recipients.iter().map(Socket::max_out).max() else {
+        let Some(registry) = self.registry.upgrade() else {
             return Ok(());
         };
-        let frame = frame::encode(&Header::Event, Some(&event), max)?;
+        // Each recipient's limit is checked as it is delivered.
+        let frame = frame::encode(&Header::Event, Some(&event), usize::MAX)?;
         let size = frame.len() - frame::PREFIX_LEN;
-        let name = event.variant_name();
-        let mut too_small = None::<(usize, usize)>;
-        for socket in recipients {
-            if size > socket.max_out() {
-                let (skipped, smallest) = too_small.get_or_insert((0, max));
-                *skipped += 1;
-                *smallest = socket.max_out().min(*smallest);
-                socket.dropped(Error::FrameTooLarge {
-                    size,
-                    max: socket.max_out(),
-                });
-                continue;
-            }
-            match socket.try_queue(&frame) {
-                Ok(()) | Err(QueueError::Closed) => {}
-                Err(QueueError::Full) => socket.dropped(Error::QueueFull { event: name }),
-            }
-        }
-        match too_small {
-            None => Ok(()),
-            Some((skipped, max)) => Err(Error::BroadcastTooLarge { size, max, skipped }),
+        let sent = registry.deliver(&self.selector, &frame, event.variant_name());
+        match sent.too_large {
+            0 => Ok(()),
+            n if n == sent.recipients => Err(Error::FrameTooLarge {
+                size,
+                max: sent.largest_limit,
+            }),
+            skipped => Err(Error::BroadcastTooLarge {
+                size,
+                max: sent.smallest_limit,
+                skipped,
+            }),
         }
     }
 
@@ -346,5 +278,67 @@ impl<In: Events, Out: Events> crate::Endpoint for Broadcast<In, Out> {
 impl<In: Events, Out: Events> crate::Emit<Out> for Broadcast<In, Out> {
     fn emit(&self, event: Out) -> impl std::future::Future<Output = Result<()>> + Send {
         Broadcast::emit(self, event)
+    }
+}
+
+/// Broadcasts from a server's socket.
+impl<In: Events, Out: Events> Socket<In, Out> {
+    /// Every other socket of this socket's server (socket.io's
+    /// `socket.broadcast`). On a client socket it reaches no one.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let io = Server::<Api>::bind(0).await?;
+    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// io.on_connection(|s: Socket<Api>| async move {
+    ///     // Relay each line to every other client.
+    ///     let me = s.clone();
+    ///     s.on_log(move |line| {
+    ///         let me = me.clone();
+    ///         async move { me.broadcast().emit_log(line).await.unwrap() }
+    ///     });
+    ///     Ok(())
+    /// });
+    /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// bob.on_log(move |line| {
+    ///     let _ = tx.send(line);
+    ///     async {}
+    /// });
+    /// bob.start();
+    /// alice.emit_log("hi, all".into()).await?;
+    /// assert_eq!(rx.recv().await.unwrap(), "hi, all");
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn broadcast(&self) -> Broadcast<In, Out> {
+        Broadcast::new(self.registry.clone()).except(self.id())
+    }
+
+    /// The other members of `room` (socket.io's `socket.to(room)`).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// /// On the server: relays each line to the sender's room mates.
+    /// fn relay(socket: &Socket<Api>) {
+    ///     let me = socket.clone();
+    ///     socket.on_log(move |line| {
+    ///         let me = me.clone();
+    ///         async move {
+    ///             let _ = me.to("lobby").emit_log(line).await;
+    ///         }
+    ///     });
+    /// }
+    /// ```
+    pub fn to(&self, room: impl Into<String>) -> Broadcast<In, Out> {
+        self.broadcast().to(room)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::frame::DEFAULT_MAX_FRAME_SIZE;
+use crate::wire::frame::DEFAULT_MAX_FRAME_SIZE;
 
 /// Default time a request waits for its reply: 10 s.
 ///

@@ -7,7 +7,10 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{CallError, Events, Result, Server, Socket};
+use crate::error::{CallError, Result};
+use crate::events::Events;
+use crate::server::Server;
+use crate::socket::Socket;
 
 /// Something that can send events of type `E`: a [`Socket`] sending `E`, a
 /// [`Server`] (to every client), or a [`Broadcast`](crate::Broadcast) (to

@@ -22,8 +22,9 @@
 use std::io;
 use std::time::Duration;
 
-use crate::frame::{CloseReason, RejectReason, RemoteError};
-use crate::{Addr, SchemaId};
+use crate::addr::Addr;
+use crate::events::SchemaId;
+use crate::wire::frame::{CloseReason, FrameError, RejectReason, RemoteError};
 
 /// `Result` with netsock's [`Error`].
 ///
@@ -409,6 +410,22 @@ impl From<RemoteError> for CallError {
                 max: max as usize,
             },
             RemoteError::Encode { message } => CallError::Codec(message),
+        }
+    }
+}
+
+impl From<FrameError> for Error {
+    fn from(err: FrameError) -> Self {
+        match err {
+            FrameError::TooLarge { size, max } => Error::FrameTooLarge { size, max },
+            FrameError::Encode { what, source } => Error::Encode { what, source },
+            FrameError::Header(message) => {
+                Error::Protocol(format!("undecodable frame header: {message}"))
+            }
+            FrameError::Io(err) => Error::Io(err),
+            // `FrameError` is non_exhaustive only for users.
+            #[allow(unreachable_patterns)]
+            other => Error::Protocol(other.to_string()),
         }
     }
 }

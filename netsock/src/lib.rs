@@ -49,7 +49,6 @@
 
 pub mod addr;
 mod broadcast;
-mod calls;
 mod client;
 mod config;
 mod conn;
@@ -57,39 +56,40 @@ mod deadline;
 mod endpoint;
 pub mod error;
 pub mod events;
-pub mod frame;
 pub mod handler;
-mod handlers;
-mod handshake;
 mod metrics;
-mod middleware;
-mod outbox;
-pub mod reconnect;
-mod rooms;
+mod registry;
 mod server;
 pub mod service;
 mod socket;
+mod sync;
 mod throttle;
 mod transport;
+mod wire;
+
+pub use client::reconnect;
+pub use wire::frame;
 
 pub use addr::{Addr, IntoAddr};
-pub use broadcast::{Broadcast, Except};
+pub use broadcast::Broadcast;
+pub use client::reconnect::{Reconnect, Reconnected};
 pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_BYTES,
     DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOCKET_MODE, MIN_MAX_FRAME_SIZE,
 };
+pub use conn::SocketId;
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint, Handle, Request};
 pub use error::{CallError, DisconnectReason, Error, Result};
 pub use events::{Events, SchemaId, Variant};
-pub use frame::{CloseReason, RejectReason};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
-pub use middleware::Handshake;
-pub use reconnect::{Reconnect, Reconnected};
+pub use registry::Except;
+pub use server::middleware::Handshake;
 pub use server::{Server, ServerBuilder};
-pub use socket::{Socket, SocketBuilder, SocketId, Volatile};
+pub use socket::{Socket, SocketBuilder, Volatile};
 pub use transport::{PeerAddr, PeerCred};
+pub use wire::frame::{CloseReason, RejectReason};
 
 /// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` and
 /// `{Enum}Handle`. `{Enum}Emit` gives typed `emit_x(fields..)` methods to every

@@ -50,7 +50,11 @@
 
 use std::fmt;
 
-use crate::{Events, PeerAddr, Server, Socket, SocketId, Variant};
+use crate::conn::SocketId;
+use crate::events::{Events, Variant};
+use crate::server::Server;
+use crate::socket::Socket;
+use crate::transport::PeerAddr;
 
 /// Who is calling: what a service method receives when its first parameter
 /// after `&self` is `&Context` (`ctx: &netsock::service::Context`). Never
@@ -365,5 +369,39 @@ pub mod __private {
             Ok(s) => s,
             Err(_) => panic!("a concatenation of strings is valid UTF-8"),
         }
+    }
+}
+
+/// Serving a service.
+impl<In: Events, Out: Events> Server<In, Out> {
+    /// Serves every connection with `service` (one made by
+    /// `#[netsock::service]`, or a tuple of them) until
+    /// [`close`](Server::close) is called: [`Service::attach`] then
+    /// [`run`](Server::run).
+    ///
+    /// ```
+    /// #[netsock::service]
+    /// trait SumNumbers {
+    ///     async fn sum(&self, numbers: Vec<i64>) -> i64;
+    /// }
+    /// struct Summer;
+    /// impl SumNumbers for Summer {
+    ///     async fn sum(&self, numbers: Vec<i64>) -> i64 { numbers.iter().sum() }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// let io = netsock::Server::<SumNumbersRequest>::bind(0).await?;
+    /// let addr = io.local_addr().clone();
+    /// tokio::spawn({ let io = io.clone(); async move { io.serve(SumNumbersServer::new(Summer)).await } });
+    /// let client = SumNumbersClient::connect(addr).await?;
+    /// assert_eq!(client.sum(vec![1, 2, 3]).await?, 6);
+    /// io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve(&self, service: impl Service<In, Out>) -> crate::error::Result<()> {
+        service.attach(self);
+        self.run().await
     }
 }

@@ -11,35 +11,22 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::calls::Registered;
+use crate::addr::IntoAddr;
+use crate::client::reconnect::{Reconnect, Reconnected};
 use crate::client::{Client, Mode};
 use crate::config::{config_setters, Config};
-use crate::conn::{encode_reply, lock, write, QueueError, Shared};
-use crate::frame::{self, CloseReason, Header};
-use crate::handlers::{BoxFuture, Slot};
+use crate::conn::calls::Registered;
+use crate::conn::handler_table::{BoxFuture, Slot};
+use crate::conn::serve::encode_reply;
+use crate::conn::SocketId;
+use crate::conn::{QueueError, Shared};
+use crate::error::{CallError, DisconnectReason, Error, Result};
+use crate::events::Events;
 use crate::metrics::SocketMetrics;
-use crate::server::Inner;
+use crate::registry::{Member, Registry};
+use crate::sync::{lock, write};
 use crate::transport::{PeerAddr, PeerCred};
-use crate::{
-    Broadcast, CallError, DisconnectReason, Error, Events, IntoAddr, Reconnect, Reconnected, Result,
-};
-
-/// A connection's id, the same on both ends (the server assigns it).
-///
-/// ```
-/// use netsock::SocketId;
-/// let id = SocketId(7);
-/// assert_eq!(id.to_string(), "7");
-/// assert!(SocketId(1) < id); // ids are handed out in increasing order
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SocketId(pub u64);
-
-impl fmt::Display for SocketId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+use crate::wire::frame::{self, CloseReason, FrameError, Header};
 
 /// One end of a connection: emit events, make requests, handle what the peer
 /// sends.
@@ -98,8 +85,9 @@ impl fmt::Display for SocketId {
 pub struct Socket<In: Events, Out: Events = In> {
     link: Link<In, Out>,
     timeout: Duration,
-    /// The server this socket was accepted by (dangling on a client).
-    server: Weak<Inner<In, Out>>,
+    /// The registry of the server this socket was accepted by (dangling on
+    /// a client).
+    pub(crate) registry: Weak<Registry<Socket<In, Out>>>,
 }
 
 /// What a socket talks through.
@@ -124,7 +112,7 @@ impl<In: Events, Out: Events> Clone for Socket<In, Out> {
         Socket {
             link: self.link.clone(),
             timeout: self.timeout,
-            server: self.server.clone(),
+            registry: self.registry.clone(),
         }
     }
 }
@@ -287,7 +275,7 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
         Ok(Socket {
             link: Link::Client(client),
             timeout,
-            server: Weak::new(),
+            registry: Weak::new(),
         })
     }
 }
@@ -334,12 +322,15 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    pub(crate) fn from_shared(shared: Arc<Shared<In>>, server: Weak<Inner<In, Out>>) -> Self {
+    pub(crate) fn from_shared(
+        shared: Arc<Shared<In>>,
+        registry: Weak<Registry<Socket<In, Out>>>,
+    ) -> Self {
         let timeout = shared.config.request_timeout;
         Socket {
             link: Link::Accepted(shared),
             timeout,
-            server,
+            registry,
         }
     }
 
@@ -445,10 +436,6 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    pub(crate) fn max_out(&self) -> usize {
-        self.conn().max_out
-    }
-
     /// Sends a one-way event. Waits while the outgoing queue is full.
     ///
     /// Fails with [`Error::FrameTooLarge`] (the connection stays open) or
@@ -494,7 +481,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     fn encode_event(&self, event: &Out) -> Result<bytes::Bytes> {
         let conn = self.conn();
         conn.start();
-        frame::encode(&Header::Event, Some(event), conn.max_out)
+        Ok(frame::encode(&Header::Event, Some(event), conn.max_out)?)
     }
 
     /// `try_emit`, or a volatile emit: never waits.
@@ -600,7 +587,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// and waits for the reply.
     pub(crate) async fn call<R: DeserializeOwned>(
         &self,
-        make: impl FnOnce(u64, u32, usize) -> Result<bytes::Bytes>,
+        make: impl FnOnce(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
     ) -> std::result::Result<R, CallError> {
         // One look-up of the connection serves both the start and the call.
         let conn = match &self.link {
@@ -619,14 +606,14 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         } = shared.calls.register(self.timeout)?;
         if start_sweeper {
             let conn = conn.clone();
-            tokio::spawn(async move { crate::calls::sweep(&conn.calls).await });
+            tokio::spawn(async move { crate::conn::calls::sweep(&conn.calls).await });
         }
         let timeout_ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
         let frame = make(id, timeout_ms, shared.max_out).map_err(|e| {
             // Never sent: nothing to cancel.
             shared.calls.forget(id);
             match e {
-                Error::FrameTooLarge { size, max } => CallError::FrameTooLarge { size, max },
+                FrameError::TooLarge { size, max } => CallError::FrameTooLarge { size, max },
                 e => CallError::Codec(e.to_string()),
             }
         })?;
@@ -680,18 +667,6 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             Err(_) => shared.meter.add(|c| &c.calls_failed, 1),
         }
         decoded
-    }
-
-    /// Queues a frame without waiting; for broadcasts.
-    pub(crate) fn try_queue(&self, frame: &[u8]) -> std::result::Result<(), QueueError> {
-        self.conn().try_queue(frame)
-    }
-
-    /// Counts a dropped broadcast event and tells the error hook.
-    pub(crate) fn dropped(&self, err: Error) {
-        let conn = self.conn();
-        conn.meter.add(|c| &c.events_dropped, 1);
-        conn.report(err);
     }
 
     /// How many broadcast events this socket missed because its outgoing
@@ -826,8 +801,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// }
     /// ```
     pub fn join(&self, room: impl AsRef<str>) {
-        if let Some(server) = self.server.upgrade() {
-            lock(&server.registry).join(self.id(), room.as_ref());
+        if let Some(registry) = self.registry.upgrade() {
+            registry.join(self.id(), room.as_ref());
         }
     }
 
@@ -844,8 +819,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// }
     /// ```
     pub fn leave(&self, room: impl AsRef<str>) {
-        if let Some(server) = self.server.upgrade() {
-            lock(&server.registry).leave(self.id(), room.as_ref());
+        if let Some(registry) = self.registry.upgrade() {
+            registry.leave(self.id(), room.as_ref());
         }
     }
 
@@ -860,69 +835,10 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// }
     /// ```
     pub fn rooms(&self) -> Vec<String> {
-        match self.server.upgrade() {
-            Some(server) => lock(&server.registry).rooms_of(self.id()),
+        match self.registry.upgrade() {
+            Some(registry) => registry.rooms_of(self.id()),
             None => Vec::new(),
         }
-    }
-
-    /// Every other socket of this socket's server (socket.io's
-    /// `socket.broadcast`). On a client socket it reaches no one.
-    ///
-    /// ```
-    /// # use netsock::{Events, Server, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
-    /// io.on_connection(|s: Socket<Api>| async move {
-    ///     // Relay each line to every other client.
-    ///     let me = s.clone();
-    ///     s.on_log(move |line| {
-    ///         let me = me.clone();
-    ///         async move { me.broadcast().emit_log(line).await.unwrap() }
-    ///     });
-    ///     Ok(())
-    /// });
-    /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
-    /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// bob.on_log(move |line| {
-    ///     let _ = tx.send(line);
-    ///     async {}
-    /// });
-    /// bob.start();
-    /// alice.emit_log("hi, all".into()).await?;
-    /// assert_eq!(rx.recv().await.unwrap(), "hi, all");
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn broadcast(&self) -> Broadcast<In, Out> {
-        Broadcast::new(self.server.clone()).except(self.id())
-    }
-
-    /// The other members of `room` (socket.io's `socket.to(room)`).
-    ///
-    /// ```
-    /// # use netsock::{Events, Server, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// /// On the server: relays each line to the sender's room mates.
-    /// fn relay(socket: &Socket<Api>) {
-    ///     let me = socket.clone();
-    ///     socket.on_log(move |line| {
-    ///         let me = me.clone();
-    ///         async move {
-    ///             let _ = me.to("lobby").emit_log(line).await;
-    ///         }
-    ///     });
-    /// }
-    /// ```
-    pub fn to(&self, room: impl Into<String>) -> Broadcast<In, Out> {
-        self.broadcast().to(room)
     }
 
     /// Registers the handler for event variant `variant` (its index in
@@ -1283,5 +1199,22 @@ impl<In: Events, Out: Events> crate::Emit<Out> for Volatile<In, Out> {
     fn emit(&self, event: Out) -> impl Future<Output = Result<()>> + Send {
         let result = Volatile::emit(self, event);
         async move { result }
+    }
+}
+
+/// How the registry delivers broadcasts to a server's socket.
+impl<In: Events, Out: Events> Member for Socket<In, Out> {
+    fn max_out(&self) -> usize {
+        self.conn().max_out
+    }
+
+    fn offer(&self, frame: &[u8]) -> std::result::Result<(), QueueError> {
+        self.conn().try_queue(frame)
+    }
+
+    fn missed(&self, why: Error) {
+        let conn = self.conn();
+        conn.meter.add(|c| &c.events_dropped, 1);
+        conn.report(why);
     }
 }

@@ -25,7 +25,7 @@ fn seen() -> &'static Mutex<Seen> {
 /// Whether a warning of `kind` may be written now: `Some(n)` with the number
 /// left out since the last one, or `None` to leave this one out.
 pub(crate) fn admit(kind: &'static str) -> Option<u64> {
-    admit_at(&mut crate::conn::lock(seen()), kind, Instant::now())
+    admit_at(&mut crate::sync::lock(seen()), kind, Instant::now())
 }
 
 fn admit_at(seen: &mut Seen, kind: &'static str, now: Instant) -> Option<u64> {

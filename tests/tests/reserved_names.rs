@@ -67,6 +67,12 @@ struct Methods {
     of: BTreeMap<String, BTreeSet<String>>,
     /// Types with an `impl Endpoint for ..`.
     endpoints: BTreeSet<String>,
+    /// (type, trait, method) of every trait impl, counted once the traits
+    /// users cannot name are known.
+    trait_methods: Vec<(String, String, String)>,
+    /// Traits declared without `pub` (`pub(crate)` or private): their
+    /// methods are not callable by users.
+    private_traits: BTreeSet<String>,
 }
 
 /// `Socket<In, Out>` → `Socket`; `None` for references, tuples, ...
@@ -95,15 +101,27 @@ impl<'ast> Visit<'ast> for Methods {
                 };
                 // A trait's methods are as public as the trait; an inherent
                 // one must say `pub` (not `pub(crate)`).
-                if of_trait.is_some() || matches!(f.vis, syn::Visibility::Public(_)) {
-                    self.of
-                        .entry(ty.clone())
-                        .or_default()
-                        .insert(f.sig.ident.unraw().to_string());
+                let name = f.sig.ident.unraw().to_string();
+                match of_trait.and_then(|path| path.segments.last()) {
+                    Some(tr) => {
+                        let tr = tr.ident.unraw().to_string();
+                        self.trait_methods.push((ty.clone(), tr, name));
+                    }
+                    None if matches!(f.vis, syn::Visibility::Public(_)) => {
+                        self.of.entry(ty.clone()).or_default().insert(name);
+                    }
+                    None => {}
                 }
             }
         }
         syn::visit::visit_item_impl(self, item);
+    }
+
+    fn visit_item_trait(&mut self, item: &'ast syn::ItemTrait) {
+        if !matches!(item.vis, syn::Visibility::Public(_)) {
+            self.private_traits.insert(item.ident.unraw().to_string());
+        }
+        syn::visit::visit_item_trait(self, item);
     }
 }
 
@@ -116,6 +134,11 @@ fn runtime_methods() -> Methods {
         let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         methods.visit_file(&ast);
+    }
+    for (ty, tr, name) in std::mem::take(&mut methods.trait_methods) {
+        if !methods.private_traits.contains(&tr) {
+            methods.of.entry(ty).or_default().insert(name);
+        }
     }
     methods
 }

@@ -34,7 +34,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{Addr, Error};
+use crate::addr::Addr;
+use crate::error::Error;
 
 #[cfg(feature = "unix")]
 pub(crate) use unix::SocketFile;

@@ -5,7 +5,8 @@ use std::io;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Listener, PeerAddr, ReadHalf, WriteHalf};
-use crate::{Addr, Error};
+use crate::addr::Addr;
+use crate::error::Error;
 
 pub(super) async fn bind(
     addr: &Addr,

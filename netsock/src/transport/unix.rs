@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::{Listener, PeerAddr, ReadHalf, WriteHalf};
-use crate::{Addr, Error};
+use crate::addr::Addr;
+use crate::error::Error;
 
 /// The socket file a listener created; removed on drop if it is still ours.
 pub(crate) struct SocketFile {

@@ -1,5 +1,7 @@
 //! [`Server`]: listens, handshakes, and keeps the table of connected sockets.
 
+pub(crate) mod middleware;
+
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -10,20 +12,26 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
+use crate::addr::{Addr, IntoAddr};
+use crate::broadcast::Broadcast;
 use crate::config::{config_setters, Config};
-use crate::conn::{self, lock, write, Carry, Handshaken, Shared};
-use crate::frame::{self, CloseReason, Header, RejectReason};
-use crate::handlers::{call_caught, BoxFuture};
+use crate::conn::handler_table::{call_caught, BoxFuture};
+use crate::conn::hello;
+use crate::conn::SocketId;
+use crate::conn::{Carry, Handshaken, Shared};
+use crate::error::DisconnectReason;
+use crate::error::{Error, Result};
+use crate::events::Events;
 use crate::metrics::{Counters, Meter, RejectCounters, ServerMetrics, SocketMetrics};
-use crate::middleware::MiddlewareFn;
-use crate::rooms::Registry;
-use crate::service::Service;
+use crate::registry::Registry;
+use crate::registry::{Except, Selector};
+use crate::server::middleware::Handshake;
+use crate::server::middleware::MiddlewareFn;
+use crate::socket::Socket;
+use crate::sync::{lock, write};
 use crate::throttle::warn_throttled;
 use crate::transport::{Accepted, Listener, SocketFile};
-use crate::{
-    handshake, Addr, Broadcast, Error, Events, Except, Handshake, IntoAddr, Result, Socket,
-    SocketId,
-};
+use crate::wire::frame::{self, CloseReason, Header, RejectReason};
 
 type ConnectionFn<In, Out> = Arc<dyn Fn(Socket<In, Out>) -> BoxFuture<Result<()>> + Send + Sync>;
 
@@ -33,7 +41,7 @@ pub(crate) struct Inner<In: Events, Out: Events> {
     listener: Mutex<Option<Listener>>,
     socket_file: Mutex<Option<SocketFile>>,
     /// Connected sockets and their rooms.
-    pub(crate) registry: Mutex<Registry<Socket<In, Out>>>,
+    registry: Arc<Registry<Socket<In, Out>>>,
     on_connection: RwLock<Option<ConnectionFn<In, Out>>>,
     middleware: RwLock<Vec<MiddlewareFn>>,
     counters: Arc<Counters>,
@@ -120,7 +128,7 @@ impl<In: Events, Out: Events> fmt::Debug for Server<In, Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.inner.local_addr)
-            .field("sockets", &lock(&self.inner.registry).sockets.len())
+            .field("sockets", &self.inner.registry.len())
             .finish()
     }
 }
@@ -244,7 +252,7 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
                 config: self.config,
                 listener: Mutex::new(Some(listener)),
                 socket_file: Mutex::new(socket_file),
-                registry: Mutex::new(Registry::default()),
+                registry: Arc::default(),
                 on_connection: RwLock::new(None),
                 middleware: RwLock::new(Vec::new()),
                 counters: Arc::default(),
@@ -417,11 +425,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// }
     /// ```
     pub fn sockets(&self) -> Vec<Socket<In, Out>> {
-        lock(&self.inner.registry)
-            .sockets
-            .values()
-            .cloned()
-            .collect()
+        self.inner.registry.select(&Selector::default())
     }
 
     /// The connected socket with this id.
@@ -438,7 +442,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// }
     /// ```
     pub fn socket(&self, id: SocketId) -> Option<Socket<In, Out>> {
-        lock(&self.inner.registry).sockets.get(&id).cloned()
+        self.inner.registry.get(id)
     }
 
     /// A snapshot of the server's counters: connections open and accepted,
@@ -498,7 +502,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// }
     /// ```
     pub fn rooms(&self) -> Vec<String> {
-        lock(&self.inner.registry).room_names()
+        self.inner.registry.room_names()
     }
 
     /// The members of `room`, to emit to (see [`Broadcast`]).
@@ -528,7 +532,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # }
     /// ```
     pub fn to(&self, room: impl Into<String>) -> Broadcast<In, Out> {
-        Broadcast::new(Arc::downgrade(&self.inner)).to(room)
+        Broadcast::new(Arc::downgrade(&self.inner.registry)).to(room)
     }
 
     /// Every socket but a room's members or one socket (see [`Broadcast`]).
@@ -558,7 +562,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # }
     /// ```
     pub fn except(&self, who: impl Into<Except>) -> Broadcast<In, Out> {
-        Broadcast::new(Arc::downgrade(&self.inner)).except(who)
+        Broadcast::new(Arc::downgrade(&self.inner.registry)).except(who)
     }
 
     /// Sends an event to every connected socket, encoding it once and
@@ -593,40 +597,9 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # }
     /// ```
     pub async fn emit(&self, event: Out) -> Result<()> {
-        Broadcast::new(Arc::downgrade(&self.inner))
+        Broadcast::new(Arc::downgrade(&self.inner.registry))
             .emit(event)
             .await
-    }
-
-    /// Serves every connection with `service` (one made by
-    /// `#[netsock::service]`, or a tuple of them) until
-    /// [`close`](Server::close) is called: [`Service::attach`] then
-    /// [`run`](Server::run).
-    ///
-    /// ```
-    /// #[netsock::service]
-    /// trait SumNumbers {
-    ///     async fn sum(&self, numbers: Vec<i64>) -> i64;
-    /// }
-    /// struct Summer;
-    /// impl SumNumbers for Summer {
-    ///     async fn sum(&self, numbers: Vec<i64>) -> i64 { numbers.iter().sum() }
-    /// }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// let io = netsock::Server::<SumNumbersRequest>::bind(0).await?;
-    /// let addr = io.local_addr().clone();
-    /// tokio::spawn({ let io = io.clone(); async move { io.serve(SumNumbersServer::new(Summer)).await } });
-    /// let client = SumNumbersClient::connect(addr).await?;
-    /// assert_eq!(client.sum(vec![1, 2, 3]).await?, 6);
-    /// io.close().await;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn serve(&self, service: impl Service<In, Out>) -> Result<()> {
-        service.attach(self);
-        self.run().await
     }
 
     /// Runs the server until `signal` completes (e.g. `tokio::signal::ctrl_c()`),
@@ -822,11 +795,11 @@ async fn serve_connection<In: Events, Out: Events>(
     let id = SocketId(inner.next_id.fetch_add(1, Ordering::Relaxed));
     tracing::Span::current().record("id", id.0);
     let config = inner.config.clone();
-    let middleware = conn::read(&inner.middleware).clone();
+    let middleware = crate::sync::read(&inner.middleware).clone();
     let after = config.handshake_timeout;
     drop(inner);
-    let mut reader = handshake::server_reader(read, &config);
-    let handshake = handshake::accept::<In, Out>(&mut reader, &mut writer, &config);
+    let mut reader = hello::server_reader(read, &config);
+    let handshake = hello::accept::<In, Out>(&mut reader, &mut writer, &config);
     let hello = match tokio::time::timeout(after, handshake).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(err)) => {
@@ -845,8 +818,7 @@ async fn serve_connection<In: Events, Out: Events>(
             warn_throttled!("handshake timed out", %peer, ?after, "handshake timed out");
             count_reject(&server, |r| &r.timed_out);
             let after_ms = after.as_millis().try_into().unwrap_or(u64::MAX);
-            let reject =
-                handshake::reject(&mut writer, RejectReason::HandshakeTimeout { after_ms });
+            let reject = hello::reject(&mut writer, RejectReason::HandshakeTimeout { after_ms });
             // A peer that does not read cannot hold the refusal up.
             let _ = tokio::time::timeout(Duration::from_secs(1), reject).await;
             return;
@@ -861,9 +833,7 @@ async fn serve_connection<In: Events, Out: Events>(
         reader,
         writer,
     };
-    let open = server
-        .upgrade()
-        .map_or(0, |inner| lock(&inner.registry).sockets.len());
+    let open = server.upgrade().map_or(0, |inner| inner.registry.len());
     if open >= config.max_connections {
         warn_throttled!(
             "server full",
@@ -876,7 +846,7 @@ async fn serve_connection<In: Events, Out: Events>(
             "the server is at its limit of {} connections",
             config.max_connections
         );
-        handshake::reject(&mut conn.writer, RejectReason::Other(reason)).await;
+        hello::reject(&mut conn.writer, RejectReason::Other(reason)).await;
         return;
     }
     if !middleware.is_empty() {
@@ -893,14 +863,14 @@ async fn serve_connection<In: Events, Out: Events>(
             Ok(Err(reason)) => {
                 warn_throttled!("middleware refused", %peer, %reason, "middleware refused the connection");
                 count_reject(&server, |r| &r.refused);
-                handshake::reject(&mut conn.writer, RejectReason::Refused(reason)).await;
+                hello::reject(&mut conn.writer, RejectReason::Refused(reason)).await;
                 return;
             }
             Err(_) => {
                 warn_throttled!("middleware timed out", %peer, ?after, "middleware timed out");
                 count_reject(&server, |r| &r.timed_out);
                 let reason = RejectReason::Refused("the server's checks timed out".into());
-                handshake::reject(&mut conn.writer, reason).await;
+                hello::reject(&mut conn.writer, reason).await;
                 return;
             }
         }
@@ -909,11 +879,11 @@ async fn serve_connection<In: Events, Out: Events>(
         let server = server.clone();
         Box::new(move |id| {
             if let Some(inner) = server.upgrade() {
-                lock(&inner.registry).remove(id);
+                inner.registry.remove(id);
             }
         })
     };
-    let welcome = handshake::welcome(id, &config);
+    let welcome = hello::welcome(id, &config);
     let Some(inner) = server.upgrade() else {
         return;
     };
@@ -921,10 +891,11 @@ async fn serve_connection<In: Events, Out: Events>(
         own: Arc::default(),
         server: Some(inner.counters.clone()),
     };
+    let registry = Arc::downgrade(&inner.registry);
     drop(inner);
     let carry = Carry::new(std::mem::take(&mut conn.data), meter);
     let shared = Shared::<In>::spawn(conn, config, carry, Some(on_end));
-    let socket = Socket::<In, Out>::from_shared(shared.clone(), server.clone());
+    let socket = Socket::<In, Out>::from_shared(shared.clone(), registry);
     let Some(inner) = server.upgrade() else {
         return;
     };
@@ -936,21 +907,16 @@ async fn serve_connection<In: Events, Out: Events>(
         }
         return;
     }
-    {
-        // Queue the Welcome and list the socket under one lock: once the
-        // client's connect returns, `sockets()` includes it, and no emit to
-        // all can be queued before its Welcome.
-        let mut registry = lock(&inner.registry);
-        let queued = welcome.is_ok_and(|w| shared.outbox.try_push(&w).is_ok());
-        if !queued {
-            drop(registry);
-            shared.stop(Some(crate::DisconnectReason::ClosedLocally));
-            return;
-        }
-        registry.sockets.insert(id, socket.clone());
-        inner.connections_total.fetch_add(1, Ordering::Relaxed);
+    // Queue the Welcome and list the socket under the registry's lock: once
+    // the client's connect returns, `sockets()` includes it, and no emit to
+    // all can be queued before its Welcome.
+    let welcomed = || welcome.is_ok_and(|w| shared.outbox.try_push(&w).is_ok());
+    if !inner.registry.insert_if(id, socket.clone(), welcomed) {
+        shared.stop(Some(DisconnectReason::ClosedLocally));
+        return;
     }
-    let handler = conn::read(&inner.on_connection).clone();
+    inner.connections_total.fetch_add(1, Ordering::Relaxed);
+    let handler = crate::sync::read(&inner.on_connection).clone();
     drop(inner);
     // Listed: it counts as open now, not as a handshake.
     drop(handshaking);

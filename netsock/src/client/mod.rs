@@ -9,6 +9,8 @@
 //! then makes it current, so that nothing emitted later overtakes the
 //! buffered events.
 
+pub mod reconnect;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -18,15 +20,18 @@ use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
 use crate::addr::Addr;
+use crate::client::reconnect::{is_retryable, is_temporary};
+use crate::client::reconnect::{Reconnect, Reconnected};
 use crate::config::Config;
-use crate::conn::{lock, read, wait_for_reason, write, Carry, QueueError, Shared};
-use crate::handlers::call_caught;
+use crate::conn::handler_table::call_caught;
+use crate::conn::hello;
+use crate::conn::{wait_for_reason, Carry, QueueError, Shared};
+use crate::error::{DisconnectReason, Error, Result};
+use crate::events::Events;
 use crate::metrics::Meter;
-use crate::reconnect::{is_retryable, is_temporary};
-use crate::{
-    handshake, transport, CloseReason, DisconnectReason, Error, Events, Reconnect, Reconnected,
-    Result,
-};
+use crate::sync::{lock, read, write};
+use crate::transport;
+use crate::wire::frame::CloseReason;
 
 /// How an event is sent.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,7 +82,7 @@ async fn dial<In: Events, Out: Events>(
     let after = config.handshake_timeout;
     let handshake = async {
         let (read, writer, peer) = transport::connect(addr).await?;
-        handshake::connect::<In, Out>(read, writer, peer, config, auth).await
+        hello::connect::<In, Out>(read, writer, peer, config, auth).await
     };
     let conn =
         tokio::time::timeout(after, handshake)

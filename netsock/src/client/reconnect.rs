@@ -5,7 +5,8 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use crate::{CloseReason, DisconnectReason, Error, RejectReason};
+use crate::error::{DisconnectReason, Error};
+use crate::wire::frame::{CloseReason, RejectReason};
 
 /// The default first delay before reconnecting.
 pub const DEFAULT_RECONNECT_INITIAL_DELAY: Duration = Duration::from_millis(100);

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::FutureExt;
 
-use crate::{DisconnectReason, Error, Reconnected};
+use crate::client::reconnect::Reconnected;
+use crate::error::{DisconnectReason, Error};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<()> + Send + Sync>;

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use crate::conn::{lock, QueueError};
+use crate::conn::QueueError;
+use crate::sync::lock;
 use crate::transport::WriteHalf;
 
 /// A spare buffer grown past this is replaced by a new one once written, so

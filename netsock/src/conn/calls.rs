@@ -19,8 +19,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::conn::lock;
-use crate::{CallError, DisconnectReason};
+use crate::error::{CallError, DisconnectReason};
+use crate::sync::lock;
 
 /// A reply payload, or why there is none.
 pub(crate) type Reply = Result<bytes::Bytes, CallError>;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::conn::handler_table::BoxFuture;
 use crate::conn::Data;
-use crate::handlers::BoxFuture;
-use crate::{PeerAddr, PeerCred, SocketId};
+use crate::conn::SocketId;
+use crate::transport::{PeerAddr, PeerCred};
 
 pub(crate) type MiddlewareFn =
     Arc<dyn Fn(Handshake) -> BoxFuture<Result<Handshake, String>> + Send + Sync>;

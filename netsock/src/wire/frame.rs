@@ -90,7 +90,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{Error, SchemaId};
+use crate::events::SchemaId;
 
 /// The magic bytes that open every `Hello`.
 ///
@@ -373,10 +373,49 @@ pub enum CloseReason {
     Application(String),
 }
 
+/// Why a frame could not be made or read. It converts into
+/// [`netsock::Error`](crate::Error) (`TooLarge` as `FrameTooLarge`,
+/// `Header` as `Protocol`), so `?` works in functions returning
+/// [`netsock::Result`](crate::Result).
+///
+/// ```
+/// use netsock::frame::{encode, FrameError, Header};
+/// let err = encode(&Header::Event, Some(&"x".repeat(100)), 50).unwrap_err();
+/// assert!(matches!(err, FrameError::TooLarge { size: 102, max: 50 }));
+/// assert!(matches!(netsock::Error::from(err), netsock::Error::FrameTooLarge { .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The frame's body is over the limit.
+    #[error("frame of {size} bytes exceeds the limit of {max} bytes (see max_frame_size)")]
+    TooLarge {
+        /// Size of the frame body in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A header or payload could not be serialized.
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The serializer's error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// The frame's header could not be decoded.
+    #[error("undecodable frame header: {0}")]
+    Header(String),
+    /// Reading or writing the stream failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Encodes and decodes length-prefixed frames.
 ///
 /// The decoder yields frame bodies as [`Bytes`] (no copy) and fails with
-/// [`Error::FrameTooLarge`] as soon as it reads an oversized length, before
+/// [`FrameError::TooLarge`] as soon as it reads an oversized length, before
 /// buffering the body. The encoder writes frames built by [`encode`], which
 /// already carry their prefix, into the write buffer, so that many frames go
 /// out in one write.
@@ -416,7 +455,7 @@ impl FrameCodec {
     ///
     /// let mut codec = FrameCodec::new(16);
     /// let mut wire = BytesMut::from(&[0u8, 0, 0, 17][..]); // announces 17 bytes
-    /// assert!(matches!(codec.decode(&mut wire), Err(netsock::Error::FrameTooLarge { size: 17, max: 16 })));
+    /// assert!(matches!(codec.decode(&mut wire), Err(netsock::frame::FrameError::TooLarge { size: 17, max: 16 })));
     /// ```
     pub fn new(max: usize) -> Self {
         FrameCodec {
@@ -451,9 +490,9 @@ impl FrameCodec {
 
 impl Decoder for FrameCodec {
     type Item = Bytes;
-    type Error = Error;
+    type Error = FrameError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, Error> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         if !self.busy && !src.is_empty() && src.len() == src.capacity() {
             self.busy = true;
         }
@@ -468,7 +507,7 @@ impl Decoder for FrameCodec {
             return Ok(None);
         };
         if len > self.max {
-            return Err(Error::FrameTooLarge {
+            return Err(FrameError::TooLarge {
                 size: len,
                 max: self.max,
             });
@@ -487,12 +526,12 @@ impl Decoder for FrameCodec {
 }
 
 impl Encoder<Bytes> for FrameCodec {
-    type Error = Error;
+    type Error = FrameError;
 
-    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), Error> {
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
         let body = frame.len().saturating_sub(PREFIX_LEN);
         if body > self.max {
-            return Err(Error::FrameTooLarge {
+            return Err(FrameError::TooLarge {
                 size: body,
                 max: self.max,
             });
@@ -526,28 +565,27 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 
 /// Builds one complete frame (prefix, header, payload) in a single buffer.
 ///
-/// Fails with [`Error::FrameTooLarge`] when the body would exceed `max`, and
-/// with [`Error::Encode`] when the payload cannot be serialized.
+/// Fails with [`FrameError::TooLarge`] when the body would exceed `max`, and
+/// with [`FrameError::Encode`] when the payload cannot be serialized.
 ///
 /// ```
-/// use netsock::frame::{encode, Header};
-/// use netsock::Error;
+/// use netsock::frame::{encode, FrameError, Header};
 ///
 /// let frame = encode(&Header::Event, Some(&"hi"), 1024)?;
 /// assert_eq!(&frame[..], &[0, 0, 0, 4, 3, 2, b'h', b'i']);
 /// let err = encode(&Header::Event, Some(&"x".repeat(100)), 50).unwrap_err();
-/// assert!(matches!(err, Error::FrameTooLarge { max: 50, .. }));
+/// assert!(matches!(err, FrameError::TooLarge { max: 50, .. }));
 /// # Ok::<(), netsock::Error>(())
 /// ```
 pub fn encode<T: Serialize + ?Sized>(
     header: &Header,
     payload: Option<&T>,
     max: usize,
-) -> Result<Bytes, Error> {
+) -> Result<Bytes, FrameError> {
     let mut buf = start(header)?;
     if let Some(payload) = payload {
         postcard::serialize_with_flavor(payload, Append(&mut buf)).map_err(|source| {
-            Error::Encode {
+            FrameError::Encode {
                 what: "the payload",
                 source,
             }
@@ -567,31 +605,37 @@ pub fn encode<T: Serialize + ?Sized>(
 /// assert_eq!(frame, encode(&Header::Event, Some(&"hi"), 1024)?);
 /// # Ok::<(), netsock::Error>(())
 /// ```
-pub fn encode_with_payload(header: &Header, payload: &[u8], max: usize) -> Result<Bytes, Error> {
+pub fn encode_with_payload(
+    header: &Header,
+    payload: &[u8],
+    max: usize,
+) -> Result<Bytes, FrameError> {
     let mut buf = start(header)?;
     buf.extend_from_slice(payload);
     finish(buf, max)
 }
 
 /// A buffer holding a placeholder prefix and the encoded header.
-fn start(header: &Header) -> Result<BytesMut, Error> {
+fn start(header: &Header) -> Result<BytesMut, FrameError> {
     let mut buf = BytesMut::with_capacity(64);
     buf.put_u32(0);
-    postcard::serialize_with_flavor(header, Append(&mut buf)).map_err(|source| Error::Encode {
-        what: "a frame header",
-        source,
+    postcard::serialize_with_flavor(header, Append(&mut buf)).map_err(|source| {
+        FrameError::Encode {
+            what: "a frame header",
+            source,
+        }
     })?;
     Ok(buf)
 }
 
 /// Checks the size and writes the prefix.
-fn finish(mut buf: BytesMut, max: usize) -> Result<Bytes, Error> {
+fn finish(mut buf: BytesMut, max: usize) -> Result<Bytes, FrameError> {
     let size = buf.len() - PREFIX_LEN;
     if size > max {
-        return Err(Error::FrameTooLarge { size, max });
+        return Err(FrameError::TooLarge { size, max });
     }
     // `size <= max`, and every limit is a `u32` on the wire.
-    let len = u32::try_from(size).map_err(|_| Error::FrameTooLarge { size, max })?;
+    let len = u32::try_from(size).map_err(|_| FrameError::TooLarge { size, max })?;
     buf[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
 }
@@ -600,12 +644,12 @@ fn finish(mut buf: BytesMut, max: usize) -> Result<Bytes, Error> {
 /// ...) within `max`, shortening its text (an error message, a reason) when
 /// it would not fit: the peer never gets a frame over the limit it
 /// announced, error frames included.
-pub(crate) fn encode_control(mut header: Header, max: usize) -> Result<Bytes, Error> {
+pub(crate) fn encode_control(mut header: Header, max: usize) -> Result<Bytes, FrameError> {
     loop {
         match encode(&header, None::<&()>, max) {
-            Err(Error::FrameTooLarge { size, max }) => {
+            Err(FrameError::TooLarge { size, max }) => {
                 let Some(text) = header.text_mut().filter(|t| !t.is_empty()) else {
-                    return Err(Error::FrameTooLarge { size, max });
+                    return Err(FrameError::TooLarge { size, max });
                 };
                 // Cut the excess and room for the ellipsis, at a char boundary.
                 let mut keep = text.len().saturating_sub(size - max + '…'.len_utf8());
@@ -658,9 +702,9 @@ impl Header {
 /// assert_eq!(postcard::from_bytes::<i64>(&payload).unwrap(), 42);
 /// # Ok::<(), netsock::Error>(())
 /// ```
-pub fn decode(body: &Bytes) -> Result<(Header, Bytes), Error> {
-    let (header, rest) = postcard::take_from_bytes::<Header>(body)
-        .map_err(|e| Error::Protocol(format!("undecodable frame header: {e}")))?;
+pub fn decode(body: &Bytes) -> Result<(Header, Bytes), FrameError> {
+    let (header, rest) =
+        postcard::take_from_bytes::<Header>(body).map_err(|e| FrameError::Header(e.to_string()))?;
     let payload = body.slice(body.len() - rest.len()..);
     Ok((header, payload))
 }
@@ -712,7 +756,7 @@ mod tests {
     fn rejects_oversized_both_ways() {
         let err = encode(&Header::Event, Some(&vec![0u8; 100]), 50).unwrap_err();
         assert!(
-            matches!(err, Error::FrameTooLarge { size: 102, max: 50 }),
+            matches!(err, FrameError::TooLarge { size: 102, max: 50 }),
             "{err}"
         );
         let mut buf = BytesMut::from(&[0u8, 0, 1, 0][..]);
@@ -720,7 +764,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Error::FrameTooLarge {
+                FrameError::TooLarge {
                     size: 256,
                     max: 255
                 }

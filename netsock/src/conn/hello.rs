@@ -6,9 +6,13 @@ use tokio_util::codec::FramedRead;
 
 use crate::config::{Config, MIN_MAX_FRAME_SIZE};
 use crate::conn::Handshaken;
-use crate::frame::{self, FrameCodec, Header, Hello, RejectReason, MAGIC, PROTOCOL_VERSION};
+use crate::conn::SocketId;
+use crate::error::Error;
+use crate::events::{Events, SchemaId};
 use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
-use crate::{Error, Events, SchemaId, SocketId};
+use crate::wire::frame::{
+    self, FrameCodec, FrameError, Header, Hello, RejectReason, MAGIC, PROTOCOL_VERSION,
+};
 
 /// The read buffer a connection starts with; it grows on demand (the
 /// decoder reserves room for the frame it is reading, and more once the
@@ -28,10 +32,10 @@ async fn first_frame(reader: &mut FramedRead<ReadHalf, FrameCodec>) -> Result<He
         None => Err(Error::Protocol(
             "the peer closed the connection during the handshake".into(),
         )),
-        Some(Err(Error::FrameTooLarge { .. })) => Err(Error::Protocol(
+        Some(Err(FrameError::TooLarge { .. })) => Err(Error::Protocol(
             "the peer's first frame is not a netsock handshake".into(),
         )),
-        Some(Err(e)) => Err(e),
+        Some(Err(e)) => Err(e.into()),
         Some(Ok(body)) => Ok(frame::decode(&body)?.0),
     }
 }
@@ -156,7 +160,7 @@ pub(crate) fn welcome(id: SocketId, config: &Config) -> Result<bytes::Bytes, Err
         id: id.0,
         max_frame: config.max_frame_size as u32,
     };
-    frame::encode(&header, None::<&()>, usize::MAX)
+    Ok(frame::encode(&header, None::<&()>, usize::MAX)?)
 }
 
 /// Refuses a connection whose handshake was not yet answered, within the

@@ -1,0 +1,435 @@
+//! One live connection: its shared state, and the tasks that drive it.
+//!
+//! * the **reader** decodes frames, completes pending calls (see
+//!   [`calls`](crate::calls)), answers requests (at once when the handler is
+//!   ready at once, else in a task of their own) and handles events (at once
+//!   when nothing is queued before them and the handler is ready at once,
+//!   else through the event task). Once a read's frames are handled it
+//!   writes a lone reply itself;
+//! * the **event task**, started by the first event the reader cannot
+//!   finish, runs event handlers one at a time, in arrival order;
+//! * the **writer** takes every frame queued in the bounded
+//!   [outbox](crate::outbox) and writes them with one call.
+//!
+//! Incoming events and requests wait until the socket is *started* (see
+//! [`Socket`](crate::Socket)), so handlers registered right after connecting
+//! miss nothing.
+
+pub(crate) mod calls;
+mod dispatch;
+pub(crate) mod handler_table;
+pub(crate) mod hello;
+pub(crate) mod outbox;
+mod reader;
+pub(crate) mod serve;
+mod writer;
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures_util::future::{AbortHandle, OptionFuture};
+use tokio::sync::{watch, Notify};
+use tokio_util::codec::FramedRead;
+use tracing::Instrument;
+
+use self::calls::{Calls, Reply};
+use self::dispatch::EventTask;
+use self::handler_table::{call_caught, Handlers};
+use self::outbox::Outbox;
+use self::reader::read_loop;
+use self::writer::write_loop;
+use crate::config::Config;
+use crate::error::{DisconnectReason, Error};
+use crate::events::Events;
+use crate::metrics::{Meter, SocketMetrics};
+use crate::sync::{lock, read, write};
+use crate::throttle::warn_throttled;
+use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
+use crate::wire::frame::{self, CloseReason, FrameCodec, Header};
+
+/// A connection's id, the same on both ends (the server assigns it).
+///
+/// ```
+/// use netsock::SocketId;
+/// let id = SocketId(7);
+/// assert_eq!(id.to_string(), "7");
+/// assert!(SocketId(1) < id); // ids are handed out in increasing order
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub u64);
+
+impl std::fmt::Display for SocketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a frame could not be queued without waiting.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum QueueError {
+    /// The queue is at its frame or byte limit.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+/// Everything a socket handle shares with its connection's tasks.
+pub(crate) struct Shared<In> {
+    pub(crate) id: SocketId,
+    pub(crate) peer: PeerAddr,
+    pub(crate) config: Config,
+    /// Largest frame the peer accepts.
+    pub(crate) max_out: usize,
+    pub(crate) outbox: Outbox,
+    /// Calls waiting for their reply.
+    pub(crate) calls: Calls,
+    pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
+    /// Requests being handled, inline or in a task (see [`Handling`]).
+    handling: AtomicUsize,
+    /// Events handed to the event task and not yet handled.
+    events_queued: AtomicUsize,
+    /// Signalled when the last running request handler finishes.
+    idle: Notify,
+    pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
+    pub(crate) started: Arc<watch::Sender<bool>>,
+    pub(crate) state: watch::Sender<Option<DisconnectReason>>,
+    stop: Notify,
+    stop_reason: Mutex<Option<DisconnectReason>>,
+    pub(crate) cred: Option<PeerCred>,
+    pub(crate) data: Arc<Mutex<Data>>,
+    pub(crate) meter: Meter,
+}
+
+/// Per-socket typed data, keyed by type.
+pub(crate) type Data = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
+
+/// What a socket keeps from one connection to the next when a client
+/// reconnects: its handlers, its data, whether it has started, and its
+/// counters.
+pub(crate) struct Carry<In> {
+    handlers: Arc<RwLock<Handlers<In>>>,
+    data: Arc<Mutex<Data>>,
+    started: Arc<watch::Sender<bool>>,
+    meter: Meter,
+}
+
+impl<In: Events> Carry<In> {
+    /// A new socket's: no handlers yet, not started.
+    pub(crate) fn new(data: Data, meter: Meter) -> Self {
+        Carry {
+            handlers: Arc::new(RwLock::new(Handlers::new(In::VARIANTS.len()))),
+            data: Arc::new(Mutex::new(data)),
+            started: Arc::new(watch::Sender::new(false)),
+            meter,
+        }
+    }
+}
+
+/// What a finished handshake hands over to the connection.
+pub(crate) struct Handshaken {
+    pub(crate) id: SocketId,
+    pub(crate) peer: PeerAddr,
+    pub(crate) cred: Option<PeerCred>,
+    pub(crate) data: Data,
+    pub(crate) peer_max_frame: usize,
+    pub(crate) reader: FramedRead<ReadHalf, FrameCodec>,
+    pub(crate) writer: WriteHalf,
+}
+
+/// Called once when a server's connection has ended, before `closed()`
+/// resolves; client connections have none.
+pub(crate) type OnEnd = Box<dyn FnOnce(SocketId) + Send>;
+
+/// Waits until `state` holds a reason, and gives it.
+pub(crate) async fn wait_for_reason(
+    state: &watch::Sender<Option<DisconnectReason>>,
+) -> DisconnectReason {
+    let mut state = state.subscribe();
+    let reason = match state.wait_for(Option::is_some).await {
+        Ok(reason) => reason.clone(),
+        Err(_) => None,
+    };
+    reason.unwrap_or(DisconnectReason::ClosedLocally)
+}
+
+impl<In: Events> Shared<In> {
+    /// Spawns the connection's tasks and returns its shared state.
+    pub(crate) fn spawn(
+        conn: Handshaken,
+        config: Config,
+        carry: Carry<In>,
+        on_end: Option<OnEnd>,
+    ) -> Arc<Self> {
+        let io = Arc::new(conn.writer);
+        let shared = Arc::new(Shared {
+            id: conn.id,
+            peer: conn.peer,
+            max_out: conn.peer_max_frame.min(config.max_frame_size),
+            outbox: Outbox::new(config.queue_capacity, config.queue_bytes, Some(io.clone())),
+            config,
+            calls: Calls::default(),
+            running: Mutex::new(HashMap::new()),
+            handling: AtomicUsize::new(0),
+            events_queued: AtomicUsize::new(0),
+            idle: Notify::new(),
+            handlers: carry.handlers,
+            started: carry.started,
+            state: watch::Sender::new(None),
+            stop: Notify::new(),
+            stop_reason: Mutex::new(None),
+            cred: conn.cred,
+            data: carry.data,
+            meter: carry.meter,
+        });
+        // Every task of the connection runs in the caller's connection span.
+        let span = tracing::Span::current();
+        let writer = tokio::spawn(write_loop(io, shared.clone()).instrument(span.clone()));
+        let reader_shared = shared.clone();
+        tokio::spawn(
+            async move {
+                let mut events = None;
+                let reason = read_loop(&reader_shared, conn.reader, &mut events).await;
+                // A writer blocked on a peer that stopped reading gets a grace
+                // period to send its last frame, then is dropped with the socket.
+                tokio::spawn(async move {
+                    let mut writer = writer;
+                    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+                        .await
+                        .is_err()
+                    {
+                        writer.abort();
+                    }
+                });
+                // Dropping the sender lets the event task finish the queue.
+                let events = events.map(|task: EventTask| task.handle);
+                reader_shared.finish(reason, events, on_end).await;
+            }
+            .instrument(span),
+        );
+        shared
+    }
+
+    /// The share of the byte budget a frame takes: its size, but at most
+    /// the whole budget, so that one frame larger than it can still go alone.
+    /// What the next connection of this socket takes over.
+    pub(crate) fn carry(&self) -> Carry<In> {
+        Carry {
+            handlers: self.handlers.clone(),
+            data: self.data.clone(),
+            started: self.started.clone(),
+            meter: self.meter.clone(),
+        }
+    }
+
+    /// Queues a frame, waiting for room.
+    pub(crate) async fn queue(&self, frame: &[u8]) -> Result<(), QueueError> {
+        self.outbox.push(frame).await
+    }
+
+    /// Queues a frame if there is room now.
+    pub(crate) fn try_queue(&self, frame: &[u8]) -> Result<(), QueueError> {
+        self.outbox.try_push(frame)
+    }
+
+    /// Writes a lone queued frame from the calling task, if nobody is
+    /// writing; wakes the writer for more (see [`Outbox::write_through`]).
+    pub(crate) fn write_through(&self) {
+        if let Some((frames, bytes)) = self.outbox.write_through(1) {
+            self.meter.add(|c| &c.frames_out, frames as u64);
+            self.meter.add(|c| &c.bytes_out, bytes as u64);
+        }
+    }
+
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.handling.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Lets incoming events and requests through to the handlers.
+    pub(crate) fn start(&self) {
+        // A read first: emits call this every time, and the socket is
+        // nearly always started already.
+        if !*self.started.borrow() {
+            self.started
+                .send_if_modified(|s| !std::mem::replace(s, true));
+        }
+    }
+
+    async fn wait_started(&self) {
+        if *self.started.borrow() {
+            return;
+        }
+        let mut rx = self.started.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Why the connection ended, if it has.
+    pub(crate) fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        self.state.borrow().clone()
+    }
+
+    /// The reason to report when the writer queue is gone.
+    /// Why the connection ended, once it has (the reason is known a little
+    /// before [`ended`](Self::ended) resolves).
+    pub(crate) fn gone(&self) -> DisconnectReason {
+        self.disconnect_reason()
+            .or_else(|| self.calls.closed())
+            .unwrap_or(if self.outbox.is_closing() {
+                DisconnectReason::ClosedLocally
+            } else {
+                DisconnectReason::PeerHungUp
+            })
+    }
+
+    /// Waits until the connection has ended and its events were delivered.
+    pub(crate) async fn ended(&self) -> DisconnectReason {
+        wait_for_reason(&self.state).await
+    }
+
+    pub(crate) fn metrics(&self) -> SocketMetrics {
+        SocketMetrics {
+            traffic: (&*self.meter.own).into(),
+            calls_in_flight: self.calls.waiting() as u64,
+            queue_depth: self.outbox.depth() as u64,
+        }
+    }
+
+    /// Shows an incoming value to the `on_any` observer, if any.
+    fn observe(&self, value: &In) {
+        let any = read(&self.handlers).any.clone();
+        if let Some(any) = any {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| any(value))) {
+                let message = handler_table::panic_message(&*p);
+                tracing::warn!(socket = %self.id, %message, "on_any observer panicked");
+            }
+        }
+    }
+
+    pub(crate) fn report(&self, err: Error) {
+        let hook = read(&self.handlers).error.clone();
+        match hook {
+            Some(hook) => hook(err),
+            None => {
+                let kind = match &err {
+                    Error::DecodeEvent { .. } => "undecodable event",
+                    Error::NoHandler { .. } => "event without a handler",
+                    Error::RequestAsEvent { .. } => "request sent as an event",
+                    Error::HandlerPanicked { .. } => "event handler panicked",
+                    Error::QueueFull { .. } => "event dropped: queue full",
+                    Error::FrameTooLarge { .. } => "event dropped: over the peer's limit",
+                    _ => "socket error",
+                };
+                warn_throttled!(kind, socket = %self.id, error = %err, "netsock socket error");
+            }
+        }
+    }
+
+    fn complete_call(&self, id: u64, reply: Reply) {
+        if !self.calls.complete(id, reply) {
+            // The caller may have given up in the meantime; that is fine.
+            tracing::trace!(socket = %self.id, id, "reply to a call that is no longer waiting");
+        }
+    }
+
+    /// Stops the connection from this side: at once with `Some(reason)`;
+    /// with `None` (our Close is sent), after the peer hangs up or
+    /// [`CLOSE_GRACE`] passes, delivering what it still sends.
+    /// Sends a close frame with `reason` and waits for the end; a peer that
+    /// stopped reading cannot hold it up for more than twice the grace.
+    pub(crate) async fn close(&self, reason: CloseReason) {
+        // Events already received are delivered before the end.
+        self.start();
+        let graceful = async {
+            if let Ok(frame) = frame::encode_control(Header::Close(reason), self.max_out) {
+                if self.outbox.push_close(&frame).is_err() {
+                    return;
+                }
+            }
+            self.ended().await;
+        };
+        if tokio::time::timeout(2 * CLOSE_GRACE, graceful)
+            .await
+            .is_err()
+        {
+            self.stop(Some(DisconnectReason::ClosedLocally));
+            self.ended().await;
+        }
+    }
+
+    pub(crate) fn stop(&self, reason: Option<DisconnectReason>) {
+        if let Some(reason) = reason {
+            lock(&self.stop_reason).get_or_insert(reason);
+        }
+        self.stop.notify_one();
+    }
+
+    /// Ends the connection: tells the writer (and the peer, when it broke
+    /// the protocol), fails pending calls, lets the events already received
+    /// reach their handlers, then publishes the reason and runs
+    /// `on_disconnect` hooks.
+    async fn finish(
+        &self,
+        reason: DisconnectReason,
+        events: Option<tokio::task::JoinHandle<()>>,
+        on_end: Option<OnEnd>,
+    ) {
+        tracing::info!(%reason, "disconnected");
+        let server_side = on_end.is_some();
+        let tell_peer = match &reason {
+            DisconnectReason::FrameTooLarge { size, max } => Some(CloseReason::FrameTooLarge {
+                size: *size as u64,
+                max: *max as u64,
+            }),
+            DisconnectReason::Protocol(message) => Some(CloseReason::Protocol(message.clone())),
+            _ => None,
+        };
+        let last =
+            tell_peer.and_then(|r| frame::encode_control(Header::Close(r), self.max_out).ok());
+        // The writer sends `last` only; senders waiting for queue room learn
+        // the connection is gone.
+        self.outbox.finish(last);
+        self.calls.close(&reason);
+        for (_, handle) in lock(&self.running).drain() {
+            handle.abort();
+        }
+        // Events received before the end are delivered: a client socket that
+        // was never started starts now; a server socket starts when its
+        // connection handler completes.
+        if !server_side {
+            self.start();
+        }
+        if let Some(Err(err)) = OptionFuture::from(events).await {
+            tracing::warn!(socket = %self.id, %err, "event task failed");
+        }
+        if let Some(on_end) = on_end {
+            on_end(self.id);
+        }
+        self.state.send_replace(Some(reason.clone()));
+        let hooks = read(&self.handlers).disconnect.clone();
+        for hook in hooks {
+            if let Err(message) = call_caught(|r| hook(r), reason.clone()).await {
+                tracing::warn!(socket = %self.id, %message, "on_disconnect handler panicked");
+            }
+        }
+        // A server's socket is done for good: drop the handlers, and with them
+        // the socket handles they hold. A client's may reconnect; its
+        // supervisor clears them at the very end.
+        if server_side {
+            write(&self.handlers).clear();
+        }
+    }
+}
+
+/// How long a closing side keeps reading while the peer finishes, and how
+/// long `close()` waits for the outgoing queue before dropping the connection.
+pub(crate) const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
