@@ -270,12 +270,12 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     }
 }
 
-impl<In: Events, Out: Events> crate::Endpoint for Broadcast<In, Out> {
+impl<In: Events, Out: Events> crate::endpoint::Endpoint for Broadcast<In, Out> {
     type In = In;
     type Out = Out;
 }
 
-impl<In: Events, Out: Events> crate::Emit<Out> for Broadcast<In, Out> {
+impl<In: Events, Out: Events> crate::endpoint::Emit<Out> for Broadcast<In, Out> {
     fn emit(&self, event: Out) -> impl std::future::Future<Output = Result<()>> + Send {
         Broadcast::emit(self, event)
     }

@@ -9,8 +9,6 @@ use serde::Serialize;
 
 use crate::error::{CallError, Result};
 use crate::events::Events;
-use crate::server::Server;
-use crate::socket::Socket;
 
 /// Something that can send events of type `E`: a [`Socket`] sending `E`, a
 /// [`Server`] (to every client), or a [`Broadcast`](crate::Broadcast) (to
@@ -114,54 +112,4 @@ pub trait Endpoint {
     type In: Events;
     /// The event enum this endpoint sends.
     type Out: Events;
-}
-
-impl<In: Events, Out: Events> Endpoint for Socket<In, Out> {
-    type In = In;
-    type Out = Out;
-}
-
-impl<In: Events, Out: Events> Endpoint for Server<In, Out> {
-    type In = In;
-    type Out = Out;
-}
-
-impl<In: Events, Out: Events> Emit<Out> for Socket<In, Out> {
-    fn emit(&self, event: Out) -> impl Future<Output = Result<()>> + Send {
-        Socket::emit(self, event)
-    }
-}
-
-impl<In: Events, Out: Events> Emit<Out> for Server<In, Out> {
-    fn emit(&self, event: Out) -> impl Future<Output = Result<()>> + Send {
-        Server::emit(self, event)
-    }
-}
-
-impl<In: Events, Out: Events> Request<Out> for Socket<In, Out> {
-    fn request<R: DeserializeOwned + Send + 'static>(
-        &self,
-        event: Out,
-    ) -> impl Future<Output = std::result::Result<R, CallError>> + Send {
-        Socket::request(self, event)
-    }
-}
-
-impl<In: Events, Out: Events> Handle<In> for Socket<In, Out> {
-    fn on<F, Fut>(&self, variant: u32, handler: F)
-    where
-        F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        Socket::on(self, variant, handler)
-    }
-
-    fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
-    where
-        R: Serialize + 'static,
-        F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = R> + Send + 'static,
-    {
-        Socket::on_request(self, variant, handler)
-    }
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::addr::IntoAddr;
 use crate::client::reconnect::{Reconnect, Reconnected};
-use crate::client::{Client, Mode};
+use crate::client::{Mode, Redialer};
 use crate::config::{config_setters, Config};
 use crate::conn::calls::Registered;
 use crate::conn::handler_table::{BoxFuture, Slot};
@@ -95,7 +95,7 @@ enum Link<In: Events, Out: Events> {
     /// A server's socket: one connection, for its whole life.
     Accepted(Arc<Shared<In>>),
     /// A client's: the current connection, replaced on reconnect.
-    Client(Arc<Client<In, Out>>),
+    Client(Arc<Redialer<In, Out>>),
 }
 
 impl<In: Events, Out: Events> Clone for Link<In, Out> {
@@ -271,7 +271,7 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     pub async fn connect(self, addr: impl IntoAddr) -> Result<Socket<In, Out>> {
         let addr = addr.into_addr()?;
         let timeout = self.config.request_timeout;
-        let client = Client::connect(addr, self.config, self.auth, self.reconnect).await?;
+        let client = Redialer::connect(addr, self.config, self.auth, self.reconnect).await?;
         Ok(Socket {
             link: Link::Client(client),
             timeout,
@@ -1190,12 +1190,12 @@ impl<In: Events, Out: Events> Volatile<In, Out> {
     }
 }
 
-impl<In: Events, Out: Events> crate::Endpoint for Volatile<In, Out> {
+impl<In: Events, Out: Events> crate::endpoint::Endpoint for Volatile<In, Out> {
     type In = In;
     type Out = Out;
 }
 
-impl<In: Events, Out: Events> crate::Emit<Out> for Volatile<In, Out> {
+impl<In: Events, Out: Events> crate::endpoint::Emit<Out> for Volatile<In, Out> {
     fn emit(&self, event: Out) -> impl Future<Output = Result<()>> + Send {
         let result = Volatile::emit(self, event);
         async move { result }
@@ -1216,5 +1216,44 @@ impl<In: Events, Out: Events> Member for Socket<In, Out> {
         let conn = self.conn();
         conn.meter.add(|c| &c.events_dropped, 1);
         conn.report(why);
+    }
+}
+
+impl<In: Events, Out: Events> crate::endpoint::Endpoint for Socket<In, Out> {
+    type In = In;
+    type Out = Out;
+}
+
+impl<In: Events, Out: Events> crate::endpoint::Emit<Out> for Socket<In, Out> {
+    fn emit(&self, event: Out) -> impl std::future::Future<Output = Result<()>> + Send {
+        Socket::emit(self, event)
+    }
+}
+
+impl<In: Events, Out: Events> crate::endpoint::Request<Out> for Socket<In, Out> {
+    fn request<R: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        event: Out,
+    ) -> impl std::future::Future<Output = std::result::Result<R, CallError>> + Send {
+        Socket::request(self, event)
+    }
+}
+
+impl<In: Events, Out: Events> crate::endpoint::Handle<In> for Socket<In, Out> {
+    fn on<F, Fut>(&self, variant: u32, handler: F)
+    where
+        F: Fn(In) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Socket::on(self, variant, handler)
+    }
+
+    fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        R: serde::Serialize + 'static,
+        F: Fn(In) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+    {
+        Socket::on_request(self, variant, handler)
     }
 }

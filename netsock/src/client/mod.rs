@@ -44,7 +44,10 @@ pub(crate) enum Mode {
     Volatile,
 }
 
-pub(crate) struct Client<In: Events, Out: Events> {
+/// A client socket's link to its server, which dials again when the
+/// connection drops (named apart from the `{Trait}Client` types that
+/// `#[netsock::service]` generates).
+pub(crate) struct Redialer<In: Events, Out: Events> {
     addr: Addr,
     config: Config,
     auth: Option<Vec<u8>>,
@@ -104,7 +107,7 @@ async fn dial<In: Events, Out: Events>(
     }))
 }
 
-impl<In: Events, Out: Events> Client<In, Out> {
+impl<In: Events, Out: Events> Redialer<In, Out> {
     pub(crate) async fn connect(
         addr: Addr,
         config: Config,
@@ -114,7 +117,7 @@ impl<In: Events, Out: Events> Client<In, Out> {
         let carry = Carry::new(Default::default(), Meter::default());
         let conn = dial::<In, Out>(&addr, &config, auth.clone(), carry).await?;
         let span = tracing::info_span!("client", server = %addr);
-        let client = Arc::new(Client {
+        let client = Arc::new(Redialer {
             addr,
             config,
             auth,
@@ -305,7 +308,7 @@ impl<In: Events, Out: Events> Client<In, Out> {
 /// temporary reason; ends the socket otherwise. Holds the client weakly:
 /// once every handle is dropped there is nobody to reconnect for.
 async fn supervise<In: Events, Out: Events>(
-    client: Weak<Client<In, Out>>,
+    client: Weak<Redialer<In, Out>>,
     mut conn: Arc<Shared<In>>,
 ) {
     loop {
@@ -336,7 +339,7 @@ async fn supervise<In: Events, Out: Events>(
 /// Dials until a connection is back and the offline buffer is replayed on
 /// it, or the attempts run out, or the socket is closed.
 async fn reconnect<In: Events, Out: Events>(
-    client: &Weak<Client<In, Out>>,
+    client: &Weak<Redialer<In, Out>>,
     old: &Arc<Shared<In>>,
 ) -> Option<Arc<Shared<In>>> {
     let mut attempt = 0;
@@ -422,7 +425,7 @@ enum Replay {
     Broken,
 }
 
-impl<In: Events, Out: Events> Client<In, Out> {
+impl<In: Events, Out: Events> Redialer<In, Out> {
     /// Sends the offline buffer on `new`, in order, then makes it current:
     /// emits made meanwhile join the buffer's end, so none overtakes.
     async fn replay(&self, new: &Arc<Shared<In>>) -> Replay {

@@ -1,19 +1,28 @@
 //! One live connection: its shared state, and the tasks that drive it.
+//! Both ends run the same code; a server's socket and a client's differ
+//! only in who made the connection and in what ends it.
 //!
-//! * the **reader** decodes frames, completes pending calls (see
-//!   [`calls`](crate::calls)), answers requests (at once when the handler is
-//!   ready at once, else in a task of their own) and handles events (at once
-//!   when nothing is queued before them and the handler is ready at once,
-//!   else through the event task). Once a read's frames are handled it
-//!   writes a lone reply itself;
+//! * the [**reader**](reader) decodes frames and routes each one: events to
+//!   [dispatch](dispatch) (handled in the reader when nothing is queued
+//!   before them and the handler is ready at once, else by the event
+//!   task), requests to [serve](serve) (answered in the reader when the
+//!   handler is ready at once, else in a task of their own), replies to
+//!   the [call table](calls). Once a read's frames are handled it writes a
+//!   lone reply itself. It also runs the heartbeat;
 //! * the **event task**, started by the first event the reader cannot
 //!   finish, runs event handlers one at a time, in arrival order;
-//! * the **writer** takes every frame queued in the bounded
-//!   [outbox](crate::outbox) and writes them with one call.
+//! * the [**writer**](writer) takes every frame queued in the bounded
+//!   [outbox](outbox) and writes them with one call.
+//!
+//! [`hello`] is how a connection starts (the `Hello`/`Welcome` exchange);
+//! [`handler_table`] holds the handlers a socket registered.
 //!
 //! Incoming events and requests wait until the socket is *started* (see
 //! [`Socket`](crate::Socket)), so handlers registered right after connecting
 //! miss nothing.
+//!
+//! Nothing here knows about servers, rooms or reconnecting: those live
+//! above, and see a connection only through [`Shared`].
 
 pub(crate) mod calls;
 mod dispatch;
@@ -86,7 +95,8 @@ pub(crate) struct Shared<In> {
     /// Calls waiting for their reply.
     pub(crate) calls: Calls,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
-    /// Requests being handled, inline or in a task (see [`Handling`]).
+    /// Requests being handled, inline or in a task (see
+    /// [`Handling`](serve::Handling)).
     handling: AtomicUsize,
     /// Events handed to the event task and not yet handled.
     events_queued: AtomicUsize,
@@ -211,8 +221,6 @@ impl<In: Events> Shared<In> {
         shared
     }
 
-    /// The share of the byte budget a frame takes: its size, but at most
-    /// the whole budget, so that one frame larger than it can still go alone.
     /// What the next connection of this socket takes over.
     pub(crate) fn carry(&self) -> Carry<In> {
         Carry {
@@ -278,8 +286,8 @@ impl<In: Events> Shared<In> {
         self.state.borrow().clone()
     }
 
-    /// The reason to report when the writer queue is gone.
-    /// Why the connection ended, once it has (the reason is known a little
+    /// Why the connection ended, once it has, or is ending: the reason to
+    /// report when the outgoing queue refuses a frame (it is known a little
     /// before [`ended`](Self::ended) resolves).
     pub(crate) fn gone(&self) -> DisconnectReason {
         self.disconnect_reason()
@@ -341,9 +349,6 @@ impl<In: Events> Shared<In> {
         }
     }
 
-    /// Stops the connection from this side: at once with `Some(reason)`;
-    /// with `None` (our Close is sent), after the peer hangs up or
-    /// [`CLOSE_GRACE`] passes, delivering what it still sends.
     /// Sends a close frame with `reason` and waits for the end; a peer that
     /// stopped reading cannot hold it up for more than twice the grace.
     pub(crate) async fn close(&self, reason: CloseReason) {
@@ -366,6 +371,9 @@ impl<In: Events> Shared<In> {
         }
     }
 
+    /// Stops the connection from this side: at once with `Some(reason)`;
+    /// with `None` (our Close is sent), after the peer hangs up or
+    /// [`CLOSE_GRACE`] passes, delivering what it still sends.
     pub(crate) fn stop(&self, reason: Option<DisconnectReason>) {
         if let Some(reason) = reason {
             lock(&self.stop_reason).get_or_insert(reason);

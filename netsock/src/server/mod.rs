@@ -960,3 +960,14 @@ fn count_reject<In: Events, Out: Events>(
         field(&inner.rejects).fetch_add(1, Ordering::Relaxed);
     }
 }
+
+impl<In: Events, Out: Events> crate::endpoint::Endpoint for Server<In, Out> {
+    type In = In;
+    type Out = Out;
+}
+
+impl<In: Events, Out: Events> crate::endpoint::Emit<Out> for Server<In, Out> {
+    fn emit(&self, event: Out) -> impl std::future::Future<Output = Result<()>> + Send {
+        Server::emit(self, event)
+    }
+}
