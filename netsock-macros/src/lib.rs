@@ -113,7 +113,7 @@ mod render;
 ///   `timeout`, `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`,
 ///   `volatile` (methods of `Socket`), `bind`, `local_addr`,
 ///   `on_connection`, `run`, `socket`, `sockets`, `middleware`, `serve`,
-///   `shutdown`, `run_until` (of `Server`), `broadcast`, `except`,
+///   `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`, `except`,
 ///   `in_room`, `join`, `leave`, `rooms`, `to` (rooms and broadcast),
 ///   `clone`, `fmt` (standard traits). So a request variant `Close` or an
 ///   event `Error` (`on_error`) is refused, pointing at the variant;

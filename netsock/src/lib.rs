@@ -67,6 +67,7 @@ mod outbox;
 pub mod reconnect;
 mod rooms;
 mod server;
+mod server_handle;
 pub mod service;
 mod socket;
 mod throttle;
@@ -88,6 +89,7 @@ pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use middleware::Handshake;
 pub use reconnect::{Reconnect, Reconnected};
 pub use server::{Server, ServerBuilder};
+pub use server_handle::Running;
 pub use socket::{Socket, SocketBuilder, SocketId, Volatile};
 pub use transport::{PeerAddr, PeerCred};
 

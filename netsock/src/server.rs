@@ -49,12 +49,12 @@ pub(crate) struct Inner<In: Events, Out: Events> {
 }
 
 /// The listener while `run` accepts on it; says when it is closed.
-struct Accepting<'a> {
+pub(crate) struct Accepting {
     listener: Option<Listener>,
-    flag: &'a tokio::sync::watch::Sender<bool>,
+    flag: tokio::sync::watch::Sender<bool>,
 }
 
-impl Drop for Accepting<'_> {
+impl Drop for Accepting {
     fn drop(&mut self) {
         // Closed first, then said: `shutdown` returns with the port free.
         drop(self.listener.take());
@@ -678,14 +678,26 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # Ok(()) }
     /// ```
     pub async fn run(&self) -> Result<()> {
+        let accepting = self.claim_listener()?;
+        self.accept_loop(accepting).await
+    }
+
+    /// The first step of `run`, which `spawn` takes at once rather than in
+    /// its task: from here on, `shutdown` waits for the accept loop to let
+    /// the listener go, instead of taking it from a `run` not yet started.
+    pub(crate) fn claim_listener(&self) -> Result<Accepting> {
         let listener = lock(&self.inner.listener)
             .take()
             .ok_or(Error::AlreadyRunning)?;
         self.inner.accepting.send_replace(true);
-        let accepting = Accepting {
+        Ok(Accepting {
             listener: Some(listener),
-            flag: &self.inner.accepting,
-        };
+            flag: self.inner.accepting.clone(),
+        })
+    }
+
+    /// The rest of `run`: accepts on the claimed listener until shutdown.
+    pub(crate) async fn accept_loop(&self, accepting: Accepting) -> Result<()> {
         let mut shutdown = self.inner.shutdown.subscribe();
         let span = tracing::info_span!("netsock_server", addr = %self.inner.local_addr);
         async {
