@@ -29,7 +29,7 @@
 //!     socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
 //!     Ok(())
 //! });
-//! tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+//! io.spawn();
 //!
 //! // A caller: `connect` returns once the handshake is done.
 //! let socket = Socket::<SumApi>::connect(&path).await?;
@@ -149,7 +149,7 @@ pub use netsock_macros::Events;
 ///
 /// async fn demo(path: &str) -> Result<(), Box<dyn std::error::Error>> {
 ///     let server = GreeterServer::new(English).bind(path).await?;
-///     tokio::spawn({ let server = server.clone(); async move { server.run().await } });
+///     server.spawn();
 ///     let client = GreeterClient::connect(path).await?;
 ///     assert_eq!(client.greet("Ann".into()).await?, "Hello, Ann!");
 ///     Ok(())

@@ -89,7 +89,7 @@ impl Drop for Accepting {
 ///         Ok(())
 ///     }
 /// });
-/// tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+/// io.spawn();
 ///
 /// let socket = Socket::<Chat>::connect(io.local_addr()).await?;
 /// let (tx, rx) = tokio::sync::oneshot::channel();
@@ -372,7 +372,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// use netsock::{Error, Handshake, PeerAddr, RejectReason};
     /// io.middleware(|hs: Handshake| async move {
     ///     match hs.peer_addr() {
@@ -510,7 +510,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
     /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
     /// io.socket(alice.id()).unwrap().join("lobby");
@@ -540,7 +540,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
     /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -573,7 +573,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// let a = Socket::<Api>::connect(io.local_addr()).await?;
     /// let b = Socket::<Api>::connect(io.local_addr()).await?;
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -659,7 +659,8 @@ impl<In: Events, Out: Events> Server<In, Out> {
     ///
     /// Handshakes run in their own tasks: a slow or hostile client never
     /// holds up the others. Fails with [`Error::AlreadyRunning`] if the
-    /// server is already running or closed.
+    /// server is already running or closed. [`spawn`](Server::spawn) runs
+    /// it in a task of its own.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -668,13 +669,10 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # async fn f() -> netsock::Result<()> {
     /// let io = Server::<Api>::bind(0).await?;
     /// // Serve in the background; `close()` makes `run()` return.
-    /// let running = tokio::spawn({
-    ///     let io = io.clone();
-    ///     async move { io.run().await }
-    /// });
+    /// let running = io.spawn();
     /// // ...
     /// io.close().await;
-    /// running.await.unwrap()?;
+    /// running.await?; // what `run()` returned
     /// # Ok(()) }
     /// ```
     pub async fn run(&self) -> Result<()> {
@@ -758,7 +756,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// use netsock::{CloseReason, DisconnectReason};
     /// let socket = Socket::<Api>::builder().no_reconnect().connect(io.local_addr()).await?;
     /// io.close().await;
