@@ -71,7 +71,11 @@ async fn main() -> Result<(), BoxError> {
     assert!(client.hello().await?.starts_with("hello, connection"));
 
     client.socket().close().await;
+    // ANCHOR: stop
+    // Closes the server, then returns what `run()` returned. Or
+    // `running.shutdown(grace)`, to let requests in flight finish first.
     running.close().await?;
+    // ANCHOR_END: stop
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
