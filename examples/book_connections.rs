@@ -75,10 +75,7 @@ async fn main() -> Result<(), BoxError> {
             Ok(())
         }
     });
-    let running = tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    let running = io.spawn();
 
     // ANCHOR: client_options
     let socket = Socket::<News>::builder()
@@ -136,7 +133,7 @@ async fn main() -> Result<(), BoxError> {
         DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))
     ));
     // ANCHOR_END: close
-    running.await??;
+    running.await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -106,10 +106,7 @@ async fn main() -> Result<(), BoxError> {
         Ok(())
     });
     // ANCHOR_END: data
-    let running = tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    let running = io.spawn();
 
     // ANCHOR: client
     let token = Token {
@@ -195,8 +192,7 @@ async fn main() -> Result<(), BoxError> {
 
     alice.close().await;
     script.close().await;
-    io.close().await;
-    running.await??;
+    running.close().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -57,10 +57,7 @@ async fn main() -> Result<(), BoxError> {
     });
     // ANCHOR_END: handlers
     let addr = io.local_addr().clone();
-    let running = tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    let running = io.spawn();
 
     // ANCHOR: call
     let socket = Socket::<Calc>::connect(&addr).await?;
@@ -127,7 +124,6 @@ async fn main() -> Result<(), BoxError> {
     // ANCHOR_END: setup_errors
 
     socket.close().await;
-    io.close().await;
-    running.await??;
+    running.close().await?;
     Ok(())
 }

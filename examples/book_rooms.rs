@@ -94,10 +94,7 @@ async fn main() -> Result<(), BoxError> {
         }
     });
     // ANCHOR_END: error_hook
-    let running = tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    let running = io.spawn();
 
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
     let mut clients = Vec::new();
@@ -229,8 +226,7 @@ async fn main() -> Result<(), BoxError> {
     // Disconnected sockets leave every room; empty rooms are dropped.
     assert!(io.rooms().is_empty());
     // ANCHOR_END: cleanup
-    io.close().await;
-    running.await??;
+    running.close().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -158,10 +158,7 @@ async fn demo() -> Result<(), BoxError> {
     std::fs::create_dir_all(&dir)?;
     let addr = dir.join("chat.sock").to_string_lossy().into_owned();
     let io = server(&addr).await?;
-    let running = tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    let running = io.spawn();
     let spawn = |nick: &str, wait: &str| {
         Command::new(std::env::current_exe()?)
             .args(["client", nick, &addr, wait])
@@ -193,8 +190,7 @@ async fn demo() -> Result<(), BoxError> {
         println!("bob   | {line}");
     }
     let bob_status = bob.wait().await?;
-    io.close().await;
-    running.await??;
+    running.close().await?;
     let _ = std::fs::remove_dir_all(&dir);
     if !alice_out.status.success() || !bob_status.success() {
         return Err("a client failed".into());

@@ -35,10 +35,7 @@ async fn serve(path: &Path) -> Result<(Server<Log>, mpsc::UnboundedReceiver<Stri
             Ok(())
         }
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     Ok((io, lines))
 }
 

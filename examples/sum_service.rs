@@ -57,10 +57,7 @@ async fn main() -> Result<(), BoxError> {
 
     // ANCHOR: serve
     let server = SumNumbersServer::new(Summer).bind(&path).await?;
-    let running = tokio::spawn({
-        let server = server.clone();
-        async move { server.run().await }
-    });
+    let running = server.spawn();
     // ANCHOR_END: serve
 
     // ANCHOR: call
@@ -74,8 +71,11 @@ async fn main() -> Result<(), BoxError> {
     assert!(client.hello().await?.starts_with("hello, connection"));
 
     client.socket().close().await;
-    server.close().await;
-    running.await??;
+    // ANCHOR: stop
+    // Closes the server, then returns what `run()` returned. Or
+    // `running.shutdown(grace)`, to let requests in flight finish first.
+    running.close().await?;
+    // ANCHOR_END: stop
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -36,14 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
         Ok(())
     });
-    let running = tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    let running = io.spawn();
     let socket = Socket::<SumApi>::connect(io.local_addr()).await?;
     println!("sum = {}", socket.sum(vec![1, 2, 3]).await?);
     socket.close().await;
-    io.close().await;
-    running.await??;
+    running.close().await?;
     Ok(())
 }

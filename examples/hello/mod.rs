@@ -32,13 +32,9 @@ pub async fn main(addr: Addr) -> Result<(), BoxError> {
         Some("client") => client(addr).await,
         None => {
             let io = server(addr).await?;
-            let running = tokio::spawn({
-                let io = io.clone();
-                async move { io.run().await }
-            });
+            let running = io.spawn();
             client(io.local_addr().clone()).await?;
-            io.close().await;
-            running.await??;
+            running.close().await?;
             Ok(())
         }
         Some(other) => Err(format!("unknown mode {other:?}; use server or client").into()),

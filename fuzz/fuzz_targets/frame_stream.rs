@@ -90,10 +90,7 @@ fn fixture() -> &'static Fixture {
                 });
                 Ok(())
             });
-            tokio::spawn({
-                let io = io.clone();
-                async move { io.run().await }
-            });
+            io.spawn();
             (io, sigpipe)
         });
         Fixture {

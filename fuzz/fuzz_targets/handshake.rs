@@ -41,7 +41,7 @@ fn fixture() -> &'static Fixture {
                 socket.on_sum(|n| async move { n.iter().fold(0i64, |a, b| a.wrapping_add(*b)) });
                 Ok(())
             });
-            tokio::spawn(async move { io.run().await });
+            io.spawn();
         });
         Fixture { rt, path }
     })

@@ -113,7 +113,7 @@ mod render;
 ///   `timeout`, `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`,
 ///   `volatile` (methods of `Socket`), `bind`, `local_addr`,
 ///   `on_connection`, `run`, `socket`, `sockets`, `middleware`, `serve`,
-///   `shutdown`, `run_until` (of `Server`), `broadcast`, `except`,
+///   `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`, `except`,
 ///   `in_room`, `join`, `leave`, `rooms`, `to` (rooms and broadcast),
 ///   `clone`, `fmt` (standard traits). So a request variant `Close` or an
 ///   event `Error` (`on_error`) is refused, pointing at the variant;
@@ -165,7 +165,7 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let server = CalculatorServer::new(Calc).bind(0).await?;
-/// tokio::spawn({ let server = server.clone(); async move { server.run().await } });
+/// server.spawn();
 ///
 /// let client = CalculatorClient::connect(server.local_addr()).await?;
 /// assert_eq!(client.sum(vec![1, 2, 3]).await?, 6);
@@ -194,9 +194,9 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 ///   the service's own. Also `socket()`, `into_socket()`, `timeout(duration)`.
 /// * `CalculatorServer<S>` for any `S: Calculator + Send + Sync + 'static`:
 ///   `CalculatorServer::new(service).bind(addr).await?` returns the
-///   `Server<CalculatorRequest>` to `run()`; or `.attach(&server)` to a server
-///   you made, or `.register(&socket)` from your own `on_connection`. It
-///   implements `netsock::service::Service`.
+///   `Server<CalculatorRequest>` to `run()` or `spawn()`; or
+///   `.attach(&server)` to a server you made, or `.register(&socket)` from
+///   your own `on_connection`. It implements `netsock::service::Service`.
 ///
 /// # Several services on one connection
 ///

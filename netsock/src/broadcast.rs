@@ -160,7 +160,7 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// let a = Socket::<Api>::connect(io.local_addr()).await?;
     /// let b = Socket::<Api>::connect(io.local_addr()).await?;
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -213,7 +213,7 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// let a = Socket::<Api>::connect(io.local_addr()).await?;
     /// let b = Socket::<Api>::connect(io.local_addr()).await?;
     /// for (socket, bonus) in [(&a, 10), (&b, 20)] {
@@ -293,7 +293,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// io.on_connection(|s: Socket<Api>| async move {
     ///     // Relay each line to every other client.
     ///     let me = s.clone();

@@ -34,7 +34,7 @@ tokio::task_local! {
 ///     });
 ///     Ok(())
 /// });
-/// tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+/// io.spawn();
 /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
 /// let left = socket.timeout(Duration::from_secs(3)).budget().await?;
 /// assert!(left > 0 && left <= 3000, "{left}");

@@ -224,6 +224,15 @@ pub enum Error {
     /// `run()` was called on a server that is already running or closed.
     #[error("this server is already running or has been closed")]
     AlreadyRunning,
+    /// The task [`Server::spawn`](crate::Server::spawn) started ended
+    /// before `run` returned: it panicked, or was cancelled (its runtime
+    /// shut down). Awaiting the [`Running`](crate::Running) server gives
+    /// this instead of panicking.
+    #[error("the server's task ended before `run` returned: {reason}")]
+    ServerTask {
+        /// How it ended: the panic message, or that it was cancelled.
+        reason: String,
+    },
     /// A request failed.
     #[error(transparent)]
     Call(#[from] CallError),

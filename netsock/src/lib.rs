@@ -29,7 +29,7 @@
 //!     socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
 //!     Ok(())
 //! });
-//! tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+//! io.spawn();
 //!
 //! // A caller: `connect` returns once the handshake is done.
 //! let socket = Socket::<SumApi>::connect(&path).await?;
@@ -86,6 +86,7 @@ pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use registry::Except;
 pub use server::middleware::Handshake;
+pub use server::running::Running;
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, Volatile};
 pub use transport::{PeerAddr, PeerCred};
@@ -147,7 +148,7 @@ pub use netsock_macros::Events;
 ///
 /// async fn demo(path: &str) -> Result<(), Box<dyn std::error::Error>> {
 ///     let server = GreeterServer::new(English).bind(path).await?;
-///     tokio::spawn({ let server = server.clone(); async move { server.run().await } });
+///     server.spawn();
 ///     let client = GreeterClient::connect(path).await?;
 ///     assert_eq!(client.greet("Ann".into()).await?, "Hello, Ann!");
 ///     Ok(())

@@ -159,7 +159,7 @@ counters! {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> netsock::Result<()> {
 /// # let io = Server::<Api>::bind(0).await?;
-/// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+/// # io.spawn();
 /// # io.on_connection(|s: Socket<Api>| async move {
 /// #     s.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
 /// #     Ok(())

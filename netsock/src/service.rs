@@ -33,7 +33,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = CalculatorServer::new(Calc).bind(0).await?;
-//! tokio::spawn({ let server = server.clone(); async move { server.run().await } });
+//! server.spawn();
 //!
 //! let client = CalculatorClient::connect(server.local_addr()).await?;
 //! assert_eq!(client.sum(vec![1, 2, 3]).await?, 6);
@@ -284,7 +284,7 @@ impl<R: Events> Embeds<R> for R {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let server = Server::<Backend>::bind(0).await?;
 /// (SumServer::new(Impl), EchoServer::new(Impl)).attach(&server);
-/// tokio::spawn({ let server = server.clone(); async move { server.run().await } });
+/// server.spawn();
 ///
 /// let socket = Socket::<Backend>::connect(server.local_addr()).await?;
 /// let (sum, echo) = (SumClient::new(socket.clone()), EchoClient::new(socket));

@@ -73,7 +73,7 @@ use crate::wire::frame::{self, CloseReason, FrameError, Header};
 ///     socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
 ///     Ok(())
 /// });
-/// tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+/// io.spawn();
 ///
 /// let socket = Socket::<Api>::connect(addr).await?;
 /// assert_eq!(socket.sum(vec![1, 2, 3]).await?, 6);
@@ -448,7 +448,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     /// io.on_connection(move |s: Socket<Api>| {
     ///     let tx = tx.clone();
@@ -549,7 +549,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// # io.on_connection(|s: Socket<Api>| async move {
     /// #     s.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
     /// #     Ok(())
@@ -856,7 +856,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     /// io.on_connection(move |s: Socket<Api>| {
     ///     let tx = tx.clone();
@@ -897,7 +897,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// io.on_connection(|s: Socket<Api>| async move {
     ///     // 1: the index of `Sum` in `Api::VARIANTS`.
     ///     s.on_request(1, |event: Api| async move {
@@ -949,7 +949,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// use netsock::{CloseReason, DisconnectReason};
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     /// io.on_connection(move |s: Socket<Api>| {
@@ -1061,7 +1061,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// use netsock::{CloseReason, DisconnectReason};
     /// let socket = Socket::<Api>::builder().no_reconnect().connect(io.local_addr()).await?;
     /// let server = io.clone();
@@ -1091,7 +1091,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// use netsock::{CallError, DisconnectReason, Error};
     /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
     /// socket.close().await;

@@ -109,10 +109,7 @@ pub async fn serve_with(
             Ok(())
         }
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     let seen = Seen {
         connected,
         messages,

@@ -107,10 +107,7 @@ pub async fn run(config: Config) -> Report {
             Ok(())
         }
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     let addr = io.local_addr().clone();
     let next_id = Arc::new(AtomicU64::new(1));
     let report = Arc::new(Mutex::new(Report::default()));

@@ -207,10 +207,7 @@ async fn lenient_peer_with_a_newer_enum(t: Transport) {
             Ok(())
         }
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     let newer = within(netsock::Socket::<ApiV2>::connect(io.local_addr()))
         .await
         .unwrap();

@@ -53,10 +53,7 @@ async fn renamed_dependency_enum_round_trip() -> TestResult {
         socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
         Ok(())
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     let socket = Socket::<Api>::connect(io.local_addr()).await?;
     assert_eq!(socket.sum(vec![1, 2, 3, 4, 5, 6]).await?, 21);
     socket.emit_ping().await?;
@@ -67,10 +64,7 @@ async fn renamed_dependency_enum_round_trip() -> TestResult {
 #[tokio::test]
 async fn renamed_dependency_service_round_trip() -> TestResult {
     let server = SummingServer::new(Summer).bind(0).await?;
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.run().await }
-    });
+    server.spawn();
     let client = SummingClient::connect(server.local_addr()).await?;
     assert_eq!(client.sum(vec![1, 2, 3, 4, 5, 6]).await?, 21);
     assert_eq!(client.first(vec![7, 8]).await?, Ok(7));
@@ -88,20 +82,14 @@ async fn no_prelude_enum_and_service() -> TestResult {
         socket.on_note(|_text| async move {});
         Ok(())
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     let socket = Socket::<Local>::connect(io.local_addr()).await?;
     assert_eq!(socket.len("four".to_string()).await?, 4);
     socket.emit_note("n".to_string()).await?;
     io.close().await;
 
     let server = EchoServer::new(Echoer).bind(0).await?;
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.run().await }
-    });
+    server.spawn();
     let client = EchoClient::connect(server.local_addr()).await?;
     assert_eq!(client.echo("hi".to_string()).await?, "hi");
     assert!(client.peer().await?.starts_with("tcp://"));

@@ -32,10 +32,7 @@ async fn python_client_calls_the_rust_sum_service() {
         socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
         Ok(())
     });
-    let running = tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    let running = io.spawn();
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/python/sum_client.py");
     let output = within(
@@ -57,5 +54,5 @@ async fn python_client_calls_the_rust_sum_service() {
     assert_eq!(stdout.trim(), "21", "stderr: {stderr}");
 
     io.close().await;
-    within(running).await.unwrap().unwrap();
+    within(running).await.unwrap();
 }

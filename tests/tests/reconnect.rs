@@ -53,10 +53,7 @@ async fn serve_at(addr: &Addr) -> Served {
             Ok(())
         }
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     Served {
         io,
         messages,
@@ -382,10 +379,7 @@ async fn a_refusing_server_ends_the_retries(t: Transport) {
     // The restarted server refuses this client: retrying cannot help.
     let second = Server::<Api>::bind(&addr).await.unwrap();
     second.middleware(|_hs| async { Err("not you".to_owned()) });
-    tokio::spawn({
-        let io = second.clone();
-        async move { io.run().await }
-    });
+    second.spawn();
     let reason = within(socket.closed()).await;
     match &reason {
         DisconnectReason::ReconnectFailed { error, .. } => {

@@ -60,10 +60,7 @@ async fn server(
             Ok(())
         }
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     (io, rx, dir)
 }
 

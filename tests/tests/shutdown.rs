@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use netsock::{CallError, CloseReason, DisconnectReason, Events, Server, Socket};
+use netsock::{CallError, CloseReason, DisconnectReason, Error, Events, Server, Socket};
 use serde::{Deserialize, Serialize};
 use tests::{on_both_transports, within, TempDir, Transport};
 use tokio::sync::{mpsc, oneshot};
@@ -37,16 +37,16 @@ async fn server(
             Ok(())
         }
     });
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     (io, started)
 }
 
 on_both_transports!(
     in_flight_requests_finish_within_the_grace,
-    requests_past_the_grace_are_cut_off
+    requests_past_the_grace_are_cut_off,
+    a_spawned_server_shuts_down_through_its_handle,
+    closing_right_after_spawn_is_clean,
+    a_cancelled_server_task_is_an_error,
 );
 
 async fn in_flight_requests_finish_within_the_grace(t: Transport) {
@@ -107,6 +107,83 @@ async fn requests_past_the_grace_are_cut_off(t: Transport) {
             err,
             CallError::Disconnected(DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_)))
         ),
+        "{err:?}"
+    );
+}
+
+async fn a_spawned_server_shuts_down_through_its_handle(t: Transport) {
+    let dir = TempDir::new();
+    let io = Server::<Job>::bind(t.addr(&dir)).await.unwrap();
+    io.on_connection(|socket: Socket<Job>| async move {
+        socket.on_work(|n| async move { n * 2 });
+        Ok(())
+    });
+    let running = io.spawn();
+    assert!(!running.is_finished());
+    let addr = io.local_addr().clone();
+    let socket = within(Socket::<Job>::builder().no_reconnect().connect(&addr))
+        .await
+        .unwrap();
+    assert_eq!(within(socket.work(21)).await, Ok(42));
+    // A second run of a running server fails, and leaves the first alone.
+    assert!(matches!(
+        within(io.spawn()).await,
+        Err(Error::AlreadyRunning)
+    ));
+    assert!(!running.is_finished());
+
+    within(running.shutdown(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let reason = within(socket.closed()).await;
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::ClosedByPeer(CloseReason::Shutdown(_))
+        ),
+        "{reason:?}"
+    );
+    assert!(io.sockets().is_empty());
+    if let Some(path) = addr.as_path() {
+        assert!(!path.exists());
+    }
+}
+
+/// `spawn` takes the listener over at once: a close before its task has
+/// started stops it cleanly instead of leaving it nothing to run on.
+async fn closing_right_after_spawn_is_clean(t: Transport) {
+    let dir = TempDir::new();
+    let io = Server::<Job>::bind(t.addr(&dir)).await.unwrap();
+    let running = io.spawn();
+    within(running.close()).await.unwrap();
+}
+
+/// A server task that ends without `run` returning (here: its runtime
+/// shut down) is an error for whoever awaits it, not a panic.
+async fn a_cancelled_server_task_is_an_error(t: Transport) {
+    let dir = TempDir::new();
+    let addr = t.addr(&dir);
+    // A runtime of its own, shut down from a thread of its own (a runtime
+    // cannot be dropped from async code).
+    let running = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let io = rt.block_on(Server::<Job>::bind(addr)).unwrap();
+        let running = {
+            let _in_rt = rt.enter();
+            io.spawn()
+        };
+        drop(rt); // cancels the server's task
+        running
+    })
+    .join()
+    .unwrap();
+    assert!(running.is_finished());
+    let err = within(running).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ServerTask { reason } if reason.contains("cancelled")),
         "{err:?}"
     );
 }

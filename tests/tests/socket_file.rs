@@ -12,10 +12,7 @@ async fn stale_socket_file_is_replaced() {
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // leaves the file
     assert!(path.exists());
     let io = Server::<Api>::bind(&path).await.unwrap();
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     let socket = within(netsock::Socket::<Api>::connect(&path))
         .await
         .unwrap();
@@ -134,10 +131,7 @@ async fn another_user_cannot_connect_unless_allowed() {
     }
     let path = dir.path().join("owner-only.sock");
     let io = Server::<Api>::bind(&path).await.unwrap();
-    tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    io.spawn();
     if let Some(connected) = tokio::task::spawn_blocking({
         let path = path.clone();
         move || connect_as_nobody(&path)
@@ -152,10 +146,7 @@ async fn another_user_cannot_connect_unless_allowed() {
             .bind(&open)
             .await
             .unwrap();
-        tokio::spawn({
-            let io2 = io2.clone();
-            async move { io2.run().await }
-        });
+        io2.spawn();
         let connected = tokio::task::spawn_blocking(move || connect_as_nobody(&open))
             .await
             .unwrap();

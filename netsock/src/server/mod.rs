@@ -1,6 +1,7 @@
 //! [`Server`]: listens, handshakes, and keeps the table of connected sockets.
 
 pub(crate) mod middleware;
+pub(crate) mod running;
 
 use std::fmt;
 use std::future::Future;
@@ -57,12 +58,12 @@ pub(crate) struct Inner<In: Events, Out: Events> {
 }
 
 /// The listener while `run` accepts on it; says when it is closed.
-struct Accepting<'a> {
+pub(crate) struct Accepting {
     listener: Option<Listener>,
-    flag: &'a tokio::sync::watch::Sender<bool>,
+    flag: tokio::sync::watch::Sender<bool>,
 }
 
-impl Drop for Accepting<'_> {
+impl Drop for Accepting {
     fn drop(&mut self) {
         // Closed first, then said: `shutdown` returns with the port free.
         drop(self.listener.take());
@@ -97,7 +98,7 @@ impl Drop for Accepting<'_> {
 ///         Ok(())
 ///     }
 /// });
-/// tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+/// io.spawn();
 ///
 /// let socket = Socket::<Chat>::connect(io.local_addr()).await?;
 /// let (tx, rx) = tokio::sync::oneshot::channel();
@@ -380,7 +381,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// use netsock::{Error, Handshake, PeerAddr, RejectReason};
     /// io.middleware(|hs: Handshake| async move {
     ///     match hs.peer_addr() {
@@ -514,7 +515,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
     /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
     /// io.socket(alice.id()).unwrap().join("lobby");
@@ -544,7 +545,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// let alice = Socket::<Api>::connect(io.local_addr()).await?;
     /// let bob = Socket::<Api>::connect(io.local_addr()).await?;
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -577,7 +578,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// let a = Socket::<Api>::connect(io.local_addr()).await?;
     /// let b = Socket::<Api>::connect(io.local_addr()).await?;
     /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -632,7 +633,8 @@ impl<In: Events, Out: Events> Server<In, Out> {
     ///
     /// Handshakes run in their own tasks: a slow or hostile client never
     /// holds up the others. Fails with [`Error::AlreadyRunning`] if the
-    /// server is already running or closed.
+    /// server is already running or closed. [`spawn`](Server::spawn) runs
+    /// it in a task of its own.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -641,24 +643,33 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # async fn f() -> netsock::Result<()> {
     /// let io = Server::<Api>::bind(0).await?;
     /// // Serve in the background; `close()` makes `run()` return.
-    /// let running = tokio::spawn({
-    ///     let io = io.clone();
-    ///     async move { io.run().await }
-    /// });
+    /// let running = io.spawn();
     /// // ...
     /// io.close().await;
-    /// running.await.unwrap()?;
+    /// running.await?; // what `run()` returned
     /// # Ok(()) }
     /// ```
     pub async fn run(&self) -> Result<()> {
+        let accepting = self.claim_listener()?;
+        self.accept_loop(accepting).await
+    }
+
+    /// The first step of `run`, which `spawn` takes at once rather than in
+    /// its task: from here on, `shutdown` waits for the accept loop to let
+    /// the listener go, instead of taking it from a `run` not yet started.
+    pub(crate) fn claim_listener(&self) -> Result<Accepting> {
         let listener = lock(&self.inner.listener)
             .take()
             .ok_or(Error::AlreadyRunning)?;
         self.inner.accepting.send_replace(true);
-        let accepting = Accepting {
+        Ok(Accepting {
             listener: Some(listener),
-            flag: &self.inner.accepting,
-        };
+            flag: self.inner.accepting.clone(),
+        })
+    }
+
+    /// The rest of `run`: accepts on the claimed listener until shutdown.
+    pub(crate) async fn accept_loop(&self, accepting: Accepting) -> Result<()> {
         let mut shutdown = self.inner.shutdown.subscribe();
         let span = tracing::info_span!("netsock_server", addr = %self.inner.local_addr);
         async {
@@ -719,7 +730,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
-    /// # tokio::spawn({ let io = io.clone(); async move { io.run().await } });
+    /// # io.spawn();
     /// use netsock::{CloseReason, DisconnectReason};
     /// let socket = Socket::<Api>::builder().no_reconnect().connect(io.local_addr()).await?;
     /// io.close().await;

@@ -36,14 +36,8 @@ async fn main() -> netsock::Result<()> {
         async { Ok(()) }
     });
     println!("{}", io.local_addr());
-    let running = tokio::spawn({
-        let io = io.clone();
-        async move { io.run().await }
-    });
+    let running = io.spawn();
     // Until the test closes our stdin.
     let _ = tokio::io::stdin().read_to_end(&mut Vec::new()).await;
-    io.close().await;
-    running
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?
+    running.close().await
 }

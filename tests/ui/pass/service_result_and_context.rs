@@ -53,10 +53,7 @@ impl Math for Calc {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = MathServer::new(Calc::default()).bind(0).await?;
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.run().await }
-    });
+    server.spawn();
     let client = MathClient::connect(server.local_addr()).await?;
     let ok: Result<Result<i64, MathError>, CallError> = client.div(6, 3).await;
     assert_eq!(ok, Ok(Ok(2)));

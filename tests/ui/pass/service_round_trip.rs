@@ -23,10 +23,7 @@ impl SumNumbers for Summer {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = SumNumbersServer::new(Summer).bind(0).await?;
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.run().await }
-    });
+    server.spawn();
     let client = SumNumbersClient::connect(server.local_addr()).await?;
     assert_eq!(client.sum(vec![1, 2, 3, 4, 5, 6]).await?, 21);
     assert_eq!(client.count().await?, 7);
@@ -34,10 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = Server::<SumNumbersRequest>::bind(0).await?;
     SumNumbersServer::new(Summer).attach(&server);
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.run().await }
-    });
+    server.spawn();
     let socket = netsock::Socket::<SumNumbersRequest>::connect(server.local_addr()).await?;
     let client = SumNumbersClient::new(socket);
     let fast = client.timeout(std::time::Duration::from_secs(5));

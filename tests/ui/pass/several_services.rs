@@ -56,10 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = Server::<Backend>::bind(0).await?;
     (SumServer::new(Impl), EchoServer::new(Impl)).attach(&server);
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.run().await }
-    });
+    server.spawn();
     let socket = Socket::<Backend>::connect(server.local_addr()).await?;
     let sum = SumClient::new(socket.clone());
     let echo = EchoClient::new(socket);
@@ -74,10 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         summing.register(&socket);
         async { Ok(()) }
     });
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.run().await }
-    });
+    server.spawn();
     let socket = Socket::<Backend>::connect(server.local_addr()).await?;
     assert_eq!(SumClient::new(socket.clone()).sum(vec![2]).await?, 2);
     let missing = EchoClient::new(socket).echo("x".into()).await;
