@@ -1,6 +1,6 @@
 //! Addresses: where a server listens and where a socket connects.
 //!
-//! One [`Addr`] type covers both transports. It is parsed from what a user
+//! One [`Addr`] type covers every transport. It is parsed from what a user
 //! would write, the way net-socket.io's `Server(3000)` / `Server('/tmp/app')`
 //! read:
 //!
@@ -12,6 +12,7 @@
 //! | `"/tmp/app.sock"`, `"./app.sock"` | Unix domain socket at that path (any string with a `/`) |
 //! | `"tcp://host:3000"`, `"unix://app.sock"` | explicit transport             |
 //! | `SocketAddr`, `PathBuf`, `&Path` | TCP, Unix                               |
+//! | `"memory://name"`, `"memory://"` | [in memory](crate::memory), in this process; no name: a fresh one |
 //!
 //! A bare port means the loopback interface, so that a server is not exposed
 //! to the network by accident; write `"0.0.0.0:3000"` (or `"[::]:3000"`) to
@@ -43,7 +44,8 @@ use crate::Error;
 /// ```
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 
-/// A TCP host and port, or a Unix domain socket path.
+/// A TCP host and port, a Unix domain socket path, or the name of an
+/// in-memory listener.
 ///
 /// See the [module documentation](self) for every accepted spelling.
 ///
@@ -70,6 +72,9 @@ pub enum Addr {
     },
     /// A Unix domain socket at this path.
     Unix(PathBuf),
+    /// An [in-memory](crate::memory) listener's name, in this process; an
+    /// empty one binds a fresh name.
+    Memory(String),
 }
 
 impl Addr {
@@ -96,6 +101,19 @@ impl Addr {
         Addr::Unix(path.into())
     }
 
+    /// An in-memory address (see [`memory`](crate::memory)); `""` binds a
+    /// fresh name, the way port 0 binds a free port.
+    ///
+    /// ```
+    /// let addr = netsock::Addr::memory("orders");
+    /// assert_eq!(addr.to_string(), "memory://orders");
+    /// assert_eq!("memory://orders".parse::<netsock::Addr>()?, addr);
+    /// # Ok::<(), netsock::Error>(())
+    /// ```
+    pub fn memory(name: impl Into<String>) -> Self {
+        Addr::Memory(name.into())
+    }
+
     /// The path, when this is a Unix socket address.
     ///
     /// ```
@@ -104,7 +122,7 @@ impl Addr {
     pub fn as_path(&self) -> Option<&Path> {
         match self {
             Addr::Unix(p) => Some(p),
-            Addr::Tcp { .. } => None,
+            _ => None,
         }
     }
 
@@ -116,7 +134,7 @@ impl Addr {
     pub fn port(&self) -> Option<u16> {
         match self {
             Addr::Tcp { port, .. } => Some(*port),
-            Addr::Unix(_) => None,
+            _ => None,
         }
     }
 }
@@ -127,6 +145,7 @@ impl fmt::Display for Addr {
             Addr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Addr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Addr::Unix(path) => write!(f, "unix://{}", path.display()),
+            Addr::Memory(name) => write!(f, "memory://{name}"),
         }
     }
 }
@@ -190,8 +209,14 @@ impl FromStr for Addr {
         if let Some(rest) = input.strip_prefix("tcp://") {
             return parse_host_port(input, rest);
         }
+        if let Some(name) = input.strip_prefix("memory://") {
+            return Ok(Addr::memory(name));
+        }
         if input.contains("://") {
-            return Err(invalid(input, "unknown scheme; use tcp:// or unix://"));
+            return Err(invalid(
+                input,
+                "unknown scheme; use tcp://, unix:// or memory://",
+            ));
         }
         if input.contains('/') {
             return Ok(Addr::unix(input));
@@ -318,6 +343,9 @@ mod tests {
             ("/tmp/my-app", Addr::unix("/tmp/my-app")),
             ("./app.sock", Addr::unix("./app.sock")),
             ("unix://app.sock", Addr::unix("app.sock")),
+            ("memory://app", Addr::memory("app")),
+            ("memory://", Addr::memory("")),
+            ("memory://a/b c", Addr::memory("a/b c")),
         ];
         for (input, want) in ok {
             assert_eq!(input.parse::<Addr>().unwrap(), want, "{input}");
@@ -350,7 +378,13 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for a in [Addr::tcp("::1", 5), Addr::tcp("h", 1), Addr::unix("/x/y")] {
+        for a in [
+            Addr::tcp("::1", 5),
+            Addr::tcp("h", 1),
+            Addr::unix("/x/y"),
+            Addr::memory("m"),
+            Addr::memory(""),
+        ] {
             assert_eq!(a.to_string().parse::<Addr>().unwrap(), a);
         }
     }

@@ -67,8 +67,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A live server already listens on this Unix socket path.
-    #[error("another server is already listening on {addr}; stop it or choose another path")]
+    /// A live server already listens on this Unix socket path, or a live
+    /// in-memory listener has this [`memory`](crate::memory) name.
+    #[error("another server is already listening on {addr}; stop it or choose another address")]
     AddrInUse {
         /// The address.
         addr: Addr,

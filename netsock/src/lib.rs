@@ -41,7 +41,8 @@
 //!
 //! Where things live: [`addr`] (what `bind`/`connect` accept), [`Server`],
 //! [`Socket`], [`Events`] (what `#[derive(Events)]` implements), [`frame`] (the
-//! wire protocol), [`error`].
+//! wire protocol), [`error`], [`memory`] (connections inside one process, for
+//! tests).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -89,7 +90,7 @@ pub use middleware::Handshake;
 pub use reconnect::{Reconnect, Reconnected};
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, SocketId, Volatile};
-pub use transport::{PeerAddr, PeerCred};
+pub use transport::{memory, PeerAddr, PeerCred};
 
 /// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` and
 /// `{Enum}Handle`. `{Enum}Emit` gives typed `emit_x(fields..)` methods to every
