@@ -1,6 +1,6 @@
 //! Addresses: where a server listens and where a socket connects.
 //!
-//! One [`Addr`] type covers both transports. It is parsed from what a user
+//! One [`Addr`] type covers every transport. It is parsed from what a user
 //! would write, the way net-socket.io's `Server(3000)` / `Server('/tmp/app')`
 //! read:
 //!
@@ -12,6 +12,7 @@
 //! | `"/tmp/app.sock"`, `"./app.sock"` | Unix domain socket at that path (any string with a `/`) |
 //! | `"tcp://host:3000"`, `"unix://app.sock"` | explicit transport             |
 //! | `SocketAddr`, `PathBuf`, `&Path` | TCP, Unix                               |
+//! | `"memory://name"`, `"memory://"` | [in memory](crate::memory), in this process; no name: a fresh one |
 //!
 //! A bare port means the loopback interface, so that a server is not exposed
 //! to the network by accident; write `"0.0.0.0:3000"` (or `"[::]:3000"`) to
@@ -33,8 +34,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::error::Error;
-
 /// The host a bare port number binds and connects to.
 ///
 /// ```
@@ -43,7 +42,8 @@ use crate::error::Error;
 /// ```
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 
-/// A TCP host and port, or a Unix domain socket path.
+/// A TCP host and port, a Unix domain socket path, or the name of an
+/// in-memory listener.
 ///
 /// See the [module documentation](self) for every accepted spelling.
 ///
@@ -70,6 +70,9 @@ pub enum Addr {
     },
     /// A Unix domain socket at this path.
     Unix(PathBuf),
+    /// An [in-memory](crate::memory) listener's name, in this process; an
+    /// empty one binds a fresh name.
+    Memory(String),
 }
 
 impl Addr {
@@ -96,6 +99,19 @@ impl Addr {
         Addr::Unix(path.into())
     }
 
+    /// An in-memory address (see [`memory`](crate::memory)); `""` binds a
+    /// fresh name, the way port 0 binds a free port.
+    ///
+    /// ```
+    /// let addr = netsock::Addr::memory("orders");
+    /// assert_eq!(addr.to_string(), "memory://orders");
+    /// assert_eq!("memory://orders".parse::<netsock::Addr>()?, addr);
+    /// # Ok::<(), netsock::Error>(())
+    /// ```
+    pub fn memory(name: impl Into<String>) -> Self {
+        Addr::Memory(name.into())
+    }
+
     /// The path, when this is a Unix socket address.
     ///
     /// ```
@@ -104,7 +120,7 @@ impl Addr {
     pub fn as_path(&self) -> Option<&Path> {
         match self {
             Addr::Unix(p) => Some(p),
-            Addr::Tcp { .. } => None,
+            _ => None,
         }
     }
 
@@ -116,7 +132,7 @@ impl Addr {
     pub fn port(&self) -> Option<u16> {
         match self {
             Addr::Tcp { port, .. } => Some(*port),
-            Addr::Unix(_) => None,
+            _ => None,
         }
     }
 }
@@ -127,23 +143,43 @@ impl fmt::Display for Addr {
             Addr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Addr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Addr::Unix(path) => write!(f, "unix://{}", path.display()),
+            Addr::Memory(name) => write!(f, "memory://{name}"),
         }
     }
 }
 
-fn invalid(input: &str, reason: &'static str) -> Error {
-    Error::InvalidAddr {
+/// An address that is neither a port, `host:port`, a path nor a
+/// `tcp://`, `unix://` or `memory://` URL. It converts into
+/// [`Error::InvalidAddr`](crate::Error::InvalidAddr), with the same fields.
+///
+/// ```
+/// let err = "localhost".parse::<netsock::Addr>().unwrap_err();
+/// assert_eq!(err.input, "localhost");
+/// assert!(matches!(netsock::Error::from(err), netsock::Error::InvalidAddr { .. }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid address {input:?}: {reason}")]
+#[non_exhaustive]
+pub struct InvalidAddr {
+    /// What was given.
+    pub input: String,
+    /// What is wrong with it, and what to write instead.
+    pub reason: &'static str,
+}
+
+fn invalid(input: &str, reason: &'static str) -> InvalidAddr {
+    InvalidAddr {
         input: input.to_owned(),
         reason,
     }
 }
 
-fn parse_port(input: &str, port: &str) -> Result<u16, Error> {
+fn parse_port(input: &str, port: &str) -> Result<u16, InvalidAddr> {
     port.parse::<u16>()
         .map_err(|_| invalid(input, "the port must be a number from 0 to 65535"))
 }
 
-fn parse_host_port(input: &str, rest: &str) -> Result<Addr, Error> {
+fn parse_host_port(input: &str, rest: &str) -> Result<Addr, InvalidAddr> {
     if let Ok(sa) = rest.parse::<SocketAddr>() {
         return Ok(sa.into());
     }
@@ -175,9 +211,9 @@ fn parse_host_port(input: &str, rest: &str) -> Result<Addr, Error> {
 }
 
 impl FromStr for Addr {
-    type Err = Error;
+    type Err = InvalidAddr;
 
-    fn from_str(input: &str) -> Result<Self, Error> {
+    fn from_str(input: &str) -> Result<Self, InvalidAddr> {
         if input.is_empty() {
             return Err(invalid(input, "the address is empty"));
         }
@@ -190,8 +226,14 @@ impl FromStr for Addr {
         if let Some(rest) = input.strip_prefix("tcp://") {
             return parse_host_port(input, rest);
         }
+        if let Some(name) = input.strip_prefix("memory://") {
+            return Ok(Addr::memory(name));
+        }
         if input.contains("://") {
-            return Err(invalid(input, "unknown scheme; use tcp:// or unix://"));
+            return Err(invalid(
+                input,
+                "unknown scheme; use tcp://, unix:// or memory://",
+            ));
         }
         if input.contains('/') {
             return Ok(Addr::unix(input));
@@ -238,7 +280,7 @@ impl From<&Path> for Addr {
 ///
 /// Implemented for [`Addr`], `u16`, `&str`, `String`, [`SocketAddr`],
 /// [`PathBuf`] and `&Path`. Strings are parsed by [`Addr::from_str`]; a bad
-/// one gives [`Error::InvalidAddr`] naming the input.
+/// one gives [`InvalidAddr`] naming the input.
 ///
 /// ```
 /// use netsock::IntoAddr;
@@ -247,56 +289,56 @@ impl From<&Path> for Addr {
 /// ```
 pub trait IntoAddr {
     /// Converts into an [`Addr`].
-    fn into_addr(self) -> Result<Addr, Error>;
+    fn into_addr(self) -> Result<Addr, InvalidAddr>;
 }
 
 impl IntoAddr for Addr {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         Ok(self)
     }
 }
 impl IntoAddr for &Addr {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         Ok(self.clone())
     }
 }
 impl IntoAddr for &str {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         self.parse()
     }
 }
 impl IntoAddr for String {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         self.parse()
     }
 }
 impl IntoAddr for &String {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         self.parse()
     }
 }
 impl IntoAddr for u16 {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         Ok(self.into())
     }
 }
 impl IntoAddr for SocketAddr {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         Ok(self.into())
     }
 }
 impl IntoAddr for PathBuf {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         Ok(self.into())
     }
 }
 impl IntoAddr for &PathBuf {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         Ok(self.as_path().into())
     }
 }
 impl IntoAddr for &Path {
-    fn into_addr(self) -> Result<Addr, Error> {
+    fn into_addr(self) -> Result<Addr, InvalidAddr> {
         Ok(self.into())
     }
 }
@@ -318,6 +360,9 @@ mod tests {
             ("/tmp/my-app", Addr::unix("/tmp/my-app")),
             ("./app.sock", Addr::unix("./app.sock")),
             ("unix://app.sock", Addr::unix("app.sock")),
+            ("memory://app", Addr::memory("app")),
+            ("memory://", Addr::memory("")),
+            ("memory://a/b c", Addr::memory("a/b c")),
         ];
         for (input, want) in ok {
             assert_eq!(input.parse::<Addr>().unwrap(), want, "{input}");
@@ -340,17 +385,20 @@ mod tests {
             "a b:1",
         ] {
             let err = input.parse::<Addr>().unwrap_err();
-            assert!(
-                matches!(&err, Error::InvalidAddr { input: i, .. } if i == input),
-                "{input}"
-            );
+            assert!(err.input == input, "{input}");
             assert!(err.to_string().contains(&format!("{input:?}")), "{err}");
         }
     }
 
     #[test]
     fn display_round_trips() {
-        for a in [Addr::tcp("::1", 5), Addr::tcp("h", 1), Addr::unix("/x/y")] {
+        for a in [
+            Addr::tcp("::1", 5),
+            Addr::tcp("h", 1),
+            Addr::unix("/x/y"),
+            Addr::memory("m"),
+            Addr::memory(""),
+        ] {
             assert_eq!(a.to_string().parse::<Addr>().unwrap(), a);
         }
     }

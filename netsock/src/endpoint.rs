@@ -1,5 +1,5 @@
 //! The traits generated methods are written against, so that one generated
-//! `emit_message` works on a [`Socket`], a [`Server`] and any other target
+//! `emit_message` works on a [`Socket`](crate::Socket), a [`Server`](crate::Server) and any other target
 //! that can send a `Chat` event.
 
 use std::future::Future;
@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::error::{CallError, Result};
 use crate::events::Events;
 
-/// Something that can send events of type `E`: a [`Socket`] sending `E`, a
-/// [`Server`] (to every client), or a [`Broadcast`](crate::Broadcast) (to
+/// Something that can send events of type `E`: a [`Socket`](crate::Socket) sending `E`, a
+/// [`Server`](crate::Server) (to every client), or a [`Broadcast`](crate::Broadcast) (to
 /// its sockets).
 ///
 /// ```
@@ -32,7 +32,7 @@ use crate::events::Events;
 /// }
 /// ```
 pub trait Emit<E: Events> {
-    /// Sends `event`; see [`Socket::emit`], [`Server::emit`] and
+    /// Sends `event`; see [`Socket::emit`](crate::Socket::emit), [`Server::emit`](crate::Server::emit) and
     /// [`Broadcast::emit`](crate::Broadcast::emit).
     fn emit(&self, event: E) -> impl Future<Output = Result<()>> + Send;
 }
@@ -51,14 +51,14 @@ pub trait Emit<E: Events> {
 /// ```
 pub trait Request<E: Events> {
     /// Sends the request variant `event` and decodes the reply as `R`; see
-    /// [`Socket::request`].
+    /// [`Socket::request`](crate::Socket::request).
     fn request<R: DeserializeOwned + Send + 'static>(
         &self,
         event: E,
     ) -> impl Future<Output = std::result::Result<R, CallError>> + Send;
 }
 
-/// Something that handles incoming events of type `E`: a [`Socket`]
+/// Something that handles incoming events of type `E`: a [`Socket`](crate::Socket)
 /// receiving `E`.
 ///
 /// ```
@@ -73,13 +73,13 @@ pub trait Request<E: Events> {
 /// }
 /// ```
 pub trait Handle<E: Events> {
-    /// See [`Socket::on`].
+    /// See [`Socket::on`](crate::Socket::on).
     fn on<F, Fut>(&self, variant: u32, handler: F)
     where
         F: Fn(E) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static;
 
-    /// See [`Socket::on_request`].
+    /// See [`Socket::on_request`](crate::Socket::on_request).
     fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
     where
         R: Serialize + 'static,

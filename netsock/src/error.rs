@@ -22,7 +22,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::addr::Addr;
+use crate::addr::{Addr, InvalidAddr};
 use crate::events::SchemaId;
 use crate::wire::frame::{CloseReason, FrameError, RejectReason, RemoteError};
 
@@ -68,8 +68,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A live server already listens on this Unix socket path.
-    #[error("another server is already listening on {addr}; stop it or choose another path")]
+    /// A live server already listens on this Unix socket path, or a live
+    /// in-memory listener has this [`memory`](crate::memory) name.
+    #[error("another server is already listening on {addr}; stop it or choose another address")]
     AddrInUse {
         /// The address.
         addr: Addr,
@@ -435,6 +436,15 @@ impl From<FrameError> for Error {
             // `FrameError` is non_exhaustive only for users.
             #[allow(unreachable_patterns)]
             other => Error::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl From<InvalidAddr> for Error {
+    fn from(err: InvalidAddr) -> Self {
+        Error::InvalidAddr {
+            input: err.input,
+            reason: err.reason,
         }
     }
 }

@@ -41,7 +41,8 @@
 //!
 //! Where things live: [`addr`] (what `bind`/`connect` accept), [`Server`],
 //! [`Socket`], [`Events`] (what `#[derive(Events)]` implements), [`frame`] (the
-//! wire protocol), [`error`].
+//! wire protocol), [`error`], [`memory`] (connections inside one process, for
+//! tests).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -70,7 +71,7 @@ mod wire;
 pub use client::reconnect;
 pub use wire::frame;
 
-pub use addr::{Addr, IntoAddr};
+pub use addr::{Addr, IntoAddr, InvalidAddr};
 pub use broadcast::Broadcast;
 pub use client::reconnect::{Reconnect, Reconnected};
 pub use config::{
@@ -89,7 +90,7 @@ pub use server::middleware::Handshake;
 pub use server::running::Running;
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, Volatile};
-pub use transport::{PeerAddr, PeerCred};
+pub use transport::{memory, PeerAddr, PeerCred};
 pub use wire::frame::{CloseReason, RejectReason};
 
 /// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` and

@@ -128,6 +128,9 @@ impl Raw {
                     .await
                     .expect("connect"),
             ),
+            Addr::Memory(_) => {
+                Box::new(netsock::memory::MemoryStream::connect(addr).expect("connect"))
+            }
             _ => unreachable!(),
         };
         Raw::from_stream(io)

@@ -1,12 +1,15 @@
-//! Transports: TCP and Unix domain sockets behind one listener/stream type.
+//! Transports: TCP, Unix domain sockets and in-memory connections behind one
+//! listener/stream type.
 //!
 //! Nothing outside this module knows which transport a connection runs on: it
 //! sees a [`Listener`] that accepts, and a stream split into a [`ReadHalf`] and
 //! a [`WriteHalf`].
+//!
+//! The in-memory transport is always built (it needs nothing from the OS), so
+//! a build without `tcp` and `unix` is still a working one: tests can run on
+//! it, and socket addresses fail with [`Error::TransportDisabled`].
 
-#[cfg(not(any(feature = "tcp", feature = "unix")))]
-compile_error!("netsock needs at least one transport: enable the `tcp` or `unix` feature");
-
+pub mod memory;
 #[cfg(feature = "tcp")]
 mod tcp;
 #[cfg(feature = "unix")]
@@ -21,6 +24,7 @@ macro_rules! each_transport {
             Self::Tcp($s) => $body,
             #[cfg(feature = "unix")]
             Self::Unix($s) => $body,
+            Self::Memory($s) => $body,
         }
     };
 }
@@ -51,6 +55,7 @@ pub(crate) struct SocketFile;
 /// let tcp = PeerAddr::Tcp("127.0.0.1:4000".parse().unwrap());
 /// assert_eq!(tcp.to_string(), "tcp://127.0.0.1:4000");
 /// assert_eq!(PeerAddr::Unix(None).to_string(), "unix:(unnamed)");
+/// assert_eq!(PeerAddr::Memory("orders".into()).to_string(), "memory://orders");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,14 +65,18 @@ pub enum PeerAddr {
     /// A Unix socket peer; the path, when the peer's socket is bound to one
     /// (clients usually are not).
     Unix(Option<PathBuf>),
+    /// An in-memory peer (see [`memory`](crate::memory)): the name of the
+    /// listener the connection was made to, on both sides.
+    Memory(String),
 }
 
 impl PeerAddr {
-    /// `"tcp"` or `"unix"`, for logs.
+    /// `"tcp"`, `"unix"` or `"memory"`, for logs.
     pub(crate) fn transport(&self) -> &'static str {
         match self {
             PeerAddr::Tcp(_) => "tcp",
             PeerAddr::Unix(_) => "unix",
+            PeerAddr::Memory(_) => "memory",
         }
     }
 }
@@ -78,6 +87,7 @@ impl fmt::Display for PeerAddr {
             PeerAddr::Tcp(sa) => write!(f, "tcp://{sa}"),
             PeerAddr::Unix(Some(path)) => write!(f, "unix://{}", path.display()),
             PeerAddr::Unix(None) => f.write_str("unix:(unnamed)"),
+            PeerAddr::Memory(name) => write!(f, "memory://{name}"),
         }
     }
 }
@@ -114,6 +124,7 @@ pub(crate) enum Listener {
     Tcp(tokio::net::TcpListener),
     #[cfg(feature = "unix")]
     Unix(tokio::net::UnixListener),
+    Memory(memory::MemoryListener),
 }
 
 impl Listener {
@@ -130,6 +141,7 @@ impl Listener {
             Addr::Tcp { host, port } => tcp::bind(addr, host, *port).await,
             #[cfg(feature = "unix")]
             Addr::Unix(path) => unix::bind(addr, path, socket_mode).await,
+            Addr::Memory(name) => memory::bind(addr, name),
             #[allow(unreachable_patterns)]
             _ => Err(disabled(addr)),
         }
@@ -141,6 +153,7 @@ impl Listener {
             Listener::Tcp(l) => tcp::accept(l).await,
             #[cfg(feature = "unix")]
             Listener::Unix(l) => unix::accept(l).await,
+            Listener::Memory(l) => memory::accept(l).await,
         }
     }
 }
@@ -151,6 +164,7 @@ fn disabled(addr: &Addr) -> Error {
     let feature = match addr {
         Addr::Tcp { .. } => "tcp",
         Addr::Unix(_) => "unix",
+        Addr::Memory(_) => unreachable!("the memory transport is always built"),
     };
     Error::TransportDisabled {
         addr: addr.clone(),
@@ -165,6 +179,7 @@ pub(crate) async fn connect(addr: &Addr) -> Result<(ReadHalf, WriteHalf, PeerAdd
         Addr::Tcp { host, port } => tcp::connect(host, *port).await,
         #[cfg(feature = "unix")]
         Addr::Unix(path) => unix::connect(path).await,
+        Addr::Memory(name) => memory::connect(name),
         #[allow(unreachable_patterns)]
         _ => return Err(disabled(addr)),
     };
@@ -180,6 +195,7 @@ pub(crate) enum ReadHalf {
     Tcp(tokio::net::tcp::OwnedReadHalf),
     #[cfg(feature = "unix")]
     Unix(tokio::net::unix::OwnedReadHalf),
+    Memory(memory::MemRead),
 }
 
 /// The writing half of a connection.
@@ -188,6 +204,7 @@ pub(crate) enum WriteHalf {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     #[cfg(feature = "unix")]
     Unix(tokio::net::unix::OwnedWriteHalf),
+    Memory(memory::MemWrite),
 }
 
 impl WriteHalf {
