@@ -1007,8 +1007,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         F: Fn(Reconnected) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let f = Arc::new(move |event| Box::pin(handler(event)) as BoxFuture<()>);
-        write(&self.conn().handlers).reconnect.push(f);
+        if let Link::Client(client) = &self.link {
+            client.on_reconnect(Arc::new(move |event| {
+                Box::pin(handler(event)) as BoxFuture<()>
+            }));
+        }
     }
 
     /// Why the socket closed for good, if it has.

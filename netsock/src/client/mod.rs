@@ -12,7 +12,7 @@
 pub mod reconnect;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use crate::addr::Addr;
 use crate::client::reconnect::{is_retryable, is_temporary};
 use crate::client::reconnect::{Reconnect, Reconnected};
 use crate::config::Config;
-use crate::conn::handler_table::call_caught;
+use crate::conn::handler_table::{call_caught, BoxFuture};
 use crate::conn::hello;
 use crate::conn::{wait_for_reason, Carry, QueueError, Shared};
 use crate::error::{DisconnectReason, Error, Result};
@@ -57,8 +57,13 @@ pub(crate) struct Redialer<In: Events, Out: Events> {
     ended: watch::Sender<Option<DisconnectReason>>,
     /// Wakes the supervisor out of a backoff when `close()` is called.
     wake: Notify,
+    /// `on_reconnect` hooks, run after each reconnect.
+    on_reconnect: RwLock<Vec<ReconnectFn>>,
     _out: std::marker::PhantomData<fn(Out)>,
 }
+
+/// An `on_reconnect` hook.
+pub(crate) type ReconnectFn = Arc<dyn Fn(Reconnected) -> BoxFuture<()> + Send + Sync>;
 
 struct State<In> {
     /// The newest connection (dead while offline).
@@ -129,6 +134,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
             }),
             ended: watch::Sender::new(None),
             wake: Notify::new(),
+            on_reconnect: RwLock::new(Vec::new()),
             _out: std::marker::PhantomData,
         });
         tokio::spawn(supervise(Arc::downgrade(&client), conn).instrument(span));
@@ -301,6 +307,13 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
             });
         }
         write(&conn.handlers).clear();
+        // Hooks may hold the socket, and so this link: break the cycle.
+        write(&self.on_reconnect).clear();
+    }
+
+    /// Adds a hook run after each reconnect.
+    pub(crate) fn on_reconnect(&self, hook: ReconnectFn) {
+        write(&self.on_reconnect).push(hook);
     }
 }
 
@@ -399,7 +412,10 @@ async fn reconnect<In: Events, Out: Events>(
                     attempts: attempt,
                     ..done
                 };
-                let hooks = read(&new.handlers).reconnect.clone();
+                let hooks = match client.upgrade() {
+                    Some(client) => read(&client.on_reconnect).clone(),
+                    None => Vec::new(),
+                };
                 for hook in hooks {
                     if let Err(message) = call_caught(|r| hook(r), event.clone()).await {
                         tracing::warn!(socket = %new.id, %message, "on_reconnect handler panicked");

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::FutureExt;
 
-use crate::client::reconnect::Reconnected;
 use crate::error::{DisconnectReason, Error};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -20,7 +19,6 @@ pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type RequestFn<In> =
     Arc<dyn Fn(In, u64, usize) -> BoxFuture<Option<Bytes>> + Send + Sync>;
 pub(crate) type DisconnectFn = Arc<dyn Fn(DisconnectReason) -> BoxFuture<()> + Send + Sync>;
-pub(crate) type ReconnectFn = Arc<dyn Fn(Reconnected) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type ErrorFn = Arc<dyn Fn(Error) + Send + Sync>;
 pub(crate) type AnyFn<In> = Arc<dyn Fn(&In) + Send + Sync>;
 
@@ -43,7 +41,6 @@ impl<In> Clone for Slot<In> {
 pub(crate) struct Handlers<In> {
     pub(crate) slots: Vec<Slot<In>>,
     pub(crate) disconnect: Vec<DisconnectFn>,
-    pub(crate) reconnect: Vec<ReconnectFn>,
     pub(crate) error: Option<ErrorFn>,
     pub(crate) any: Option<AnyFn<In>>,
 }
@@ -53,7 +50,6 @@ impl<In> Handlers<In> {
         Handlers {
             slots: (0..variants).map(|_| Slot::Empty).collect(),
             disconnect: Vec::new(),
-            reconnect: Vec::new(),
             error: None,
             any: None,
         }
@@ -71,7 +67,6 @@ impl<In> Handlers<In> {
     pub(crate) fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = Slot::Empty);
         self.disconnect.clear();
-        self.reconnect.clear();
         self.any = None;
     }
 }
