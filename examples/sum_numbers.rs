@@ -34,32 +34,37 @@ async fn main() -> Result<(), BoxError> {
     match args.get(1).map(String::as_str) {
         Some("serve") => {
             let path = args.get(2).ok_or("usage: sum_numbers serve PATH")?;
-            serve(path).await
+            serve_until_stdin_closes(path).await
         }
         _ => call_a_child_service().await,
     }
 }
 
 // ANCHOR: service
-/// The service: answers `Sum` until its standard input closes.
-async fn serve(path: &str) -> Result<(), BoxError> {
+/// The service: answers `Sum` on a Unix socket (or a TCP port).
+async fn serve(path: &str) -> netsock::Result<()> {
     let io = Server::<SumApi>::bind(path).await?;
     io.on_connection(|socket: Socket<SumApi>| async move {
         socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
         Ok(())
     });
     println!("listening on {}", io.local_addr());
-    let stop = async {
+    io.run().await
+}
+// ANCHOR_END: service
+
+/// The child process: serves until its parent closes its standard input.
+async fn serve_until_stdin_closes(path: &str) -> Result<(), BoxError> {
+    let stdin_closed = async {
         let mut sink = Vec::new();
         let _ = tokio::io::stdin().read_to_end(&mut sink).await;
     };
     tokio::select! {
-        result = io.run() => result?,
-        () = stop => io.close().await,
+        result = serve(path) => result?,
+        () = stdin_closed => {}
     }
     Ok(())
 }
-// ANCHOR_END: service
 
 /// The caller: starts the service as a child process, calls it, stops it.
 async fn call_a_child_service() -> Result<(), BoxError> {

@@ -16,6 +16,7 @@ on_both_transports!(
     panicking_handler_is_an_error_reply_and_the_connection_lives,
     pending_calls_fail_when_the_connection_dies,
     oversized_request_and_reply_fail_alone,
+    a_server_can_await_a_call_inside_on_connection,
 );
 
 async fn requests_flow_both_ways(t: Transport) {
@@ -168,5 +169,28 @@ async fn oversized_request_and_reply_fail_alone(t: Transport) {
     );
     assert_eq!(within(small.zeros(100)).await.unwrap().len(), 100);
     assert_eq!(within(socket.sum(vec![1, 1])).await.unwrap(), 2);
+    io.close().await;
+}
+
+/// Inside `on_connection` the client's events and requests are held, but
+/// not the replies to the server's own calls: awaiting one there works.
+async fn a_server_can_await_a_call_inside_on_connection(t: Transport) {
+    let dir = tests::TempDir::new();
+    let io = netsock::Server::<Api>::bind(t.addr(&dir)).await.unwrap();
+    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    io.on_connection(move |socket: netsock::Socket<Api>| {
+        let tx = tx.clone();
+        async move {
+            let answer = socket.sum(vec![1, 2, 3]).await;
+            let _ = tx.send(answer);
+            Ok(())
+        }
+    });
+    io.spawn();
+    // `client` answers Sum with ten times the sum.
+    let socket = within(client(&io)).await;
+    socket.start();
+    assert_eq!(within(answers.recv()).await.unwrap(), Ok(60));
+    socket.close().await;
     io.close().await;
 }
