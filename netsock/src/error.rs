@@ -44,7 +44,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// ```
 /// use netsock::Error;
 ///
-/// let err = "localhost".parse::<netsock::Addr>().unwrap_err();
+/// let err = Error::from("localhost".parse::<netsock::Addr>().unwrap_err());
 /// assert!(matches!(&err, Error::InvalidAddr { input, .. } if input == "localhost"));
 /// assert!(err.to_string().starts_with("invalid address \"localhost\""));
 /// ```
