@@ -31,6 +31,8 @@ pub(crate) mod hello;
 pub(crate) mod outbox;
 mod reader;
 pub(crate) mod serve;
+#[cfg(test)]
+mod testing;
 mod writer;
 
 use std::any::{Any, TypeId};
