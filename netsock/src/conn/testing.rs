@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, FramedRead};
@@ -166,6 +167,12 @@ impl Peer {
     /// The next frame, which must come.
     pub(crate) async fn recv(&mut self) -> (Header, Bytes) {
         within(self.next()).await.expect("the stream ended")
+    }
+
+    /// The next frame if it is there already, without letting any other
+    /// task run.
+    pub(crate) fn ready(&mut self) -> Option<(Header, Bytes)> {
+        self.next().now_or_never().flatten()
     }
 
     /// Reads to the end of the stream, which must come, and gives the
