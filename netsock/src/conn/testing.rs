@@ -15,12 +15,14 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, FramedRead};
 
 use super::handler_table::Slot;
 use super::serve::encode_reply;
 use super::{Carry, Data, Handshaken, Shared, SocketId};
 use crate::config::Config;
+use crate::error::Error;
 use crate::events::{Events, Variant};
 use crate::metrics::Meter;
 use crate::sync::write;
@@ -212,6 +214,15 @@ where
             let reply = handler(value);
             Box::pin(async move { encode_reply(id, &reply.await, max) })
         }));
+}
+
+/// Sends what the error hook sees into a channel.
+pub(crate) fn errors(shared: &Shared<Api>) -> mpsc::UnboundedReceiver<Error> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    write(&shared.handlers).error = Some(Arc::new(move |err| {
+        let _ = tx.send(err);
+    }));
+    rx
 }
 
 /// Sends a message when dropped: tells a test that a handler's future was
