@@ -191,6 +191,11 @@ impl Peer {
     }
 }
 
+/// Decodes a reply payload.
+pub(crate) fn reply<T: serde::de::DeserializeOwned>(payload: &[u8]) -> T {
+    postcard::from_bytes(payload).unwrap()
+}
+
 /// Registers an event handler for `variant`, as `Socket::on` does.
 pub(crate) fn on_event<F, Fut>(shared: &Shared<Api>, variant: u32, handler: F)
 where
