@@ -92,7 +92,7 @@ mod tests {
     use super::super::testing::{config, connect, event, still_waiting, within, Api, Conn};
     use super::super::QueueError;
     use crate::error::DisconnectReason;
-    use crate::wire::frame::Header;
+    use crate::wire::frame::{self, CloseReason, Header};
 
     /// The peer receives `Ev(n)` for each `n` of `range`, in order.
     async fn expect_events(conn: &mut Conn, range: std::ops::Range<u32>) {
@@ -254,5 +254,37 @@ mod tests {
             .await
             .unwrap();
         assert!(!rest.is_empty());
+    }
+
+    /// When the connection ends while a frame is only partly on the wire
+    /// (a sender wrote through what the socket took and left the rest to
+    /// the writer task), the writer finishes that frame before it sends
+    /// the `Close`: the peer never gets a frame cut short by another.
+    #[tokio::test(start_paused = true)]
+    async fn the_close_never_cuts_into_a_frame_written_in_part() {
+        let mut conn = connect(config(), 8);
+        assert!(still_waiting(Duration::from_millis(1), conn.peer.next()).await);
+        // The peer breaks the protocol: the reader is woken, not yet run.
+        conn.peer.write(&[0, 0, 0, 3, 200, 1, 2]).await;
+        // A sender writes an 11-byte frame through: 8 bytes go.
+        let frame = event(Api::Ev(u32::MAX));
+        assert_eq!(frame.len(), 11);
+        conn.shared.outbox.try_push_with(&frame, true).unwrap();
+        conn.shared.write_through();
+        let reason = within(conn.shared.ended()).await;
+        let DisconnectReason::Protocol(message) = reason else {
+            panic!("not a protocol error: {reason:?}");
+        };
+        let mut wire = Vec::new();
+        within(conn.peer.stream.read_to_end(&mut wire))
+            .await
+            .unwrap();
+        let close = frame::encode(
+            &Header::Close(CloseReason::Protocol(message)),
+            None::<&()>,
+            usize::MAX,
+        )
+        .unwrap();
+        assert_eq!(wire, [&frame[..], &close[..]].concat());
     }
 }
