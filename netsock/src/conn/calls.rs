@@ -349,4 +349,174 @@ mod tests {
         assert_eq!(calls.waiting(), 1);
         assert!(calls.complete(never, Ok(bytes::Bytes::new())));
     }
+
+    /// A call is `alone` when no other call waits: its caller then writes
+    /// the request through itself. Only the first call starts the sweeper.
+    #[tokio::test]
+    async fn a_call_is_alone_only_while_no_other_call_waits() {
+        let calls = Calls::default();
+        let a = calls.register(Duration::from_secs(60)).unwrap();
+        assert!(a.alone && a.start_sweeper);
+        let b = calls.register(Duration::from_secs(60)).unwrap();
+        assert!(!b.alone && !b.start_sweeper);
+        assert!(calls.complete(a.id, Ok(bytes::Bytes::new())));
+        poll_fn(|cx| calls.poll_reply(a.id, cx)).await.unwrap();
+        let c = calls.register(Duration::from_secs(60)).unwrap();
+        assert!(!c.alone, "b still waits");
+        assert!(calls.forget(b.id));
+        assert!(calls.forget(c.id));
+        let d = calls.register(Duration::from_secs(60)).unwrap();
+        assert!(d.alone && !d.start_sweeper);
+    }
+
+    /// What a caller that stops waiting (its future dropped) relies on to
+    /// decide whether to send `Cancel`: `forget` says true only while the
+    /// call still waits; a reply that arrived just before is dropped with
+    /// the slot, and nothing is to be cancelled. Either way the slot is
+    /// free for the next call, under a new id.
+    #[tokio::test]
+    async fn forgetting_a_call_frees_its_slot_and_says_whether_to_cancel() {
+        let calls = Calls::default();
+        let waiting = calls.register(Duration::from_secs(60)).unwrap().id;
+        // Polled once, then dropped: still waiting.
+        let polled =
+            futures_util::FutureExt::now_or_never(poll_fn(|cx| calls.poll_reply(waiting, cx)));
+        assert!(polled.is_none());
+        assert!(calls.forget(waiting));
+        assert!(!calls.forget(waiting), "forgotten already");
+        assert_eq!(calls.waiting(), 0);
+
+        let answered = calls.register(Duration::from_secs(60)).unwrap().id;
+        assert_ne!(answered, waiting);
+        assert_eq!(split(answered).0, split(waiting).0, "the slot is reused");
+        assert!(calls.complete(answered, Ok(bytes::Bytes::from_static(b"late"))));
+        assert!(!calls.forget(answered), "it had its reply: no Cancel");
+        assert_eq!(calls.waiting(), 0);
+        let next = calls.register(Duration::from_secs(60)).unwrap().id;
+        assert_eq!(split(next).0, split(answered).0, "the slot is free again");
+        // A reply to a forgotten call does not reach the slot's new call.
+        assert!(!calls.complete(answered, Ok(bytes::Bytes::new())));
+        assert!(!calls.complete(waiting, Ok(bytes::Bytes::new())));
+        assert_eq!(calls.waiting(), 1);
+    }
+
+    mod on_a_connection {
+        //! The call table of a live connection: its reader completes calls
+        //! with the peer's replies, and its end fails those still waiting.
+
+        use std::future::poll_fn;
+        use std::time::Duration;
+
+        use tokio::time::Instant;
+
+        use super::super::sweep;
+        use crate::conn::testing::{config, connect, reply, within};
+        use crate::error::{CallError, DisconnectReason};
+        use crate::wire::frame::{self, Header, RemoteError};
+
+        /// A `Response` completes its call with the payload, a `Failure`
+        /// with the matching `CallError`; replies to ids nobody waits for
+        /// (unknown, or answered already) are ignored and the connection
+        /// goes on.
+        #[tokio::test(start_paused = true)]
+        async fn the_peers_replies_complete_their_calls() {
+            let mut conn = connect(config(), 4096);
+            let calls = &conn.shared.calls;
+            let ok = calls.register(Duration::from_secs(60)).unwrap().id;
+            let failed = calls.register(Duration::from_secs(60)).unwrap().id;
+            let response = frame::encode(&Header::Response { id: ok }, Some(&42u32), 1024);
+            conn.peer.write(&response.unwrap()).await;
+            let error = RemoteError::NoHandler {
+                event: "Req".into(),
+            };
+            conn.peer
+                .send(Header::Failure { id: failed, error }, None)
+                .await;
+            let again = frame::encode(&Header::Response { id: ok }, Some(&7u32), 1024);
+            conn.peer.write(&again.unwrap()).await;
+            conn.peer.send(Header::Response { id: 12345 }, None).await;
+            let payload = within(poll_fn(|cx| calls.poll_reply(ok, cx))).await;
+            assert_eq!(reply::<u32>(&payload.unwrap()), 42);
+            let failure = within(poll_fn(|cx| calls.poll_reply(failed, cx))).await;
+            assert_eq!(
+                failure,
+                Err(CallError::NoHandler {
+                    event: "Req".into()
+                })
+            );
+            conn.peer.send(Header::Ping, None).await;
+            assert_eq!(conn.peer.recv().await.0, Header::Pong);
+            assert_eq!(calls.waiting(), 0);
+        }
+
+        /// When the connection ends, calls still waiting fail with
+        /// `Disconnected` and the reason, their callers are woken, new
+        /// calls are refused, and the sweeper stops; a reply that arrived
+        /// before the end is kept.
+        #[tokio::test(start_paused = true)]
+        async fn pending_calls_fail_with_disconnected_when_the_connection_ends() {
+            let mut conn = connect(config(), 4096);
+            let shared = conn.shared.clone();
+            let answered = shared.calls.register(Duration::from_secs(60)).unwrap();
+            assert!(answered.start_sweeper);
+            let sweeper = tokio::spawn({
+                let shared = shared.clone();
+                async move { sweep(&shared.calls).await }
+            });
+            let pending = shared.calls.register(Duration::from_secs(60)).unwrap().id;
+            let caller = tokio::spawn({
+                let shared = shared.clone();
+                async move { poll_fn(|cx| shared.calls.poll_reply(pending, cx)).await }
+            });
+            let response = frame::encode(&Header::Response { id: answered.id }, Some(&1u32), 1024);
+            conn.peer.write(&response.unwrap()).await;
+            conn.peer.send(Header::Ping, None).await;
+            assert_eq!(conn.peer.recv().await.0, Header::Pong);
+            assert_eq!(shared.metrics().calls_in_flight, 1);
+            drop(conn.peer);
+            let reason = within(shared.ended()).await;
+            assert_eq!(reason, DisconnectReason::PeerHungUp);
+            let gone = Err(CallError::Disconnected(DisconnectReason::PeerHungUp));
+            assert_eq!(within(caller).await.unwrap(), gone);
+            let kept = poll_fn(|cx| shared.calls.poll_reply(answered.id, cx)).await;
+            assert_eq!(reply::<u32>(&kept.unwrap()), 1);
+            assert_eq!(
+                shared.calls.register(Duration::from_secs(60)).err(),
+                Some(CallError::Disconnected(DisconnectReason::PeerHungUp))
+            );
+            assert_eq!(shared.metrics().calls_in_flight, 0);
+            within(sweeper).await.unwrap();
+        }
+
+        /// On a live connection a call with no reply fails with `Timeout`
+        /// at its deadline, exactly; the reply that comes after is ignored,
+        /// and the slot's next call gets its own reply.
+        #[tokio::test(start_paused = true)]
+        async fn a_call_times_out_and_its_late_reply_is_ignored() {
+            let mut conn = connect(config(), 4096);
+            let shared = conn.shared.clone();
+            let start = Instant::now();
+            let call = shared.calls.register(Duration::from_secs(3)).unwrap();
+            tokio::spawn({
+                let shared = shared.clone();
+                async move { sweep(&shared.calls).await }
+            });
+            let failed = within(poll_fn(|cx| shared.calls.poll_reply(call.id, cx))).await;
+            assert_eq!(
+                failed,
+                Err(CallError::Timeout {
+                    after: Duration::from_secs(3)
+                })
+            );
+            assert_eq!(start.elapsed(), Duration::from_secs(3));
+            let next = shared.calls.register(Duration::from_secs(3)).unwrap().id;
+            let late = frame::encode(&Header::Response { id: call.id }, Some(&1u32), 1024);
+            conn.peer.write(&late.unwrap()).await;
+            let own = frame::encode(&Header::Response { id: next }, Some(&2u32), 1024);
+            conn.peer.write(&own.unwrap()).await;
+            let payload = within(poll_fn(|cx| shared.calls.poll_reply(next, cx))).await;
+            assert_eq!(reply::<u32>(&payload.unwrap()), 2);
+            assert_eq!(shared.disconnect_reason(), None);
+        }
+    }
 }

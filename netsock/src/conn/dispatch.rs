@@ -131,3 +131,194 @@ pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::{mpsc, Notify};
+
+    use super::super::testing::{
+        config, connect, errors, event, on_event, still_waiting, within, Api, Conn, EV,
+    };
+    use crate::error::Error;
+    use crate::wire::frame::{self, Header};
+
+    /// Writes `Ev(n)` for each of `events`, all in one write.
+    async fn send_events(conn: &mut Conn, events: impl IntoIterator<Item = u32>) {
+        let mut bytes = Vec::new();
+        for n in events {
+            bytes.extend_from_slice(&event(Api::Ev(n)));
+        }
+        conn.peer.write(&bytes).await;
+    }
+
+    async fn expect(got: &mut mpsc::UnboundedReceiver<u32>, events: &[u32]) {
+        for &n in events {
+            assert_eq!(within(got.recv()).await, Some(n));
+        }
+    }
+
+    /// Handlers see events one at a time and in arrival order, whether they
+    /// finish at once (in the reader), wait a little (`yield`: the event
+    /// task takes over, and the ones behind it queue), or wait for the test
+    /// (`gate`): nothing behind a waiting handler runs before it is done.
+    #[tokio::test(start_paused = true)]
+    async fn events_are_handled_one_at_a_time_in_arrival_order() {
+        let mut conn = connect(config(), 4096);
+        let (tx, mut got) = mpsc::unbounded_channel();
+        let gate = Arc::new(Notify::new());
+        on_event(&conn.shared, EV, {
+            let gate = gate.clone();
+            move |value| {
+                let Api::Ev(n) = value else {
+                    unreachable!("registered for Ev")
+                };
+                let (tx, gate) = (tx.clone(), gate.clone());
+                async move {
+                    match n {
+                        1 | 6 => gate.notified().await,
+                        2 | 5 | 8 => tokio::task::yield_now().await,
+                        _ => {}
+                    }
+                    let _ = tx.send(n);
+                }
+            }
+        });
+        conn.shared.start();
+        send_events(&mut conn, 0..5).await;
+        expect(&mut got, &[0]).await;
+        assert!(still_waiting(Duration::from_secs(1), got.recv()).await);
+        gate.notify_one();
+        expect(&mut got, &[1, 2, 3, 4]).await;
+        // Back to an idle connection; now one event per read.
+        for n in 5..10 {
+            send_events(&mut conn, [n]).await;
+        }
+        expect(&mut got, &[5]).await;
+        assert!(still_waiting(Duration::from_secs(1), got.recv()).await);
+        gate.notify_one();
+        expect(&mut got, &[6, 7, 8, 9]).await;
+        assert!(got.try_recv().is_err());
+    }
+
+    /// Events that arrive before the socket starts wait for it (its
+    /// handlers may not be registered yet), then are handled in order.
+    #[tokio::test(start_paused = true)]
+    async fn events_before_the_start_wait_for_it() {
+        let mut conn = connect(config(), 4096);
+        let (tx, mut got) = mpsc::unbounded_channel();
+        on_event(&conn.shared, EV, move |value| {
+            let _ = tx.send(value);
+            async {}
+        });
+        send_events(&mut conn, [1]).await;
+        send_events(&mut conn, [2, 3]).await;
+        assert!(still_waiting(Duration::from_secs(1), got.recv()).await);
+        conn.shared.start();
+        for n in 1..4 {
+            assert_eq!(within(got.recv()).await, Some(Api::Ev(n)));
+        }
+    }
+
+    /// A handler that panics, when called, on its first poll (in the
+    /// reader) or later (in the event task), is reported to the error hook
+    /// and the events after it are still handled.
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_event_handler_is_reported_and_the_next_event_handled() {
+        let mut conn = connect(config(), 4096);
+        let mut errors = errors(&conn.shared);
+        let (tx, mut got) = mpsc::unbounded_channel();
+        on_event(&conn.shared, EV, move |value| {
+            let Api::Ev(n) = value else {
+                unreachable!("registered for Ev")
+            };
+            if n == 1 {
+                panic!("boom 1");
+            }
+            let tx = tx.clone();
+            async move {
+                match n {
+                    2 => panic!("boom 2"),
+                    3 => {
+                        tokio::task::yield_now().await;
+                        panic!("boom 3");
+                    }
+                    _ => {
+                        let _ = tx.send(n);
+                    }
+                }
+            }
+        });
+        conn.shared.start();
+        send_events(&mut conn, 0..5).await;
+        send_events(&mut conn, [5]).await;
+        expect(&mut got, &[0, 4, 5]).await;
+        for n in 1..4 {
+            let err = within(errors.recv()).await.unwrap();
+            assert!(
+                matches!(&err, Error::HandlerPanicked { event: "Ev", message } if *message == format!("boom {n}")),
+                "{err:?}"
+            );
+        }
+        assert!(errors.try_recv().is_err());
+        assert_eq!(conn.shared.disconnect_reason(), None);
+    }
+
+    /// An event that does not decode, a request variant sent as an event,
+    /// and an event without a handler are each reported to the error hook
+    /// and counted (`events_invalid`, `events_unhandled`), in the reader
+    /// and in the event task alike; the connection goes on.
+    #[tokio::test(start_paused = true)]
+    async fn bad_events_are_reported_and_counted() {
+        let mut conn = connect(config(), 4096);
+        let mut errors = errors(&conn.shared);
+        let (tx, mut got) = mpsc::unbounded_channel();
+        on_event(&conn.shared, EV, move |value| {
+            let Api::Ev(n) = value else {
+                unreachable!("registered for Ev")
+            };
+            let tx = tx.clone();
+            async move {
+                if n >= 100 {
+                    tokio::task::yield_now().await;
+                }
+                let _ = tx.send(n);
+            }
+        });
+        conn.shared.start();
+        let mut bad = Vec::new();
+        // Variant 9: Api has 3.
+        bad.extend_from_slice(&frame::encode_with_payload(&Header::Event, &[9], 1024).unwrap());
+        bad.extend_from_slice(&event(Api::Req(1)));
+        bad.extend_from_slice(&event(Api::Other(1)));
+        // Handled in the reader...
+        conn.peer.write(&bad).await;
+        conn.peer.write(&event(Api::Ev(0))).await;
+        // ...then queued behind a handler that waits.
+        let mut bytes = event(Api::Ev(100)).to_vec();
+        bytes.extend_from_slice(&bad);
+        bytes.extend_from_slice(&event(Api::Ev(1)));
+        conn.peer.write(&bytes).await;
+        expect(&mut got, &[0, 100, 1]).await;
+        for _ in 0..2 {
+            let err = within(errors.recv()).await.unwrap();
+            assert!(matches!(err, Error::DecodeEvent { .. }), "{err:?}");
+            let err = within(errors.recv()).await.unwrap();
+            assert!(
+                matches!(err, Error::RequestAsEvent { event: "Req" }),
+                "{err:?}"
+            );
+            let err = within(errors.recv()).await.unwrap();
+            assert!(
+                matches!(err, Error::NoHandler { event: "Other" }),
+                "{err:?}"
+            );
+        }
+        assert!(errors.try_recv().is_err());
+        let traffic = conn.shared.metrics().traffic;
+        assert_eq!((traffic.events_invalid, traffic.events_unhandled), (4, 2));
+        assert_eq!(conn.shared.disconnect_reason(), None);
+    }
+}

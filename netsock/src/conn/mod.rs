@@ -31,6 +31,8 @@ pub(crate) mod hello;
 pub(crate) mod outbox;
 mod reader;
 pub(crate) mod serve;
+#[cfg(test)]
+mod testing;
 mod writer;
 
 use std::any::{Any, TypeId};
@@ -441,3 +443,63 @@ impl<In: Events> Shared<In> {
 /// How long a closing side keeps reading while the peer finishes, and how
 /// long `close()` waits for the outgoing queue before dropping the connection.
 pub(crate) const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use super::testing::{config, connect, event, on_event, within, Api, EV};
+    use super::CLOSE_GRACE;
+    use crate::error::DisconnectReason;
+    use crate::wire::frame::{CloseReason, Header};
+
+    /// `close` sends `Close` after the frames already queued, then keeps
+    /// delivering what the peer sent before it saw the `Close`, until the
+    /// peer hangs up: the connection ends `ClosedLocally`.
+    #[tokio::test(start_paused = true)]
+    async fn close_goes_after_queued_frames_and_delivers_until_the_peer_hangs_up() {
+        let mut conn = connect(config(), 4096);
+        let (tx, mut got) = mpsc::unbounded_channel();
+        on_event(&conn.shared, EV, move |value| {
+            let _ = tx.send(value);
+            async {}
+        });
+        conn.shared.try_queue(&event(Api::Ev(1))).unwrap();
+        let closing = tokio::spawn({
+            let shared = conn.shared.clone();
+            async move { shared.close(CloseReason::Normal).await }
+        });
+        assert_eq!(conn.peer.recv().await.0, Header::Event);
+        assert_eq!(conn.peer.recv().await.0, Header::Close(CloseReason::Normal));
+        conn.peer.write(&event(Api::Ev(2))).await;
+        assert_eq!(within(got.recv()).await, Some(Api::Ev(2)));
+        assert!(!closing.is_finished());
+        drop(conn.peer);
+        within(closing).await.unwrap();
+        assert_eq!(
+            conn.shared.disconnect_reason(),
+            Some(DisconnectReason::ClosedLocally)
+        );
+    }
+
+    /// A peer that never hangs up after our `Close` is cut off
+    /// `CLOSE_GRACE` later.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stays_after_our_close_is_cut_after_the_grace() {
+        let mut conn = connect(config(), 4096);
+        let closing = tokio::spawn({
+            let shared = conn.shared.clone();
+            async move { shared.close(CloseReason::Normal).await }
+        });
+        assert_eq!(conn.peer.recv().await.0, Header::Close(CloseReason::Normal));
+        let sent = Instant::now();
+        within(closing).await.unwrap();
+        assert_eq!(sent.elapsed(), CLOSE_GRACE);
+        assert_eq!(
+            within(conn.shared.ended()).await,
+            DisconnectReason::ClosedLocally
+        );
+        assert!(conn.peer.until_eof().await.is_empty());
+    }
+}

@@ -59,8 +59,8 @@ struct State {
     closed: bool,
     /// The last frame queued is a `Close`: the writer stops after it.
     closing: bool,
-    /// The connection ended: the writer writes only this frame, if any, and
-    /// stops.
+    /// The connection ended: the writer finishes the frame left in `rest`,
+    /// if any, then writes only this frame, if any, and stops.
     last: Option<Option<Bytes>>,
     /// The socket, for senders that write through. The writer task drops
     /// it at the end, so that the last handle's drop shuts the socket down.
@@ -271,11 +271,13 @@ impl Outbox {
                 if s.writing {
                     // A sender is writing through; it wakes us when done.
                     false
-                } else if let Some(last) = s.last.take() {
-                    return Take::Last(last);
                 } else if let Some(rest) = s.rest.take() {
+                    // Before the last frame, even at the end: a frame partly
+                    // on the wire is finished, never cut into.
                     s.writing = true;
                     return Take::Batch(rest);
+                } else if let Some(last) = s.last.take() {
+                    return Take::Last(last);
                 } else if !s.buf.is_empty() && gathered {
                     let batch = s.take_batch();
                     drop(s);

@@ -210,3 +210,282 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::{mpsc, oneshot};
+    use tokio::time::Instant;
+
+    use super::super::testing::{
+        config, connect, event, on_event, on_request, request, still_waiting, within, Api,
+        DropGuard, EV, REQ,
+    };
+    use crate::error::DisconnectReason;
+    use crate::wire::frame::{CloseReason, Header};
+
+    /// Registers an event handler that reports each `Ev` it gets, and starts
+    /// the connection.
+    fn collect_events(shared: &super::Shared<Api>) -> mpsc::UnboundedReceiver<u32> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        on_event(shared, EV, move |value| {
+            if let Api::Ev(n) = value {
+                let _ = tx.send(n);
+            }
+            async {}
+        });
+        shared.start();
+        rx
+    }
+
+    /// A stream that carries one byte at a time splits every frame over
+    /// many reads: the reader puts each one back together, and delivers
+    /// them in order.
+    #[tokio::test(start_paused = true)]
+    async fn frames_split_across_reads_are_delivered_whole_and_in_order() {
+        let mut conn = connect(config(), 1);
+        let mut got = collect_events(&conn.shared);
+        for n in [1, 300, 70_000] {
+            conn.peer.write(&event(Api::Ev(n))).await;
+        }
+        for n in [1, 300, 70_000] {
+            assert_eq!(within(got.recv()).await, Some(n));
+        }
+    }
+
+    /// Many frames in one read, the last one cut short, are all delivered,
+    /// in order, and counted once each.
+    #[tokio::test(start_paused = true)]
+    async fn many_frames_in_one_read_are_delivered_in_order() {
+        let mut conn = connect(config(), 64 * 1024);
+        let mut got = collect_events(&conn.shared);
+        let mut bytes = Vec::new();
+        for n in 0..200 {
+            bytes.extend_from_slice(&event(Api::Ev(n)));
+        }
+        let last = event(Api::Ev(200));
+        bytes.extend_from_slice(&last[..3]);
+        conn.peer.write(&bytes).await;
+        for n in 0..200 {
+            assert_eq!(within(got.recv()).await, Some(n));
+        }
+        conn.peer.write(&last[3..]).await;
+        assert_eq!(within(got.recv()).await, Some(200));
+        let traffic = conn.shared.metrics().traffic;
+        assert_eq!(traffic.frames_in, 201);
+        assert_eq!(traffic.bytes_in, (bytes.len() + last.len() - 3) as u64);
+    }
+
+    /// A `Ping` is answered with a `Pong`, even before the socket starts.
+    #[tokio::test(start_paused = true)]
+    async fn a_ping_gets_a_pong() {
+        let mut conn = connect(config(), 1024);
+        conn.peer.send(Header::Ping, None).await;
+        assert_eq!(conn.peer.recv().await.0, Header::Pong);
+        assert_eq!(conn.shared.disconnect_reason(), None);
+    }
+
+    /// A length prefix over our frame limit ends the connection at once
+    /// (without waiting for the body), and the peer is told why.
+    #[tokio::test(start_paused = true)]
+    async fn an_oversized_length_prefix_ends_with_frame_too_large() {
+        let mut cfg = config();
+        cfg.max_frame_size = 1024;
+        let mut conn = connect(cfg, 1024);
+        conn.peer.write(&4096u32.to_be_bytes()).await;
+        let reason = within(conn.shared.ended()).await;
+        assert_eq!(
+            reason,
+            DisconnectReason::FrameTooLarge {
+                size: 4096,
+                max: 1024
+            }
+        );
+        let frames = conn.peer.until_eof().await;
+        let headers: Vec<_> = frames.into_iter().map(|(h, _)| h).collect();
+        assert_eq!(
+            headers,
+            [Header::Close(CloseReason::FrameTooLarge {
+                size: 4096,
+                max: 1024
+            })]
+        );
+    }
+
+    /// A frame whose header does not decode is a protocol error: the
+    /// connection ends with `Protocol`, and the peer is told.
+    #[tokio::test(start_paused = true)]
+    async fn a_garbage_header_ends_with_a_protocol_error() {
+        let mut conn = connect(config(), 1024);
+        // Body of 3 bytes: header tag 200, which no header has.
+        conn.peer.write(&[0, 0, 0, 3, 200, 1, 2]).await;
+        let reason = within(conn.shared.ended()).await;
+        let DisconnectReason::Protocol(message) = reason else {
+            panic!("not a protocol error: {reason:?}");
+        };
+        let frames = conn.peer.until_eof().await;
+        let headers: Vec<_> = frames.into_iter().map(|(h, _)| h).collect();
+        assert_eq!(headers, [Header::Close(CloseReason::Protocol(message))]);
+    }
+
+    /// A handshake frame once the handshake is done is a protocol error too.
+    #[tokio::test(start_paused = true)]
+    async fn a_handshake_frame_after_the_handshake_is_a_protocol_error() {
+        let mut conn = connect(config(), 1024);
+        let welcome = Header::Welcome {
+            id: 1,
+            max_frame: 1024,
+        };
+        conn.peer.send(welcome, None).await;
+        let reason = within(conn.shared.ended()).await;
+        assert!(
+            matches!(&reason, DisconnectReason::Protocol(m) if m.contains("Welcome")),
+            "{reason:?}"
+        );
+    }
+
+    /// The peer hanging up ends the connection with `PeerHungUp`; the
+    /// events it sent before are still delivered.
+    #[tokio::test(start_paused = true)]
+    async fn end_of_stream_is_peer_hung_up() {
+        let mut conn = connect(config(), 1024);
+        let mut got = collect_events(&conn.shared);
+        conn.peer.write(&event(Api::Ev(1))).await;
+        drop(conn.peer);
+        assert_eq!(
+            within(conn.shared.ended()).await,
+            DisconnectReason::PeerHungUp
+        );
+        assert_eq!(got.try_recv(), Ok(1));
+    }
+
+    /// A `Close` from the peer ends the connection with its reason, and
+    /// nothing is sent back.
+    #[tokio::test(start_paused = true)]
+    async fn a_close_from_the_peer_ends_with_its_reason() {
+        let mut conn = connect(config(), 1024);
+        conn.peer
+            .send(Header::Close(CloseReason::Normal), None)
+            .await;
+        assert_eq!(
+            within(conn.shared.ended()).await,
+            DisconnectReason::ClosedByPeer(CloseReason::Normal)
+        );
+        assert!(conn.peer.until_eof().await.is_empty());
+    }
+
+    fn heartbeat(interval: u64, timeout: u64) -> crate::config::Config {
+        let mut cfg = config();
+        cfg.heartbeat = Some((Duration::from_secs(interval), Duration::from_secs(timeout)));
+        cfg
+    }
+
+    /// A silent peer is pinged after `interval`, and given up `timeout`
+    /// later: `HeartbeatTimeout` after `interval + timeout` in all.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_pinged_then_given_up() {
+        let start = Instant::now();
+        let mut conn = connect(heartbeat(10, 5), 1024);
+        assert_eq!(conn.peer.recv().await.0, Header::Ping);
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        let reason = within(conn.shared.ended()).await;
+        assert_eq!(
+            reason,
+            DisconnectReason::HeartbeatTimeout {
+                after: Duration::from_secs(15)
+            }
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(15));
+    }
+
+    /// A peer that answers each ping stays connected: pings come every
+    /// `interval` after the last answer, for as long as it answers.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_answers_pings_stays_connected() {
+        let mut conn = connect(heartbeat(10, 5), 1024);
+        for _ in 0..10 {
+            let asked = Instant::now();
+            assert_eq!(conn.peer.recv().await.0, Header::Ping);
+            assert_eq!(asked.elapsed(), Duration::from_secs(10));
+            conn.peer.send(Header::Pong, None).await;
+        }
+        assert_eq!(conn.shared.disconnect_reason(), None);
+        // It stops answering: given up `timeout` after the next ping.
+        assert_eq!(conn.peer.recv().await.0, Header::Ping);
+        let pinged = Instant::now();
+        let reason = within(conn.shared.ended()).await;
+        assert!(matches!(reason, DisconnectReason::HeartbeatTimeout { .. }));
+        assert_eq!(pinged.elapsed(), Duration::from_secs(5));
+    }
+
+    /// A peer that sends anything more often than `interval` is never
+    /// pinged: any frame counts as a sign of life.
+    #[tokio::test(start_paused = true)]
+    async fn a_talking_peer_is_never_pinged() {
+        let mut conn = connect(heartbeat(10, 5), 1024);
+        for _ in 0..20 {
+            // Nothing at all comes from us for 9 s...
+            assert!(still_waiting(Duration::from_secs(9), conn.peer.next()).await);
+            // ...then the peer says something (an unsolicited `Pong`).
+            conn.peer.send(Header::Pong, None).await;
+        }
+        assert_eq!(conn.shared.disconnect_reason(), None);
+    }
+
+    /// With every request permit held by a handler that does not finish,
+    /// the reader waits for a permit before reading on; a stop signal
+    /// still ends it at once, with the stop's reason (`unless_stopped`).
+    /// Before that fix, such a connection stayed parked for good.
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_interrupts_a_reader_waiting_for_a_request_permit() {
+        let reason = DisconnectReason::Io {
+            kind: std::io::ErrorKind::Other,
+            message: "test".into(),
+        };
+        let ended = stop_a_reader_waiting_for_a_permit(Some(reason.clone())).await;
+        assert_eq!(ended, reason);
+    }
+
+    /// The same with a graceful stop (the one that follows our `Close`),
+    /// which does not wait for a permit either.
+    #[tokio::test(start_paused = true)]
+    async fn a_graceful_stop_interrupts_a_reader_waiting_for_a_request_permit() {
+        let ended = stop_a_reader_waiting_for_a_permit(None).await;
+        assert_eq!(ended, DisconnectReason::ClosedLocally);
+    }
+
+    async fn stop_a_reader_waiting_for_a_permit(
+        stop: Option<DisconnectReason>,
+    ) -> DisconnectReason {
+        let mut cfg = config();
+        cfg.max_concurrent_requests = 1;
+        let mut conn = connect(cfg, 1024);
+        let (started, mut handlers) = mpsc::unbounded_channel();
+        let (dropped_tx, dropped) = oneshot::channel();
+        let dropped_tx = std::sync::Mutex::new(Some(dropped_tx));
+        on_request(&conn.shared, REQ, move |value| {
+            let _ = started.send(value);
+            let guard = DropGuard(dropped_tx.lock().unwrap().take());
+            async move {
+                let _guard = guard;
+                std::future::pending::<u32>().await
+            }
+        });
+        conn.shared.start();
+        conn.peer.write(&request(1, Api::Req(1))).await;
+        conn.peer.write(&request(2, Api::Req(2))).await;
+        conn.peer.send(Header::Ping, None).await;
+        // The second handler started (inline, in the reader), did not
+        // finish, and waits for the first one's permit: the ping after it
+        // is not read.
+        assert_eq!(within(handlers.recv()).await, Some(Api::Req(1)));
+        assert_eq!(within(handlers.recv()).await, Some(Api::Req(2)));
+        assert!(still_waiting(Duration::from_secs(60), conn.peer.next()).await);
+        conn.shared.stop(stop);
+        let reason = within(conn.shared.ended()).await;
+        // The running handler was aborted on the way out.
+        within(dropped).await.unwrap();
+        reason
+    }
+}

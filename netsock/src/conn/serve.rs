@@ -185,3 +185,277 @@ pub(crate) fn encode_reply<R: serde::Serialize>(id: u64, reply: &R, max: usize) 
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::{mpsc, oneshot, Notify};
+
+    use super::super::testing::{
+        config, connect, on_request, reply, request, still_waiting, within, Api, Conn, DropGuard,
+        REQ,
+    };
+    use crate::sync::lock;
+    use crate::wire::frame::{self, Header, RemoteError};
+
+    /// Registers a `Req(n)` handler answering `10 * n`, after waiting as
+    /// `wait(n)` says (for `Gate`: until `gates[n]` is notified), and
+    /// starts the connection; the handler reports each `n` it is called
+    /// with.
+    fn answer_tenfold(
+        conn: &Conn,
+        wait: impl Fn(u32) -> Wait + Send + Sync + 'static,
+    ) -> (Arc<Vec<Notify>>, mpsc::UnboundedReceiver<u32>) {
+        let gates: Arc<Vec<Notify>> = Arc::new((0..16).map(|_| Notify::new()).collect());
+        let (started, rx) = mpsc::unbounded_channel();
+        on_request(&conn.shared, REQ, {
+            let gates = gates.clone();
+            move |value| {
+                let Api::Req(n) = value else {
+                    unreachable!("registered for Req")
+                };
+                let _ = started.send(n);
+                let (gates, wait) = (gates.clone(), wait(n));
+                async move {
+                    match wait {
+                        Wait::No => {}
+                        Wait::Yield => tokio::task::yield_now().await,
+                        Wait::Gate => gates[n as usize].notified().await,
+                    }
+                    10 * n
+                }
+            }
+        });
+        conn.shared.start();
+        (gates, rx)
+    }
+
+    enum Wait {
+        /// Ready at once: answered in the reader.
+        No,
+        /// Waits a little: answered from a task.
+        Yield,
+        /// Waits until the test opens its gate.
+        Gate,
+    }
+
+    /// The next frame must be the `Response` to `id`, carrying `value`.
+    async fn expect_response(conn: &mut Conn, id: u64, value: u32) {
+        let (header, payload) = conn.peer.recv().await;
+        assert_eq!(header, Header::Response { id });
+        assert_eq!(reply::<u32>(&payload), value);
+    }
+
+    async fn send_requests(conn: &mut Conn, requests: &[(u64, u32)]) {
+        let mut bytes = Vec::new();
+        for &(id, n) in requests {
+            bytes.extend_from_slice(&request(id, Api::Req(n)));
+        }
+        conn.peer.write(&bytes).await;
+    }
+
+    /// A request whose handler is ready at once is answered in the reader,
+    /// one that waits from a task of its own: both get their `Response`,
+    /// and both count as served.
+    #[tokio::test(start_paused = true)]
+    async fn ready_and_waiting_handlers_both_answer() {
+        let mut conn = connect(config(), 4096);
+        let _ = answer_tenfold(&conn, |n| if n % 2 == 0 { Wait::No } else { Wait::Yield });
+        send_requests(&mut conn, &[(1, 2), (2, 3)]).await;
+        expect_response(&mut conn, 1, 20).await;
+        expect_response(&mut conn, 2, 30).await;
+        assert_eq!(conn.shared.metrics().traffic.requests_served, 2);
+    }
+
+    /// Replies go out as handlers finish, not in request order: a request
+    /// that waits does not hold up the ones after it.
+    #[tokio::test(start_paused = true)]
+    async fn replies_may_come_out_of_order() {
+        let mut conn = connect(config(), 4096);
+        let (gates, _) = answer_tenfold(&conn, |n| if n == 1 { Wait::Gate } else { Wait::No });
+        send_requests(&mut conn, &[(1, 1), (2, 2), (3, 3)]).await;
+        expect_response(&mut conn, 2, 20).await;
+        expect_response(&mut conn, 3, 30).await;
+        assert!(still_waiting(Duration::from_secs(1), conn.peer.next()).await);
+        gates[1].notify_one();
+        expect_response(&mut conn, 1, 10).await;
+    }
+
+    /// A `Cancel` aborts the handler of that request (its future is
+    /// dropped), nothing is sent for it, and its request permit is free
+    /// again.
+    #[tokio::test(start_paused = true)]
+    async fn a_cancel_aborts_a_waiting_handler_and_nothing_is_sent() {
+        let mut cfg = config();
+        cfg.max_concurrent_requests = 1;
+        let mut conn = connect(cfg, 4096);
+        let (started, mut handlers) = mpsc::unbounded_channel();
+        on_request(&conn.shared, REQ, move |value| {
+            let Api::Req(n) = value else {
+                unreachable!("registered for Req")
+            };
+            let (dropped, on_drop) = oneshot::channel();
+            let _ = started.send(on_drop);
+            let guard = DropGuard(Some(dropped));
+            async move {
+                let _guard = guard;
+                if n == 1 {
+                    std::future::pending::<()>().await;
+                }
+                tokio::task::yield_now().await;
+                n
+            }
+        });
+        conn.shared.start();
+        send_requests(&mut conn, &[(7, 1)]).await;
+        let dropped = within(handlers.recv()).await.unwrap();
+        assert!(lock(&conn.shared.running).contains_key(&7));
+        conn.peer.send(Header::Cancel { id: 7 }, None).await;
+        within(dropped).await.unwrap();
+        // The permit is back: a request that waits is served, and nothing
+        // came for the cancelled one before its reply or our pong.
+        send_requests(&mut conn, &[(8, 2)]).await;
+        conn.peer.send(Header::Ping, None).await;
+        let mut headers = vec![conn.peer.recv().await.0, conn.peer.recv().await.0];
+        headers.sort_by_key(|h| format!("{h:?}"));
+        assert_eq!(headers, [Header::Pong, Header::Response { id: 8 }]);
+        assert!(still_waiting(Duration::from_secs(1), conn.peer.next()).await);
+        assert!(lock(&conn.shared.running).is_empty());
+    }
+
+    /// With `max_concurrent_requests` handlers waiting, the reader holds
+    /// the next request that waits (and reads nothing after it) until one
+    /// of them finishes.
+    #[tokio::test(start_paused = true)]
+    async fn the_request_limit_holds_further_requests_until_one_finishes() {
+        let mut cfg = config();
+        cfg.max_concurrent_requests = 2;
+        let mut conn = connect(cfg, 4096);
+        let (gates, mut started) = answer_tenfold(&conn, |_| Wait::Gate);
+        send_requests(&mut conn, &[(1, 1), (2, 2), (3, 3)]).await;
+        conn.peer.send(Header::Ping, None).await;
+        for n in 1..4 {
+            assert_eq!(within(started.recv()).await, Some(n));
+        }
+        // The third handler started, in the reader, but waits for a
+        // permit: even with its gate open it does not finish, and the
+        // ping behind it is not read.
+        gates[3].notify_one();
+        assert!(still_waiting(Duration::from_secs(1), conn.peer.next()).await);
+        gates[1].notify_one();
+        expect_response(&mut conn, 1, 10).await;
+        let (first, _) = conn.peer.recv().await;
+        let (second, _) = conn.peer.recv().await;
+        let mut headers = vec![first, second];
+        headers.sort_by_key(|h| format!("{h:?}"));
+        assert_eq!(headers, [Header::Pong, Header::Response { id: 3 }]);
+        gates[2].notify_one();
+        expect_response(&mut conn, 2, 20).await;
+    }
+
+    /// A request handler that panics, when called, on its first poll or
+    /// later in its task, is answered `Failure(HandlerPanicked)` with the
+    /// panic's message; the connection goes on.
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_request_handler_fails_with_handler_panicked() {
+        let mut conn = connect(config(), 4096);
+        on_request(&conn.shared, REQ, move |value| {
+            let Api::Req(n) = value else {
+                unreachable!("registered for Req")
+            };
+            if n == 1 {
+                panic!("boom 1");
+            }
+            async move {
+                if n == 3 {
+                    tokio::task::yield_now().await;
+                }
+                if n != 4 {
+                    panic!("boom {n}");
+                }
+                n
+            }
+        });
+        conn.shared.start();
+        for n in 1..4 {
+            send_requests(&mut conn, &[(n.into(), n)]).await;
+            let (header, _) = conn.peer.recv().await;
+            let message = format!("boom {n}");
+            let error = RemoteError::HandlerPanicked { message };
+            assert_eq!(
+                header,
+                Header::Failure {
+                    id: n.into(),
+                    error
+                }
+            );
+        }
+        send_requests(&mut conn, &[(4, 4)]).await;
+        let (header, payload) = conn.peer.recv().await;
+        assert_eq!(
+            (header, reply::<u32>(&payload)),
+            (Header::Response { id: 4 }, 4)
+        );
+    }
+
+    /// A reply over the caller's frame limit is not sent: the caller gets
+    /// `Failure(ResponseTooLarge)` with the reply's size and its limit.
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_over_the_limit_fails_with_response_too_large() {
+        let mut cfg = config();
+        cfg.max_frame_size = 1024;
+        let mut conn = connect(cfg, 4096);
+        on_request(&conn.shared, REQ, |_| async { vec![7u8; 2000] });
+        conn.shared.start();
+        send_requests(&mut conn, &[(1, 1)]).await;
+        let (header, _) = conn.peer.recv().await;
+        // Tag, id, the vector's length in two bytes, its 2000 bytes.
+        let error = RemoteError::ResponseTooLarge {
+            size: 2004,
+            max: 1024,
+        };
+        assert_eq!(header, Header::Failure { id: 1, error });
+    }
+
+    /// Requests that cannot reach a handler are answered with a `Failure`
+    /// saying why: an undecodable payload, an event variant, a request
+    /// variant without a handler.
+    #[tokio::test(start_paused = true)]
+    async fn requests_without_a_handler_get_a_failure() {
+        let mut conn = connect(config(), 4096);
+        conn.shared.start();
+        let undecodable = frame::encode_with_payload(
+            &Header::Request {
+                id: 1,
+                timeout_ms: 0,
+            },
+            &[9],
+            1024,
+        )
+        .unwrap();
+        conn.peer.write(&undecodable).await;
+        conn.peer.write(&request(2, Api::Ev(1))).await;
+        conn.peer.write(&request(3, Api::Req(1))).await;
+        let (header, _) = conn.peer.recv().await;
+        assert!(
+            matches!(
+                header,
+                Header::Failure {
+                    id: 1,
+                    error: RemoteError::BadRequest { .. }
+                }
+            ),
+            "{header:?}"
+        );
+        let (header, _) = conn.peer.recv().await;
+        let event = "Ev".to_owned();
+        let error = RemoteError::NotARequest { event };
+        assert_eq!(header, Header::Failure { id: 2, error });
+        let (header, _) = conn.peer.recv().await;
+        let event = "Req".to_owned();
+        let error = RemoteError::NoHandler { event };
+        assert_eq!(header, Header::Failure { id: 3, error });
+    }
+}
