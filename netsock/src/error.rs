@@ -1,5 +1,6 @@
 //! Errors: [`Error`] for setup and connections, [`CallError`] for one request,
-//! and [`DisconnectReason`] for why a connection ended.
+//! and [`DisconnectReason`] for why a connection ended; [`CodecError`] is the
+//! serializer's error inside them.
 //!
 //! ```
 //! use netsock::{CallError, DisconnectReason, Error};
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use crate::addr::{Addr, InvalidAddr};
 use crate::events::SchemaId;
+pub use crate::wire::codec::CodecError;
 use crate::wire::frame::{CloseReason, FrameError, RejectReason, RemoteError};
 
 /// `Result` with netsock's [`Error`].
@@ -155,17 +157,17 @@ pub enum Error {
     Encode {
         /// What was being encoded.
         what: &'static str,
-        /// The postcard error.
+        /// The serializer's error.
         #[source]
-        source: postcard::Error,
+        source: CodecError,
     },
     /// An incoming event could not be decoded (reported to the error hook; the
     /// connection stays open).
     #[error("cannot decode an incoming event: {source}")]
     DecodeEvent {
-        /// The postcard error.
+        /// The serializer's error.
         #[source]
-        source: postcard::Error,
+        source: CodecError,
     },
     /// An event arrived for which no handler is registered (reported to the
     /// error hook).

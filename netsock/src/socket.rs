@@ -20,7 +20,7 @@ use crate::conn::handler_table::{BoxFuture, Slot};
 use crate::conn::serve::encode_reply;
 use crate::conn::SocketId;
 use crate::conn::{QueueError, Shared};
-use crate::error::{CallError, DisconnectReason, Error, Result};
+use crate::error::{CallError, CodecError, DisconnectReason, Error, Result};
 use crate::events::Events;
 use crate::metrics::SocketMetrics;
 use crate::registry::{Member, Registry};
@@ -232,7 +232,7 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     pub fn auth_value<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self> {
         let bytes = postcard::to_stdvec(value).map_err(|source| Error::Encode {
             what: "the auth value",
-            source,
+            source: CodecError::new(source),
         })?;
         self.auth = Some(bytes);
         Ok(self)

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::handler_table::{BoxFuture, Slot};
 use super::Shared;
-use crate::error::Error;
+use crate::error::{CodecError, Error};
 use crate::events::{variant_name, Events};
 use crate::sync::read;
 
@@ -101,7 +101,9 @@ pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> 
         Ok(value) => value,
         Err(source) => {
             shared.meter.add(|c| &c.events_invalid, 1);
-            shared.report(Error::DecodeEvent { source });
+            shared.report(Error::DecodeEvent {
+                source: CodecError::new(source),
+            });
             return None;
         }
     };
