@@ -82,7 +82,7 @@ pub use config::{
 pub use conn::SocketId;
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint, Handle, Request};
-pub use error::{CallError, CodecError, DisconnectReason, Error, Result};
+pub use error::{CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError};
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use registry::Except;

@@ -20,7 +20,9 @@ use crate::conn::handler_table::{BoxFuture, Slot};
 use crate::conn::serve::encode_reply;
 use crate::conn::SocketId;
 use crate::conn::{QueueError, Shared};
-use crate::error::{CallError, CodecError, DisconnectReason, Error, Result};
+use crate::error::{
+    CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError,
+};
 use crate::events::Events;
 use crate::metrics::SocketMetrics;
 use crate::registry::{Member, Registry};
@@ -1022,29 +1024,33 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    /// Receives errors that do not end the connection: an event that cannot
-    /// be decoded or has no handler, a panicking event handler, and a
-    /// broadcast event this socket missed ([`Error::QueueFull`], or
-    /// [`Error::FrameTooLarge`] when it was over this peer's limit). Without
-    /// a hook they are logged with `tracing` at warn level. One hook; a
-    /// second call replaces the first.
+    /// Receives what goes wrong on this socket without ending the
+    /// connection and without a caller to return it to (a [`SocketError`]):
+    /// an event that cannot be decoded or has no handler, a panicking event
+    /// handler, a broadcast event this socket missed
+    /// ([`SocketError::Missed`]: its queue was full, or the event was over
+    /// this peer's limit), events a client never sent before closing for
+    /// good. Without a hook they are logged with `tracing` at warn level.
+    /// One hook; a second call replaces the first.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// use netsock::Error;
+    /// use netsock::{MissReason, SocketError};
     /// fn log_errors(socket: &Socket<Api>) {
     ///     let id = socket.id();
     ///     socket.on_error(move |err| match err {
-    ///         Error::QueueFull { event } => eprintln!("{id} is too slow: missed {event}"),
+    ///         SocketError::Missed { event, why: MissReason::QueueFull } => {
+    ///             eprintln!("{id} is too slow: missed {event}")
+    ///         }
     ///         err => eprintln!("{id}: {err}"),
     ///     });
     /// }
     /// ```
     pub fn on_error<F>(&self, hook: F)
     where
-        F: Fn(Error) + Send + Sync + 'static,
+        F: Fn(SocketError) + Send + Sync + 'static,
     {
         write(&self.conn().handlers).error = Some(Arc::new(hook));
     }
@@ -1215,10 +1221,10 @@ impl<In: Events, Out: Events> Member for Socket<In, Out> {
         self.conn().try_queue(frame)
     }
 
-    fn missed(&self, why: Error) {
+    fn missed(&self, event: &'static str, why: MissReason) {
         let conn = self.conn();
         conn.meter.add(|c| &c.events_dropped, 1);
-        conn.report(why);
+        conn.report(SocketError::Missed { event, why });
     }
 }
 
