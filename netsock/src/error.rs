@@ -48,7 +48,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// ```
 /// use netsock::Error;
 ///
-/// let err = "localhost".parse::<netsock::Addr>().unwrap_err();
+/// // Parsing fails with an `InvalidAddr`, which `?` turns into an `Error`.
+/// let err: Error = "localhost".parse::<netsock::Addr>().unwrap_err().into();
 /// assert!(matches!(&err, Error::InvalidAddr { input, .. } if input == "localhost"));
 /// assert!(err.to_string().starts_with("invalid address \"localhost\""));
 /// ```
