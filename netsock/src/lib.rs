@@ -161,6 +161,12 @@ pub use netsock_macros::service;
 
 #[doc(hidden)]
 pub mod __private {
-    //! Re-exports for generated code. Not public API.
+    //! What the code the macros generate reaches by absolute path
+    //! (`::netsock::__private::..`). Not public API: anything here may
+    //! change in any release.
+
     pub use serde;
+
+    pub use crate::handler::machinery::{IsAsyncFn, NeverApplies, NeverFuture, Unimplementable};
+    pub use crate::service::combine::{as_str, concat_str, concat_variants, str_len, variants_len};
 }
