@@ -81,7 +81,7 @@ pub use config::{
 };
 pub use conn::SocketId;
 pub use deadline::deadline;
-pub use endpoint::{Emit, Endpoint, Handle, Request};
+pub use endpoint::{Emit, Endpoint};
 pub use error::{CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError};
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
@@ -167,6 +167,7 @@ pub mod __private {
 
     pub use serde;
 
+    pub use crate::endpoint::{Call, Receive};
     pub use crate::handler::machinery::{IsAsyncFn, NeverApplies, NeverFuture, Unimplementable};
     pub use crate::service::combine::{as_str, concat_str, concat_variants, str_len, variants_len};
 }

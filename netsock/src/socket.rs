@@ -843,100 +843,23 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    /// Registers the handler for event variant `variant` (its index in
-    /// [`Events::VARIANTS`]), replacing any earlier one. Generated `on_*`
-    /// methods call this.
-    ///
-    /// # Panics
-    ///
-    /// If `variant` is not an index of `In::VARIANTS`.
-    ///
-    /// ```
-    /// # use netsock::{Events, Server, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # io.spawn();
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// io.on_connection(move |s: Socket<Api>| {
-    ///     let tx = tx.clone();
-    ///     // 0: the index of `Log` in `Api::VARIANTS`.
-    ///     s.on(0, move |event: Api| {
-    ///         let _ = tx.send(event);
-    ///         async {}
-    ///     });
-    ///     async { Ok(()) }
-    /// });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// socket.emit_log("raw".into()).await?;
-    /// assert!(matches!(rx.recv().await.unwrap(), Api::Log(line) if line == "raw"));
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn on<F, Fut>(&self, variant: u32, handler: F)
-    where
-        F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let f = Arc::new(move |value: In| Box::pin(handler(value)) as BoxFuture<()>);
-        self.set_slot(variant, Slot::Event(f));
-    }
-
-    /// Registers the handler for request variant `variant`; its return value
-    /// is the reply. Generated `on_*` methods for request variants call this.
-    ///
-    /// # Panics
-    ///
-    /// If `variant` is not an index of `In::VARIANTS`.
-    ///
-    /// ```
-    /// # use netsock::{Events, Server, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # io.spawn();
-    /// io.on_connection(|s: Socket<Api>| async move {
-    ///     // 1: the index of `Sum` in `Api::VARIANTS`.
-    ///     s.on_request(1, |event: Api| async move {
-    ///         match event {
-    ///             Api::Sum(numbers) => numbers.iter().sum::<i64>(),
-    ///             _ => unreachable!("only `Sum` comes here"),
-    ///         }
-    ///     });
-    ///     Ok(())
-    /// });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// assert_eq!(socket.sum(vec![2, 3]).await?, 5);
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
-    where
-        R: Serialize + 'static,
-        F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = R> + Send + 'static,
-    {
-        let f = Arc::new(move |value: In, id: u64, max: usize| {
-            let reply = handler(value);
-            Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
-        });
-        self.set_slot(variant, Slot::Request(f));
-    }
-
+    /// Puts a handler in the table, at `variant`. The index comes from
+    /// generated code, so it is in range; if it is not (a hand-written
+    /// `Embeds` with a wrong `OFFSET`), the handler is dropped and the
+    /// mistake logged, rather than panicking in the user's `on_connection`.
     fn set_slot(&self, variant: u32, slot: Slot<In>) {
         let conn = self.conn();
         let mut handlers = write(&conn.handlers);
         let len = handlers.slots.len();
-        let Some(place) = handlers.slots.get_mut(variant as usize) else {
-            panic!("variant index {variant} is out of range: the event enum has {len} variants");
-        };
-        *place = slot;
+        match handlers.slots.get_mut(variant as usize) {
+            Some(place) => *place = slot,
+            None => tracing::error!(
+                socket = %conn.id,
+                variant,
+                variants = len,
+                "a handler for a variant index out of range was not registered"
+            ),
+        }
     }
 
     /// Runs `handler` when the connection ends, with the reason; at once (in
@@ -1239,7 +1162,7 @@ impl<In: Events, Out: Events> crate::endpoint::Emit<Out> for Socket<In, Out> {
     }
 }
 
-impl<In: Events, Out: Events> crate::endpoint::Request<Out> for Socket<In, Out> {
+impl<In: Events, Out: Events> crate::endpoint::Call<Out> for Socket<In, Out> {
     fn request<R: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         event: Out,
@@ -1248,21 +1171,68 @@ impl<In: Events, Out: Events> crate::endpoint::Request<Out> for Socket<In, Out> 
     }
 }
 
-impl<In: Events, Out: Events> crate::endpoint::Handle<In> for Socket<In, Out> {
-    fn on<F, Fut>(&self, variant: u32, handler: F)
+impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
+    fn on_event<F, Fut>(&self, variant: u32, handler: F)
     where
         F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
     {
-        Socket::on(self, variant, handler)
+        let f = Arc::new(move |value: In| Box::pin(handler(value)) as BoxFuture<()>);
+        self.set_slot(variant, Slot::Event(f));
     }
 
     fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
     where
-        R: serde::Serialize + 'static,
+        R: Serialize + 'static,
         F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = R> + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
     {
-        Socket::on_request(self, variant, handler)
+        let f = Arc::new(move |value: In, id: u64, max: usize| {
+            let reply = handler(value);
+            Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
+        });
+        self.set_slot(variant, Slot::Request(f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::Receive;
+    use crate::events::Variant;
+    use crate::server::Server;
+    use crate::sync::read;
+
+    #[derive(Serialize, serde::Deserialize)]
+    enum Api {
+        Ping,
+    }
+
+    impl Events for Api {
+        const VARIANTS: &'static [Variant] = &[Variant::event("Ping")];
+        const SCHEMA: &'static str = "Api{Ping}";
+        fn variant_index(&self) -> u32 {
+            0
+        }
+    }
+
+    /// Registering by an index out of range (a hand-written `Embeds` with
+    /// a wrong offset could do it) registers nothing, and does not panic.
+    #[tokio::test]
+    async fn a_variant_index_out_of_range_registers_nothing() {
+        let io = Server::<Api>::bind("memory://").await.unwrap();
+        io.spawn();
+        let socket = Socket::<Api>::connect(io.local_addr()).await.unwrap();
+        socket.on_event(1, |_: Api| async {});
+        socket.on_request(u32::MAX, |_: Api| async { 1u8 });
+        assert_eq!(read(&socket.conn().handlers).slots.len(), 1);
+        assert!(matches!(read(&socket.conn().handlers).slot(0), Slot::Empty));
+        socket.on_event(0, |_: Api| async {});
+        assert!(matches!(
+            read(&socket.conn().handlers).slot(0),
+            Slot::Event(_)
+        ));
+        socket.close().await;
+        io.close().await;
     }
 }
