@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use netsock::{CallError, Error, Events, Server, Socket};
+use netsock::{CallError, Error, Events, Server, Socket, SocketError};
 use serde::{Deserialize, Serialize};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -102,9 +102,13 @@ async fn main() -> Result<(), BoxError> {
     // ANCHOR_END: call_errors
 
     // ANCHOR: error_hook
-    // Errors that end no call and no connection: an event without handler,
-    // one that cannot be decoded, a panicking event handler.
-    socket.on_error(|err| eprintln!("netsock: {err}"));
+    // What goes wrong that no call returns and that ends no connection: an
+    // event without handler, one that cannot be decoded, a panicking event
+    // handler...
+    socket.on_error(|err| match err {
+        SocketError::NoHandler { event } => eprintln!("nobody handles {event} here"),
+        err => eprintln!("netsock: {err}"),
+    });
     // ANCHOR_END: error_hook
 
     // ANCHOR: setup_errors

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netsock::{CallError, Error, Events, Server, Socket, SocketId};
+use netsock::{CallError, Events, MissReason, Server, Socket, SocketError, SocketId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -83,7 +83,11 @@ async fn main() -> Result<(), BoxError> {
         // A broadcast that finds this socket's queue full skips it and says so.
         let dropped = dropped_tx.clone();
         socket.on_error(move |err| {
-            if let Error::QueueFull { event } = err {
+            if let SocketError::Missed {
+                event,
+                why: MissReason::QueueFull,
+            } = err
+            {
                 let _ = dropped.send((id, event));
             }
         });

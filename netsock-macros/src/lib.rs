@@ -108,10 +108,10 @@ mod render;
 ///   give `emit_foo_bar`);
 /// * a variant whose generated method would take a name the runtime
 ///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
-///   `is_connected`, `on`, `on_any`, `on_disconnect`, `on_reconnect`,
-///   `on_error`, `on_request`, `peer_addr`, `peer_cred`, `request`, `start`,
-///   `timeout`, `data`, `set_data`, `dropped_events`, `metrics`, `try_emit`,
-///   `volatile` (methods of `Socket`), `bind`, `local_addr`,
+///   `is_connected`, `on_any`, `on_disconnect`, `on_reconnect`, `on_error`,
+///   `peer_addr`, `peer_cred`, `request`, `start`, `timeout`, `data`,
+///   `set_data`, `dropped_events`, `metrics`, `try_emit`, `volatile`
+///   (methods of `Socket`), `bind`, `local_addr`,
 ///   `on_connection`, `run`, `socket`, `sockets`, `middleware`, `serve`,
 ///   `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`, `except`,
 ///   `in_room`, `join`, `leave`, `rooms`, `to` (rooms and broadcast),

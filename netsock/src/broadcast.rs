@@ -25,8 +25,9 @@ use crate::wire::frame::{self, Header};
 /// bytes are queued for every recipient without waiting: a recipient whose
 /// outgoing queue is full (it stopped reading) misses the event, which is
 /// reported to that socket's [error hook](Socket::on_error) as
-/// [`Error::QueueFull`] and counted in [`Socket::dropped_events`]; the sender
-/// and the other recipients never wait for it.
+/// [`SocketError::Missed`](crate::SocketError::Missed) and counted in
+/// [`Socket::dropped_events`]; the sender and the other recipients never
+/// wait for it.
 ///
 /// ```
 /// # use netsock::{Events, Server, Socket};

@@ -1,6 +1,8 @@
 //! The traits generated methods are written against, so that one generated
 //! `emit_message` works on a [`Socket`](crate::Socket), a [`Server`](crate::Server) and any other target
-//! that can send a `Chat` event.
+//! that can send a `Chat` event: [`Endpoint`] and [`Emit`], public, and
+//! [`Call`] and [`Receive`], which only generated code uses (through
+//! `netsock::__private`).
 
 use std::future::Future;
 
@@ -37,19 +39,18 @@ pub trait Emit<E: Events> {
     fn emit(&self, event: E) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// Something that can make requests of type `E` and wait for one reply.
-///
-/// ```
-/// # use netsock::{Events, Server, Socket};
-/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-/// use netsock::{CallError, Request};
-///
-/// async fn total(peer: &impl Request<Api>, numbers: Vec<i64>) -> Result<i64, CallError> {
-///     peer.request(Api::Sum(numbers)).await
-/// }
-/// ```
-pub trait Request<E: Events> {
+/// What can make a request of type `E` and wait for its one reply: a
+/// [`Socket`](crate::Socket) sending `E`. The request methods generated in
+/// `{Enum}Emit` call it. Not public API (it is reached through
+/// `netsock::__private`): users call the generated methods, or
+/// [`Socket::request`](crate::Socket::request).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot make `{E}` requests and wait for one reply: only a `Socket` can",
+    label = "not a socket",
+    note = "to ask several sockets at once and get each one's reply, use `Broadcast::request`, e.g. `io.to(room).request(..)`"
+)]
+pub trait Call<E: Events> {
     /// Sends the request variant `event` and decodes the reply as `R`; see
     /// [`Socket::request`](crate::Socket::request).
     fn request<R: DeserializeOwned + Send + 'static>(
@@ -58,28 +59,31 @@ pub trait Request<E: Events> {
     ) -> impl Future<Output = std::result::Result<R, CallError>> + Send;
 }
 
-/// Something that handles incoming events of type `E`: a [`Socket`](crate::Socket)
-/// receiving `E`.
-///
-/// ```
-/// # use netsock::{Events, Server, Socket};
-/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-/// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-/// use netsock::Handle;
-///
-/// /// Prints every `Log` event (variant 0 of `Api`) the endpoint receives.
-/// fn print_logs(endpoint: &impl Handle<Api>) {
-///     endpoint.on(0, |event: Api| async move { println!("{event:?}") });
-/// }
-/// ```
-pub trait Handle<E: Events> {
-    /// See [`Socket::on`](crate::Socket::on).
-    fn on<F, Fut>(&self, variant: u32, handler: F)
+/// What receives events of type `E` and answers its requests: a
+/// [`Socket`](crate::Socket) receiving `E`. The `on_*` methods generated in
+/// `{Enum}Handle` register their handlers through it, by the variant's
+/// index in [`Events::VARIANTS`]. Not public API (it is reached through
+/// `netsock::__private`): an index is easy to get wrong, a generated
+/// method is not.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot handle incoming `{E}` events itself: only a `Socket` has handlers",
+    label = "not a socket",
+    note = "a server registers handlers on each of its sockets, in `on_connection`: `io.on_connection(|socket| async move {{ socket.on_x(..); Ok(()) }})`"
+)]
+pub trait Receive<E: Events> {
+    /// Registers the handler for the event variant at index `variant`,
+    /// replacing any earlier one. An index out of range registers nothing
+    /// and is logged as an error: generated code gives one only through a
+    /// hand-written `Embeds` whose `OFFSET` is wrong.
+    fn on_event<F, Fut>(&self, variant: u32, handler: F)
     where
         F: Fn(E) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static;
 
-    /// See [`Socket::on_request`](crate::Socket::on_request).
+    /// Registers the handler for the request variant at index `variant`;
+    /// the value of its future is the reply. Out of range: as
+    /// [`on_event`](Receive::on_event).
     fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
     where
         R: Serialize + 'static,

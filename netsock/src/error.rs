@@ -1,5 +1,8 @@
-//! Errors: [`Error`] for setup and connections, [`CallError`] for one request,
-//! and [`DisconnectReason`] for why a connection ended.
+//! Errors: [`Error`] for what a function returns while setting up and using
+//! connections, [`CallError`] for one request, [`SocketError`] for what the
+//! error hook hears of (nobody called anything that could return it), and
+//! [`DisconnectReason`] for why a connection ended; [`CodecError`] is the
+//! serializer's error inside them.
 //!
 //! ```
 //! use netsock::{CallError, DisconnectReason, Error};
@@ -24,6 +27,7 @@ use std::time::Duration;
 
 use crate::addr::{Addr, InvalidAddr};
 use crate::events::SchemaId;
+pub use crate::wire::codec::CodecError;
 use crate::wire::frame::{CloseReason, FrameError, RejectReason, RemoteError};
 
 /// `Result` with netsock's [`Error`].
@@ -44,7 +48,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// ```
 /// use netsock::Error;
 ///
-/// let err = Error::from("localhost".parse::<netsock::Addr>().unwrap_err());
+/// // Parsing fails with an `InvalidAddr`, which `?` turns into an `Error`.
+/// let err: Error = "localhost".parse::<netsock::Addr>().unwrap_err().into();
 /// assert!(matches!(&err, Error::InvalidAddr { input, .. } if input == "localhost"));
 /// assert!(err.to_string().starts_with("invalid address \"localhost\""));
 /// ```
@@ -155,45 +160,13 @@ pub enum Error {
     Encode {
         /// What was being encoded.
         what: &'static str,
-        /// The postcard error.
+        /// The serializer's error.
         #[source]
-        source: postcard::Error,
+        source: CodecError,
     },
-    /// An incoming event could not be decoded (reported to the error hook; the
-    /// connection stays open).
-    #[error("cannot decode an incoming event: {source}")]
-    DecodeEvent {
-        /// The postcard error.
-        #[source]
-        source: postcard::Error,
-    },
-    /// An event arrived for which no handler is registered (reported to the
-    /// error hook).
-    #[error("no handler for incoming event {event}")]
-    NoHandler {
-        /// The event's variant name.
-        event: &'static str,
-    },
-    /// An incoming one-way event was a request variant: the peer must send
-    /// it as a request (the mirror of [`CallError::NotARequest`]). Counted
-    /// in [`Traffic::events_invalid`](crate::Traffic::events_invalid).
-    #[error("{event} is a request, but the peer sent it as a one-way event; it was dropped")]
-    RequestAsEvent {
-        /// The variant's name.
-        event: &'static str,
-    },
-    /// An event handler panicked (reported to the error hook; the connection
-    /// stays open).
-    #[error("the handler for event {event} panicked: {message}")]
-    HandlerPanicked {
-        /// The event's variant name.
-        event: &'static str,
-        /// The panic message.
-        message: String,
-    },
-    /// A broadcast found this socket's outgoing queue full and dropped the
-    /// event for it (reported to the socket's error hook and counted in
-    /// [`Socket::dropped_events`](crate::Socket::dropped_events)).
+    /// The outgoing queue is full, and the emit could not wait for room
+    /// ([`Socket::try_emit`](crate::Socket::try_emit)): the event was not
+    /// sent.
     #[error("the outgoing queue is full: event {event} was not sent to this socket")]
     QueueFull {
         /// The event's variant name.
@@ -211,16 +184,6 @@ pub enum Error {
         event: &'static str,
         /// How many events the buffer holds.
         capacity: usize,
-    },
-    /// A client socket closed for good with events still in its offline
-    /// buffer: they were never sent (reported to the error hook, and counted
-    /// in [`Socket::dropped_events`](crate::Socket::dropped_events)).
-    #[error("{events} events emitted while offline were never sent: {reason}")]
-    Unsent {
-        /// How many events.
-        events: usize,
-        /// Why the socket closed.
-        reason: DisconnectReason,
     },
     /// `run()` was called on a server that is already running or closed.
     #[error("this server is already running or has been closed")]
@@ -315,6 +278,141 @@ pub enum CallError {
     /// The request could not be encoded, or the reply decoded.
     #[error("{0}")]
     Codec(String),
+}
+
+/// Something that went wrong on a socket, that no function call could
+/// return, and that leaves the connection open: what the socket's error
+/// hook ([`Socket::on_error`](crate::Socket::on_error)) receives. Without a
+/// hook, each is logged with `tracing` at warn level (rate-limited).
+///
+/// It is a type of its own, not [`Error`], because nobody called anything
+/// that could fail with it: it happens to the socket while the peer's
+/// events arrive, a broadcast passes by, or the socket closes, and only the
+/// hook hears of it. So the hook has only these cases to look at, and a
+/// function's [`Error`] none of them.
+///
+/// ```
+/// use netsock::{Events, Server, Socket, SocketError};
+///
+/// #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// enum Api { Log(String), Ping }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> netsock::Result<()> {
+/// let io = Server::<Api>::bind("memory://").await?;
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// io.on_connection(move |socket: Socket<Api>| {
+///     let tx = tx.clone();
+///     socket.on_log(|line| async move { println!("{line}") }); // but no `on_ping`
+///     socket.on_error(move |err| {
+///         let _ = tx.send(err);
+///     });
+///     async { Ok(()) }
+/// });
+/// io.spawn();
+///
+/// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+/// socket.emit_ping().await?;
+/// let err = rx.recv().await.unwrap();
+/// assert!(matches!(err, SocketError::NoHandler { event: "Ping" }));
+/// assert_eq!(err.to_string(), "no handler for incoming event Ping");
+/// # io.close().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    /// An incoming event could not be decoded (a lenient peer sent a
+    /// variant this side does not know, or a broken one). Counted in
+    /// [`Traffic::events_invalid`](crate::Traffic::events_invalid).
+    #[error("cannot decode an incoming event: {source}")]
+    DecodeEvent {
+        /// The serializer's error.
+        #[source]
+        source: CodecError,
+    },
+    /// An event arrived for which no handler is registered. Counted in
+    /// [`Traffic::events_unhandled`](crate::Traffic::events_unhandled).
+    #[error("no handler for incoming event {event}")]
+    NoHandler {
+        /// The event's variant name.
+        event: &'static str,
+    },
+    /// An incoming one-way event was a request variant: the peer must send
+    /// it as a request (the mirror of [`CallError::NotARequest`]). Counted
+    /// in [`Traffic::events_invalid`](crate::Traffic::events_invalid).
+    #[error("{event} is a request, but the peer sent it as a one-way event; it was dropped")]
+    RequestAsEvent {
+        /// The variant's name.
+        event: &'static str,
+    },
+    /// An event handler panicked.
+    #[error("the handler for event {event} panicked: {message}")]
+    HandlerPanicked {
+        /// The event's variant name.
+        event: &'static str,
+        /// The panic message.
+        message: String,
+    },
+    /// On a server's socket: a broadcast event was not sent to this socket
+    /// (see [`Broadcast`](crate::Broadcast)); the other recipients got it.
+    /// Counted in [`Socket::dropped_events`](crate::Socket::dropped_events).
+    #[error("event {event} was not sent to this socket: {why}")]
+    Missed {
+        /// The event's variant name.
+        event: &'static str,
+        /// Why this socket missed it.
+        why: MissReason,
+    },
+    /// A client socket closed for good with events still in its offline
+    /// buffer: they were never sent. Counted in
+    /// [`Socket::dropped_events`](crate::Socket::dropped_events).
+    #[error("{events} events emitted while offline were never sent: {reason}")]
+    Unsent {
+        /// How many events.
+        events: usize,
+        /// Why the socket closed.
+        reason: DisconnectReason,
+    },
+}
+
+/// Why a socket missed a broadcast event ([`SocketError::Missed`]).
+///
+/// ```
+/// # use netsock::{Events, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Tick(u64) }
+/// use netsock::{MissReason, SocketError};
+///
+/// fn watch_slow_clients(socket: &Socket<Api>) {
+///     let id = socket.id();
+///     socket.on_error(move |err| match err {
+///         SocketError::Missed { event, why: MissReason::QueueFull } => {
+///             eprintln!("{id} is not keeping up: missed {event}")
+///         }
+///         err => eprintln!("{id}: {err}"),
+///     });
+/// }
+///
+/// let why = MissReason::FrameTooLarge { size: 2048, max: 1024 };
+/// assert_eq!(why.to_string(), "its frame of 2048 bytes exceeds the limit of 1024 bytes this peer takes");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MissReason {
+    /// The socket's outgoing queue was full: its peer is not keeping up
+    /// (slow, stuck, or gone without closing).
+    #[error("the outgoing queue is full")]
+    QueueFull,
+    /// The event is over the frame limit this socket's peer announced.
+    #[error("its frame of {size} bytes exceeds the limit of {max} bytes this peer takes")]
+    FrameTooLarge {
+        /// Size of the frame body in bytes.
+        size: usize,
+        /// The peer's limit.
+        max: usize,
+    },
 }
 
 /// Why a connection ended.

@@ -44,6 +44,8 @@
 
 use std::future::Future;
 
+use self::machinery::IsAsyncFn;
+
 /// Something that can handle an event whose fields are `Args` (a tuple, in
 /// declaration order): an `Fn(A, B, ..) -> impl Future<Output = ()>` that is
 /// `Send + Sync + 'static`, whose future is `Send + 'static`.
@@ -105,55 +107,73 @@ pub trait RequestHandler<Args, R, M>: Send + Sync + 'static {
     fn call(&self, args: Args) -> Self::Future;
 }
 
-/// Marks the implementation for async closures.
-#[derive(Debug)]
-pub struct IsAsyncFn<Fut>(Fut);
+/// The types that tell the handler traits' candidate implementations apart.
+/// Public, since public impls name them, but reachable only through
+/// `netsock::__private`: nobody needs to name them.
+pub(crate) mod machinery {
+    use std::future::Future;
 
-/// Marks an implementation that never applies. It exists so that the
-/// compiler weighs two candidates, fails both, and reports the trait's own
-/// readable message instead of the first unmet bound.
-#[derive(Debug)]
-pub enum NeverApplies {}
+    use super::{EventHandler, RequestHandler};
 
-mod sealed {
-    /// Private: nothing outside this module can implement it.
-    pub trait Sealed {}
-}
+    /// Marks the implementation for async closures.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    pub struct IsAsyncFn<Fut>(Fut);
 
-/// Implemented for no type (and sealed, so it stays that way).
-pub trait Unimplementable: sealed::Sealed {
-    /// Cannot be called: nothing implements this trait.
-    fn never(&self) -> NeverApplies;
-}
+    /// Marks an implementation that never applies. It exists so that the
+    /// compiler weighs two candidates, fails both, and reports the trait's
+    /// own readable message instead of the first unmet bound.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    pub enum NeverApplies {}
 
-/// The future of the [`NeverApplies`] implementations.
-#[derive(Debug)]
-pub struct NeverFuture<R>(NeverApplies, std::marker::PhantomData<fn() -> R>);
-
-impl<R> Future for NeverFuture<R> {
-    type Output = R;
-    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<R> {
-        match self.0 {}
+    mod sealed {
+        /// Private: nothing outside this module can implement it.
+        pub trait Sealed {}
     }
-}
 
-impl<F, Args> EventHandler<Args, NeverApplies> for F
-where
-    F: Unimplementable + Send + Sync + 'static,
-{
-    type Future = NeverFuture<()>;
-    fn call(&self, _: Args) -> Self::Future {
-        match self.never() {}
+    /// Implemented for no type (and sealed, so it stays that way).
+    #[doc(hidden)]
+    pub trait Unimplementable: sealed::Sealed {
+        /// Cannot be called: nothing implements this trait.
+        fn never(&self) -> NeverApplies;
     }
-}
 
-impl<F, Args, R: 'static> RequestHandler<Args, R, NeverApplies> for F
-where
-    F: Unimplementable + Send + Sync + 'static,
-{
-    type Future = NeverFuture<R>;
-    fn call(&self, _: Args) -> Self::Future {
-        match self.never() {}
+    /// The future of the [`NeverApplies`] implementations.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    pub struct NeverFuture<R>(NeverApplies, std::marker::PhantomData<fn() -> R>);
+
+    impl<R> Future for NeverFuture<R> {
+        type Output = R;
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<R> {
+            match self.0 {}
+        }
+    }
+
+    #[doc(hidden)]
+    impl<F, Args> EventHandler<Args, NeverApplies> for F
+    where
+        F: Unimplementable + Send + Sync + 'static,
+    {
+        type Future = NeverFuture<()>;
+        fn call(&self, _: Args) -> Self::Future {
+            match self.never() {}
+        }
+    }
+
+    #[doc(hidden)]
+    impl<F, Args, R: 'static> RequestHandler<Args, R, NeverApplies> for F
+    where
+        F: Unimplementable + Send + Sync + 'static,
+    {
+        type Future = NeverFuture<R>;
+        fn call(&self, _: Args) -> Self::Future {
+            match self.never() {}
+        }
     }
 }
 

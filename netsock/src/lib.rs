@@ -81,8 +81,8 @@ pub use config::{
 };
 pub use conn::SocketId;
 pub use deadline::deadline;
-pub use endpoint::{Emit, Endpoint, Handle, Request};
-pub use error::{CallError, DisconnectReason, Error, Result};
+pub use endpoint::{Emit, Endpoint};
+pub use error::{CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError};
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use registry::Except;
@@ -161,6 +161,13 @@ pub use netsock_macros::service;
 
 #[doc(hidden)]
 pub mod __private {
-    //! Re-exports for generated code. Not public API.
+    //! What the code the macros generate reaches by absolute path
+    //! (`::netsock::__private::..`). Not public API: anything here may
+    //! change in any release.
+
     pub use serde;
+
+    pub use crate::endpoint::{Call, Receive};
+    pub use crate::handler::machinery::{IsAsyncFn, NeverApplies, NeverFuture, Unimplementable};
+    pub use crate::service::combine::{as_str, concat_str, concat_variants, str_len, variants_len};
 }

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use crate::conn::{QueueError, SocketId};
-use crate::error::Error;
+use crate::error::MissReason;
 use crate::sync::lock;
 use crate::wire::frame::PREFIX_LEN;
 
@@ -70,8 +70,8 @@ pub(crate) trait Member: Clone {
     fn max_out(&self) -> usize;
     /// Queues a frame without waiting.
     fn offer(&self, frame: &[u8]) -> Result<(), QueueError>;
-    /// Counts and reports a frame it did not get.
-    fn missed(&self, why: Error);
+    /// Counts and reports an event it did not get.
+    fn missed(&self, event: &'static str, why: MissReason);
 }
 
 /// What one delivery did.
@@ -230,12 +230,12 @@ impl<S: Member> Registry<S> {
             if size > max {
                 delivery.too_large += 1;
                 delivery.smallest_limit = delivery.smallest_limit.min(max);
-                socket.missed(Error::FrameTooLarge { size, max });
+                socket.missed(event, MissReason::FrameTooLarge { size, max });
                 continue;
             }
             match socket.offer(frame) {
                 Ok(()) | Err(QueueError::Closed) => {}
-                Err(QueueError::Full) => socket.missed(Error::QueueFull { event }),
+                Err(QueueError::Full) => socket.missed(event, MissReason::QueueFull),
             }
         }
         delivery
@@ -295,8 +295,8 @@ mod tests {
             lock(&self.got).push(frame.len());
             Ok(())
         }
-        fn missed(&self, why: Error) {
-            lock(&self.missed).push(why.to_string());
+        fn missed(&self, event: &'static str, why: MissReason) {
+            lock(&self.missed).push(format!("{event}: {why}"));
         }
     }
 

@@ -20,7 +20,9 @@ use crate::conn::handler_table::{BoxFuture, Slot};
 use crate::conn::serve::encode_reply;
 use crate::conn::SocketId;
 use crate::conn::{QueueError, Shared};
-use crate::error::{CallError, DisconnectReason, Error, Result};
+use crate::error::{
+    CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError,
+};
 use crate::events::Events;
 use crate::metrics::SocketMetrics;
 use crate::registry::{Member, Registry};
@@ -232,7 +234,7 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     pub fn auth_value<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self> {
         let bytes = postcard::to_stdvec(value).map_err(|source| Error::Encode {
             what: "the auth value",
-            source,
+            source: CodecError::new(source),
         })?;
         self.auth = Some(bytes);
         Ok(self)
@@ -841,100 +843,23 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    /// Registers the handler for event variant `variant` (its index in
-    /// [`Events::VARIANTS`]), replacing any earlier one. Generated `on_*`
-    /// methods call this.
-    ///
-    /// # Panics
-    ///
-    /// If `variant` is not an index of `In::VARIANTS`.
-    ///
-    /// ```
-    /// # use netsock::{Events, Server, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # io.spawn();
-    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// io.on_connection(move |s: Socket<Api>| {
-    ///     let tx = tx.clone();
-    ///     // 0: the index of `Log` in `Api::VARIANTS`.
-    ///     s.on(0, move |event: Api| {
-    ///         let _ = tx.send(event);
-    ///         async {}
-    ///     });
-    ///     async { Ok(()) }
-    /// });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// socket.emit_log("raw".into()).await?;
-    /// assert!(matches!(rx.recv().await.unwrap(), Api::Log(line) if line == "raw"));
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn on<F, Fut>(&self, variant: u32, handler: F)
-    where
-        F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let f = Arc::new(move |value: In| Box::pin(handler(value)) as BoxFuture<()>);
-        self.set_slot(variant, Slot::Event(f));
-    }
-
-    /// Registers the handler for request variant `variant`; its return value
-    /// is the reply. Generated `on_*` methods for request variants call this.
-    ///
-    /// # Panics
-    ///
-    /// If `variant` is not an index of `In::VARIANTS`.
-    ///
-    /// ```
-    /// # use netsock::{Events, Server, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// # let io = Server::<Api>::bind(0).await?;
-    /// # io.spawn();
-    /// io.on_connection(|s: Socket<Api>| async move {
-    ///     // 1: the index of `Sum` in `Api::VARIANTS`.
-    ///     s.on_request(1, |event: Api| async move {
-    ///         match event {
-    ///             Api::Sum(numbers) => numbers.iter().sum::<i64>(),
-    ///             _ => unreachable!("only `Sum` comes here"),
-    ///         }
-    ///     });
-    ///     Ok(())
-    /// });
-    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
-    /// assert_eq!(socket.sum(vec![2, 3]).await?, 5);
-    /// # io.close().await;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
-    where
-        R: Serialize + 'static,
-        F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = R> + Send + 'static,
-    {
-        let f = Arc::new(move |value: In, id: u64, max: usize| {
-            let reply = handler(value);
-            Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
-        });
-        self.set_slot(variant, Slot::Request(f));
-    }
-
+    /// Puts a handler in the table, at `variant`. The index comes from
+    /// generated code, so it is in range; if it is not (a hand-written
+    /// `Embeds` with a wrong `OFFSET`), the handler is dropped and the
+    /// mistake logged, rather than panicking in the user's `on_connection`.
     fn set_slot(&self, variant: u32, slot: Slot<In>) {
         let conn = self.conn();
         let mut handlers = write(&conn.handlers);
         let len = handlers.slots.len();
-        let Some(place) = handlers.slots.get_mut(variant as usize) else {
-            panic!("variant index {variant} is out of range: the event enum has {len} variants");
-        };
-        *place = slot;
+        match handlers.slots.get_mut(variant as usize) {
+            Some(place) => *place = slot,
+            None => tracing::error!(
+                socket = %conn.id,
+                variant,
+                variants = len,
+                "a handler for a variant index out of range was not registered"
+            ),
+        }
     }
 
     /// Runs `handler` when the connection ends, with the reason; at once (in
@@ -1022,29 +947,33 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    /// Receives errors that do not end the connection: an event that cannot
-    /// be decoded or has no handler, a panicking event handler, and a
-    /// broadcast event this socket missed ([`Error::QueueFull`], or
-    /// [`Error::FrameTooLarge`] when it was over this peer's limit). Without
-    /// a hook they are logged with `tracing` at warn level. One hook; a
-    /// second call replaces the first.
+    /// Receives what goes wrong on this socket without ending the
+    /// connection and without a caller to return it to (a [`SocketError`]):
+    /// an event that cannot be decoded or has no handler, a panicking event
+    /// handler, a broadcast event this socket missed
+    /// ([`SocketError::Missed`]: its queue was full, or the event was over
+    /// this peer's limit), events a client never sent before closing for
+    /// good. Without a hook they are logged with `tracing` at warn level.
+    /// One hook; a second call replaces the first.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// use netsock::Error;
+    /// use netsock::{MissReason, SocketError};
     /// fn log_errors(socket: &Socket<Api>) {
     ///     let id = socket.id();
     ///     socket.on_error(move |err| match err {
-    ///         Error::QueueFull { event } => eprintln!("{id} is too slow: missed {event}"),
+    ///         SocketError::Missed { event, why: MissReason::QueueFull } => {
+    ///             eprintln!("{id} is too slow: missed {event}")
+    ///         }
     ///         err => eprintln!("{id}: {err}"),
     ///     });
     /// }
     /// ```
     pub fn on_error<F>(&self, hook: F)
     where
-        F: Fn(Error) + Send + Sync + 'static,
+        F: Fn(SocketError) + Send + Sync + 'static,
     {
         write(&self.conn().handlers).error = Some(Arc::new(hook));
     }
@@ -1215,10 +1144,10 @@ impl<In: Events, Out: Events> Member for Socket<In, Out> {
         self.conn().try_queue(frame)
     }
 
-    fn missed(&self, why: Error) {
+    fn missed(&self, event: &'static str, why: MissReason) {
         let conn = self.conn();
         conn.meter.add(|c| &c.events_dropped, 1);
-        conn.report(why);
+        conn.report(SocketError::Missed { event, why });
     }
 }
 
@@ -1233,7 +1162,7 @@ impl<In: Events, Out: Events> crate::endpoint::Emit<Out> for Socket<In, Out> {
     }
 }
 
-impl<In: Events, Out: Events> crate::endpoint::Request<Out> for Socket<In, Out> {
+impl<In: Events, Out: Events> crate::endpoint::Call<Out> for Socket<In, Out> {
     fn request<R: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         event: Out,
@@ -1242,21 +1171,68 @@ impl<In: Events, Out: Events> crate::endpoint::Request<Out> for Socket<In, Out> 
     }
 }
 
-impl<In: Events, Out: Events> crate::endpoint::Handle<In> for Socket<In, Out> {
-    fn on<F, Fut>(&self, variant: u32, handler: F)
+impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
+    fn on_event<F, Fut>(&self, variant: u32, handler: F)
     where
         F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
     {
-        Socket::on(self, variant, handler)
+        let f = Arc::new(move |value: In| Box::pin(handler(value)) as BoxFuture<()>);
+        self.set_slot(variant, Slot::Event(f));
     }
 
     fn on_request<R, F, Fut>(&self, variant: u32, handler: F)
     where
-        R: serde::Serialize + 'static,
+        R: Serialize + 'static,
         F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = R> + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
     {
-        Socket::on_request(self, variant, handler)
+        let f = Arc::new(move |value: In, id: u64, max: usize| {
+            let reply = handler(value);
+            Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
+        });
+        self.set_slot(variant, Slot::Request(f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::Receive;
+    use crate::events::Variant;
+    use crate::server::Server;
+    use crate::sync::read;
+
+    #[derive(Serialize, serde::Deserialize)]
+    enum Api {
+        Ping,
+    }
+
+    impl Events for Api {
+        const VARIANTS: &'static [Variant] = &[Variant::event("Ping")];
+        const SCHEMA: &'static str = "Api{Ping}";
+        fn variant_index(&self) -> u32 {
+            0
+        }
+    }
+
+    /// Registering by an index out of range (a hand-written `Embeds` with
+    /// a wrong offset could do it) registers nothing, and does not panic.
+    #[tokio::test]
+    async fn a_variant_index_out_of_range_registers_nothing() {
+        let io = Server::<Api>::bind("memory://").await.unwrap();
+        io.spawn();
+        let socket = Socket::<Api>::connect(io.local_addr()).await.unwrap();
+        socket.on_event(1, |_: Api| async {});
+        socket.on_request(u32::MAX, |_: Api| async { 1u8 });
+        assert_eq!(read(&socket.conn().handlers).slots.len(), 1);
+        assert!(matches!(read(&socket.conn().handlers).slot(0), Slot::Empty));
+        socket.on_event(0, |_: Api| async {});
+        assert!(matches!(
+            read(&socket.conn().handlers).slot(0),
+            Slot::Event(_)
+        ));
+        socket.close().await;
+        io.close().await;
     }
 }

@@ -4,9 +4,9 @@
 use std::fmt::Debug;
 
 use netsock::{
-    Addr, Broadcast, CallError, CloseReason, DisconnectReason, Error, Except, Handshake, PeerAddr,
-    PeerCred, RejectReason, SchemaId, Server, ServerBuilder, ServerMetrics, Socket, SocketBuilder,
-    SocketId, SocketMetrics, Variant,
+    Addr, Broadcast, CallError, CloseReason, CodecError, DisconnectReason, Error, Except,
+    Handshake, MissReason, PeerAddr, PeerCred, RejectReason, SchemaId, Server, ServerBuilder,
+    ServerMetrics, Socket, SocketBuilder, SocketError, SocketId, SocketMetrics, Variant,
 };
 use tests::api::Api;
 
@@ -22,6 +22,9 @@ fn public_types_are_send_sync_and_debug() {
     shareable::<Handshake>();
     shareable::<Error>();
     shareable::<CallError>();
+    shareable::<SocketError>();
+    shareable::<MissReason>();
+    shareable::<CodecError>();
     shareable::<DisconnectReason>();
     shareable::<CloseReason>();
     shareable::<RejectReason>();

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use netsock::frame::{Header, RejectReason, RemoteError, PROTOCOL_VERSION};
-use netsock::{CloseReason, DisconnectReason, Error, Events, Server, Socket};
+use netsock::{
+    CloseReason, DisconnectReason, Error, Events, MissReason, Server, Socket, SocketError,
+};
 use tests::api::{client, serve, serve_with, Api, ApiEmit, ApiHandle};
 use tests::{eventually, hello, on_both_transports, within, Raw, Transport};
 
@@ -412,7 +414,8 @@ async fn misdirected_and_unhandled_events_are_reported_and_counted(t: Transport)
 }
 
 /// A broadcast over one recipient's frame limit reaches the others, and the
-/// emitter hears how many it missed; the miss is counted.
+/// emitter hears how many it missed; the miss is counted, and reported to
+/// the error hook of the socket that missed it.
 async fn a_broadcast_over_one_recipients_limit_is_an_error_and_counted(t: Transport) {
     let (io, mut seen, _dir) = serve(t).await;
     let roomy = within(client(&io)).await;
@@ -425,6 +428,10 @@ async fn a_broadcast_over_one_recipients_limit_is_an_error_and_counted(t: Transp
     .await
     .unwrap();
     let small_side = within(seen.connected.recv()).await.unwrap();
+    let (missed_tx, mut missed) = tokio::sync::mpsc::unbounded_channel();
+    small_side.on_error(move |err| {
+        let _ = missed_tx.send(err);
+    });
     let (tx, mut blobs) = tokio::sync::mpsc::unbounded_channel();
     roomy.on_blob(move |bytes| {
         let _ = tx.send(bytes.len());
@@ -445,6 +452,17 @@ async fn a_broadcast_over_one_recipients_limit_is_an_error_and_counted(t: Transp
         "{sent:?}"
     );
     assert_eq!(within(blobs.recv()).await, Some(2000));
+    let err = within(missed.recv()).await.unwrap();
+    assert!(
+        matches!(
+            err,
+            SocketError::Missed {
+                event: "Blob",
+                why: MissReason::FrameTooLarge { max: 1024, .. }
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(small_side.metrics().traffic.events_dropped, 1);
     assert_eq!(roomy_side.metrics().traffic.events_dropped, 0);
     assert_eq!(io.metrics().traffic.events_dropped, 1);

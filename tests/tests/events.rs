@@ -1,6 +1,6 @@
 //! Events in both directions, in order, including one emitted to every client.
 
-use netsock::Error;
+use netsock::{Error, SocketError};
 use tests::api::{client, serve, Api, ApiEmit, ApiHandle};
 use tests::{on_both_transports, within, Transport};
 use tokio::sync::mpsc;
@@ -198,7 +198,7 @@ async fn lenient_peer_with_a_newer_enum(t: Transport) {
         let (errors_tx, messages_tx) = (errors_tx.clone(), messages_tx.clone());
         async move {
             socket.on_error(move |err| {
-                let _ = errors_tx.send(matches!(err, Error::DecodeEvent { .. }));
+                let _ = errors_tx.send(matches!(err, SocketError::DecodeEvent { .. }));
             });
             socket.on_message(move |text, _| {
                 let _ = messages_tx.send(text);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use netsock::{
     Addr, CallError, CloseReason, DisconnectReason, Error, Reconnect, Reconnected, Server, Socket,
+    SocketError,
 };
 use tests::api::{Api, ApiEmit, ApiHandle};
 use tests::{on_both_transports, within, TempDir, Transport};
@@ -305,7 +306,7 @@ async fn offline_buffer_is_bounded_and_reports_what_it_dropped(t: Transport) {
     // Closing for good: the two buffered events were never sent.
     within(socket.close()).await;
     match within(errors.recv()).await.unwrap() {
-        Error::Unsent { events, reason } => {
+        SocketError::Unsent { events, reason } => {
             assert_eq!(events, 2);
             assert_eq!(reason, DisconnectReason::ClosedLocally);
         }

@@ -10,7 +10,10 @@
 //! `connect` included, as `Socket::connect` would read the same), and the
 //! methods of their trait impls (`clone`, `fmt`, `emit`, ..), found in every
 //! `.rs` file under `netsock/src`, however deep. Any other type that
-//! implements `Endpoint` (the generated traits' bound) counts too.
+//! implements `Endpoint` (the generated traits' bound) counts too. The
+//! methods of traits users do not name (`pub(crate)`, or `#[doc(hidden)]`
+//! like those generated code calls through `netsock::__private`, always by
+//! their full path) do not.
 //!
 //! The list lives in `netsock-macros/src/reserved.txt` (a proc-macro crate
 //! cannot export it), read by the macro and here; the derive's documentation
@@ -70,8 +73,8 @@ struct Methods {
     /// (type, trait, method) of every trait impl, counted once the traits
     /// users cannot name are known.
     trait_methods: Vec<(String, String, String)>,
-    /// Traits declared without `pub` (`pub(crate)` or private): their
-    /// methods are not callable by users.
+    /// Traits declared without `pub` (`pub(crate)` or private), or
+    /// `#[doc(hidden)]`: their methods are not for users to call.
     private_traits: BTreeSet<String>,
 }
 
@@ -118,11 +121,21 @@ impl<'ast> Visit<'ast> for Methods {
     }
 
     fn visit_item_trait(&mut self, item: &'ast syn::ItemTrait) {
-        if !matches!(item.vis, syn::Visibility::Public(_)) {
+        if !matches!(item.vis, syn::Visibility::Public(_)) || doc_hidden(&item.attrs) {
             self.private_traits.insert(item.ident.unraw().to_string());
         }
         syn::visit::visit_item_trait(self, item);
     }
+}
+
+/// Whether `attrs` hold `#[doc(hidden)]`.
+fn doc_hidden(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|attr| {
+        attr.path().is_ident("doc")
+            && attr
+                .parse_args::<syn::Ident>()
+                .is_ok_and(|arg| arg == "hidden")
+    })
 }
 
 fn runtime_methods() -> Methods {

@@ -289,9 +289,9 @@ fn fn_call(model: &EventsModel, v: &EventVariant, resp: &Type) -> TokenStream {
                 Output = ::core::result::Result<#resp, #krate::CallError>,
             > + ::core::marker::Send
         where
-            Self: #krate::Request<#name>,
+            Self: #krate::__private::Call<#name>,
         {
-            #krate::Request::<#name>::request::<#resp>(self, #value)
+            #krate::__private::Call::<#name>::request::<#resp>(self, #value)
         }
     }
 }
@@ -315,11 +315,11 @@ fn fn_on_event(model: &EventsModel, v: &EventVariant, index: u32) -> TokenStream
         #[doc = #doc]
         fn #on<__NetsockF, __NetsockFut, __NetsockM>(&self, #handler: __NetsockF)
         where
-            Self: #krate::Handle<#name>,
+            Self: #krate::__private::Receive<#name>,
             __NetsockF: ::core::ops::Fn(#(#types),*) -> __NetsockFut,
             __NetsockF: #krate::handler::EventHandler<#args, __NetsockM>,
         {
-            #krate::Handle::<#name>::on(self, #index, move |#value: #name| match #value {
+            #krate::__private::Receive::<#name>::on_event(self, #index, move |#value: #name| match #value {
                 #pattern => #krate::handler::EventHandler::<#args, __NetsockM>::call(
                     &#handler,
                     (#(#locals,)*),
@@ -351,11 +351,11 @@ fn fn_on_request(model: &EventsModel, v: &EventVariant, resp: &Type, index: u32)
         #[doc = #doc]
         fn #on<__NetsockF, __NetsockFut, __NetsockM>(&self, #handler: __NetsockF)
         where
-            Self: #krate::Handle<#name>,
+            Self: #krate::__private::Receive<#name>,
             __NetsockF: ::core::ops::Fn(#(#types),*) -> __NetsockFut,
             __NetsockF: #krate::handler::RequestHandler<#args, #resp, __NetsockM>,
         {
-            #krate::Handle::<#name>::on_request(self, #index, move |#value: #name| match #value {
+            #krate::__private::Receive::<#name>::on_request(self, #index, move |#value: #name| match #value {
                 #pattern => #krate::handler::RequestHandler::<#args, #resp, __NetsockM>::call(
                     &#handler,
                     (#(#locals,)*),

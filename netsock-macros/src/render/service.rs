@@ -433,7 +433,7 @@ fn handler(
         {
             let #service = ::core::clone::Clone::clone(&self.service);
             #clone_ctx
-            #krate::Handle::<__NetsockE>::on_request(
+            #krate::__private::Receive::<__NetsockE>::on_request(
                 #socket,
                 <__NetsockE as #krate::service::Embeds<#request>>::OFFSET + #index,
                 move |#value: __NetsockE| {

@@ -52,7 +52,7 @@ fn impl_events(model: &ServicesModel) -> TokenStream {
             }
         }
     });
-    let private = quote!(#krate::service::__private);
+    let private = quote!(#krate::__private);
     quote! {
         impl #krate::Events for #name {
             const VARIANTS: &'static [#krate::Variant] = {

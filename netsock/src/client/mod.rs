@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::conn::handler_table::{call_caught, BoxFuture};
 use crate::conn::hello;
 use crate::conn::{wait_for_reason, Carry, QueueError, Shared};
-use crate::error::{DisconnectReason, Error, Result};
+use crate::error::{DisconnectReason, Error, Result, SocketError};
 use crate::events::Events;
 use crate::metrics::Meter;
 use crate::sync::{lock, read, write};
@@ -301,7 +301,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         tracing::info!(%reason, "closed for good");
         if unsent > 0 {
             conn.meter.add(|c| &c.events_dropped, unsent as u64);
-            conn.report(Error::Unsent {
+            conn.report(SocketError::Unsent {
                 events: unsent,
                 reason,
             });

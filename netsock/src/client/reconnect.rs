@@ -46,7 +46,7 @@ pub const DEFAULT_OFFLINE_BUFFER: usize = 1024;
 ///   [`Error::Disconnected`] instead;
 /// * volatile emits are dropped (and counted);
 /// * events still buffered when the socket closes for good are reported to
-///   the error hook as [`Error::Unsent`].
+///   the error hook as [`SocketError::Unsent`](crate::SocketError::Unsent).
 ///
 /// The socket keeps its handlers, data and counters across connections:
 /// handlers are registered once and run once per event. Its

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::handler_table::{BoxFuture, Slot};
 use super::Shared;
-use crate::error::Error;
+use crate::error::{CodecError, SocketError};
 use crate::events::{variant_name, Events};
 use crate::sync::read;
 
@@ -61,7 +61,7 @@ pub(super) async fn event_loop<In: Events>(
         if let Some((handler, event)) = running {
             if let Err(p) = AssertUnwindSafe(handler).catch_unwind().await {
                 let message = super::handler_table::panic_message(&*p);
-                shared.report(Error::HandlerPanicked { event, message });
+                shared.report(SocketError::HandlerPanicked { event, message });
             }
         }
         // Handled: once nothing is queued, the reader handles events itself.
@@ -88,7 +88,7 @@ pub(super) async fn handle_now<In: Events>(
         Ok(Poll::Pending) => Some(Inbound::Running((handler, event))),
         Err(p) => {
             let message = super::handler_table::panic_message(&*p);
-            shared.report(Error::HandlerPanicked { event, message });
+            shared.report(SocketError::HandlerPanicked { event, message });
             None
         }
     }
@@ -101,7 +101,9 @@ pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> 
         Ok(value) => value,
         Err(source) => {
             shared.meter.add(|c| &c.events_invalid, 1);
-            shared.report(Error::DecodeEvent { source });
+            shared.report(SocketError::DecodeEvent {
+                source: CodecError::new(source),
+            });
             return None;
         }
     };
@@ -113,20 +115,20 @@ pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> 
         .is_some_and(|v| v.is_request())
     {
         shared.meter.add(|c| &c.events_invalid, 1);
-        shared.report(Error::RequestAsEvent { event });
+        shared.report(SocketError::RequestAsEvent { event });
         return None;
     }
     let slot = read(&shared.handlers).slot(index);
     let Slot::Event(handler) = slot else {
         shared.meter.add(|c| &c.events_unhandled, 1);
-        shared.report(Error::NoHandler { event });
+        shared.report(SocketError::NoHandler { event });
         return None;
     };
     match std::panic::catch_unwind(AssertUnwindSafe(|| handler(value))) {
         Ok(future) => Some((future, event)),
         Err(p) => {
             let message = super::handler_table::panic_message(&*p);
-            shared.report(Error::HandlerPanicked { event, message });
+            shared.report(SocketError::HandlerPanicked { event, message });
             None
         }
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::FutureExt;
 
-use crate::error::{DisconnectReason, Error};
+use crate::error::{DisconnectReason, SocketError};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<()> + Send + Sync>;
@@ -19,7 +19,7 @@ pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type RequestFn<In> =
     Arc<dyn Fn(In, u64, usize) -> BoxFuture<Option<Bytes>> + Send + Sync>;
 pub(crate) type DisconnectFn = Arc<dyn Fn(DisconnectReason) -> BoxFuture<()> + Send + Sync>;
-pub(crate) type ErrorFn = Arc<dyn Fn(Error) + Send + Sync>;
+pub(crate) type ErrorFn = Arc<dyn Fn(SocketError) + Send + Sync>;
 pub(crate) type AnyFn<In> = Arc<dyn Fn(&In) + Send + Sync>;
 
 pub(crate) enum Slot<In> {

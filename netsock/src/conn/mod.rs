@@ -52,7 +52,7 @@ use self::outbox::Outbox;
 use self::reader::read_loop;
 use self::writer::write_loop;
 use crate::config::Config;
-use crate::error::{DisconnectReason, Error};
+use crate::error::{DisconnectReason, MissReason, SocketError};
 use crate::events::Events;
 use crate::metrics::{Meter, SocketMetrics};
 use crate::sync::{lock, read, write};
@@ -325,19 +325,26 @@ impl<In: Events> Shared<In> {
         }
     }
 
-    pub(crate) fn report(&self, err: Error) {
+    /// Tells the error hook, or else logs (rate-limited per kind).
+    pub(crate) fn report(&self, err: SocketError) {
         let hook = read(&self.handlers).error.clone();
         match hook {
             Some(hook) => hook(err),
             None => {
                 let kind = match &err {
-                    Error::DecodeEvent { .. } => "undecodable event",
-                    Error::NoHandler { .. } => "event without a handler",
-                    Error::RequestAsEvent { .. } => "request sent as an event",
-                    Error::HandlerPanicked { .. } => "event handler panicked",
-                    Error::QueueFull { .. } => "event dropped: queue full",
-                    Error::FrameTooLarge { .. } => "event dropped: over the peer's limit",
-                    _ => "socket error",
+                    SocketError::DecodeEvent { .. } => "undecodable event",
+                    SocketError::NoHandler { .. } => "event without a handler",
+                    SocketError::RequestAsEvent { .. } => "request sent as an event",
+                    SocketError::HandlerPanicked { .. } => "event handler panicked",
+                    SocketError::Missed {
+                        why: MissReason::QueueFull,
+                        ..
+                    } => "event dropped: queue full",
+                    SocketError::Missed {
+                        why: MissReason::FrameTooLarge { .. },
+                        ..
+                    } => "event dropped: over the peer's limit",
+                    SocketError::Unsent { .. } => "socket error",
                 };
                 warn_throttled!(kind, socket = %self.id, error = %err, "netsock socket error");
             }

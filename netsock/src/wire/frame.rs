@@ -90,6 +90,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder};
 
+use super::codec::CodecError;
 use crate::events::SchemaId;
 
 /// The magic bytes that open every `Hello`.
@@ -402,7 +403,7 @@ pub enum FrameError {
         what: &'static str,
         /// The serializer's error.
         #[source]
-        source: postcard::Error,
+        source: CodecError,
     },
     /// The frame's header could not be decoded.
     #[error("undecodable frame header: {0}")]
@@ -587,7 +588,7 @@ pub fn encode<T: Serialize + ?Sized>(
         postcard::serialize_with_flavor(payload, Append(&mut buf)).map_err(|source| {
             FrameError::Encode {
                 what: "the payload",
-                source,
+                source: CodecError::new(source),
             }
         })?;
     }
@@ -622,7 +623,7 @@ fn start(header: &Header) -> Result<BytesMut, FrameError> {
     postcard::serialize_with_flavor(header, Append(&mut buf)).map_err(|source| {
         FrameError::Encode {
             what: "a frame header",
-            source,
+            source: CodecError::new(source),
         }
     })?;
     Ok(buf)
