@@ -144,7 +144,7 @@ mod tests {
     use super::super::testing::{
         config, connect, errors, event, on_event, still_waiting, within, Api, Conn, EV,
     };
-    use crate::error::Error;
+    use crate::error::SocketError;
     use crate::wire::frame::{self, Header};
 
     /// Writes `Ev(n)` for each of `events`, all in one write.
@@ -260,7 +260,7 @@ mod tests {
         for n in 1..4 {
             let err = within(errors.recv()).await.unwrap();
             assert!(
-                matches!(&err, Error::HandlerPanicked { event: "Ev", message } if *message == format!("boom {n}")),
+                matches!(&err, SocketError::HandlerPanicked { event: "Ev", message } if *message == format!("boom {n}")),
                 "{err:?}"
             );
         }
@@ -306,15 +306,15 @@ mod tests {
         expect(&mut got, &[0, 100, 1]).await;
         for _ in 0..2 {
             let err = within(errors.recv()).await.unwrap();
-            assert!(matches!(err, Error::DecodeEvent { .. }), "{err:?}");
+            assert!(matches!(err, SocketError::DecodeEvent { .. }), "{err:?}");
             let err = within(errors.recv()).await.unwrap();
             assert!(
-                matches!(err, Error::RequestAsEvent { event: "Req" }),
+                matches!(err, SocketError::RequestAsEvent { event: "Req" }),
                 "{err:?}"
             );
             let err = within(errors.recv()).await.unwrap();
             assert!(
-                matches!(err, Error::NoHandler { event: "Other" }),
+                matches!(err, SocketError::NoHandler { event: "Other" }),
                 "{err:?}"
             );
         }

@@ -22,7 +22,7 @@ use super::handler_table::Slot;
 use super::serve::encode_reply;
 use super::{Carry, Data, Handshaken, Shared, SocketId};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::SocketError;
 use crate::events::{Events, Variant};
 use crate::metrics::Meter;
 use crate::sync::write;
@@ -222,7 +222,7 @@ where
 }
 
 /// Sends what the error hook sees into a channel.
-pub(crate) fn errors(shared: &Shared<Api>) -> mpsc::UnboundedReceiver<Error> {
+pub(crate) fn errors(shared: &Shared<Api>) -> mpsc::UnboundedReceiver<SocketError> {
     let (tx, rx) = mpsc::unbounded_channel();
     write(&shared.handlers).error = Some(Arc::new(move |err| {
         let _ = tx.send(err);
