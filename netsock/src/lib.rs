@@ -86,7 +86,7 @@ pub use error::{CallError, DisconnectReason, Error, Result};
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use registry::Except;
-pub use server::middleware::Handshake;
+pub use server::middleware::{Handshake, Refusal};
 pub use server::running::Running;
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, Volatile};

@@ -378,7 +378,7 @@ async fn a_refusing_server_ends_the_retries(t: Transport) {
     within(first.io.close()).await;
     // The restarted server refuses this client: retrying cannot help.
     let second = Server::<Api>::bind(&addr).await.unwrap();
-    second.middleware(|_hs| async { Err("not you".to_owned()) });
+    second.middleware(|_hs| async { Err("not you".into()) });
     second.spawn();
     let reason = within(socket.closed()).await;
     match &reason {

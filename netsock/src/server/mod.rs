@@ -26,8 +26,8 @@ use crate::events::Events;
 use crate::metrics::{Counters, Meter, RejectCounters, ServerMetrics, SocketMetrics};
 use crate::registry::Registry;
 use crate::registry::{Except, Selector};
-use crate::server::middleware::Handshake;
 use crate::server::middleware::MiddlewareFn;
+use crate::server::middleware::{Handshake, Refusal};
 use crate::socket::Socket;
 use crate::sync::{lock, write};
 use crate::throttle::warn_throttled;
@@ -368,9 +368,9 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// run in the order added, after the protocol handshake and before the
     /// client is accepted, each seeing the [`Handshake`]: the client's auth
     /// payload, address and (on Unix sockets) credentials. Return the
-    /// handshake (with any data inserted) to go on, or `Err(reason)` to
-    /// refuse: the client's `connect` then fails with
-    /// [`Error::Rejected`]`(`[`RejectReason::Refused`]`(reason))`. A
+    /// handshake (with any data inserted) to go on, or `Err(`[`Refusal`]`)`
+    /// to refuse (`Err("reason".into())`): the client's `connect` then
+    /// fails with [`Error::Rejected`]`(`[`RejectReason::Refused`]`(reason))`. A
     /// middleware that panics refuses the client. Middlewares together get
     /// the handshake timeout.
     ///
@@ -382,17 +382,17 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
     /// # io.spawn();
-    /// use netsock::{Error, Handshake, PeerAddr, RejectReason};
+    /// use netsock::{Error, Handshake, PeerAddr, Refusal, RejectReason};
     /// io.middleware(|hs: Handshake| async move {
     ///     match hs.peer_addr() {
     ///         PeerAddr::Tcp(addr) if addr.ip().is_loopback() => Ok(hs),
-    ///         _ => Err("local clients only".to_string()),
+    ///         _ => Err("local clients only".into()),
     ///     }
     /// });
     /// io.middleware(|hs: Handshake| async move {
     ///     match hs.auth_bytes() {
     ///         Some(b"let me in") => Ok(hs),
-    ///         _ => Err("who are you?".to_string()),
+    ///         _ => Err(Refusal::new("who are you?")),
     ///     }
     /// });
     /// let socket = Socket::<Api>::builder().auth("let me in").connect(io.local_addr()).await;
@@ -407,7 +407,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     pub fn middleware<F, Fut>(&self, middleware: F)
     where
         F: Fn(Handshake) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<Handshake, String>> + Send + 'static,
+        Fut: Future<Output = std::result::Result<Handshake, Refusal>> + Send + 'static,
     {
         let f: MiddlewareFn = Arc::new(move |hs| Box::pin(middleware(hs)));
         write(&self.inner.middleware).push(f);
@@ -871,10 +871,10 @@ async fn serve_connection<In: Events, Out: Events>(
         let verdict = tokio::time::timeout(after, run_middleware(&middleware, hs)).await;
         match verdict {
             Ok(Ok(hs)) => conn.data = hs.data,
-            Ok(Err(reason)) => {
-                warn_throttled!("middleware refused", %peer, %reason, "middleware refused the connection");
+            Ok(Err(refusal)) => {
+                warn_throttled!("middleware refused", %peer, reason = %refusal, "middleware refused the connection");
                 count_reject(&server, |r| &r.refused);
-                hello::reject(&mut conn.writer, RejectReason::Refused(reason)).await;
+                hello::reject(&mut conn.writer, RejectReason::Refused(refusal.reason)).await;
                 return;
             }
             Err(_) => {
@@ -952,11 +952,11 @@ async fn serve_connection<In: Events, Out: Events>(
 async fn run_middleware(
     middleware: &[MiddlewareFn],
     mut hs: Handshake,
-) -> std::result::Result<Handshake, String> {
+) -> std::result::Result<Handshake, Refusal> {
     for m in middleware {
         hs = match call_caught(|hs| m(hs), hs).await {
             Ok(verdict) => verdict?,
-            Err(panic) => return Err(format!("a server check failed ({panic})")),
+            Err(panic) => return Err(Refusal::new(format!("a server check failed ({panic})"))),
         };
     }
     Ok(hs)
