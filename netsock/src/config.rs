@@ -1,5 +1,6 @@
 //! Settings shared by servers and client sockets, with their defaults.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::wire::frame::DEFAULT_MAX_FRAME_SIZE;
@@ -28,11 +29,6 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// assert_eq!(netsock::DEFAULT_MAX_CONCURRENT_REQUESTS, 1024);
 /// ```
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
-/// Default heartbeat: after this long without a frame from the peer, ping it.
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(25);
-/// Default heartbeat: after a ping, wait this long for any frame before
-/// giving the peer up.
-pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default limit on the bytes waiting in a connection's outgoing queue.
 pub const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Default limit on a server's open connections.
@@ -50,6 +46,131 @@ pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 /// ```
 pub const MIN_MAX_FRAME_SIZE: usize = 1024;
 
+/// How a connection notices a peer that went silent, for
+/// [`ServerBuilder::heartbeat`](crate::ServerBuilder::heartbeat) and
+/// [`SocketBuilder::heartbeat`](crate::SocketBuilder::heartbeat).
+///
+/// When nothing arrives from the peer for the *interval*, this side sends
+/// it a ping; when still nothing arrives within the *timeout* after that, it
+/// drops the connection with
+/// [`DisconnectReason::HeartbeatTimeout`](crate::DisconnectReason::HeartbeatTimeout).
+/// A silent peer is so noticed within interval + timeout. Any frame counts
+/// as a sign of life, so a busy connection sends no pings.
+///
+/// A value rather than two `Duration` arguments, so that the interval and
+/// the timeout cannot be swapped unnoticed, each one left out keeps its
+/// default, and "off" is a value like any other (handy when the setting
+/// comes from a configuration file).
+///
+/// ```
+/// use netsock::Heartbeat;
+/// use std::time::Duration;
+///
+/// // The default, as socket.io: a ping after 25 s of silence, 20 s to answer.
+/// assert_eq!(
+///     Heartbeat::DEFAULT,
+///     Heartbeat::every(Duration::from_secs(25)).timeout(Duration::from_secs(20)),
+/// );
+/// assert_eq!(Heartbeat::default(), Heartbeat::DEFAULT);
+/// // A quicker check; the timeout keeps its default of 20 s.
+/// let quick = Heartbeat::every(Duration::from_secs(5));
+/// assert_eq!(quick, Heartbeat::every(Duration::from_secs(5)).timeout(Duration::from_secs(20)));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Heartbeat {
+    /// The interval and the timeout; `None`: off.
+    pub(crate) beat: Option<(Duration, Duration)>,
+}
+
+impl Heartbeat {
+    const DEFAULT_INTERVAL: Duration = Duration::from_secs(25);
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// The default: a ping after 25 s without a frame from the peer, and
+    /// 20 s for any frame to arrive after it, as socket.io.
+    ///
+    /// ```
+    /// use netsock::Heartbeat;
+    /// use std::time::Duration;
+    /// let default = Heartbeat::every(Duration::from_secs(25)).timeout(Duration::from_secs(20));
+    /// assert_eq!(Heartbeat::DEFAULT, default);
+    /// ```
+    pub const DEFAULT: Heartbeat = Heartbeat {
+        beat: Some((Self::DEFAULT_INTERVAL, Self::DEFAULT_TIMEOUT)),
+    };
+
+    /// No heartbeat: a peer that goes silent is then only noticed when the
+    /// operating system reports the connection broken, which over TCP may
+    /// take hours. The builders' `no_heartbeat()` is the same.
+    ///
+    /// ```
+    /// # use netsock::{Events, Heartbeat, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// let beat = std::env::var_os("NO_HEARTBEAT").map_or(Heartbeat::DEFAULT, |_| Heartbeat::OFF);
+    /// let client = Socket::<Api>::builder().heartbeat(beat);
+    /// ```
+    pub const OFF: Heartbeat = Heartbeat { beat: None };
+
+    /// A ping after `interval` without a frame from the peer, with the
+    /// default timeout (20 s) unless [`timeout`](Self::timeout) sets
+    /// another.
+    ///
+    /// ```
+    /// use netsock::Heartbeat;
+    /// use std::time::Duration;
+    /// let beat = Heartbeat::every(Duration::from_secs(5));
+    /// assert_eq!(beat, Heartbeat::every(Duration::from_secs(5)).timeout(Duration::from_secs(20)));
+    /// ```
+    pub const fn every(interval: Duration) -> Self {
+        Heartbeat {
+            beat: Some((interval, Self::DEFAULT_TIMEOUT)),
+        }
+    }
+
+    /// How long to wait for any frame after a ping before giving the peer
+    /// up. On [`OFF`](Self::OFF) it turns the heartbeat on, with the
+    /// default interval (25 s).
+    ///
+    /// ```
+    /// use netsock::Heartbeat;
+    /// use std::time::Duration;
+    /// // Ping after 10 s of silence; drop the peer 3 s later.
+    /// let beat = Heartbeat::every(Duration::from_secs(10)).timeout(Duration::from_secs(3));
+    /// // The default interval, a shorter timeout.
+    /// let beat = Heartbeat::DEFAULT.timeout(Duration::from_secs(5));
+    /// assert_eq!(beat, Heartbeat::every(Duration::from_secs(25)).timeout(Duration::from_secs(5)));
+    /// ```
+    pub const fn timeout(self, timeout: Duration) -> Self {
+        let interval = match self.beat {
+            Some((interval, _)) => interval,
+            None => Self::DEFAULT_INTERVAL,
+        };
+        Heartbeat {
+            beat: Some((interval, timeout)),
+        }
+    }
+}
+
+impl Default for Heartbeat {
+    /// [`Heartbeat::DEFAULT`].
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.beat {
+            Some((interval, timeout)) => f
+                .debug_struct("Heartbeat")
+                .field("interval", &interval)
+                .field("timeout", &timeout)
+                .finish(),
+            None => f.write_str("Heartbeat::OFF"),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) request_timeout: Duration,
@@ -59,6 +180,7 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: usize,
     pub(crate) max_concurrent_requests: usize,
     pub(crate) socket_mode: u32,
+    /// [`Heartbeat`]: the interval and the timeout, `None` when off.
     pub(crate) heartbeat: Option<(Duration, Duration)>,
     pub(crate) max_connections: usize,
     pub(crate) queue_bytes: usize,
@@ -88,7 +210,7 @@ impl Default for Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             socket_mode: DEFAULT_SOCKET_MODE,
-            heartbeat: Some((DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT)),
+            heartbeat: Heartbeat::DEFAULT.beat,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -218,40 +340,41 @@ macro_rules! config_setters {
             self
         }
 
-        /// Heartbeat: when nothing arrives from the peer for `interval`,
-        /// send it a ping; when still nothing arrives `timeout` later, drop
-        /// the connection with
+        /// The heartbeat, which notices a peer that went silent (default
+        /// [`Heartbeat::DEFAULT`](crate::Heartbeat::DEFAULT): a ping after
+        /// 25 s of silence, 20 s to answer, as socket.io). When nothing
+        /// arrives from the peer for the interval, send it a ping; when
+        /// still nothing arrives within the timeout after it, drop the
+        /// connection with
         /// [`DisconnectReason::HeartbeatTimeout`](crate::DisconnectReason::HeartbeatTimeout).
-        /// A silent peer is so detected within `interval + timeout`. Both
-        /// ends run their own. Default: 25 s and 20 s, as socket.io.
+        /// Both ends run their own.
         ///
         /// ```
         /// # use netsock::{Events, Server, Socket};
-        /// # use std::time::Duration;
         /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-        /// let server = Server::<Api>::builder().heartbeat(Duration::from_secs(5), Duration::from_secs(5));
-        /// let client = Socket::<Api>::builder().heartbeat(Duration::from_secs(5), Duration::from_secs(5));
+        /// use netsock::Heartbeat;
+        /// use std::time::Duration;
+        /// let beat = Heartbeat::every(Duration::from_secs(5)).timeout(Duration::from_secs(5));
+        /// let server = Server::<Api>::builder().heartbeat(beat);
+        /// let client = Socket::<Api>::builder().heartbeat(beat);
         /// ```
-        pub fn heartbeat(
-            mut self,
-            interval: std::time::Duration,
-            timeout: std::time::Duration,
-        ) -> Self {
-            self.config.heartbeat = Some((interval, timeout));
+        pub fn heartbeat(mut self, heartbeat: crate::config::Heartbeat) -> Self {
+            self.config.heartbeat = heartbeat.beat;
             self
         }
 
-        /// Turns the heartbeat off: a peer that goes silent is then only
-        /// noticed when the OS reports the connection broken.
+        /// Turns the heartbeat off, as
+        /// [`heartbeat(Heartbeat::OFF)`](crate::Heartbeat::OFF): a peer that
+        /// goes silent is then only noticed when the OS reports the
+        /// connection broken.
         ///
         /// ```
         /// # use netsock::{Events, Socket};
         /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
         /// let client = Socket::<Api>::builder().no_heartbeat();
         /// ```
-        pub fn no_heartbeat(mut self) -> Self {
-            self.config.heartbeat = None;
-            self
+        pub fn no_heartbeat(self) -> Self {
+            self.heartbeat(crate::config::Heartbeat::OFF)
         }
 
         /// How long a write may wait for the peer to take any byte (default

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netsock::{
-    Addr, CallError, CloseReason, DisconnectReason, Error, Reconnect, Reconnected, Server, Socket,
+    Addr, CallError, CloseReason, DisconnectReason, Error, Heartbeat, Reconnect, Reconnected,
+    Server, Socket,
 };
 use tests::api::{Api, ApiEmit, ApiHandle};
 use tests::{on_both_transports, within, TempDir, Transport};
@@ -481,7 +482,7 @@ async fn leaves_a_silent_server_by_heartbeat_and_comes_back(t: Transport) {
     let proxy = tests::proxy::Proxy::start(t, &dir, fixed(&io)).await;
     let socket = within(
         Socket::<Api>::builder()
-            .heartbeat(BEAT, BEAT)
+            .heartbeat(Heartbeat::every(BEAT).timeout(BEAT))
             .reconnect(fast())
             .connect(proxy.addr()),
     )
