@@ -171,11 +171,49 @@ impl fmt::Debug for Heartbeat {
     }
 }
 
+/// Whether a peer built from other event enums is accepted, for
+/// [`ServerBuilder::schema_check`](crate::ServerBuilder::schema_check) and
+/// [`SocketBuilder::schema_check`](crate::SocketBuilder::schema_check).
+///
+/// The handshake compares the [schema ids](crate::SchemaId) of both sides'
+/// event enums. A named choice rather than a `bool`, so that a call site
+/// says which way it goes.
+///
+/// ```
+/// use netsock::SchemaCheck;
+/// assert_eq!(SchemaCheck::DEFAULT, SchemaCheck::Strict);
+/// assert_eq!(SchemaCheck::default(), SchemaCheck::Strict);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SchemaCheck {
+    /// Refuse a peer whose schemas differ from this side's, with
+    /// [`Error::SchemaMismatch`](crate::Error::SchemaMismatch) (the
+    /// default).
+    #[default]
+    Strict,
+    /// Accept it anyway, for rolling upgrades: append variants only, never
+    /// reorder them, since variants travel as indexes. Events the other side
+    /// does not know are reported to its error hook and the connection stays
+    /// open. Either side asking for it is enough.
+    Lenient,
+}
+
+impl SchemaCheck {
+    /// The default: [`Strict`](Self::Strict).
+    ///
+    /// ```
+    /// assert_eq!(netsock::SchemaCheck::DEFAULT, netsock::SchemaCheck::Strict);
+    /// ```
+    pub const DEFAULT: SchemaCheck = SchemaCheck::Strict;
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) request_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_frame_size: usize,
+    /// [`SchemaCheck::Lenient`], as the `Hello` carries it.
     pub(crate) lenient: bool,
     pub(crate) queue_capacity: usize,
     pub(crate) max_concurrent_requests: usize,
@@ -206,7 +244,7 @@ impl Default for Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            lenient: false,
+            lenient: SchemaCheck::DEFAULT == SchemaCheck::Lenient,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             socket_mode: DEFAULT_SOCKET_MODE,
@@ -278,20 +316,26 @@ macro_rules! config_setters {
             self
         }
 
-        /// Accept peers built from a different event enum (default off),
-        /// for rolling upgrades: append variants only, never reorder them.
-        /// Events the other side does not know are reported to the error
-        /// hook and the connection stays open.
+        /// Whether to accept a peer built from different event enums
+        /// (default [`SchemaCheck::Strict`](crate::SchemaCheck::Strict): no).
+        /// [`SchemaCheck::Lenient`](crate::SchemaCheck::Lenient) on either
+        /// side accepts it, for rolling upgrades: append variants only,
+        /// never reorder them. Events the other side does not know are
+        /// reported to the error hook and the connection stays open.
         ///
         /// ```
         /// # use netsock::{Events, Server, Socket};
         /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// use netsock::SchemaCheck;
         /// // A new server version that still talks to clients built from the old enum.
-        /// let server = Server::<Api>::builder().lenient(true);
-        /// let client = Socket::<Api>::builder().lenient(true);
+        /// let server = Server::<Api>::builder().schema_check(SchemaCheck::Lenient);
+        /// let client = Socket::<Api>::builder().schema_check(SchemaCheck::Lenient);
         /// ```
-        pub fn lenient(mut self, lenient: bool) -> Self {
-            self.config.lenient = lenient;
+        pub fn schema_check(mut self, check: crate::config::SchemaCheck) -> Self {
+            self.config.lenient = match check {
+                crate::config::SchemaCheck::Strict => false,
+                crate::config::SchemaCheck::Lenient => true,
+            };
             self
         }
 
