@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use netsock::{Error, Events, Handshake, Refusal, RejectReason, Server, Socket};
+use netsock::{Error, Events, Handshake, Refusal, RejectReason, Server, Socket, SocketMode};
 use serde::{Deserialize, Serialize};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,7 +45,7 @@ async fn main() -> Result<(), BoxError> {
     // ANCHOR: bind
     let io = Server::<Api>::builder()
         .handshake_timeout(Duration::from_secs(1)) // also the middlewares' budget
-        .socket_mode(0o600) // the default: only this user's processes may connect
+        .socket_mode(SocketMode::OWNER) // the default: only this user's processes may connect
         .bind(&path)
         .await?;
     // ANCHOR_END: bind

@@ -33,12 +33,6 @@ pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 pub const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Default limit on a server's open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// Default permissions of a server's Unix socket file: owner only.
-///
-/// ```
-/// assert_eq!(netsock::DEFAULT_SOCKET_MODE, 0o600); // rw for the owner only
-/// ```
-pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 /// The smallest accepted `max_frame_size`, so error replies always fit.
 ///
 /// ```
@@ -208,6 +202,105 @@ impl SchemaCheck {
     pub const DEFAULT: SchemaCheck = SchemaCheck::Strict;
 }
 
+/// Who may connect to a server's Unix socket: the permissions its file is
+/// created with, for
+/// [`ServerBuilder::socket_mode`](crate::ServerBuilder::socket_mode).
+///
+/// Connecting to a Unix socket takes write permission on its file, so the
+/// named modes say whom they let in: [`OWNER`](Self::OWNER) (`0o600`, the
+/// default), [`OWNER_AND_GROUP`](Self::OWNER_AND_GROUP) (`0o660`) and
+/// [`EVERYONE`](Self::EVERYONE) (`0o666`). A type rather than a bare
+/// `u32`, so that a mode written in decimal by mistake (`660` is `0o1224`)
+/// cannot slip through: [`from_bits`](Self::from_bits) takes any other
+/// mode, and refuses anything but permission bits.
+///
+/// ```
+/// use netsock::SocketMode;
+/// assert_eq!(SocketMode::DEFAULT, SocketMode::OWNER);
+/// assert_eq!(SocketMode::default().bits(), 0o600);
+/// assert_eq!(SocketMode::OWNER_AND_GROUP.bits(), 0o660);
+/// assert_eq!(SocketMode::from_bits(0o640).map(SocketMode::bits), Some(0o640));
+/// assert_eq!(SocketMode::from_bits(660), None); // decimal: 0o1224
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SocketMode(u32);
+
+impl SocketMode {
+    /// `0o600`: only processes of the server's user may connect (and
+    /// root).
+    ///
+    /// ```
+    /// assert_eq!(netsock::SocketMode::OWNER.bits(), 0o600);
+    /// ```
+    pub const OWNER: SocketMode = SocketMode(0o600);
+
+    /// `0o660`: processes of the server's user, or of the socket file's
+    /// group.
+    ///
+    /// ```
+    /// assert_eq!(netsock::SocketMode::OWNER_AND_GROUP.bits(), 0o660);
+    /// ```
+    pub const OWNER_AND_GROUP: SocketMode = SocketMode(0o660);
+
+    /// `0o666`: any process that can reach the file (its directory's
+    /// permissions still apply).
+    ///
+    /// ```
+    /// assert_eq!(netsock::SocketMode::EVERYONE.bits(), 0o666);
+    /// ```
+    pub const EVERYONE: SocketMode = SocketMode(0o666);
+
+    /// The default: [`OWNER`](Self::OWNER).
+    ///
+    /// ```
+    /// assert_eq!(netsock::SocketMode::DEFAULT, netsock::SocketMode::OWNER);
+    /// ```
+    pub const DEFAULT: SocketMode = Self::OWNER;
+
+    /// Any other mode, from its bits (read `0o4`, write `0o2` and execute
+    /// `0o1`, for the owner, the group and others). `None` when `bits` has
+    /// anything beyond the permission bits `0o777` (set-id and sticky bits,
+    /// or a mode written in decimal).
+    ///
+    /// ```
+    /// use netsock::SocketMode;
+    /// // The owner reads and writes, the group only reads: only the owner can connect.
+    /// let mode = SocketMode::from_bits(0o640).expect("permission bits only");
+    /// assert_eq!(mode.bits(), 0o640);
+    /// assert_eq!(SocketMode::from_bits(0o4600), None); // set-user-id
+    /// assert_eq!(SocketMode::from_bits(600), None); // decimal, not octal
+    /// ```
+    pub const fn from_bits(bits: u32) -> Option<SocketMode> {
+        if bits & !0o777 == 0 {
+            Some(SocketMode(bits))
+        } else {
+            None
+        }
+    }
+
+    /// The permission bits.
+    ///
+    /// ```
+    /// assert_eq!(netsock::SocketMode::EVERYONE.bits(), 0o666);
+    /// ```
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for SocketMode {
+    /// [`SocketMode::DEFAULT`].
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl fmt::Debug for SocketMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SocketMode({:#o})", self.0)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) request_timeout: Duration,
@@ -247,7 +340,7 @@ impl Default for Config {
             lenient: SchemaCheck::DEFAULT == SchemaCheck::Lenient,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
-            socket_mode: DEFAULT_SOCKET_MODE,
+            socket_mode: SocketMode::DEFAULT.bits(),
             heartbeat: Heartbeat::DEFAULT.beat,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             queue_bytes: DEFAULT_QUEUE_BYTES,

@@ -75,9 +75,9 @@ pub use addr::{Addr, IntoAddr, InvalidAddr};
 pub use broadcast::Broadcast;
 pub use client::reconnect::{Reconnect, Reconnected};
 pub use config::{
-    Heartbeat, SchemaCheck, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_REQUESTS,
+    Heartbeat, SchemaCheck, SocketMode, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_SOCKET_MODE, MIN_MAX_FRAME_SIZE,
+    MIN_MAX_FRAME_SIZE,
 };
 pub use conn::SocketId;
 pub use deadline::deadline;

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::addr::{Addr, IntoAddr};
 use crate::broadcast::Broadcast;
-use crate::config::{config_setters, Config};
+use crate::config::{config_setters, Config, SocketMode};
 use crate::conn::handler_table::{call_caught, BoxFuture};
 use crate::conn::hello;
 use crate::conn::SocketId;
@@ -214,19 +214,24 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
-    /// Permissions of the Unix socket file (default
-    /// [`DEFAULT_SOCKET_MODE`](crate::DEFAULT_SOCKET_MODE), `0o600`: only
-    /// the owner's processes may connect). For example `0o660` lets a
-    /// service account's group in. The file never exists with looser
-    /// permissions, even briefly. Ignored for TCP.
+    /// Who may connect to the Unix socket: the permissions of its file
+    /// (default [`SocketMode::DEFAULT`](crate::SocketMode::DEFAULT),
+    /// [`OWNER`](crate::SocketMode::OWNER), `0o600`: only the owner's
+    /// processes may connect). For example
+    /// [`SocketMode::OWNER_AND_GROUP`](crate::SocketMode::OWNER_AND_GROUP)
+    /// lets a service account's group in;
+    /// [`SocketMode::from_bits`](crate::SocketMode::from_bits) takes any
+    /// other mode. The file never exists with looser permissions, even
+    /// briefly. Ignored for TCP.
     ///
     /// ```
     /// # use netsock::{Events, Server};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// let builder = Server::<Api>::builder().socket_mode(0o660);
+    /// use netsock::SocketMode;
+    /// let builder = Server::<Api>::builder().socket_mode(SocketMode::OWNER_AND_GROUP);
     /// ```
-    pub fn socket_mode(mut self, mode: u32) -> Self {
-        self.config.socket_mode = mode & 0o777;
+    pub fn socket_mode(mut self, mode: SocketMode) -> Self {
+        self.config.socket_mode = mode.bits();
         self
     }
 
@@ -238,7 +243,8 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
     /// async fn serve_group(path: &std::path::Path) -> netsock::Result<Server<Api>> {
     ///     // Members of the socket file's group may connect too.
-    ///     Server::<Api>::builder().socket_mode(0o660).bind(path).await
+    ///     let mode = netsock::SocketMode::OWNER_AND_GROUP;
+    ///     Server::<Api>::builder().socket_mode(mode).bind(path).await
     /// }
     /// ```
     pub async fn bind(self, addr: impl IntoAddr) -> Result<Server<In, Out>> {
