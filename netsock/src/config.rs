@@ -1,44 +1,34 @@
-//! Settings shared by servers and client sockets, with their defaults.
+//! Settings shared by servers and client sockets: the typed options
+//! ([`Heartbeat`], [`SchemaCheck`], [`SocketMode`]), their defaults, and the
+//! builder setters.
+//!
+//! Each default lives with its option: on the option's type
+//! ([`Heartbeat::DEFAULT`], [`SchemaCheck::DEFAULT`], [`SocketMode::DEFAULT`],
+//! [`frame::DEFAULT_MAX_FRAME_SIZE`](crate::frame::DEFAULT_MAX_FRAME_SIZE)),
+//! or as an associated constant of the builders that have the setter
+//! (`ServerBuilder::DEFAULT_REQUEST_TIMEOUT`, ...).
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::wire::frame::DEFAULT_MAX_FRAME_SIZE;
+use crate::wire::frame::{DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE};
 
-/// Default time a request waits for its reply: 10 s.
-///
-/// ```
-/// assert_eq!(netsock::DEFAULT_REQUEST_TIMEOUT, std::time::Duration::from_secs(10));
-/// ```
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time a peer has to complete the handshake: 10 s.
-///
-/// ```
-/// assert_eq!(netsock::DEFAULT_HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(10));
-/// ```
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default capacity of a connection's outgoing queue, in frames.
-///
-/// ```
-/// assert_eq!(netsock::DEFAULT_QUEUE_CAPACITY, 1024);
-/// ```
-pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
-/// Default limit on requests from one peer running at once.
-///
-/// ```
-/// assert_eq!(netsock::DEFAULT_MAX_CONCURRENT_REQUESTS, 1024);
-/// ```
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
-/// Default limit on the bytes waiting in a connection's outgoing queue.
-pub const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
-/// Default limit on a server's open connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// The smallest accepted `max_frame_size`, so error replies always fit.
-///
-/// ```
-/// assert_eq!(netsock::MIN_MAX_FRAME_SIZE, 1024);
-/// ```
-pub const MIN_MAX_FRAME_SIZE: usize = 1024;
+/// The defaults of the builders' settings without a type of their own; the
+/// builders publish each as an associated constant next to its setter.
+pub(crate) mod defaults {
+    use std::time::Duration;
+
+    pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+    pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub(crate) const QUEUE_CAPACITY: usize = 1024;
+    pub(crate) const MAX_CONCURRENT_REQUESTS: usize = 1024;
+    pub(crate) const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+    pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+    pub(crate) const MAX_CONNECTIONS: usize = 10_000;
+    pub(crate) const MAX_HANDSHAKES: usize = 256;
+    /// 4 KiB: a `Hello` (about 30 bytes) with room for a token.
+    pub(crate) const MAX_HANDSHAKE_SIZE: usize = 4 * 1024;
+}
 
 /// How a connection notices a peer that went silent, for
 /// [`ServerBuilder::heartbeat`](crate::ServerBuilder::heartbeat) and
@@ -323,30 +313,22 @@ pub(crate) struct Config {
     pub(crate) max_handshake_size: usize,
 }
 
-/// Default [`write_timeout`](crate::ServerBuilder::write_timeout): 30 s.
-pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default [`max_handshakes`](crate::ServerBuilder::max_handshakes).
-pub(crate) const DEFAULT_MAX_HANDSHAKES: usize = 256;
-/// Default [`max_handshake_size`](crate::ServerBuilder::max_handshake_size):
-/// 4 KiB, a `Hello` (about 30 bytes) with room for a token.
-pub(crate) const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 4 * 1024;
-
 impl Default for Config {
     fn default() -> Self {
         Config {
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            request_timeout: defaults::REQUEST_TIMEOUT,
+            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             lenient: SchemaCheck::DEFAULT == SchemaCheck::Lenient,
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            queue_capacity: defaults::QUEUE_CAPACITY,
+            max_concurrent_requests: defaults::MAX_CONCURRENT_REQUESTS,
             socket_mode: SocketMode::DEFAULT.bits(),
             heartbeat: Heartbeat::DEFAULT.beat,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            queue_bytes: DEFAULT_QUEUE_BYTES,
-            write_timeout: DEFAULT_WRITE_TIMEOUT,
-            max_handshakes: DEFAULT_MAX_HANDSHAKES,
-            max_handshake_size: DEFAULT_MAX_HANDSHAKE_SIZE,
+            max_connections: defaults::MAX_CONNECTIONS,
+            queue_bytes: defaults::QUEUE_BYTES,
+            write_timeout: defaults::WRITE_TIMEOUT,
+            max_handshakes: defaults::MAX_HANDSHAKES,
+            max_handshake_size: defaults::MAX_HANDSHAKE_SIZE,
         }
     }
 }
@@ -358,11 +340,25 @@ impl Config {
 }
 
 /// Builder methods shared by [`ServerBuilder`](crate::ServerBuilder) and
-/// [`SocketBuilder`](crate::SocketBuilder).
+/// [`SocketBuilder`](crate::SocketBuilder), each with its default next to it.
 macro_rules! config_setters {
     () => {
-        /// Default time a request waits for its reply (default 10 s);
-        /// override per call with [`Socket::timeout`](crate::Socket::timeout).
+        /// The default [`request_timeout`](Self::request_timeout): 10 s.
+        ///
+        /// ```
+        /// # use netsock::{Events, ServerBuilder, SocketBuilder};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// use std::time::Duration;
+        /// assert_eq!(ServerBuilder::<Api>::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs(10));
+        /// assert_eq!(SocketBuilder::<Api>::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs(10));
+        /// ```
+        pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration =
+            crate::config::defaults::REQUEST_TIMEOUT;
+
+        /// Default time a request waits for its reply
+        /// ([`DEFAULT_REQUEST_TIMEOUT`](Self::DEFAULT_REQUEST_TIMEOUT),
+        /// 10 s); override per call with
+        /// [`Socket::timeout`](crate::Socket::timeout).
         ///
         /// ```
         /// # use netsock::{Events, Server, Socket};
@@ -377,7 +373,21 @@ macro_rules! config_setters {
             self
         }
 
-        /// Time allowed for the handshake (default 10 s).
+        /// The default [`handshake_timeout`](Self::handshake_timeout): 10 s.
+        ///
+        /// ```
+        /// # use netsock::{Events, ServerBuilder, SocketBuilder};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// use std::time::Duration;
+        /// assert_eq!(ServerBuilder::<Api>::DEFAULT_HANDSHAKE_TIMEOUT, Duration::from_secs(10));
+        /// assert_eq!(SocketBuilder::<Api>::DEFAULT_HANDSHAKE_TIMEOUT, Duration::from_secs(10));
+        /// ```
+        pub const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration =
+            crate::config::defaults::HANDSHAKE_TIMEOUT;
+
+        /// Time allowed for the handshake
+        /// ([`DEFAULT_HANDSHAKE_TIMEOUT`](Self::DEFAULT_HANDSHAKE_TIMEOUT),
+        /// 10 s).
         ///
         /// ```
         /// # use netsock::{Events, Server, Socket};
@@ -391,14 +401,19 @@ macro_rules! config_setters {
             self
         }
 
-        /// Largest frame body this side accepts, in bytes (default 8 MiB,
-        /// at least 1 KiB). The peer learns it in the handshake and never
-        /// sends more; sending more than the peer's limit fails locally with
-        /// a `FrameTooLarge` error.
+        /// Largest frame body this side accepts, in bytes (default
+        /// [`frame::DEFAULT_MAX_FRAME_SIZE`](crate::frame::DEFAULT_MAX_FRAME_SIZE),
+        /// 8 MiB; at least
+        /// [`frame::MIN_MAX_FRAME_SIZE`](crate::frame::MIN_MAX_FRAME_SIZE),
+        /// 1 KiB: less is taken as that). The peer learns it in the
+        /// handshake and never sends more; sending more than the peer's limit
+        /// fails locally with a `FrameTooLarge` error.
         ///
         /// ```
         /// # use netsock::{Events, Server, Socket};
         /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// assert_eq!(netsock::frame::DEFAULT_MAX_FRAME_SIZE, 8 * 1024 * 1024);
+        /// assert_eq!(netsock::frame::MIN_MAX_FRAME_SIZE, 1024);
         /// // Clients of this server fail locally with `Error::FrameTooLarge` when
         /// // they emit more than 64 KiB at once.
         /// let server = Server::<Api>::builder().max_frame_size(64 * 1024);
@@ -432,8 +447,19 @@ macro_rules! config_setters {
             self
         }
 
-        /// Capacity of each connection's outgoing queue, in frames (default
-        /// 1024). `emit` waits while the queue is full.
+        /// The default [`queue_capacity`](Self::queue_capacity): 1024 frames.
+        ///
+        /// ```
+        /// # use netsock::{Events, ServerBuilder, SocketBuilder};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// assert_eq!(ServerBuilder::<Api>::DEFAULT_QUEUE_CAPACITY, 1024);
+        /// assert_eq!(SocketBuilder::<Api>::DEFAULT_QUEUE_CAPACITY, 1024);
+        /// ```
+        pub const DEFAULT_QUEUE_CAPACITY: usize = crate::config::defaults::QUEUE_CAPACITY;
+
+        /// Capacity of each connection's outgoing queue, in frames
+        /// ([`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY), 1024;
+        /// at least 1). `emit` waits while the queue is full.
         ///
         /// ```
         /// # use netsock::{Events, Server, Socket};
@@ -446,8 +472,22 @@ macro_rules! config_setters {
             self
         }
 
-        /// How many requests from one peer may run at once (default 1024);
-        /// beyond that, the connection stops reading until one finishes.
+        /// The default [`max_concurrent_requests`](Self::max_concurrent_requests):
+        /// 1024.
+        ///
+        /// ```
+        /// # use netsock::{Events, ServerBuilder, SocketBuilder};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// assert_eq!(ServerBuilder::<Api>::DEFAULT_MAX_CONCURRENT_REQUESTS, 1024);
+        /// assert_eq!(SocketBuilder::<Api>::DEFAULT_MAX_CONCURRENT_REQUESTS, 1024);
+        /// ```
+        pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize =
+            crate::config::defaults::MAX_CONCURRENT_REQUESTS;
+
+        /// How many requests from one peer may run at once
+        /// ([`DEFAULT_MAX_CONCURRENT_REQUESTS`](Self::DEFAULT_MAX_CONCURRENT_REQUESTS),
+        /// 1024; at least 1); beyond that, the connection stops reading
+        /// until one finishes.
         ///
         /// ```
         /// # use netsock::{Events, Server, Socket};
@@ -460,8 +500,19 @@ macro_rules! config_setters {
             self
         }
 
+        /// The default [`queue_bytes`](Self::queue_bytes): 16 MiB.
+        ///
+        /// ```
+        /// # use netsock::{Events, ServerBuilder, SocketBuilder};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// assert_eq!(ServerBuilder::<Api>::DEFAULT_QUEUE_BYTES, 16 * 1024 * 1024);
+        /// assert_eq!(SocketBuilder::<Api>::DEFAULT_QUEUE_BYTES, 16 * 1024 * 1024);
+        /// ```
+        pub const DEFAULT_QUEUE_BYTES: usize = crate::config::defaults::QUEUE_BYTES;
+
         /// How many bytes may wait in each connection's outgoing queue
-        /// (default 16 MiB), besides the frame count of
+        /// ([`DEFAULT_QUEUE_BYTES`](Self::DEFAULT_QUEUE_BYTES), 16 MiB),
+        /// besides the frame count of
         /// [`queue_capacity`](Self::queue_capacity). `emit` waits while
         /// either is reached; `try_emit` fails with `QueueFull`; broadcasts
         /// and volatile emits drop the event for that socket. A single frame
@@ -514,8 +565,21 @@ macro_rules! config_setters {
             self.heartbeat(crate::config::Heartbeat::OFF)
         }
 
-        /// How long a write may wait for the peer to take any byte (default
-        /// 30 s). A peer that stops reading while this side has frames for
+        /// The default [`write_timeout`](Self::write_timeout): 30 s.
+        ///
+        /// ```
+        /// # use netsock::{Events, ServerBuilder, SocketBuilder};
+        /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+        /// use std::time::Duration;
+        /// assert_eq!(ServerBuilder::<Api>::DEFAULT_WRITE_TIMEOUT, Duration::from_secs(30));
+        /// assert_eq!(SocketBuilder::<Api>::DEFAULT_WRITE_TIMEOUT, Duration::from_secs(30));
+        /// ```
+        pub const DEFAULT_WRITE_TIMEOUT: std::time::Duration =
+            crate::config::defaults::WRITE_TIMEOUT;
+
+        /// How long a write may wait for the peer to take any byte
+        /// ([`DEFAULT_WRITE_TIMEOUT`](Self::DEFAULT_WRITE_TIMEOUT), 30 s).
+        /// A peer that stops reading while this side has frames for
         /// it (a client that pipelines requests and never reads the
         /// replies, say) is dropped after that long with
         /// [`DisconnectReason::WriteTimeout`](crate::DisconnectReason::WriteTimeout),

@@ -74,11 +74,7 @@ pub use wire::frame;
 pub use addr::{Addr, IntoAddr, InvalidAddr};
 pub use broadcast::Broadcast;
 pub use client::reconnect::{Reconnect, Reconnected};
-pub use config::{
-    Heartbeat, SchemaCheck, SocketMode, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_REQUESTS,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
-    MIN_MAX_FRAME_SIZE,
-};
+pub use config::{Heartbeat, SchemaCheck, SocketMode};
 pub use conn::SocketId;
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint, Handle, Request};

@@ -159,9 +159,18 @@ impl<In: Events, Out: Events> fmt::Debug for ServerBuilder<In, Out> {
 impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     config_setters!();
 
-    /// The most connections open at once (default
-    /// [`DEFAULT_MAX_CONNECTIONS`](crate::DEFAULT_MAX_CONNECTIONS)); a client
-    /// beyond it is refused with
+    /// The default [`max_connections`](Self::max_connections): 10,000.
+    ///
+    /// ```
+    /// # use netsock::{Events, ServerBuilder};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// assert_eq!(ServerBuilder::<Api>::DEFAULT_MAX_CONNECTIONS, 10_000);
+    /// ```
+    pub const DEFAULT_MAX_CONNECTIONS: usize = crate::config::defaults::MAX_CONNECTIONS;
+
+    /// The most connections open at once
+    /// ([`DEFAULT_MAX_CONNECTIONS`](Self::DEFAULT_MAX_CONNECTIONS), 10,000);
+    /// a client beyond it is refused with
     /// [`RejectReason::Other`] saying the server is full, and counted in
     /// [`Rejects::full`](crate::Rejects::full).
     ///
@@ -175,7 +184,18 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
-    /// The most connections in their handshake at once (default 256).
+    /// The default [`max_handshakes`](Self::max_handshakes): 256.
+    ///
+    /// ```
+    /// # use netsock::{Events, ServerBuilder};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// assert_eq!(ServerBuilder::<Api>::DEFAULT_MAX_HANDSHAKES, 256);
+    /// ```
+    pub const DEFAULT_MAX_HANDSHAKES: usize = crate::config::defaults::MAX_HANDSHAKES;
+
+    /// The most connections in their handshake at once
+    /// ([`DEFAULT_MAX_HANDSHAKES`](Self::DEFAULT_MAX_HANDSHAKES), 256; at
+    /// least 1).
     /// While that many strangers have connected and not yet finished their
     /// handshake, the server accepts no more: new connections wait in the
     /// operating system's listen backlog until one finishes or its
@@ -194,8 +214,19 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
+    /// The default [`max_handshake_size`](Self::max_handshake_size): 4 KiB,
+    /// a `Hello` (about 30 bytes) with room for a token.
+    ///
+    /// ```
+    /// # use netsock::{Events, ServerBuilder};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// assert_eq!(ServerBuilder::<Api>::DEFAULT_MAX_HANDSHAKE_SIZE, 4 * 1024);
+    /// ```
+    pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = crate::config::defaults::MAX_HANDSHAKE_SIZE;
+
     /// The largest frame a peer may send before its handshake is done
-    /// (default 4 KiB). Its first frame is a `Hello`: about 30 bytes plus
+    /// ([`DEFAULT_MAX_HANDSHAKE_SIZE`](Self::DEFAULT_MAX_HANDSHAKE_SIZE),
+    /// 4 KiB). Its first frame is a `Hello`: about 30 bytes plus
     /// the `auth` payload given to
     /// [`SocketBuilder::auth`](crate::SocketBuilder::auth). Raise it for
     /// larger tokens; a bigger first frame is refused as
