@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use netsock::{Addr, CloseReason, DisconnectReason, Events, Server, Socket};
+use netsock::{
+    Addr, CloseReason, DisconnectReason, Events, Heartbeat, SchemaCheck, Server, Socket,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -62,8 +64,9 @@ async fn main() -> Result<(), BoxError> {
         .write_timeout(Duration::from_secs(10)) // a peer that stops reading; default 30 s
         .max_handshakes(64) // strangers in their handshake at once; default 256
         .max_handshake_size(16 * 1024) // first frame, auth included; default 4 KiB
-        .lenient(false); // default: refuse a peer built from another enum
-                         // ANCHOR_END: server_options
+        .heartbeat(Heartbeat::every(Duration::from_secs(10))) // default 25 s, then 20 s to answer
+        .schema_check(SchemaCheck::Strict); // default: refuse a peer built from another enum
+                                            // ANCHOR_END: server_options
     let strict = options.bind(dir.join("strict.sock")).await?;
     strict.close().await;
 

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use netsock::{Error, Events, Handshake, RejectReason, Server, Socket};
+use netsock::{Error, Events, Handshake, Refusal, RejectReason, Server, Socket, SocketMode};
 use serde::{Deserialize, Serialize};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,7 +45,7 @@ async fn main() -> Result<(), BoxError> {
     // ANCHOR: bind
     let io = Server::<Api>::builder()
         .handshake_timeout(Duration::from_secs(1)) // also the middlewares' budget
-        .socket_mode(0o600) // the default: only this user's processes may connect
+        .socket_mode(SocketMode::OWNER) // the default: only this user's processes may connect
         .bind(&path)
         .await?;
     // ANCHOR_END: bind
@@ -64,13 +64,13 @@ async fn main() -> Result<(), BoxError> {
     io.middleware(|mut hs: Handshake| async move {
         let name = if let Some(token) = hs.auth::<Token>() {
             if token.secret != "open sesame" {
-                return Err(format!("wrong secret for {}", token.user));
+                return Err(format!("wrong secret for {}", token.user).into());
             }
             token.user
         } else if hs.auth_bytes() == Some(b"KEY-42") {
             "a script".to_string()
         } else {
-            return Err("send a Token, or an API key".to_string());
+            return Err(Refusal::new("send a Token, or an API key"));
         };
         if name == "slowpoke" {
             tokio::time::sleep(Duration::from_secs(60)).await; // over the budget

@@ -56,7 +56,7 @@ async fn server(addr: &str) -> netsock::Result<Server<Chat>> {
                 hs.insert(Nick(nick));
                 Ok(hs)
             }
-            _ => Err("send your nick as the auth value".to_string()),
+            _ => Err("send your nick as the auth value".into()),
         }
     });
     let server = io.clone();

@@ -122,7 +122,7 @@ enum Limit {
 /// The smallest limit we announce: the protocol's minimum. A `Hello`
 /// announcing less is refused (`Reject(FrameLimitTooSmall)`), which the
 /// bad-input tests cover; here every case gets its `Welcome`.
-const MIN_LIMIT: u32 = netsock::MIN_MAX_FRAME_SIZE as u32;
+const MIN_LIMIT: u32 = frame::MIN_MAX_FRAME_SIZE as u32;
 
 impl Limit {
     fn bytes(&self) -> u32 {

@@ -74,11 +74,7 @@ pub use wire::frame;
 pub use addr::{Addr, IntoAddr, InvalidAddr};
 pub use broadcast::Broadcast;
 pub use client::reconnect::{Reconnect, Reconnected};
-pub use config::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT,
-    DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_BYTES,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOCKET_MODE, MIN_MAX_FRAME_SIZE,
-};
+pub use config::{Heartbeat, SchemaCheck, SocketMode};
 pub use conn::SocketId;
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint};
@@ -86,7 +82,7 @@ pub use error::{CallError, CodecError, DisconnectReason, Error, MissReason, Resu
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use registry::Except;
-pub use server::middleware::Handshake;
+pub use server::middleware::{Handshake, Refusal};
 pub use server::running::Running;
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, Volatile};

@@ -113,7 +113,7 @@ async fn schema_mismatch_is_refused_naming_both(t: Transport) {
     // serves everyone else.
     let lenient = within(
         Socket::<OtherApi>::builder()
-            .lenient(true)
+            .schema_check(netsock::SchemaCheck::Lenient)
             .connect(io.local_addr()),
     )
     .await

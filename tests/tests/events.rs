@@ -188,7 +188,7 @@ enum ApiV2 {
 async fn lenient_peer_with_a_newer_enum(t: Transport) {
     let dir = tests::TempDir::new();
     let io = netsock::Server::<Api>::builder()
-        .lenient(true)
+        .schema_check(netsock::SchemaCheck::Lenient)
         .bind(t.addr(&dir))
         .await
         .unwrap();

@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use netsock::frame::Header;
-use netsock::{DisconnectReason, Events, Server, Socket};
+use netsock::{DisconnectReason, Events, Heartbeat, Server, Socket};
 use tests::api::{client, serve_with, Api, ApiEmit};
 use tests::{on_both_transports, within, Raw, TempDir, Transport};
 
 // Long enough that a loaded CI machine does not starve a healthy peer.
 const BEAT: Duration = Duration::from_millis(300);
+/// A ping after `BEAT` of silence, and `BEAT` to answer it.
+const HEARTBEAT: Heartbeat = Heartbeat::every(BEAT).timeout(BEAT);
 
 on_both_transports!(
     server_drops_a_silent_client,
@@ -19,7 +21,7 @@ on_both_transports!(
 );
 
 async fn server_drops_a_silent_client(t: Transport) {
-    let (io, mut seen, _dir) = serve_with(t, Server::<Api>::builder().heartbeat(BEAT, BEAT)).await;
+    let (io, mut seen, _dir) = serve_with(t, Server::<Api>::builder().heartbeat(HEARTBEAT)).await;
     let mut raw = Raw::connect(io.local_addr()).await;
     within(raw.handshake::<Api>()).await;
     let silent = within(seen.connected.recv()).await.unwrap();
@@ -40,7 +42,7 @@ async fn client_drops_a_silent_server(t: Transport) {
     let (addr, accept) = tests::raw_server(t, &dir).await;
     let connecting = tokio::spawn(
         Socket::<Api>::builder()
-            .heartbeat(BEAT, BEAT)
+            .heartbeat(HEARTBEAT)
             .no_reconnect()
             .connect(addr),
     );
@@ -69,10 +71,11 @@ async fn client_drops_a_silent_server(t: Transport) {
 async fn quiet_healthy_connection_stays_up(t: Transport) {
     // Generous against a loaded machine: a late pong must not look dead.
     let beat = Duration::from_secs(1);
-    let (io, mut seen, _dir) = serve_with(t, Server::<Api>::builder().heartbeat(beat, beat)).await;
+    let beat = Heartbeat::every(beat).timeout(beat);
+    let (io, mut seen, _dir) = serve_with(t, Server::<Api>::builder().heartbeat(beat)).await;
     let socket = within(
         Socket::<Api>::builder()
-            .heartbeat(beat, beat)
+            .heartbeat(beat)
             .connect(io.local_addr()),
     )
     .await

@@ -16,8 +16,8 @@ use std::time::Duration;
 use netsock::frame::Header;
 use netsock::memory::{MemoryListener, MemoryStream};
 use netsock::{
-    Addr, CloseReason, DisconnectReason, Error, Events, PeerAddr, Reconnect, Reconnected, Server,
-    Socket,
+    Addr, CloseReason, DisconnectReason, Error, Events, Heartbeat, PeerAddr, Reconnect,
+    Reconnected, Server, Socket,
 };
 use serde::{Deserialize, Serialize};
 use tests::api::{Api, ApiEmit, ApiHandle};
@@ -316,7 +316,11 @@ async fn a_peer_that_stops_reading_fills_the_queue_then_times_out() {
 #[tokio::test(start_paused = true)]
 async fn a_silent_peer_is_dropped_by_the_heartbeat() {
     let beat = Duration::from_secs(25);
-    let mut served = serve_with("memory://", Server::<Api>::builder().heartbeat(beat, beat)).await;
+    let mut served = serve_with(
+        "memory://",
+        Server::<Api>::builder().heartbeat(Heartbeat::every(beat).timeout(beat)),
+    )
+    .await;
     let mut raw = Raw::connect(served.io.local_addr()).await;
     raw.handshake::<Api>().await;
     let silent = served.connected.recv().await.unwrap();

@@ -40,7 +40,7 @@ async fn server(
                 Some("alice-token") => hs.insert(User("alice".into())),
                 Some("bob-token") => hs.insert(User("bob".into())),
                 Some("panic") => panic!("checker crashed"),
-                _ => return Err("a valid token is required".to_string()),
+                _ => return Err("a valid token is required".into()),
             }
             Ok(hs)
         }

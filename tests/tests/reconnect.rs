@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netsock::{
-    Addr, CallError, CloseReason, DisconnectReason, Error, Reconnect, Reconnected, Server, Socket,
-    SocketError,
+    Addr, CallError, CloseReason, DisconnectReason, Error, Heartbeat, Reconnect, Reconnected,
+    Server, Socket, SocketError,
 };
 use tests::api::{Api, ApiEmit, ApiHandle};
 use tests::{on_both_transports, within, TempDir, Transport};
@@ -379,7 +379,7 @@ async fn a_refusing_server_ends_the_retries(t: Transport) {
     within(first.io.close()).await;
     // The restarted server refuses this client: retrying cannot help.
     let second = Server::<Api>::bind(&addr).await.unwrap();
-    second.middleware(|_hs| async { Err("not you".to_owned()) });
+    second.middleware(|_hs| async { Err("not you".into()) });
     second.spawn();
     let reason = within(socket.closed()).await;
     match &reason {
@@ -482,7 +482,7 @@ async fn leaves_a_silent_server_by_heartbeat_and_comes_back(t: Transport) {
     let proxy = tests::proxy::Proxy::start(t, &dir, fixed(&io)).await;
     let socket = within(
         Socket::<Api>::builder()
-            .heartbeat(BEAT, BEAT)
+            .heartbeat(Heartbeat::every(BEAT).timeout(BEAT))
             .reconnect(fast())
             .connect(proxy.addr()),
     )

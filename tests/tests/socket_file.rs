@@ -1,7 +1,7 @@
 //! The Unix socket file: stale files are replaced, a live server's file is
 //! never taken, other files are never touched, and the file goes at close.
 
-use netsock::{Error, Server};
+use netsock::{Error, Server, SocketMode};
 use tests::api::{client, serve, Api, ApiEmit};
 use tests::{within, TempDir, Transport};
 
@@ -81,7 +81,7 @@ async fn socket_file_is_owner_only_by_default_and_configurable() {
 
     let shared = dir.path().join("group.sock");
     let io = Server::<Api>::builder()
-        .socket_mode(0o660)
+        .socket_mode(SocketMode::OWNER_AND_GROUP)
         .bind(&shared)
         .await
         .unwrap();
@@ -142,7 +142,7 @@ async fn another_user_cannot_connect_unless_allowed() {
         assert!(!connected, "another user connected to a 0600 socket");
         let open = dir.path().join("open.sock");
         let io2 = Server::<Api>::builder()
-            .socket_mode(0o666)
+            .socket_mode(SocketMode::EVERYONE)
             .bind(&open)
             .await
             .unwrap();

@@ -8,15 +8,6 @@ use std::time::Duration;
 use crate::error::{DisconnectReason, Error};
 use crate::wire::frame::{CloseReason, RejectReason};
 
-/// The default first delay before reconnecting.
-pub const DEFAULT_RECONNECT_INITIAL_DELAY: Duration = Duration::from_millis(100);
-/// The default longest delay between two attempts.
-pub const DEFAULT_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
-/// The default share of each delay that is random.
-pub const DEFAULT_RECONNECT_JITTER: f64 = 0.5;
-/// The default number of events the offline buffer holds.
-pub const DEFAULT_OFFLINE_BUFFER: usize = 1024;
-
 /// How a client socket reconnects after losing its connection.
 ///
 /// Client sockets reconnect by default. After a disconnect that may be
@@ -86,16 +77,47 @@ pub struct Reconnect {
 impl Default for Reconnect {
     fn default() -> Self {
         Reconnect {
-            initial_delay: DEFAULT_RECONNECT_INITIAL_DELAY,
-            max_delay: DEFAULT_RECONNECT_MAX_DELAY,
+            initial_delay: Self::DEFAULT_INITIAL_DELAY,
+            max_delay: Self::DEFAULT_MAX_DELAY,
             max_attempts: None,
-            jitter: DEFAULT_RECONNECT_JITTER,
-            offline: Some(DEFAULT_OFFLINE_BUFFER),
+            jitter: Self::DEFAULT_JITTER,
+            offline: Some(Self::DEFAULT_OFFLINE_BUFFER),
         }
     }
 }
 
 impl Reconnect {
+    /// The default [`initial_delay`](Self::initial_delay): 100 ms.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(netsock::Reconnect::DEFAULT_INITIAL_DELAY, Duration::from_millis(100));
+    /// ```
+    pub const DEFAULT_INITIAL_DELAY: Duration = Duration::from_millis(100);
+
+    /// The default [`max_delay`](Self::max_delay): 5 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(netsock::Reconnect::DEFAULT_MAX_DELAY, Duration::from_secs(5));
+    /// ```
+    pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(5);
+
+    /// The default [`jitter`](Self::jitter): 0.5, up to half of each delay
+    /// is random.
+    ///
+    /// ```
+    /// assert_eq!(netsock::Reconnect::DEFAULT_JITTER, 0.5);
+    /// ```
+    pub const DEFAULT_JITTER: f64 = 0.5;
+
+    /// The default [`offline_buffer`](Self::offline_buffer): 1,024 events.
+    ///
+    /// ```
+    /// assert_eq!(netsock::Reconnect::DEFAULT_OFFLINE_BUFFER, 1024);
+    /// ```
+    pub const DEFAULT_OFFLINE_BUFFER: usize = 1024;
+
     /// The defaults: 100 ms first delay, 5 s at most, jitter 0.5, attempts
     /// without limit, an offline buffer of 1,024 events.
     ///
@@ -107,8 +129,9 @@ impl Reconnect {
         Self::default()
     }
 
-    /// The delay before the first attempt (default 100 ms); it doubles with
-    /// each failed attempt.
+    /// The delay before the first attempt
+    /// ([`DEFAULT_INITIAL_DELAY`](Self::DEFAULT_INITIAL_DELAY), 100 ms); it
+    /// doubles with each failed attempt.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -119,7 +142,8 @@ impl Reconnect {
         self
     }
 
-    /// The longest delay between two attempts (default 5 s).
+    /// The longest delay between two attempts
+    /// ([`DEFAULT_MAX_DELAY`](Self::DEFAULT_MAX_DELAY), 5 s).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -141,7 +165,8 @@ impl Reconnect {
     }
 
     /// The share of each delay that is random, from 0 (none) to 1 (anything
-    /// from zero to the full delay); default 0.5.
+    /// from zero to the full delay); default
+    /// [`DEFAULT_JITTER`](Self::DEFAULT_JITTER), 0.5.
     ///
     /// ```
     /// let policy = netsock::Reconnect::new().jitter(0.0); // exact delays
@@ -157,7 +182,9 @@ impl Reconnect {
 
     /// Emits made while offline are buffered, up to this many events (and
     /// the socket's [`queue_bytes`](crate::SocketBuilder::queue_bytes)), and
-    /// sent in order after reconnecting. The default, with 1,024 events.
+    /// sent in order after reconnecting. The default, with
+    /// [`DEFAULT_OFFLINE_BUFFER`](Self::DEFAULT_OFFLINE_BUFFER) (1,024)
+    /// events.
     ///
     /// ```
     /// let policy = netsock::Reconnect::new().offline_buffer(64);

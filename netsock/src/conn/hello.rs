@@ -4,14 +4,15 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
 
-use crate::config::{Config, MIN_MAX_FRAME_SIZE};
+use crate::config::Config;
 use crate::conn::Handshaken;
 use crate::conn::SocketId;
 use crate::error::Error;
 use crate::events::{Events, SchemaId};
 use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
 use crate::wire::frame::{
-    self, FrameCodec, FrameError, Header, Hello, RejectReason, MAGIC, PROTOCOL_VERSION,
+    self, FrameCodec, FrameError, Header, Hello, RejectReason, MAGIC, MIN_MAX_FRAME_SIZE,
+    PROTOCOL_VERSION,
 };
 
 /// The read buffer a connection starts with; it grows on demand (the

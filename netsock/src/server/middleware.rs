@@ -13,7 +13,79 @@ use crate::conn::SocketId;
 use crate::transport::{PeerAddr, PeerCred};
 
 pub(crate) type MiddlewareFn =
-    Arc<dyn Fn(Handshake) -> BoxFuture<Result<Handshake, String>> + Send + Sync>;
+    Arc<dyn Fn(Handshake) -> BoxFuture<Result<Handshake, Refusal>> + Send + Sync>;
+
+/// Why a [middleware](crate::Server::middleware) refuses a client: the
+/// `Err` it returns. The client gets the reason as
+/// [`RejectReason::Refused`](crate::RejectReason::Refused), and its
+/// `connect` fails with
+/// [`Error::Rejected`](crate::Error::Rejected)`(RejectReason::Refused(reason))`.
+///
+/// A type of its own rather than a bare `String`, so that a middleware's
+/// signature says what its error is for; it converts from `&str` and
+/// `String`, so `Err("no token".into())` reads as before.
+///
+/// ```
+/// use netsock::Refusal;
+///
+/// let refusal = Refusal::new("no token");
+/// assert_eq!(refusal.reason(), "no token");
+/// assert_eq!(refusal, Refusal::from("no token"));
+/// assert_eq!(refusal.to_string(), "no token");
+/// let user = "mallory";
+/// let refusal: Refusal = format!("{user} is banned").into();
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Refusal {
+    pub(crate) reason: String,
+}
+
+impl Refusal {
+    /// A refusal with this reason, sent to the client as it is (shortened
+    /// if it would not fit in the client's frame limit).
+    ///
+    /// ```
+    /// # use netsock::{Events, Handshake, Refusal, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// fn closed_for_maintenance(io: &Server<Api>) {
+    ///     io.middleware(|_hs: Handshake| async { Err(Refusal::new("down for maintenance")) });
+    /// }
+    /// ```
+    pub fn new(reason: impl Into<String>) -> Self {
+        Refusal {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason the client is told.
+    ///
+    /// ```
+    /// assert_eq!(netsock::Refusal::new("who are you?").reason(), "who are you?");
+    /// ```
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Self {
+        Refusal::new(reason)
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal::new(reason)
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// A client's handshake, as [`Server::middleware`](crate::Server::middleware)
 /// sees it: who connects, from where, with which credentials, and data to
@@ -30,7 +102,7 @@ pub(crate) type MiddlewareFn =
 ///             hs.insert(User("alice".into()));
 ///             Ok(hs)
 ///         }
-///         _ => Err("a valid token is required".to_string()),
+///         _ => Err("a valid token is required".into()),
 ///     }
 /// });
 /// # }
@@ -85,7 +157,7 @@ impl Handshake {
     ///         match hs.peer_addr() {
     ///             PeerAddr::Unix(_) => Ok(hs),
     ///             PeerAddr::Tcp(addr) if addr.ip().is_loopback() => Ok(hs),
-    ///             _ => Err("local clients only".to_string()),
+    ///             _ => Err("local clients only".into()),
     ///         }
     ///     });
     /// }
@@ -106,7 +178,7 @@ impl Handshake {
     ///     io.middleware(move |hs: Handshake| async move {
     ///         match hs.peer_cred() {
     ///             Some(cred) if cred.uid == uid => Ok(hs),
-    ///             _ => Err("not your server".to_string()),
+    ///             _ => Err("not your server".into()),
     ///         }
     ///     });
     /// }
@@ -129,7 +201,7 @@ impl Handshake {
     ///     io.middleware(|hs: Handshake| async move {
     ///         match hs.auth_bytes() {
     ///             Some(b"s3cret") => Ok(hs),
-    ///             _ => Err("bad or missing token".to_string()),
+    ///             _ => Err("bad or missing token".into()),
     ///         }
     ///     });
     /// }
@@ -154,7 +226,7 @@ impl Handshake {
     ///     io.middleware(|hs: Handshake| async move {
     ///         match hs.auth::<Login>() {
     ///             Some(login) if login.pin == 1234 => Ok(hs),
-    ///             _ => Err("log in first".to_string()),
+    ///             _ => Err("log in first".into()),
     ///         }
     ///     });
     /// }

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::addr::{Addr, IntoAddr};
 use crate::broadcast::Broadcast;
-use crate::config::{config_setters, Config};
+use crate::config::{config_setters, Config, SocketMode};
 use crate::conn::handler_table::{call_caught, BoxFuture};
 use crate::conn::hello;
 use crate::conn::SocketId;
@@ -26,8 +26,8 @@ use crate::events::Events;
 use crate::metrics::{Counters, Meter, RejectCounters, ServerMetrics, SocketMetrics};
 use crate::registry::Registry;
 use crate::registry::{Except, Selector};
-use crate::server::middleware::Handshake;
 use crate::server::middleware::MiddlewareFn;
+use crate::server::middleware::{Handshake, Refusal};
 use crate::socket::Socket;
 use crate::sync::{lock, write};
 use crate::throttle::warn_throttled;
@@ -159,9 +159,18 @@ impl<In: Events, Out: Events> fmt::Debug for ServerBuilder<In, Out> {
 impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     config_setters!();
 
-    /// The most connections open at once (default
-    /// [`DEFAULT_MAX_CONNECTIONS`](crate::DEFAULT_MAX_CONNECTIONS)); a client
-    /// beyond it is refused with
+    /// The default [`max_connections`](Self::max_connections): 10,000.
+    ///
+    /// ```
+    /// # use netsock::{Events, ServerBuilder};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// assert_eq!(ServerBuilder::<Api>::DEFAULT_MAX_CONNECTIONS, 10_000);
+    /// ```
+    pub const DEFAULT_MAX_CONNECTIONS: usize = crate::config::defaults::MAX_CONNECTIONS;
+
+    /// The most connections open at once
+    /// ([`DEFAULT_MAX_CONNECTIONS`](Self::DEFAULT_MAX_CONNECTIONS), 10,000);
+    /// a client beyond it is refused with
     /// [`RejectReason::Other`] saying the server is full, and counted in
     /// [`Rejects::full`](crate::Rejects::full).
     ///
@@ -175,7 +184,18 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
-    /// The most connections in their handshake at once (default 256).
+    /// The default [`max_handshakes`](Self::max_handshakes): 256.
+    ///
+    /// ```
+    /// # use netsock::{Events, ServerBuilder};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// assert_eq!(ServerBuilder::<Api>::DEFAULT_MAX_HANDSHAKES, 256);
+    /// ```
+    pub const DEFAULT_MAX_HANDSHAKES: usize = crate::config::defaults::MAX_HANDSHAKES;
+
+    /// The most connections in their handshake at once
+    /// ([`DEFAULT_MAX_HANDSHAKES`](Self::DEFAULT_MAX_HANDSHAKES), 256; at
+    /// least 1).
     /// While that many strangers have connected and not yet finished their
     /// handshake, the server accepts no more: new connections wait in the
     /// operating system's listen backlog until one finishes or its
@@ -194,8 +214,19 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
+    /// The default [`max_handshake_size`](Self::max_handshake_size): 4 KiB,
+    /// a `Hello` (about 30 bytes) with room for a token.
+    ///
+    /// ```
+    /// # use netsock::{Events, ServerBuilder};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// assert_eq!(ServerBuilder::<Api>::DEFAULT_MAX_HANDSHAKE_SIZE, 4 * 1024);
+    /// ```
+    pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = crate::config::defaults::MAX_HANDSHAKE_SIZE;
+
     /// The largest frame a peer may send before its handshake is done
-    /// (default 4 KiB). Its first frame is a `Hello`: about 30 bytes plus
+    /// ([`DEFAULT_MAX_HANDSHAKE_SIZE`](Self::DEFAULT_MAX_HANDSHAKE_SIZE),
+    /// 4 KiB). Its first frame is a `Hello`: about 30 bytes plus
     /// the `auth` payload given to
     /// [`SocketBuilder::auth`](crate::SocketBuilder::auth). Raise it for
     /// larger tokens; a bigger first frame is refused as
@@ -214,19 +245,24 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
-    /// Permissions of the Unix socket file (default
-    /// [`DEFAULT_SOCKET_MODE`](crate::DEFAULT_SOCKET_MODE), `0o600`: only
-    /// the owner's processes may connect). For example `0o660` lets a
-    /// service account's group in. The file never exists with looser
-    /// permissions, even briefly. Ignored for TCP.
+    /// Who may connect to the Unix socket: the permissions of its file
+    /// (default [`SocketMode::DEFAULT`](crate::SocketMode::DEFAULT),
+    /// [`OWNER`](crate::SocketMode::OWNER), `0o600`: only the owner's
+    /// processes may connect). For example
+    /// [`SocketMode::OWNER_AND_GROUP`](crate::SocketMode::OWNER_AND_GROUP)
+    /// lets a service account's group in;
+    /// [`SocketMode::from_bits`](crate::SocketMode::from_bits) takes any
+    /// other mode. The file never exists with looser permissions, even
+    /// briefly. Ignored for TCP.
     ///
     /// ```
     /// # use netsock::{Events, Server};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// let builder = Server::<Api>::builder().socket_mode(0o660);
+    /// use netsock::SocketMode;
+    /// let builder = Server::<Api>::builder().socket_mode(SocketMode::OWNER_AND_GROUP);
     /// ```
-    pub fn socket_mode(mut self, mode: u32) -> Self {
-        self.config.socket_mode = mode & 0o777;
+    pub fn socket_mode(mut self, mode: SocketMode) -> Self {
+        self.config.socket_mode = mode.bits();
         self
     }
 
@@ -238,7 +274,8 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
     /// async fn serve_group(path: &std::path::Path) -> netsock::Result<Server<Api>> {
     ///     // Members of the socket file's group may connect too.
-    ///     Server::<Api>::builder().socket_mode(0o660).bind(path).await
+    ///     let mode = netsock::SocketMode::OWNER_AND_GROUP;
+    ///     Server::<Api>::builder().socket_mode(mode).bind(path).await
     /// }
     /// ```
     pub async fn bind(self, addr: impl IntoAddr) -> Result<Server<In, Out>> {
@@ -368,9 +405,9 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// run in the order added, after the protocol handshake and before the
     /// client is accepted, each seeing the [`Handshake`]: the client's auth
     /// payload, address and (on Unix sockets) credentials. Return the
-    /// handshake (with any data inserted) to go on, or `Err(reason)` to
-    /// refuse: the client's `connect` then fails with
-    /// [`Error::Rejected`]`(`[`RejectReason::Refused`]`(reason))`. A
+    /// handshake (with any data inserted) to go on, or `Err(`[`Refusal`]`)`
+    /// to refuse (`Err("reason".into())`): the client's `connect` then
+    /// fails with [`Error::Rejected`]`(`[`RejectReason::Refused`]`(reason))`. A
     /// middleware that panics refuses the client. Middlewares together get
     /// the handshake timeout.
     ///
@@ -382,17 +419,17 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # async fn main() -> netsock::Result<()> {
     /// # let io = Server::<Api>::bind(0).await?;
     /// # io.spawn();
-    /// use netsock::{Error, Handshake, PeerAddr, RejectReason};
+    /// use netsock::{Error, Handshake, PeerAddr, Refusal, RejectReason};
     /// io.middleware(|hs: Handshake| async move {
     ///     match hs.peer_addr() {
     ///         PeerAddr::Tcp(addr) if addr.ip().is_loopback() => Ok(hs),
-    ///         _ => Err("local clients only".to_string()),
+    ///         _ => Err("local clients only".into()),
     ///     }
     /// });
     /// io.middleware(|hs: Handshake| async move {
     ///     match hs.auth_bytes() {
     ///         Some(b"let me in") => Ok(hs),
-    ///         _ => Err("who are you?".to_string()),
+    ///         _ => Err(Refusal::new("who are you?")),
     ///     }
     /// });
     /// let socket = Socket::<Api>::builder().auth("let me in").connect(io.local_addr()).await;
@@ -407,7 +444,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     pub fn middleware<F, Fut>(&self, middleware: F)
     where
         F: Fn(Handshake) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<Handshake, String>> + Send + 'static,
+        Fut: Future<Output = std::result::Result<Handshake, Refusal>> + Send + 'static,
     {
         let f: MiddlewareFn = Arc::new(move |hs| Box::pin(middleware(hs)));
         write(&self.inner.middleware).push(f);
@@ -871,10 +908,10 @@ async fn serve_connection<In: Events, Out: Events>(
         let verdict = tokio::time::timeout(after, run_middleware(&middleware, hs)).await;
         match verdict {
             Ok(Ok(hs)) => conn.data = hs.data,
-            Ok(Err(reason)) => {
-                warn_throttled!("middleware refused", %peer, %reason, "middleware refused the connection");
+            Ok(Err(refusal)) => {
+                warn_throttled!("middleware refused", %peer, reason = %refusal, "middleware refused the connection");
                 count_reject(&server, |r| &r.refused);
-                hello::reject(&mut conn.writer, RejectReason::Refused(reason)).await;
+                hello::reject(&mut conn.writer, RejectReason::Refused(refusal.reason)).await;
                 return;
             }
             Err(_) => {
@@ -952,11 +989,11 @@ async fn serve_connection<In: Events, Out: Events>(
 async fn run_middleware(
     middleware: &[MiddlewareFn],
     mut hs: Handshake,
-) -> std::result::Result<Handshake, String> {
+) -> std::result::Result<Handshake, Refusal> {
     for m in middleware {
         hs = match call_caught(|hs| m(hs), hs).await {
             Ok(verdict) => verdict?,
-            Err(panic) => return Err(format!("a server check failed ({panic})")),
+            Err(panic) => return Err(Refusal::new(format!("a server check failed ({panic})"))),
         };
     }
     Ok(hs)

@@ -111,6 +111,15 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// assert_eq!(netsock::frame::DEFAULT_MAX_FRAME_SIZE, 8 * 1024 * 1024);
 /// ```
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
+/// The smallest maximum frame size a side may announce, so that error
+/// replies always fit: a `Hello` announcing less is refused with
+/// [`RejectReason::FrameLimitTooSmall`], and a smaller `max_frame_size`
+/// setting is taken as this.
+///
+/// ```
+/// assert_eq!(netsock::frame::MIN_MAX_FRAME_SIZE, 1024);
+/// ```
+pub const MIN_MAX_FRAME_SIZE: usize = 1024;
 /// At most this much buffer is reserved ahead of bytes actually received.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
