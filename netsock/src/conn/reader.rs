@@ -143,7 +143,17 @@ pub(super) async fn read_loop<In: Events>(
                 shared.events_queued.fetch_add(1, Ordering::AcqRel);
                 // The send may wait: replies queued quietly go out first.
                 shared.write_through();
-                match unless_stopped(shared, stop.as_mut(), task.tx.send(inbound)).await {
+                // Without waiting when there is room (no stop signal to
+                // watch); the wait is boxed, out of the reader's size.
+                let inbound = match task.tx.try_send(inbound) {
+                    Ok(()) => continue,
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(inbound)) => inbound,
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                        return DisconnectReason::ClosedLocally
+                    }
+                };
+                let send = task.tx.send(inbound);
+                match Box::pin(unless_stopped(shared, stop.as_mut(), send)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return DisconnectReason::ClosedLocally,
                     Err(reason) => return reason,
@@ -155,11 +165,16 @@ pub(super) async fn read_loop<In: Events>(
                     continue;
                 };
                 shared.write_through();
-                let permit = permits.clone().acquire_owned();
-                let permit = match unless_stopped(shared, stop.as_mut(), permit).await {
-                    Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) => return DisconnectReason::ClosedLocally,
-                    Err(reason) => return reason,
+                let permit = match permits.clone().try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        let permit = permits.clone().acquire_owned();
+                        match Box::pin(unless_stopped(shared, stop.as_mut(), permit)).await {
+                            Ok(Ok(permit)) => permit,
+                            Ok(Err(_)) => return DisconnectReason::ClosedLocally,
+                            Err(reason) => return reason,
+                        }
+                    }
                 };
                 spawn_request(shared, id, work, permit);
             }

@@ -2,8 +2,11 @@
 //! [outbox](super::outbox) and writes them with one call, waiting for the
 //! socket as needed, but not longer than the write timeout.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
 
 use super::outbox::{Batch, Take};
 use super::Shared;
@@ -20,12 +23,13 @@ pub(super) async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Share
         tokio::runtime::RuntimeFlavor::MultiThread
     );
     let mut closed = false;
+    let mut watchdog = Watchdog::new(shared.config.write_timeout);
     loop {
         let mut batch = match shared.outbox.take(gather).await {
             Take::Batch(batch) => batch,
             Take::Last(last) => {
                 if let Some(frame) = last {
-                    let _ = write_all(&io, &frame, &mut 0, shared.config.write_timeout).await;
+                    let _ = write_all(&io, &frame, &mut 0, &mut watchdog).await;
                 }
                 break;
             }
@@ -33,7 +37,7 @@ pub(super) async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Share
         };
         tracing::trace!(frames = batch.frames, bytes = batch.buf.len(), "frames out");
         let Batch { buf, done, .. } = &mut batch;
-        if let Err(reason) = write_all(&io, buf, done, shared.config.write_timeout).await {
+        if let Err(reason) = write_all(&io, buf, done, &mut watchdog).await {
             // Senders waiting for room learn at once that none will come.
             shared.outbox.finish(None);
             shared.stop(Some(reason));
@@ -57,26 +61,82 @@ pub(super) async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Share
 }
 
 /// Writes `buf` from `done` on, waiting for room in the socket as needed,
-/// but no longer than `timeout` for any byte to go.
+/// but no longer than the write timeout for any byte to go.
 async fn write_all(
     io: &WriteHalf,
     buf: &[u8],
     done: &mut usize,
-    timeout: Duration,
+    watchdog: &mut Watchdog,
 ) -> Result<(), DisconnectReason> {
     loop {
+        let before = *done;
         io.write_now(buf, done)
             .map_err(|err| DisconnectReason::from_io(&err))?;
+        if *done > before {
+            watchdog.progressed();
+        }
         if *done == buf.len() {
             return Ok(());
         }
         // Boxed: kept out of the writer task's size, which every
         // connection pays for, idle or not.
-        match Box::pin(tokio::time::timeout(timeout, io.writable())).await {
-            Ok(ready) => ready.map_err(|err| DisconnectReason::from_io(&err))?,
-            Err(_) => {
-                warn_throttled!("write timeout", ?timeout, "the peer stopped reading");
-                return Err(DisconnectReason::WriteTimeout { after: timeout });
+        Box::pin(watchdog.writable(io)).await?;
+    }
+}
+
+/// The write timeout's clock. Its timer is made at the first wait for the
+/// socket and then kept: a write that makes progress only notes the time,
+/// and the timer is moved when it fires early, so that a busy connection
+/// does not pay a timer per wait (and an idle one pays none).
+struct Watchdog {
+    timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// When the peer last took bytes, once the timer exists.
+    progress: Instant,
+}
+
+impl Watchdog {
+    fn new(timeout: Duration) -> Self {
+        Watchdog {
+            timeout,
+            timer: None,
+            progress: Instant::now(),
+        }
+    }
+
+    fn progressed(&mut self) {
+        if self.timer.is_some() {
+            self.progress = Instant::now();
+        }
+    }
+
+    /// Waits until the socket takes bytes, or fails with `WriteTimeout`
+    /// once it took none for the timeout.
+    async fn writable(&mut self, io: &WriteHalf) -> Result<(), DisconnectReason> {
+        let timeout = self.timeout;
+        let timer = match &mut self.timer {
+            Some(timer) => timer,
+            None => {
+                // The write just before this wait was the last progress.
+                self.progress = Instant::now();
+                self.timer.insert(Box::pin(tokio::time::sleep(timeout)))
+            }
+        };
+        loop {
+            tokio::select! {
+                ready = io.writable() => {
+                    return ready.map_err(|err| DisconnectReason::from_io(&err));
+                }
+                () = timer.as_mut() => {
+                    // Bytes left since the timer was set: wait out the rest.
+                    let deadline = self.progress + timeout;
+                    if Instant::now() < deadline {
+                        timer.as_mut().reset(deadline);
+                        continue;
+                    }
+                    warn_throttled!("write timeout", ?timeout, "the peer stopped reading");
+                    return Err(DisconnectReason::WriteTimeout { after: timeout });
+                }
             }
         }
     }
