@@ -13,9 +13,13 @@ use std::time::{Duration, Instant};
 /// The least time between two lines of one kind.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
 
+/// A kind of warning, and what it is about (a variant's name, say; empty
+/// when the kind alone counts).
+type Kind = (&'static str, &'static str);
+
 /// Per kind: when its last line was written, and how many were left out
 /// since.
-type Seen = HashMap<&'static str, (Instant, u64)>;
+type Seen = HashMap<Kind, (Instant, u64)>;
 
 fn seen() -> &'static Mutex<Seen> {
     static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
@@ -25,11 +29,21 @@ fn seen() -> &'static Mutex<Seen> {
 /// Whether a warning of `kind` may be written now: `Some(n)` with the number
 /// left out since the last one, or `None` to leave this one out.
 pub(crate) fn admit(kind: &'static str) -> Option<u64> {
-    admit_at(&mut crate::sync::lock(seen()), kind, Instant::now())
+    admit_about(kind, "")
 }
 
-fn admit_at(seen: &mut Seen, kind: &'static str, now: Instant) -> Option<u64> {
-    match seen.get_mut(kind) {
+/// [`admit`], for a kind of warning about one thing (each variant without a
+/// handler is logged the first time, say).
+pub(crate) fn admit_about(kind: &'static str, about: &'static str) -> Option<u64> {
+    admit_at(
+        &mut crate::sync::lock(seen()),
+        (kind, about),
+        Instant::now(),
+    )
+}
+
+fn admit_at(seen: &mut Seen, kind: Kind, now: Instant) -> Option<u64> {
+    match seen.get_mut(&kind) {
         Some((last, left_out)) if now.duration_since(*last) < INTERVAL => {
             *left_out += 1;
             None
@@ -49,6 +63,11 @@ fn admit_at(seen: &mut Seen, kind: &'static str, now: Instant) -> Option<u64> {
 /// line carries `suppressed`, the number of warnings of that kind left out
 /// since the previous line.
 macro_rules! warn_throttled {
+    (($kind:expr, $about:expr), $($rest:tt)+) => {
+        if let Some(suppressed) = $crate::throttle::admit_about($kind, $about) {
+            tracing::warn!(suppressed, $($rest)+);
+        }
+    };
     ($kind:expr, $($rest:tt)+) => {
         if let Some(suppressed) = $crate::throttle::admit($kind) {
             tracing::warn!(suppressed, $($rest)+);
@@ -65,14 +84,18 @@ mod tests {
     fn first_then_one_per_interval_with_the_count() {
         let mut seen = Seen::new();
         let t0 = Instant::now();
-        assert_eq!(admit_at(&mut seen, "a", t0), Some(0));
+        assert_eq!(admit_at(&mut seen, ("a", ""), t0), Some(0));
         for _ in 0..9_999 {
-            assert_eq!(admit_at(&mut seen, "a", t0 + INTERVAL / 2), None);
+            assert_eq!(admit_at(&mut seen, ("a", ""), t0 + INTERVAL / 2), None);
         }
         // Another kind has its own budget.
-        assert_eq!(admit_at(&mut seen, "b", t0), Some(0));
-        assert_eq!(admit_at(&mut seen, "a", t0 + INTERVAL), Some(9_999));
-        assert_eq!(admit_at(&mut seen, "a", t0 + INTERVAL), None);
-        assert_eq!(admit_at(&mut seen, "a", t0 + 2 * INTERVAL), Some(1));
+        assert_eq!(admit_at(&mut seen, ("b", ""), t0), Some(0));
+        assert_eq!(admit_at(&mut seen, ("a", ""), t0 + INTERVAL), Some(9_999));
+        assert_eq!(admit_at(&mut seen, ("a", ""), t0 + INTERVAL), None);
+        assert_eq!(admit_at(&mut seen, ("a", ""), t0 + 2 * INTERVAL), Some(1));
+        // The same kind about two things: two first lines.
+        assert_eq!(admit_at(&mut seen, ("c", "Join"), t0), Some(0));
+        assert_eq!(admit_at(&mut seen, ("c", "Leave"), t0), Some(0));
+        assert_eq!(admit_at(&mut seen, ("c", "Join"), t0), None);
     }
 }

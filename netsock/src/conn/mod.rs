@@ -331,22 +331,23 @@ impl<In: Events> Shared<In> {
         match hook {
             Some(hook) => hook(err),
             None => {
-                let kind = match &err {
-                    SocketError::DecodeEvent { .. } => "undecodable event",
-                    SocketError::NoHandler { .. } => "event without a handler",
-                    SocketError::RequestAsEvent { .. } => "request sent as an event",
-                    SocketError::HandlerPanicked { .. } => "event handler panicked",
+                let (kind, about) = match &err {
+                    SocketError::DecodeEvent { .. } => ("undecodable event", ""),
+                    // The first of each variant, as each is a different omission.
+                    SocketError::NoHandler { event } => ("event without a handler", *event),
+                    SocketError::RequestAsEvent { .. } => ("request sent as an event", ""),
+                    SocketError::HandlerPanicked { .. } => ("event handler panicked", ""),
                     SocketError::Missed {
                         why: MissReason::QueueFull,
                         ..
-                    } => "event dropped: queue full",
+                    } => ("event dropped: queue full", ""),
                     SocketError::Missed {
                         why: MissReason::FrameTooLarge { .. },
                         ..
-                    } => "event dropped: over the peer's limit",
-                    SocketError::Unsent { .. } => "socket error",
+                    } => ("event dropped: over the peer's limit", ""),
+                    SocketError::Unsent { .. } => ("socket error", ""),
                 };
-                warn_throttled!(kind, socket = %self.id, error = %err, "netsock socket error");
+                warn_throttled!((kind, about), socket = %self.id, error = %err, "netsock socket error");
             }
         }
     }
