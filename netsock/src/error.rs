@@ -97,6 +97,21 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// [`wait_for_server`](crate::SocketBuilder::wait_for_server) ran out:
+    /// the server never answered.
+    #[error(
+        "the server at {addr} did not answer in {waited:?} ({attempts} attempts); the last: {last}"
+    )]
+    ServerUnreachable {
+        /// The address.
+        addr: Addr,
+        /// How many times it was dialled.
+        attempts: u32,
+        /// How long it waited.
+        waited: Duration,
+        /// Why the last attempt failed.
+        last: String,
+    },
     /// The handshake did not complete in time.
     #[error("the handshake with {addr} did not complete within {after:?}")]
     HandshakeTimeout {

@@ -146,6 +146,8 @@ pub struct SocketBuilder<In: Events, Out: Events = In> {
     config: Config,
     auth: Option<Vec<u8>>,
     reconnect: Option<Reconnect>,
+    /// How long `connect` keeps trying a server that is not up yet.
+    wait_for_server: Option<Duration>,
     _types: PhantomData<fn(In, Out)>,
 }
 
@@ -154,6 +156,7 @@ impl<In: Events, Out: Events> fmt::Debug for SocketBuilder<In, Out> {
         f.debug_struct("SocketBuilder")
             .field("config", &self.config)
             .field("reconnect", &self.reconnect)
+            .field("wait_for_server", &self.wait_for_server)
             .finish_non_exhaustive()
     }
 }
@@ -193,6 +196,47 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// ```
     pub fn no_reconnect(mut self) -> Self {
         self.reconnect = None;
+        self
+    }
+
+    /// Lets [`connect`](Self::connect) wait up to `deadline` for a server
+    /// that is not listening yet (or is full, or shutting down), trying
+    /// again with the reconnect policy's backoff (the default policy's
+    /// after [`no_reconnect`](Self::no_reconnect)), instead of failing at
+    /// once. Useful when a program starts its client and its server
+    /// together. A refusal that trying again cannot mend (another schema
+    /// or version, a middleware's no) still fails at once. When the
+    /// deadline passes, `connect` fails with [`Error::ServerUnreachable`],
+    /// naming the address, the attempts and the last error.
+    ///
+    /// Off by default: a mistyped address then fails at once instead of
+    /// after the deadline.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { #[request(response = i64)] Sum(Vec<i64>) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// use std::time::Duration;
+    /// let addr = "memory://starting-later";
+    /// // The client starts first...
+    /// let client = tokio::spawn(
+    ///     Socket::<Api>::builder().wait_for_server(Duration::from_secs(10)).connect(addr),
+    /// );
+    /// // ...and is served once the server is up.
+    /// let io = Server::<Api>::bind(addr).await?;
+    /// io.on_connection(|s: Socket<Api>| async move {
+    ///     s.on_sum(|n| async move { n.iter().sum::<i64>() });
+    ///     Ok(())
+    /// });
+    /// io.spawn();
+    /// let socket = client.await.expect("the task")?;
+    /// assert_eq!(socket.sum(vec![1, 2]).await?, 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_for_server(mut self, deadline: Duration) -> Self {
+        self.wait_for_server = Some(deadline);
         self
     }
 
@@ -273,7 +317,8 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     pub async fn connect(self, addr: impl IntoAddr) -> Result<Socket<In, Out>> {
         let addr = addr.into_addr()?;
         let timeout = self.config.request_timeout;
-        let client = Redialer::connect(addr, self.config, self.auth, self.reconnect).await?;
+        let wait = self.wait_for_server;
+        let client = Redialer::connect(addr, self.config, self.auth, self.reconnect, wait).await?;
         Ok(Socket {
             link: Link::Client(client),
             timeout,
@@ -320,6 +365,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             config: Config::default(),
             auth: None,
             reconnect: Some(Reconnect::default()),
+            wait_for_server: None,
             _types: PhantomData,
         }
     }

@@ -3,7 +3,7 @@
 
 use netsock::{DisconnectReason, Error, Events, Socket};
 use serde::{Deserialize, Serialize};
-use tests::api::{client, serve, Api, ApiEmit};
+use tests::api::{client, serve, Api, ApiEmit, ApiHandle};
 use tests::{on_both_transports, within, Transport};
 
 on_both_transports!(
@@ -210,4 +210,64 @@ async fn connections_beyond_the_limit_are_refused(t: Transport) {
     let c = within(client(&io)).await;
     assert_eq!(within(c.sum(vec![1, 1])).await.unwrap(), 2);
     io.close().await;
+}
+
+on_both_transports!(
+    a_client_waits_for_a_server_that_is_not_up_yet,
+    waiting_for_a_server_that_never_comes_names_it
+);
+
+/// An address on `t` where nothing listens yet: a path in `dir`, or a TCP
+/// port that was free a moment ago.
+fn free_addr(t: Transport, dir: &tests::TempDir) -> netsock::Addr {
+    match t {
+        Transport::Unix => netsock::Addr::unix(dir.path().join("later.sock")),
+        _ => {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = probe.local_addr().expect("addr").port();
+            netsock::Addr::tcp("127.0.0.1", port)
+        }
+    }
+}
+
+/// `wait_for_server`: the client starts first, and connects once the
+/// server is up, instead of failing at once.
+async fn a_client_waits_for_a_server_that_is_not_up_yet(t: Transport) {
+    let dir = tests::TempDir::new();
+    let addr = free_addr(t, &dir);
+    let waiting = Socket::<Api>::builder()
+        .wait_for_server(std::time::Duration::from_secs(10))
+        .connect(addr.clone());
+    let waiting = tokio::spawn(waiting);
+    // Without the wait, the same address fails at once.
+    let at_once = Socket::<Api>::connect(addr.clone()).await;
+    assert!(matches!(at_once, Err(Error::Connect { .. })), "{at_once:?}");
+    let io = netsock::Server::<Api>::bind(addr).await.expect("bind");
+    io.on_connection(|socket: Socket<Api>| async move {
+        socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+        Ok(())
+    });
+    io.spawn();
+    let socket = within(waiting).await.unwrap().expect("connected");
+    assert_eq!(within(socket.sum(vec![2, 3])).await.unwrap(), 5);
+    io.close().await;
+}
+
+/// When the deadline passes, the error names the address and the attempts.
+async fn waiting_for_a_server_that_never_comes_names_it(t: Transport) {
+    let dir = tests::TempDir::new();
+    let addr = free_addr(t, &dir);
+    let failed = within(
+        Socket::<Api>::builder()
+            .wait_for_server(std::time::Duration::from_millis(500))
+            .connect(addr.clone()),
+    )
+    .await;
+    match failed {
+        Err(err @ Error::ServerUnreachable { attempts, .. }) => {
+            assert!(attempts >= 2, "{err}");
+            assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

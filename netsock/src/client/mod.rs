@@ -13,7 +13,7 @@ pub mod reconnect;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
@@ -118,9 +118,18 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         config: Config,
         auth: Option<Vec<u8>>,
         policy: Option<Reconnect>,
+        wait_for_server: Option<Duration>,
     ) -> Result<Arc<Self>> {
-        let carry = Carry::new(Default::default(), Meter::default());
-        let conn = dial::<In, Out>(&addr, &config, auth.clone(), carry).await?;
+        let conn = match wait_for_server {
+            None => {
+                let carry = Carry::new(Default::default(), Meter::default());
+                dial::<In, Out>(&addr, &config, auth.clone(), carry).await?
+            }
+            Some(deadline) => {
+                let backoff = policy.clone().unwrap_or_default();
+                first_dial::<In, Out>(&addr, &config, &auth, &backoff, deadline).await?
+            }
+        };
         let span = tracing::info_span!("client", server = %addr);
         let client = Arc::new(Redialer {
             addr,
@@ -314,6 +323,40 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
     /// Adds a hook run after each reconnect.
     pub(crate) fn on_reconnect(&self, hook: ReconnectFn) {
         write(&self.on_reconnect).push(hook);
+    }
+}
+
+/// Dials until the server answers, with `backoff`'s delays, for up to
+/// `deadline`: for a client that may start before its server.
+async fn first_dial<In: Events, Out: Events>(
+    addr: &Addr,
+    config: &Config,
+    auth: &Option<Vec<u8>>,
+    backoff: &Reconnect,
+    deadline: Duration,
+) -> Result<Arc<Shared<In>>> {
+    let started = tokio::time::Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let carry = Carry::new(Default::default(), Meter::default());
+        let err = match dial::<In, Out>(addr, config, auth.clone(), carry).await {
+            Ok(conn) => return Ok(conn),
+            Err(err) if is_retryable(&err) => err,
+            Err(err) => return Err(err),
+        };
+        let delay = backoff.delay(attempts);
+        let waited = started.elapsed();
+        if waited + delay >= deadline {
+            return Err(Error::ServerUnreachable {
+                addr: addr.clone(),
+                attempts,
+                waited,
+                last: err.to_string(),
+            });
+        }
+        tracing::debug!(attempts, ?delay, error = %err, "the server is not up yet");
+        tokio::time::sleep(delay).await;
     }
 }
 
