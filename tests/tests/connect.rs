@@ -271,3 +271,33 @@ async fn waiting_for_a_server_that_never_comes_names_it(t: Transport) {
         other => panic!("{other:?}"),
     }
 }
+
+on_both_transports!(a_failing_on_connection_ends_the_client_with_its_reason);
+
+/// `connect` returns before `on_connection` runs (its `Welcome` goes
+/// first); a failing `on_connection` then ends the connection, and the
+/// client hears why.
+async fn a_failing_on_connection_ends_the_client_with_its_reason(t: Transport) {
+    let dir = tests::TempDir::new();
+    let io = netsock::Server::<Api>::bind(t.addr(&dir))
+        .await
+        .expect("bind");
+    io.on_connection(|_socket: Socket<Api>| async move {
+        Err(Error::Protocol("no room for you".into()))
+    });
+    io.spawn();
+    let socket = within(
+        Socket::<Api>::builder()
+            .no_reconnect()
+            .connect(io.local_addr()),
+    )
+    .await
+    .expect("connect returns before on_connection runs");
+    match within(socket.closed()).await {
+        DisconnectReason::ClosedByPeer(netsock::CloseReason::Application(why)) => {
+            assert!(why.contains("no room for you"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    io.close().await;
+}
