@@ -90,7 +90,14 @@ pub(super) fn spawn_request<In: Events>(
     permit: OwnedSemaphorePermit,
 ) {
     let (handle, registration) = AbortHandle::new_pair();
-    lock(&shared.running).insert(id, handle);
+    let mine = handle.clone();
+    if let Some(earlier) = lock(&shared.running).insert(id, handle) {
+        // The peer reused the id of a request still running, which the
+        // protocol forbids: the earlier one is cancelled, so that every
+        // running handler stays cancellable, and is aborted when the
+        // connection ends.
+        earlier.abort();
+    }
     let task_shared = shared.clone();
     let work = Abortable::new(
         async move {
@@ -109,7 +116,11 @@ pub(super) fn spawn_request<In: Events>(
             let _permit = permit;
             let _handling = handling;
             let _ = work.await;
-            lock(&shared.running).remove(&id);
+            // Aborted: a Cancel, a reused id or the end took the entry
+            // already, or it is another request's now.
+            if !mine.is_aborted() {
+                lock(&shared.running).remove(&id);
+            }
         }
         .instrument(span),
     );
@@ -322,6 +333,34 @@ mod tests {
         headers.sort_by_key(|h| format!("{h:?}"));
         assert_eq!(headers, [Header::Pong, Header::Response { id: 8 }]);
         assert!(still_waiting(Duration::from_secs(1), conn.peer.next()).await);
+        assert!(lock(&conn.shared.running).is_empty());
+    }
+
+    /// A peer that reuses the id of a request still running cancels the
+    /// earlier one; a `Cancel` then reaches the later one, and nothing is
+    /// left running.
+    #[tokio::test(start_paused = true)]
+    async fn a_reused_id_cancels_the_earlier_request() {
+        let mut conn = connect(config(), 4096);
+        let (started, mut handlers) = mpsc::unbounded_channel();
+        on_request(&conn.shared, REQ, move |_value| {
+            let (dropped, on_drop) = oneshot::channel();
+            let _ = started.send(on_drop);
+            let guard = DropGuard(Some(dropped));
+            async move {
+                let _guard = guard;
+                std::future::pending::<u32>().await
+            }
+        });
+        conn.shared.start();
+        send_requests(&mut conn, &[(7, 1)]).await;
+        let first = within(handlers.recv()).await.unwrap();
+        send_requests(&mut conn, &[(7, 2)]).await;
+        let second = within(handlers.recv()).await.unwrap();
+        within(first).await.unwrap();
+        assert!(lock(&conn.shared.running).contains_key(&7));
+        conn.peer.send(Header::Cancel { id: 7 }, None).await;
+        within(second).await.unwrap();
         assert!(lock(&conn.shared.running).is_empty());
     }
 
