@@ -66,8 +66,8 @@ mod render;
 ///   `SchemaId` checked in the handshake) is built from the tokens of the
 ///   enum's, variants' and fields' names and types and of the response
 ///   types: the same on every build and machine. Renaming anything changes it.
-/// * Two traits, with the enum's visibility, with one or two methods per
-///   variant named in snake_case:
+/// * Two traits, with the enum's visibility, with methods per variant
+///   named in snake_case:
 ///   * `ChatEmit`, for every endpoint that sends `Chat` (`Socket<_, Chat>`,
 ///     `Server<_, Chat>`): `emit_message(text, total_clients)` for an event
 ///     `Message { text, total_clients }` (a socket sends it to its peer, a
@@ -76,7 +76,11 @@ mod render;
 ///     `sum(numbers) -> Result<i64, CallError>`;
 ///   * `ChatHandle`, for every socket that receives `Chat`:
 ///     `on_message(|text, total_clients| async move { .. })` and
-///     `on_sum(|numbers| async move { .. })`, whose value is the reply.
+///     `on_sum(|numbers| async move { .. })`, whose value is the reply;
+///     `on_message_with(|socket, text, total_clients| async move { .. })`
+///     and `on_sum_with(..)`, whose handler also gets the socket (so
+///     replying to the sender is one line); and for an event
+///     `once_message() -> Result<(String, usize)>`, the next one's fields.
 ///
 ///   Being bound on the endpoint's incoming or outgoing enum, two enums with
 ///   the same variant names never make a call ambiguous.
@@ -87,11 +91,30 @@ mod render;
 /// # Handlers
 ///
 /// A handler takes the variant's fields as **separate arguments, in
-/// declaration order** (tuple fields likewise; none for a unit variant) and
-/// returns a future: of `()` for an event, of the response type for a
-/// request. It must be `Send + Sync + 'static`. A closure of the wrong shape
-/// is reported in words ("this closure cannot handle the event: it must take
+/// declaration order** (tuple fields likewise; none for a unit variant),
+/// after the socket for an `on_x_with` handler, and returns a future: of
+/// `()` or `Result<(), E>` (`E: Display`; an error goes to the socket's
+/// error hook) for an event, of the response type for a request. It must be
+/// `Send + Sync + 'static`. A closure of the wrong shape is reported in
+/// words ("this closure cannot handle the event: it must take
 /// `(String, usize)` ..."). A variant has at most 12 fields.
+///
+/// # Names netsock keeps
+///
+/// `emit_x`, `once_x` and `on_x_with` never clash with netsock's own
+/// methods. A request stub `x` or a handler `on_x` that would be named like
+/// one of the methods netsock reserves: `builder`, `close`, `closed`,
+/// `connect`, `emit`, `events`, `id`, `is_connected`, `on_any`,
+/// `on_disconnect`, `on_reconnect`, `on_error`, `peer_addr`, `peer_cred`,
+/// `request`, `start`, `timeout`, `data`, `set_data`, `dropped_events`,
+/// `metrics`, `try_emit`, `volatile` (methods of `Socket`), `bind`,
+/// `local_addr`, `on_connection`, `run`, `socket`, `sockets`, `middleware`,
+/// `serve`, `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`,
+/// `except`, `in_room`, `join`, `leave`, `rooms`, `to` (rooms and
+/// broadcast), `clone`, `fmt` (standard traits), takes a suffix instead:
+/// the stub `x_request`, the handler `on_x_event` (or `on_x_request`).
+/// So a request variant `Join` gets `join_request(..)` and `on_join(..)`,
+/// and an event `Error` gets `emit_error(..)` and `on_error_event(..)`.
 ///
 /// # Attributes
 ///
@@ -105,18 +128,8 @@ mod render;
 /// * structs, unions, empty enums, generic enums (the schema must be fixed),
 ///   explicit discriminants;
 /// * two variants generating the same method (`FooBar` and `Foo_bar` both
-///   give `emit_foo_bar`);
-/// * a variant whose generated method would take a name the runtime
-///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
-///   `is_connected`, `on_any`, `on_disconnect`, `on_reconnect`, `on_error`,
-///   `peer_addr`, `peer_cred`, `request`, `start`, `timeout`, `data`,
-///   `set_data`, `dropped_events`, `metrics`, `try_emit`, `volatile`
-///   (methods of `Socket`), `bind`, `local_addr`,
-///   `on_connection`, `run`, `socket`, `sockets`, `middleware`, `serve`,
-///   `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`, `except`,
-///   `in_room`, `join`, `leave`, `rooms`, `to` (rooms and broadcast),
-///   `clone`, `fmt` (standard traits). So a request variant `Close` or an
-///   event `Error` (`on_error`) is refused, pointing at the variant;
+///   give `emit_foo_bar`; `Join` and `JoinRequest`, both requests, both give
+///   `join_request`);
 /// * malformed `#[request]` attributes, and `#[request]` without `response`.
 #[proc_macro_derive(Events, attributes(request, netsock))]
 pub fn derive_events(input: TokenStream) -> TokenStream {

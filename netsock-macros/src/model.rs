@@ -5,6 +5,8 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::{Attribute, Ident, ItemTrait, Type, Visibility};
 
+use crate::names;
+
 /// The path generated code names netsock by: `::netsock` unless the user
 /// renamed the dependency and said so with `crate = "::other_name"`.
 #[derive(Clone)]
@@ -52,13 +54,54 @@ pub(crate) struct EventVariant {
 }
 
 impl EventVariant {
-    /// The generated method names: `(emit_x or x, on_x)`.
-    pub(crate) fn method_names(&self) -> [String; 2] {
-        let first = match self.response {
-            Some(_) => self.snake.clone(),
-            None => format!("emit_{}", self.snake),
+    /// The generated method names.
+    pub(crate) fn names(&self) -> MethodNames {
+        MethodNames::new(&self.snake, self.response.is_some())
+    }
+}
+
+/// The names of a variant's generated methods. Each is `emit_x`,
+/// `once_x`, `x` (the request stub) or `on_x`; a stub or `on_x` that would
+/// be the name of one of netsock's own methods (`join`, `on_error`) takes
+/// a suffix instead, `x_request` or `on_x_event`/`on_x_request`, which no
+/// netsock method has. `on_x_with` is `on_x` (or its suffixed form) with
+/// `_with`.
+pub(crate) struct MethodNames {
+    /// `emit_x` (an event) or the stub `x` (a request).
+    pub(crate) send: String,
+    pub(crate) on: String,
+    pub(crate) on_with: String,
+    /// `once_x`, for an event.
+    pub(crate) once: Option<String>,
+}
+
+impl MethodNames {
+    fn new(snake: &str, request: bool) -> Self {
+        let kind = if request { "request" } else { "event" };
+        let send = if !request {
+            format!("emit_{snake}")
+        } else if names::is_reserved(snake) {
+            format!("{snake}_request")
+        } else {
+            snake.to_owned()
         };
-        [first, format!("on_{}", self.snake)]
+        let mut on = format!("on_{snake}");
+        if names::is_reserved(&on) {
+            on = format!("on_{snake}_{kind}");
+        }
+        MethodNames {
+            send,
+            on_with: format!("{on}_with"),
+            on,
+            once: (!request).then(|| format!("once_{snake}")),
+        }
+    }
+
+    /// Every name, for the checks.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &String> {
+        [&self.send, &self.on, &self.on_with]
+            .into_iter()
+            .chain(self.once.as_ref())
     }
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{CallError, Result};
 use crate::events::Events;
+use crate::handler::EventOutcome;
 
 /// Something that can send events of type `E`: a [`Socket`](crate::Socket) sending `E`, a
 /// [`Server`](crate::Server) (to every client), or a [`Broadcast`](crate::Broadcast) (to
@@ -79,7 +80,30 @@ pub trait Receive<E: Events> {
     fn on_event<F, Fut>(&self, variant: u32, handler: F)
     where
         F: Fn(E) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static;
+        Fut: Future + Send + 'static,
+        Fut::Output: EventOutcome;
+
+    /// As [`on_event`](Receive::on_event), for a handler that also takes
+    /// the socket (a handle that does not keep it alive).
+    fn on_event_with<F, Fut>(&self, variant: u32, handler: F)
+    where
+        Self: Sized,
+        F: Fn(Self, E) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: EventOutcome;
+
+    /// As [`on_request`](Receive::on_request), for a handler that also
+    /// takes the socket.
+    fn on_request_with<R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        Self: Sized,
+        R: Serialize + 'static,
+        F: Fn(Self, E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static;
+
+    /// The next event of the variant at index `variant`, taken before its
+    /// handler would see it; fails when the socket closes for good first.
+    fn once_event(&self, variant: u32) -> impl Future<Output = crate::Result<E>> + Send;
 
     /// Registers the handler for the request variant at index `variant`;
     /// the value of its future is the reply. Out of range: as

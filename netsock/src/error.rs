@@ -370,6 +370,17 @@ pub enum SocketError {
         /// The panic message.
         message: String,
     },
+    /// An event handler returned an error (a handler may return
+    /// `Result<(), E>` for any displayable `E`, so that `?` works in it),
+    /// or an [`EventStream`](crate::EventStream) was dropped while taking
+    /// the event.
+    #[error("the handler for event {event} failed: {message}")]
+    HandlerFailed {
+        /// The event's variant name.
+        event: &'static str,
+        /// The error, as text.
+        message: String,
+    },
     /// On a server's socket: a broadcast event was not sent to this socket
     /// (see [`Broadcast`](crate::Broadcast)); the other recipients got it.
     /// Counted in [`Socket::dropped_events`](crate::Socket::dropped_events).

@@ -46,9 +46,48 @@ use std::future::Future;
 
 use self::machinery::IsAsyncFn;
 
+/// What an event handler's future may give: `()`, or a `Result<(), E>` for
+/// any displayable error `E`, so that `?` works in a handler. An error goes
+/// to the socket's [error hook](crate::Socket::on_error) as
+/// [`SocketError::HandlerFailed`](crate::SocketError::HandlerFailed) (or
+/// is logged), never silently dropped.
+///
+/// ```
+/// # use netsock::{Events, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Sum(Vec<i64>), Total(i64) }
+/// fn reply_with_totals(socket: &Socket<Api>) {
+///     // The socket's own `emit_total` error, if any, reaches the error hook.
+///     socket.on_sum_with(|socket, numbers| async move {
+///         socket.emit_total(numbers.iter().sum()).await
+///     });
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "an event handler's future must give `()` or `Result<(), E>` where `E: Display`, not `{Self}`",
+    label = "the value of the handler's `async move {{ .. }}` body"
+)]
+pub trait EventOutcome: Send + 'static {
+    /// The error's text, if the handler failed.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl EventOutcome for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Display + Send + 'static> EventOutcome for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
 /// Something that can handle an event whose fields are `Args` (a tuple, in
-/// declaration order): an `Fn(A, B, ..) -> impl Future<Output = ()>` that is
-/// `Send + Sync + 'static`, whose future is `Send + 'static`.
+/// declaration order): an `Fn(A, B, ..) -> impl Future` that is
+/// `Send + Sync + 'static`, whose future is `Send + 'static` and gives an
+/// [`EventOutcome`]: `()` or `Result<(), E>`.
 ///
 /// ```
 /// use netsock::handler::EventHandler;
@@ -66,14 +105,14 @@ use self::machinery::IsAsyncFn;
 /// # }
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "this closure cannot handle the event: it must take `{Args}` as separate arguments and return a future of `()`",
+    message = "this closure cannot handle the event: it must take `{Args}` as separate arguments and return a future of `()` or `Result<(), E>`",
     label = "expected `|field, ..| async move {{ .. }}` taking `{Args}`",
     note = "an event handler takes the variant's fields as separate arguments, in declaration order, and returns a future: write `async move {{ .. }}` as its body",
     note = "the closure and its future must be `Send + Sync + 'static`: move owned values (or `Arc`s) into it"
 )]
 pub trait EventHandler<Args, M>: Send + Sync + 'static {
     /// The future the handler returns.
-    type Future: Future<Output = ()> + Send + 'static;
+    type Future: Future<Output: EventOutcome> + Send + 'static;
     /// Calls the handler with the variant's fields.
     fn call(&self, args: Args) -> Self::Future;
 }
@@ -182,7 +221,8 @@ macro_rules! impl_handlers {
         impl<F, Fut, $($arg,)*> EventHandler<($($arg,)*), IsAsyncFn<Fut>> for F
         where
             F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = ()> + Send + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: EventOutcome,
         {
             type Future = Fut;
             #[allow(non_snake_case)]
@@ -218,6 +258,8 @@ impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
 impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
 impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
 impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
+// A `_with` handler of a 12-field variant: the socket, then the fields.
+impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13);
 
 /// The most fields a variant may have and still get an `on_*` method.
 ///

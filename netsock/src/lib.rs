@@ -75,6 +75,7 @@ pub use addr::{Addr, IntoAddr, InvalidAddr};
 pub use broadcast::Broadcast;
 pub use client::reconnect::{Reconnect, Reconnected};
 pub use config::{Heartbeat, SchemaCheck, SocketMode};
+pub use conn::event_stream::EventStream;
 pub use conn::SocketId;
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint};

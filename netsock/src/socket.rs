@@ -16,6 +16,7 @@ use crate::client::reconnect::{Reconnect, Reconnected};
 use crate::client::{Mode, Redialer};
 use crate::config::{config_setters, Config};
 use crate::conn::calls::Registered;
+use crate::conn::event_stream::{subscribe, EventStream};
 use crate::conn::handler_table::{BoxFuture, Slot};
 use crate::conn::serve::encode_reply;
 use crate::conn::SocketId;
@@ -24,11 +25,12 @@ use crate::error::{
     CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError,
 };
 use crate::events::Events;
+use crate::handler::EventOutcome;
 use crate::metrics::SocketMetrics;
 use crate::registry::{Member, Registry};
 use crate::sync::{lock, write};
 use crate::transport::{PeerAddr, PeerCred};
-use crate::wire::frame::{self, CloseReason, FrameError, Header};
+use crate::wire::frame::{self, CloseReason, FrameError, Header, RemoteError};
 
 /// One end of a connection: emit events, make requests, handle what the peer
 /// sends.
@@ -43,17 +45,49 @@ use crate::wire::frame::{self, CloseReason, FrameError, Header};
 ///
 /// # When handlers run
 ///
-/// Incoming events and requests are held until the socket is **started**, so
-/// that handlers registered right after connecting miss nothing. A server's
-/// socket starts when its `on_connection` future completes; a client's when it
-/// first emits, makes a request, awaits [`closed`](Socket::closed), or calls
-/// [`start`](Socket::start). Event handlers then run one at a time, in the
+/// Handlers registered right after connecting miss nothing. A server's
+/// socket holds incoming events and requests until its `on_connection`
+/// future completes. A client's socket takes them from the moment
+/// `connect` returns, and for one second it **settles**: an event or
+/// request whose handler (or [`once_*`](Socket#events-as-values) call, or
+/// [event stream](Socket::events)) is not registered yet waits for it, with
+/// everything that arrived after it, in order. So a client that registers
+/// its handlers one after another after `connect`, in any order, on any
+/// runtime, misses nothing, and one that only listens needs no extra step.
+/// After that second, or once you call [`start`](Socket::start), an event
+/// with nowhere to go is reported at once. Event handlers then run one at a time, in the
 /// order the events arrived; request handlers run concurrently. A handler
 /// that finishes without waiting runs in the connection's reader (no task
 /// per message); one that waits continues in a task. So, as with any async
 /// code, do not block in a handler: it would hold up its connection. An
 /// event with no handler, or one that cannot be decoded, goes to the
 /// [error hook](Socket::on_error).
+///
+/// # Events as values
+///
+/// Besides `on_*` handlers, a socket gives its events as values:
+/// [`events`](Socket::events) is a stream of every event that has no
+/// handler of its own (`while let Some(event) = events.next().await`), and
+/// the generated `once_x()` waits for the next `X` and gives its fields.
+/// Both keep the handlers' order and backpressure: an event waits until
+/// the stream is read, as it waits for a handler to finish. A handler that
+/// needs its socket (to reply to the sender, to read its data) is
+/// registered with the generated `on_x_with`, which passes it in, so there
+/// is nothing to clone:
+///
+/// ```
+/// # use netsock::{Events, Socket};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// # enum Api { Sum(Vec<i64>), Total(i64) }
+/// async fn examples(socket: Socket<Api>) -> netsock::Result<()> {
+///     socket.on_sum_with(|socket, numbers| async move {
+///         socket.emit_total(numbers.iter().sum()).await
+///     });
+///     let total: i64 = socket.once_total().await?;
+///     println!("{total}");
+///     Ok(())
+/// }
+/// ```
 ///
 /// # Example
 ///
@@ -106,6 +140,34 @@ impl<In: Events, Out: Events> Clone for Link<In, Out> {
             Link::Accepted(shared) => Link::Accepted(shared.clone()),
             Link::Client(client) => Link::Client(client.clone()),
         }
+    }
+}
+
+/// A socket handle that does not keep the socket alive: what a `_with`
+/// handler holds, so that a socket's handlers never keep their own socket
+/// open.
+struct WeakSocket<In: Events, Out: Events> {
+    link: WeakLink<In, Out>,
+    timeout: Duration,
+    registry: Weak<Registry<Socket<In, Out>>>,
+}
+
+enum WeakLink<In: Events, Out: Events> {
+    Accepted(Weak<Shared<In>>),
+    Client(Weak<Redialer<In, Out>>),
+}
+
+impl<In: Events, Out: Events> WeakSocket<In, Out> {
+    fn upgrade(&self) -> Option<Socket<In, Out>> {
+        let link = match &self.link {
+            WeakLink::Accepted(shared) => Link::Accepted(shared.upgrade()?),
+            WeakLink::Client(client) => Link::Client(client.upgrade()?),
+        };
+        Some(Socket {
+            link,
+            timeout: self.timeout,
+            registry: self.registry.clone(),
+        })
     }
 }
 
@@ -447,8 +509,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    /// Lets held incoming events and requests through to their handlers; see
-    /// [When handlers run](Socket#when-handlers-run).
+    /// Says that every handler is registered: a client socket stops
+    /// settling, so an event with no handler is reported at once instead of
+    /// waiting up to a second for one; a server's socket inside
+    /// `on_connection` lets its held events through before the handler
+    /// returns. Never needed; see [When handlers run](Socket#when-handlers-run).
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -456,14 +521,60 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
     /// # async fn f() -> netsock::Result<()> {
     /// let socket = Socket::<Api>::connect("/tmp/my-app.sock").await?;
-    /// // Events the server sent since the handshake are held...
     /// socket.on_log(|line| async move { println!("{line}") });
-    /// // ...until now: this client never emits, so start it by hand.
+    /// // This client handles nothing else: report a `Sum` request at once.
     /// socket.start();
     /// # Ok(()) }
     /// ```
     pub fn start(&self) {
-        self.conn().start();
+        let conn = self.conn();
+        conn.start();
+        conn.settle.end();
+    }
+
+    /// The incoming events as values, for a `while let` loop, instead of (or
+    /// beside) `on_*` handlers: every event that has no handler of its own
+    /// comes out of the stream, in arrival order; requests still go to their
+    /// handlers. Reading the stream is what lets the next event in, as a
+    /// handler finishing does. A second call replaces the first stream,
+    /// which then ends. See [`EventStream`].
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Chat { Message { text: String, total: usize }, Bye }
+    /// async fn listen(socket: Socket<Chat>) {
+    ///     let mut events = socket.events();
+    ///     while let Some(event) = events.next().await {
+    ///         match event {
+    ///             Chat::Message { text, .. } => println!("{text}"),
+    ///             Chat::Bye => break,
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn events(&self) -> EventStream<In> {
+        let conn = self.conn();
+        let stream = subscribe(&conn.handlers);
+        self.registered(&conn);
+        stream
+    }
+
+    /// A handler was registered: a settling client socket's waiting events
+    /// may have somewhere to go now.
+    fn registered(&self, conn: &Shared<In>) {
+        conn.settle.registered();
+    }
+
+    fn downgrade(&self) -> WeakSocket<In, Out> {
+        WeakSocket {
+            link: match &self.link {
+                Link::Accepted(shared) => WeakLink::Accepted(Arc::downgrade(shared)),
+                Link::Client(client) => WeakLink::Client(Arc::downgrade(client)),
+            },
+            timeout: self.timeout,
+            registry: self.registry.clone(),
+        }
     }
 
     /// A handle whose requests wait at most `timeout` for their reply,
@@ -898,7 +1009,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         let mut handlers = write(&conn.handlers);
         let len = handlers.slots.len();
         match handlers.slots.get_mut(variant as usize) {
-            Some(place) => *place = slot,
+            Some(place) => {
+                *place = slot;
+                drop(handlers);
+                self.registered(&conn);
+            }
             None => tracing::error!(
                 socket = %conn.id,
                 variant,
@@ -1180,6 +1295,10 @@ impl<In: Events, Out: Events> crate::endpoint::Emit<Out> for Volatile<In, Out> {
     }
 }
 
+/// Why a `_with` handler could not run: every handle to its socket was
+/// dropped (the connection is ending).
+const GONE: &str = "the socket was dropped before its handler could run";
+
 /// How the registry delivers broadcasts to a server's socket.
 impl<In: Events, Out: Events> Member for Socket<In, Out> {
     fn max_out(&self) -> usize {
@@ -1221,10 +1340,73 @@ impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
     fn on_event<F, Fut>(&self, variant: u32, handler: F)
     where
         F: Fn(In) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: EventOutcome,
     {
-        let f = Arc::new(move |value: In| Box::pin(handler(value)) as BoxFuture<()>);
+        let f = Arc::new(move |value: In| {
+            let done = handler(value);
+            Box::pin(async move { done.await.into_outcome() }) as BoxFuture<_>
+        });
         self.set_slot(variant, Slot::Event(f));
+    }
+
+    fn on_event_with<F, Fut>(&self, variant: u32, handler: F)
+    where
+        F: Fn(Self, In) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: EventOutcome,
+    {
+        let me = self.downgrade();
+        let f = Arc::new(move |value: In| match me.upgrade() {
+            Some(socket) => {
+                let done = handler(socket, value);
+                Box::pin(async move { done.await.into_outcome() }) as BoxFuture<_>
+            }
+            None => Box::pin(std::future::ready(Err(GONE.to_owned()))) as BoxFuture<_>,
+        });
+        self.set_slot(variant, Slot::Event(f));
+    }
+
+    fn on_request_with<R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        R: Serialize + 'static,
+        F: Fn(Self, In) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let me = self.downgrade();
+        let f = Arc::new(move |value: In, id: u64, max: usize| match me.upgrade() {
+            Some(socket) => {
+                let reply = handler(socket, value);
+                Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
+            }
+            None => {
+                let error = RemoteError::HandlerPanicked {
+                    message: GONE.to_owned(),
+                };
+                Box::pin(std::future::ready(crate::conn::serve::failure(
+                    id, error, max,
+                ))) as BoxFuture<_>
+            }
+        });
+        self.set_slot(variant, Slot::Request(f));
+    }
+
+    fn once_event(&self, variant: u32) -> impl Future<Output = Result<In>> + Send {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let conn = self.conn();
+        write(&conn.handlers).add_once(variant, tx);
+        self.registered(&conn);
+        let socket = self.clone();
+        async move {
+            match rx.await {
+                Ok(value) => Ok(value),
+                Err(_) => Err(Error::Disconnected(
+                    socket
+                        .end_reason()
+                        .unwrap_or(DisconnectReason::ClosedLocally),
+                )),
+            }
+        }
     }
 
     fn on_request<R, F, Fut>(&self, variant: u32, handler: F)

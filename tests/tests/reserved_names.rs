@@ -4,7 +4,9 @@
 //! A generated method (`emit_x`, the request stub `x`, `on_x`) is
 //! implemented for every endpoint, so one named like a method a user can
 //! already call there would be silently shadowed by the runtime's inherent
-//! method, or make the call ambiguous. A request stub can take any name, so
+//! method, or make the call ambiguous: the macro gives a stub or handler
+//! with such a name a suffix (`x_request`, `on_x_event`), a shape no
+//! runtime method may have (checked here too). A request stub can take any name, so
 //! every such method counts: the `pub fn`s of the inherent impls of
 //! `Socket`, `Server` and `Broadcast` (associated functions such as
 //! `connect` included, as `Socket::connect` would read the same), and the
@@ -213,6 +215,25 @@ fn reserved_names_are_the_endpoints_methods() {
         .filter(|name| !callable.contains_key(name))
         .collect();
     let mut problems = Vec::new();
+    // The generated names that must never clash: a netsock method with one
+    // of these shapes could shadow them.
+    let shaped: Vec<&String> = callable
+        .keys()
+        .filter(|name| {
+            ["emit_", "once_"].iter().any(|p| name.starts_with(p))
+                || ["_request", "_event", "_with"]
+                    .iter()
+                    .any(|s| name.ends_with(s))
+        })
+        .copied()
+        .collect();
+    if !shaped.is_empty() {
+        problems.push(format!(
+            "methods of netsock's endpoints shaped like generated names (`emit_x`, `once_x`, \
+             `x_request`, `on_x_event`, `on_x_with`): {shaped:?}. Generated names of that shape \
+             are the ones that cannot clash; rename the method."
+        ));
+    }
     if !missing.is_empty() {
         problems.push(format!(
             "methods users can call on netsock's endpoints ({types:?}) that a variant of \
@@ -259,8 +280,8 @@ fn doc_of(file: &syn::File, name: &str) -> Option<String> {
 
 #[test]
 fn derive_events_documents_the_reserved_names() {
-    const START: &str = "reserves:";
-    const END: &str = "So a request variant";
+    const START: &str = "netsock reserves:";
+    const END: &str = "takes a suffix instead";
     let lib = syn::parse_file(&read(MACROS_LIB)).expect("netsock-macros' lib.rs parses");
     let doc = doc_of(&lib, "derive_events")
         .unwrap_or_else(|| panic!("no `fn derive_events` in {MACROS_LIB}"));

@@ -115,8 +115,9 @@ pub(crate) fn events(input: TokenStream) -> syn::Result<EventsModel> {
 fn check_method_names(variants: &[EventVariant], errors: &mut Errors) {
     let mut seen: BTreeMap<String, &Ident> = BTreeMap::new();
     for v in variants {
-        for name in v.method_names() {
-            if names::is_reserved(&name) || names::NOT_IDENTIFIERS.contains(&name.as_str()) {
+        let generated = v.names();
+        for name in generated.all() {
+            if names::is_reserved(name) || names::NOT_IDENTIFIERS.contains(&name.as_str()) {
                 errors.push(syn::Error::new(
                     v.ident.span(),
                     format!(
@@ -125,7 +126,7 @@ fn check_method_names(variants: &[EventVariant], errors: &mut Errors) {
                         v.ident
                     ),
                 ));
-            } else if let Some(first) = seen.get(&name) {
+            } else if let Some(first) = seen.get(name) {
                 errors.push(syn::Error::new(
                     v.ident.span(),
                     format!(
@@ -135,7 +136,7 @@ fn check_method_names(variants: &[EventVariant], errors: &mut Errors) {
                     ),
                 ));
             } else {
-                seen.insert(name, &v.ident);
+                seen.insert(name.clone(), &v.ident);
             }
         }
     }

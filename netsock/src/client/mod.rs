@@ -33,6 +33,11 @@ use crate::sync::{lock, read, write};
 use crate::transport;
 use crate::wire::frame::CloseReason;
 
+/// How long a new client socket settles: for this long after `connect`
+/// returns, an incoming event or request whose handler is not registered
+/// yet waits for it (see [`Socket`](crate::Socket#when-handlers-run)).
+pub(crate) const SETTLE: Duration = Duration::from_secs(1);
+
 /// How an event is sent.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -130,6 +135,10 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
                 first_dial::<In, Out>(&addr, &config, &auth, &backoff, deadline).await?
             }
         };
+        // Handlers are registered after `connect` returns: the socket starts
+        // now, and settles for a moment (see `Settle`).
+        conn.settle.begin(SETTLE);
+        conn.start();
         let span = tracing::info_span!("client", server = %addr);
         let client = Arc::new(Redialer {
             addr,

@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::handler_table::{BoxFuture, Slot};
+use super::handler_table::{route, BoxFuture, Outcome, Route};
 use super::Shared;
 use crate::error::{CodecError, SocketError};
 use crate::events::{variant_name, Events};
@@ -35,7 +35,17 @@ pub(super) enum Inbound {
 }
 
 /// A started event handler and the event's name.
-pub(super) type Running = (BoxFuture<()>, &'static str);
+pub(super) type Running = (BoxFuture<Outcome>, &'static str);
+
+/// What became of an event handed to [`start_handler`].
+pub(super) enum Started {
+    /// Its handler is running.
+    Running(Running),
+    /// Handled (or reported) already.
+    Done,
+    /// No handler yet, and the socket is settling: the event waits for one.
+    Waits(Bytes),
+}
 
 impl EventTask {
     pub(super) fn start<In: Events>(shared: &Arc<Shared<In>>) -> Self {
@@ -56,12 +66,27 @@ pub(super) async fn event_loop<In: Events>(
     while let Some(inbound) = events.recv().await {
         let running = match inbound {
             Inbound::Running(running) => Some(running),
-            Inbound::Payload(payload) => start_handler(&shared, payload),
+            Inbound::Payload(payload) => match start_handler(&shared, payload) {
+                Started::Running(running) => Some(running),
+                Started::Done => None,
+                Started::Waits(payload) => {
+                    // Everything behind it waits too, so order holds.
+                    settle(&shared, &payload).await;
+                    match start_handler(&shared, payload) {
+                        Started::Running(running) => Some(running),
+                        Started::Done | Started::Waits(_) => None,
+                    }
+                }
+            },
         };
         if let Some((handler, event)) = running {
-            if let Err(p) = AssertUnwindSafe(handler).catch_unwind().await {
-                let message = super::handler_table::panic_message(&*p);
-                shared.report(SocketError::HandlerPanicked { event, message });
+            match AssertUnwindSafe(handler).catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => shared.report(SocketError::HandlerFailed { event, message }),
+                Err(p) => {
+                    let message = super::handler_table::panic_message(&*p);
+                    shared.report(SocketError::HandlerPanicked { event, message });
+                }
             }
         }
         // Handled: once nothing is queued, the reader handles events itself.
@@ -69,14 +94,32 @@ pub(super) async fn event_loop<In: Events>(
     }
 }
 
+/// Waits, while the socket settles, until the event in `payload` has
+/// somewhere to go.
+async fn settle<In: Events>(shared: &Shared<In>, payload: &[u8]) {
+    let Ok(value) = postcard::from_bytes::<In>(payload) else {
+        return;
+    };
+    let index = value.variant_index();
+    shared
+        .settle
+        .wait(|| read(&shared.handlers).takes_event(index))
+        .await;
+}
+
 /// Handles an event in the reader when its handler finishes at once (the
-/// common case: no task wake-up); otherwise gives back the started handler
-/// for the event task.
+/// common case: no task wake-up); otherwise gives back what the event task
+/// must finish: the started handler, or the event, when it waits for its
+/// handler.
 pub(super) async fn handle_now<In: Events>(
     shared: &Arc<Shared<In>>,
     payload: Bytes,
 ) -> Option<Inbound> {
-    let (mut handler, event) = start_handler(shared, payload)?;
+    let (mut handler, event) = match start_handler(shared, payload) {
+        Started::Running(running) => running,
+        Started::Done => return None,
+        Started::Waits(payload) => return Some(Inbound::Payload(payload)),
+    };
     let polled = std::future::poll_fn(|cx| {
         Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
             handler.as_mut().poll(cx)
@@ -84,7 +127,11 @@ pub(super) async fn handle_now<In: Events>(
     })
     .await;
     match polled {
-        Ok(Poll::Ready(())) => None,
+        Ok(Poll::Ready(Ok(()))) => None,
+        Ok(Poll::Ready(Err(message))) => {
+            shared.report(SocketError::HandlerFailed { event, message });
+            None
+        }
         Ok(Poll::Pending) => Some(Inbound::Running((handler, event))),
         Err(p) => {
             let message = super::handler_table::panic_message(&*p);
@@ -94,9 +141,10 @@ pub(super) async fn handle_now<In: Events>(
     }
 }
 
-/// Decodes an event and calls its handler, giving the handler's future;
-/// reports an event that cannot be decoded or has no handler.
-pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> Option<Running> {
+/// Decodes an event and calls its handler (or hands it to a `once_*` call
+/// or the event stream), giving the handler's future; reports an event that
+/// cannot be decoded or has nowhere to go, except while the socket settles.
+pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> Started {
     let value = match postcard::from_bytes::<In>(&payload) {
         Ok(value) => value,
         Err(source) => {
@@ -104,32 +152,39 @@ pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> 
             shared.report(SocketError::DecodeEvent {
                 source: CodecError::new(source),
             });
-            return None;
+            return Started::Done;
         }
     };
-    shared.observe(&value);
     let index = value.variant_index();
     let event = variant_name::<In>(index);
     if In::VARIANTS
         .get(index as usize)
         .is_some_and(|v| v.is_request())
     {
+        shared.observe(&value);
         shared.meter.add(|c| &c.events_invalid, 1);
         shared.report(SocketError::RequestAsEvent { event });
-        return None;
+        return Started::Done;
     }
-    let slot = read(&shared.handlers).slot(index);
-    let Slot::Event(handler) = slot else {
-        shared.meter.add(|c| &c.events_unhandled, 1);
-        shared.report(SocketError::NoHandler { event });
-        return None;
+    if shared.settle.active() && !read(&shared.handlers).takes_event(index) {
+        return Started::Waits(payload);
+    }
+    shared.observe(&value);
+    let (handler, value) = match route(&shared.handlers, index, value) {
+        Route::Handler(handler, value) => (handler, value),
+        Route::Taken => return Started::Done,
+        Route::Nowhere(_) => {
+            shared.meter.add(|c| &c.events_unhandled, 1);
+            shared.report(SocketError::NoHandler { event });
+            return Started::Done;
+        }
     };
     match std::panic::catch_unwind(AssertUnwindSafe(|| handler(value))) {
-        Ok(future) => Some((future, event)),
+        Ok(future) => Started::Running((future, event)),
         Err(p) => {
             let message = super::handler_table::panic_message(&*p);
             shared.report(SocketError::HandlerPanicked { event, message });
-            None
+            Started::Done
         }
     }
 }

@@ -2,18 +2,26 @@
 //! caught, so a faulty handler fails alone).
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 
 use crate::error::{DisconnectReason, SocketError};
+use crate::sync::lock;
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<()> + Send + Sync>;
+/// What an event handler's future gives: `Err(message)` when it returned an
+/// error (reported to the error hook).
+pub(crate) type Outcome = Result<(), String>;
+pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<Outcome> + Send + Sync>;
 /// Gets the request value and its id; returns the complete reply frame.
 /// Takes the request, its id and the largest frame the peer accepts.
 pub(crate) type RequestFn<In> =
@@ -40,15 +48,33 @@ impl<In> Clone for Slot<In> {
 
 pub(crate) struct Handlers<In> {
     pub(crate) slots: Vec<Slot<In>>,
+    /// Per event variant, the `once_*` calls waiting for the next one,
+    /// oldest first.
+    pub(crate) once: Vec<VecDeque<oneshot::Sender<In>>>,
+    /// The [`EventStream`](crate::EventStream) taking the events that have
+    /// no handler of their own, and its ticket.
+    pub(crate) stream: Option<(u64, EventFn<In>)>,
     pub(crate) disconnect: Vec<DisconnectFn>,
     pub(crate) error: Option<ErrorFn>,
     pub(crate) any: Option<AnyFn<In>>,
+}
+
+/// Where an incoming event goes.
+pub(crate) enum Route<In> {
+    /// To this handler (or the event stream), with the value.
+    Handler(EventFn<In>, In),
+    /// It was handed to a `once_*` call.
+    Taken,
+    /// Nowhere: nothing takes it. The value, back.
+    Nowhere(In),
 }
 
 impl<In> Handlers<In> {
     pub(crate) fn new(variants: usize) -> Self {
         Handlers {
             slots: (0..variants).map(|_| Slot::Empty).collect(),
+            once: (0..variants).map(|_| VecDeque::new()).collect(),
+            stream: None,
             disconnect: Vec::new(),
             error: None,
             any: None,
@@ -62,12 +88,139 @@ impl<In> Handlers<In> {
             .unwrap_or(Slot::Empty)
     }
 
+    /// Whether an event of this variant has somewhere to go.
+    pub(crate) fn takes_event(&self, index: u32) -> bool {
+        let i = index as usize;
+        self.once
+            .get(i)
+            .is_some_and(|q| q.iter().any(|tx| !tx.is_closed()))
+            || matches!(self.slots.get(i), Some(Slot::Event(_)))
+            || self.stream.is_some()
+    }
+
+    /// Whether a request of this variant has a handler.
+    pub(crate) fn takes_request(&self, index: u32) -> bool {
+        matches!(self.slots.get(index as usize), Some(Slot::Request(_)))
+    }
+
+    /// Adds a `once_*` call waiting for the next event of this variant,
+    /// forgetting those given up on. Out of range: nothing waits, and the
+    /// receiver ends at once.
+    pub(crate) fn add_once(&mut self, index: u32, tx: oneshot::Sender<In>) {
+        if let Some(queue) = self.once.get_mut(index as usize) {
+            queue.retain(|tx| !tx.is_closed());
+            queue.push_back(tx);
+        }
+    }
+
     /// Drops every handler, breaking the cycles made by handlers that hold
-    /// their own socket.
+    /// their own socket; `once_*` calls and event streams end.
     pub(crate) fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = Slot::Empty);
+        self.once.iter_mut().for_each(VecDeque::clear);
+        self.stream = None;
         self.disconnect.clear();
         self.any = None;
+    }
+}
+
+/// Finds where an event of variant `index` goes: the oldest waiting
+/// `once_*` call, else the variant's handler, else the event stream.
+pub(crate) fn route<In>(
+    handlers: &std::sync::RwLock<Handlers<In>>,
+    index: u32,
+    value: In,
+) -> Route<In> {
+    let mut value = value;
+    let waiting = crate::sync::read(handlers)
+        .once
+        .get(index as usize)
+        .is_some_and(|q| !q.is_empty());
+    if waiting {
+        let mut table = crate::sync::write(handlers);
+        if let Some(queue) = table.once.get_mut(index as usize) {
+            while let Some(tx) = queue.pop_front() {
+                match tx.send(value) {
+                    Ok(()) => return Route::Taken,
+                    // That call was given up on: the next one, or the handler.
+                    Err(back) => value = back,
+                }
+            }
+        }
+    }
+    let table = crate::sync::read(handlers);
+    match table.slots.get(index as usize) {
+        Some(Slot::Event(handler)) => Route::Handler(handler.clone(), value),
+        _ => match &table.stream {
+            Some((_, stream)) => Route::Handler(stream.clone(), value),
+            None => Route::Nowhere(value),
+        },
+    }
+}
+
+/// The first moments of a client socket: until the deadline (or until
+/// [`Socket::start`](crate::Socket::start)), an incoming event or request
+/// whose handler is not registered yet waits for it, with everything that
+/// arrived after it, instead of being reported as unhandled. So handlers
+/// registered one after another right after `connect` miss nothing, in any
+/// order and on any runtime.
+#[derive(Default)]
+pub(crate) struct Settle {
+    until: Mutex<Option<Instant>>,
+    /// Woken when a handler is registered or settling ends.
+    changed: Notify,
+}
+
+impl Settle {
+    /// Starts settling, for `grace` from now.
+    pub(crate) fn begin(&self, grace: Duration) {
+        *lock(&self.until) = Some(Instant::now() + grace);
+    }
+
+    /// Stops settling: from now on, what has no handler is reported at once.
+    pub(crate) fn end(&self) {
+        if lock(&self.until).take().is_some() {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Whether what has no handler yet should wait for it.
+    pub(crate) fn active(&self) -> bool {
+        let mut until = lock(&self.until);
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A handler was registered: wakes whatever waits for one.
+    pub(crate) fn registered(&self) {
+        if lock(&self.until).is_some() {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Waits until `ready()` holds or settling ends.
+    pub(crate) async fn wait(&self, ready: impl Fn() -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let Some(until) = *lock(&self.until) else {
+                return;
+            };
+            if ready() || Instant::now() >= until {
+                return;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
     }
 }
 

@@ -19,13 +19,16 @@
 //!
 //! Incoming events and requests wait until the socket is *started* (see
 //! [`Socket`](crate::Socket)), so handlers registered right after connecting
-//! miss nothing.
+//! miss nothing: a server's socket starts when its connection handler
+//! returns; a client's starts at once but *settles* for a moment (see
+//! [`Settle`]).
 //!
 //! Nothing here knows about servers, rooms or reconnecting: those live
 //! above, and see a connection only through [`Shared`].
 
 pub(crate) mod calls;
 mod dispatch;
+pub(crate) mod event_stream;
 pub(crate) mod handler_table;
 pub(crate) mod hello;
 pub(crate) mod outbox;
@@ -47,7 +50,7 @@ use tracing::Instrument;
 
 use self::calls::{Calls, Reply};
 use self::dispatch::EventTask;
-use self::handler_table::{call_caught, Handlers};
+use self::handler_table::{call_caught, Handlers, Settle};
 use self::outbox::Outbox;
 use self::reader::read_loop;
 use self::writer::write_loop;
@@ -106,6 +109,8 @@ pub(crate) struct Shared<In> {
     idle: Notify,
     pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
     pub(crate) started: Arc<watch::Sender<bool>>,
+    /// A client socket's first moments, when what has no handler yet waits.
+    pub(crate) settle: Arc<Settle>,
     pub(crate) state: watch::Sender<Option<DisconnectReason>>,
     stop: Notify,
     stop_reason: Mutex<Option<DisconnectReason>>,
@@ -124,6 +129,7 @@ pub(crate) struct Carry<In> {
     handlers: Arc<RwLock<Handlers<In>>>,
     data: Arc<Mutex<Data>>,
     started: Arc<watch::Sender<bool>>,
+    settle: Arc<Settle>,
     meter: Meter,
 }
 
@@ -134,6 +140,7 @@ impl<In: Events> Carry<In> {
             handlers: Arc::new(RwLock::new(Handlers::new(In::VARIANTS.len()))),
             data: Arc::new(Mutex::new(data)),
             started: Arc::new(watch::Sender::new(false)),
+            settle: Arc::default(),
             meter,
         }
     }
@@ -188,6 +195,7 @@ impl<In: Events> Shared<In> {
             idle: Notify::new(),
             handlers: carry.handlers,
             started: carry.started,
+            settle: carry.settle,
             state: watch::Sender::new(None),
             stop: Notify::new(),
             stop_reason: Mutex::new(None),
@@ -229,6 +237,7 @@ impl<In: Events> Shared<In> {
             handlers: self.handlers.clone(),
             data: self.data.clone(),
             started: self.started.clone(),
+            settle: self.settle.clone(),
             meter: self.meter.clone(),
         }
     }
@@ -337,6 +346,7 @@ impl<In: Events> Shared<In> {
                     SocketError::NoHandler { event } => ("event without a handler", *event),
                     SocketError::RequestAsEvent { .. } => ("request sent as an event", ""),
                     SocketError::HandlerPanicked { .. } => ("event handler panicked", ""),
+                    SocketError::HandlerFailed { .. } => ("event handler failed", ""),
                     SocketError::Missed {
                         why: MissReason::QueueFull,
                         ..

@@ -155,6 +155,11 @@ pub(super) async fn answer<In: Events>(
         let event = event.to_owned();
         return failure(id, RemoteError::NotARequest { event }, shared.max_out);
     }
+    if shared.settle.active() && !read(&shared.handlers).takes_request(index) {
+        // A client socket's first moments: its handler may be on the way.
+        let registered = || read(&shared.handlers).takes_request(index);
+        shared.settle.wait(registered).await;
+    }
     let slot = read(&shared.handlers).slot(index);
     let Slot::Request(handler) = slot else {
         let event = event.to_owned();

@@ -202,8 +202,13 @@ where
     F: Fn(Api) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    write(&shared.handlers).slots[variant as usize] =
-        Slot::Event(Arc::new(move |value| Box::pin(handler(value))));
+    write(&shared.handlers).slots[variant as usize] = Slot::Event(Arc::new(move |value| {
+        let done = handler(value);
+        Box::pin(async move {
+            done.await;
+            Ok(())
+        })
+    }));
 }
 
 /// Registers a request handler for `variant`, as `Socket::on_request`
