@@ -32,7 +32,16 @@ HELLO, WELCOME, REJECT, EVENT, REQUEST, RESPONSE, FAILURE, CANCEL, PING, PONG, C
 
 REMOTE_ERRORS = ["NoHandler", "NotARequest", "HandlerPanicked", "BadRequest",
                  "ResponseTooLarge", "Encode"]
-REJECT_REASONS = ["BadMagic", "VersionMismatch", "SchemaMismatch", "Other"]
+REJECT_REASONS = [
+    "BadMagic",
+    "VersionMismatch",
+    "SchemaMismatch",
+    "Other",
+    "Refused",
+    "HandshakeTimeout",
+    "FrameLimitTooSmall",
+    "SchemaDiffers",
+]
 
 
 def schema_id(text):

@@ -120,11 +120,16 @@ pub enum Error {
         /// The configured handshake timeout.
         after: Duration,
     },
-    /// The two programs were built from different event enums.
+    /// The two programs were built from different event enums. When the
+    /// server sent its schema (netsock servers do, when it fits the frame
+    /// limit), `differences` says, one sentence each, which enums and
+    /// variants differ: `the server's SumApi has Sum(Vec<i64>)->i64, this
+    /// client's has Sum(Vec<i32>)->i64`.
     #[error(
-        "schema mismatch: this side sends {local_sends} and receives {local_receives}, the peer \
+        "schema mismatch: {}this side sends {local_sends} and receives {local_receives}, the peer \
          sends {remote_sends} and receives {remote_receives}; rebuild both from the same event \
-         enums, or make the connection lenient for a rolling upgrade"
+         enums, or make the connection lenient for a rolling upgrade",
+        said(differences)
     )]
     SchemaMismatch {
         /// Schema of the enum this side sends.
@@ -135,6 +140,9 @@ pub enum Error {
         remote_sends: SchemaId,
         /// Schema of the enum the peer receives.
         remote_receives: SchemaId,
+        /// How the peer's enums differ from this side's, in words; empty
+        /// when the peer did not send its schema.
+        differences: Vec<String>,
     },
     /// The peer speaks another version of the wire protocol.
     #[error("protocol version mismatch: this side speaks version {local}, the peer version {remote}; upgrade the older program")]
@@ -401,6 +409,14 @@ pub enum SocketError {
         /// Why the socket closed.
         reason: DisconnectReason,
     },
+}
+
+/// The differences of a schema mismatch, as the start of its message.
+fn said(differences: &[String]) -> String {
+    match differences {
+        [] => String::new(),
+        _ => format!("{}; ", differences.join("; ")),
+    }
 }
 
 /// Why a socket missed a broadcast event ([`SocketError::Missed`]).

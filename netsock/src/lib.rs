@@ -60,6 +60,7 @@ pub mod events;
 pub mod handler;
 mod metrics;
 mod registry;
+mod schema_diff;
 mod server;
 pub mod service;
 mod socket;

@@ -9,7 +9,8 @@ use tests::{on_both_transports, within, Transport};
 on_both_transports!(
     handshake_gives_both_ends_one_id,
     sockets_go_up_and_down,
-    schema_mismatch_is_refused_naming_both
+    schema_mismatch_is_refused_naming_both,
+    schema_mismatch_names_the_variant_that_differs
 );
 
 async fn handshake_gives_both_ends_one_id(t: Transport) {
@@ -81,6 +82,54 @@ async fn sockets_go_up_and_down(t: Transport) {
     );
 }
 
+/// The same enum, built twice with one field type changed: the error names
+/// the enum and the variant, with both definitions.
+mod server_side {
+    #[derive(netsock::Events, serde::Serialize, serde::Deserialize, Debug)]
+    pub enum SumApi {
+        #[request(response = i64)]
+        Sum(Vec<i64>),
+        Log {
+            line: String,
+        },
+    }
+}
+
+mod client_side {
+    #[derive(netsock::Events, serde::Serialize, serde::Deserialize, Debug)]
+    pub enum SumApi {
+        #[request(response = i64)]
+        Sum(Vec<i32>),
+        Log {
+            line: String,
+        },
+    }
+}
+
+async fn schema_mismatch_names_the_variant_that_differs(t: Transport) {
+    let dir = tests::TempDir::new();
+    let io = netsock::Server::<server_side::SumApi>::bind(t.addr(&dir))
+        .await
+        .unwrap();
+    io.spawn();
+    let err = within(Socket::<client_side::SumApi>::connect(io.local_addr()))
+        .await
+        .unwrap_err();
+    let Error::SchemaMismatch { differences, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        differences,
+        &["the server's SumApi has Sum(Vec<i64>)->i64, this client's has Sum(Vec<i32>)->i64"]
+    );
+    assert!(err.to_string().starts_with(
+        "schema mismatch: the server's SumApi has Sum(Vec<i64>)->i64, this client's has \
+         Sum(Vec<i32>)->i64; this side sends"
+    ));
+    assert_eq!(io.metrics().rejects.schema, 1);
+    io.close().await;
+}
+
 /// Same variant names, different field type: a different schema.
 #[derive(Events, Serialize, Deserialize, Debug)]
 enum OtherApi {
@@ -106,6 +155,11 @@ async fn schema_mismatch_is_refused_naming_both(t: Transport) {
     assert!(
         text.contains(&OtherApi::SCHEMA_ID.to_string())
             && text.contains(&Api::SCHEMA_ID.to_string()),
+        "{text}"
+    );
+    // The server sent its schema: the client says what differs.
+    assert!(
+        text.contains("the server's enum is Api, this client's is OtherApi"),
         "{text}"
     );
 

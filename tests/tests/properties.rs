@@ -42,6 +42,13 @@ fn reject_reason() -> impl Strategy<Value = RejectReason> {
         }),
         ".*".prop_map(RejectReason::Other),
         ".*".prop_map(RejectReason::Refused),
+        (any::<[u64; 4]>(), ".*", ".*").prop_map(|(s, sends, receives)| {
+            RejectReason::SchemaDiffers {
+                server: (SchemaId(s[0]), SchemaId(s[1])),
+                client: (SchemaId(s[2]), SchemaId(s[3])),
+                server_schema: (sends, receives),
+            }
+        }),
     ]
 }
 

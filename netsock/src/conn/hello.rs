@@ -9,6 +9,7 @@ use crate::conn::Handshaken;
 use crate::conn::SocketId;
 use crate::error::Error;
 use crate::events::{Events, SchemaId};
+use crate::schema_diff;
 use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
 use crate::wire::frame::{
     self, FrameCodec, FrameError, Header, Hello, RejectReason, MAGIC, MIN_MAX_FRAME_SIZE,
@@ -20,6 +21,10 @@ use crate::wire::frame::{
 /// connection is busy). Small, because most connections are idle most of
 /// the time.
 const READ_START: usize = frame::READ_MIN;
+
+/// The largest `Reject` carrying the server's schema texts; longer texts
+/// are not sent (the client then shows the ids only).
+const MAX_SCHEMA_REPLY: usize = 64 * 1024;
 
 /// Sends a handshake frame, within the peer's frame limit `max`.
 async fn send(writer: &mut WriteHalf, header: Header, max: usize) -> Result<(), Error> {
@@ -81,7 +86,26 @@ pub(crate) async fn connect<In: Events, Out: Events>(
             local_receives: In::SCHEMA_ID,
             remote_sends: server.0,
             remote_receives: server.1,
+            differences: Vec::new(),
         }),
+        Header::Reject(RejectReason::SchemaDiffers {
+            server,
+            server_schema: (sends, receives),
+            ..
+        }) => {
+            // What the server receives is what this side sends.
+            let mut differences = schema_diff::differences(&receives, Out::SCHEMA);
+            if In::SCHEMA != Out::SCHEMA || sends != receives {
+                differences.extend(schema_diff::differences(&sends, In::SCHEMA));
+            }
+            Err(Error::SchemaMismatch {
+                local_sends: Out::SCHEMA_ID,
+                local_receives: In::SCHEMA_ID,
+                remote_sends: server.0,
+                remote_receives: server.1,
+                differences,
+            })
+        }
         Header::Reject(RejectReason::VersionMismatch { server, client }) => {
             Err(Error::VersionMismatch {
                 local: client,
@@ -146,7 +170,25 @@ pub(crate) async fn accept<In: Events, Out: Events>(
         None
     };
     if let Some(reason) = reject {
-        let _ = send(writer, Header::Reject(reason.clone()), MIN_MAX_FRAME_SIZE).await;
+        // With our schema texts when they fit what the client takes (and a
+        // bound of our own: it has not been accepted yet).
+        let limit = (hello.max_frame as usize).clamp(MIN_MAX_FRAME_SIZE, MAX_SCHEMA_REPLY);
+        let detailed = match &reason {
+            RejectReason::SchemaMismatch { server, client } => frame::encode_control(
+                Header::Reject(RejectReason::SchemaDiffers {
+                    server: *server,
+                    client: *client,
+                    server_schema: (Out::SCHEMA.to_owned(), In::SCHEMA.to_owned()),
+                }),
+                limit,
+            )
+            .ok(),
+            _ => None,
+        };
+        let _ = match detailed {
+            Some(frame) => writer.write_all(&frame).await.map_err(Error::from),
+            None => send(writer, Header::Reject(reason.clone()), MIN_MAX_FRAME_SIZE).await,
+        };
         return Err(Error::Rejected(reason));
     }
     reader

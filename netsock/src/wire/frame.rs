@@ -300,6 +300,18 @@ pub enum RejectReason {
         /// The smallest limit a peer may announce.
         min: u32,
     },
+    /// Different event enums, with the server's schema texts, so that the
+    /// client can say which variants differ. Sent instead of
+    /// `SchemaMismatch` when it fits the client's frame limit.
+    #[error("schema mismatch")]
+    SchemaDiffers {
+        /// The server's (sends, receives).
+        server: (SchemaId, SchemaId),
+        /// The client's (sends, receives).
+        client: (SchemaId, SchemaId),
+        /// The server's schema texts, (sends, receives).
+        server_schema: (String, String),
+    },
 }
 
 /// Why a request failed on the peer, as sent in a `Failure` frame.
