@@ -6,6 +6,9 @@
 //! service's is `Combined{Part:Enum{..},Part:Enum{..}}`. The text is only
 //! read here, never trusted: anything that does not parse is shown whole.
 
+/// The most differences told; the rest are counted.
+const SAID_MAX: usize = 6;
+
 /// The longest piece of schema text quoted in a difference.
 const QUOTE_MAX: usize = 160;
 
@@ -86,6 +89,11 @@ fn quote(text: &str) -> String {
 pub(crate) fn differences(theirs: &str, ours: &str) -> Vec<String> {
     let mut out = Vec::new();
     compare(theirs, ours, &mut out);
+    if out.len() > SAID_MAX {
+        let more = out.len() - (SAID_MAX - 1);
+        out.truncate(SAID_MAX - 1);
+        out.push(format!("and {more} more differences"));
+    }
     out
 }
 
@@ -179,6 +187,13 @@ mod tests {
                 "the server's Talk has no Pong (this client's has Pong)",
             ]
         );
+    }
+
+    #[test]
+    fn many_differences_are_counted_not_listed() {
+        let said = differences("E{A,B,C,D,E,F,G,H}", "E{}");
+        assert_eq!(said.len(), 6);
+        assert_eq!(said[5], "and 3 more differences");
     }
 
     #[test]
