@@ -101,7 +101,6 @@ async fn main() -> Result<(), BoxError> {
             let _ = heard.send((id, text));
             async {}
         });
-        client.start();
     }
     let first = connected.recv().await.ok_or("no connection")?;
     connected.recv().await.ok_or("no connection")?;

@@ -28,6 +28,10 @@ enum Calc {
     /// A request this server does not handle.
     #[request(response = String)]
     Version,
+    /// Answered with the caller's connection id: a handler that needs its
+    /// socket.
+    #[request(response = u64)]
+    WhoAmI,
     /// A one-way event: no reply.
     Log(String),
 }
@@ -53,6 +57,8 @@ async fn main() -> Result<(), BoxError> {
             |millis| async move { tokio::time::sleep(Duration::from_millis(millis)).await },
         );
         socket.on_log(|line| async move { println!("log: {line}") });
+        // `_with`: the handler gets the socket first, nothing to clone.
+        socket.on_who_am_i_with(|socket| async move { socket.id().0 });
         Ok(())
     });
     // ANCHOR_END: handlers
@@ -66,6 +72,7 @@ async fn main() -> Result<(), BoxError> {
     // The outer Result is the transport's, the inner one the service's own.
     assert_eq!(socket.div(7, 2).await?, Ok(3));
     assert_eq!(socket.div(1, 0).await?, Err("division by zero".to_owned()));
+    assert_eq!(socket.who_am_i().await?, socket.id().0);
     socket
         .emit_log("one-way: no reply, no waiting for one".into())
         .await?;

@@ -42,7 +42,6 @@ async fn player(
     });
     socket.on_snapshot(|_| async {});
     socket.on_ready(move || async move { name.to_string() });
-    socket.start();
     Ok(socket)
 }
 
@@ -189,7 +188,6 @@ async fn main() -> Result<(), BoxError> {
             async move { drop(gate.acquire().await) }
         }
     });
-    slow.start();
     let slow_side = connected.recv().await.ok_or("no connection")?;
     slow_side.join("red");
     let fast = &clients[1]; // bob, also in "red"

@@ -105,7 +105,6 @@ async fn client(addr: &str, nick: &str, wait: usize) -> Result<(), BoxError> {
         let _ = heard_tx.send(());
         async {}
     });
-    socket.start();
     let mut room = None;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {

@@ -1,11 +1,8 @@
 //! The seed's first program, shared by `hello_tcp` and `hello_unix`: a
 //! server that greets every client, and a client that answers.
 
-use std::sync::{Arc, Mutex};
-
 use netsock::{Addr, Events, Server, Socket};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -62,19 +59,9 @@ pub async fn server(addr: Addr) -> netsock::Result<Server<Chat>> {
 /// Connects, waits for the greeting, answers it, and closes.
 pub async fn client(addr: Addr) -> Result<(), BoxError> {
     let socket = Socket::<Chat>::connect(addr).await?;
-    let (greeted, greeting) = oneshot::channel();
-    let greeted = Arc::new(Mutex::new(Some(greeted)));
-    socket.on_message(move |text, total_clients| {
-        println!("server says {text:?} ({total_clients} clients connected)");
-        let greeted = greeted.lock().ok().and_then(|mut g| g.take());
-        async move {
-            if let Some(greeted) = greeted {
-                let _ = greeted.send(());
-            }
-        }
-    });
+    let (text, total_clients) = socket.once_message().await?;
+    println!("server says {text:?} ({total_clients} clients connected)");
     socket.emit_message("hi, server".into(), 0).await?;
-    greeting.await?;
     socket.close().await;
     Ok(())
 }

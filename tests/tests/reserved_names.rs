@@ -37,6 +37,7 @@ const ENDPOINTS: &[&str] = &["Socket", "Server", "Broadcast"];
 const RESERVED_TXT: &str = "netsock-macros/src/reserved.txt";
 const MACROS_LIB: &str = "netsock-macros/src/lib.rs";
 const RUNTIME_SRC: &str = "netsock/src";
+const EVENTS_CHAPTER: &str = "book/src/events.md";
 
 fn workspace_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -295,6 +296,31 @@ fn derive_events_documents_the_reserved_names() {
                  names between \"{START}\" and \"{END}\"; if that text changed, update this test"
             )
         });
+    assert_lists_reserved(
+        section,
+        &format!("the doc comment of `derive_events` in {MACROS_LIB}"),
+    );
+}
+
+#[test]
+fn events_chapter_lists_the_reserved_names() {
+    const START: &str = "The names that take a suffix are netsock's own methods:";
+    const END: &str = "Two variants";
+    let chapter = read(EVENTS_CHAPTER);
+    let section = chapter
+        .split_once(START)
+        .and_then(|(_, rest)| rest.split_once(END))
+        .map(|(section, _)| section)
+        .unwrap_or_else(|| {
+            panic!(
+                "{EVENTS_CHAPTER} should list the reserved names between \"{START}\" and \"{END}\""
+            )
+        });
+    assert_lists_reserved(section, EVENTS_CHAPTER);
+}
+
+/// Checks that `section` names exactly the names in `reserved.txt`.
+fn assert_lists_reserved(section: &str, place: &str) {
     // Every `name` in backticks that looks like a method (types are
     // capitalized).
     let documented: BTreeSet<String> = section
@@ -314,7 +340,7 @@ fn derive_events_documents_the_reserved_names() {
     let not_reserved: Vec<&String> = documented.difference(&reserved).collect();
     assert!(
         undocumented.is_empty() && not_reserved.is_empty(),
-        "the doc comment of `derive_events` in {MACROS_LIB} must list the names of \
-         {RESERVED_TXT}: add {undocumented:?}, remove {not_reserved:?}"
+        "{place} must list the names of {RESERVED_TXT}: add {undocumented:?}, remove \
+         {not_reserved:?}"
     );
 }
