@@ -172,7 +172,6 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     ///         let _ = tx.send((name, line));
     ///         async {}
     ///     });
-    ///     socket.start();
     /// }
     /// io.to("lobby").except(a.id()).emit(Api::Log("hi".into())).await?;
     /// assert_eq!(rx.recv().await.unwrap(), ("b", "hi".to_string()));
@@ -220,7 +219,6 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// for (socket, bonus) in [(&a, 10), (&b, 20)] {
     ///     io.socket(socket.id()).unwrap().join("workers");
     ///     socket.on_sum(move |numbers| async move { bonus + numbers.iter().sum::<i64>() });
-    ///     socket.start();
     /// }
     /// let replies = io.to("workers").request::<i64>(Api::Sum(vec![1, 2])).await;
     /// assert_eq!(replies, [(a.id(), Ok(13)), (b.id(), Ok(23))]);
@@ -311,7 +309,6 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     ///     let _ = tx.send(line);
     ///     async {}
     /// });
-    /// bob.start();
     /// alice.emit_log("hi, all".into()).await?;
     /// assert_eq!(rx.recv().await.unwrap(), "hi, all");
     /// # io.close().await;

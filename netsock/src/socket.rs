@@ -730,7 +730,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             .get(index as usize)
             .is_some_and(|v| v.is_request())
         {
-            self.start();
+            self.conn().start();
             return Err(CallError::NotARequest {
                 event: event.variant_name().to_owned(),
             });
@@ -752,7 +752,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         let conn = match &self.link {
             Link::Accepted(shared) => shared.clone(),
             Link::Client(client) => client.online().map_err(|reason| {
-                self.start();
+                self.conn().start();
                 CallError::Disconnected(reason)
             })?,
         };
@@ -1139,8 +1139,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         write(&self.conn().handlers).error = Some(Arc::new(hook));
     }
 
-    /// Waits until the socket is closed for good, and says why. Starts the
-    /// socket.
+    /// Waits until the socket is closed for good, and says why. On a
+    /// server's socket, inside `on_connection`, lets the held events through.
     ///
     /// A server's socket closes when its connection ends. A client socket
     /// that [reconnects](Reconnect) closes when it is [closed](Socket::close),
@@ -1166,7 +1166,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # }
     /// ```
     pub async fn closed(&self) -> DisconnectReason {
-        self.start();
+        self.conn().start();
         match &self.link {
             Link::Accepted(shared) => shared.ended().await,
             Link::Client(client) => client.closed().await,
