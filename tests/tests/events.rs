@@ -9,8 +9,54 @@ on_both_transports!(
     events_flow_both_ways_in_order,
     handlers_that_wait_keep_arrival_order,
     server_emit_reaches_every_client,
-    oversized_emit_fails_alone
+    oversized_emit_fails_alone,
+    a_stuck_event_handler_does_not_keep_its_socket
 );
+
+#[derive(netsock::Events, serde::Serialize, serde::Deserialize, Debug)]
+enum Stuck {
+    /// Its handler never finishes.
+    Wait,
+}
+
+/// An event handler that never finishes does not keep its connection:
+/// once the peer hangs up, the events behind it get the close grace, then
+/// the socket ends and leaves its server.
+async fn a_stuck_event_handler_does_not_keep_its_socket(t: Transport) {
+    use netsock::{Server, Socket};
+    let dir = tests::TempDir::new();
+    let io = Server::<Stuck>::bind(t.addr(&dir)).await.unwrap();
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    io.on_connection(move |socket: Socket<Stuck>| {
+        let started_tx = started_tx.clone();
+        let ended_tx = ended_tx.clone();
+        socket.on_wait(move || {
+            let _ = started_tx.send(());
+            std::future::pending::<()>()
+        });
+        socket.on_disconnect(move |reason| {
+            let _ = ended_tx.send(reason);
+            async {}
+        });
+        async { Ok(()) }
+    });
+    io.spawn();
+    let client = within(
+        Socket::<Stuck>::builder()
+            .no_reconnect()
+            .connect(io.local_addr()),
+    )
+    .await
+    .unwrap();
+    within(client.emit_wait()).await.unwrap();
+    within(client.emit_wait()).await.unwrap();
+    within(started.recv()).await.unwrap();
+    client.close().await;
+    assert!(within(ended.recv()).await.is_some());
+    tests::eventually(|| io.sockets().is_empty()).await;
+    io.close().await;
+}
 
 async fn events_flow_both_ways_in_order(t: Transport) {
     let (io, mut seen, _dir) = serve(t).await;

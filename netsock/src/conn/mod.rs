@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use futures_util::future::{AbortHandle, OptionFuture};
+use futures_util::future::AbortHandle;
 use tokio::sync::{watch, Notify};
 use tokio_util::codec::FramedRead;
 use tracing::Instrument;
@@ -436,8 +436,18 @@ impl<In: Events> Shared<In> {
         if !server_side {
             self.start();
         }
-        if let Some(Err(err)) = OptionFuture::from(events).await {
-            tracing::warn!(socket = %self.id, %err, "event task failed");
+        // A handler that never finishes must not keep the connection (and
+        // the socket's place in its server) for ever: the events behind it
+        // get the close grace, then the task is aborted.
+        if let Some(mut events) = events {
+            match tokio::time::timeout(CLOSE_GRACE, &mut events).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(socket = %self.id, %err, "event task failed"),
+                Err(_) => {
+                    events.abort();
+                    warn_throttled!("event handler outlived its connection", socket = %self.id, "an event handler was still running when its connection ended; it was dropped after the close grace");
+                }
+            }
         }
         if let Some(on_end) = on_end {
             on_end(self.id);
