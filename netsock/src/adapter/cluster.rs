@@ -135,6 +135,7 @@ impl Cluster {
         }
         let inbox = Inbox {
             cluster: Arc::downgrade(self),
+            stopped: self.stopped.subscribe(),
         };
         let channels = vec![self.all.to_string(), self.channel_of(self.node).to_string()];
         self.driver.subscribe(channels, inbox).await?;

@@ -165,7 +165,8 @@ pub trait Driver: Send + Sync + 'static {
 /// ```
 #[derive(Clone)]
 pub struct Inbox {
-    cluster: Weak<Cluster>,
+    pub(crate) cluster: Weak<Cluster>,
+    pub(crate) stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl fmt::Debug for Inbox {
@@ -203,6 +204,21 @@ impl Inbox {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.cluster.upgrade().map_or(true, |c| c.is_stopped())
+    }
+
+    /// Completes once the node stopped (its server closed or dropped).
+    ///
+    /// ```
+    /// # async fn f(inbox: netsock::adapter::Inbox) {
+    /// tokio::select! {
+    ///     () = inbox.closed() => { /* unsubscribe, end the task */ }
+    ///     // message = subscription.next() => inbox.push(message),
+    /// }
+    /// # }
+    /// ```
+    pub async fn closed(&self) {
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|s| *s).await;
     }
 
     /// Tells the node that the subscription's connection dropped (counted
