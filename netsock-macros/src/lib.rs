@@ -115,6 +115,7 @@ mod render;
 ///   `on_connection`, `run`, `socket`, `sockets`, `middleware`, `serve`,
 ///   `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`, `except`,
 ///   `in_room`, `join`, `leave`, `rooms`, `to` (rooms and broadcast),
+///   `cluster`, `fetch_sockets`, `to_socket` (a cluster of servers),
 ///   `clone`, `fmt` (standard traits). So a request variant `Close` or an
 ///   event `Error` (`on_error`) is refused, pointing at the variant;
 /// * malformed `#[request]` attributes, and `#[request]` without `response`.

@@ -349,20 +349,6 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
         Ok(sockets)
     }
 
-    /// How many sockets the set has on every node of the cluster.
-    ///
-    /// ```
-    /// # use netsock::{Events, Server, Socket};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
-    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
-    /// async fn lobby_size(io: &Server<Api>) -> netsock::Result<usize> {
-    ///     io.to("lobby").count().await
-    /// }
-    /// ```
-    pub async fn count(&self) -> Result<usize> {
-        Ok(self.fetch_sockets().await?.len())
-    }
-
     /// Puts every socket in the set, on every node, in `room` (socket.io's
     /// `socketsJoin`). This node's sockets are in it when this returns; the
     /// other nodes' as soon as the message reaches them.
@@ -395,17 +381,18 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     }
 
     /// Closes the connection of every socket in the set, on every node
-    /// (socket.io's `disconnectSockets`).
+    /// (socket.io's `disconnectSockets`); it returns at once, the sockets
+    /// close in the background.
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
     /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
     /// fn kick(io: &Server<Api>, id: netsock::SocketId) -> netsock::Result<()> {
-    ///     io.to_socket(id).disconnect()
+    ///     io.to_socket(id).close()
     /// }
     /// ```
-    pub fn disconnect(&self) -> Result<()> {
+    pub fn close(&self) -> Result<()> {
         self.command(Command::Disconnect)
     }
 

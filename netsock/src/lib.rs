@@ -85,6 +85,7 @@ pub use error::{
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use registry::Except;
+pub use server::cluster::ServerCluster;
 pub use server::middleware::{Handshake, Refusal};
 pub use server::running::Running;
 pub use server::{Server, ServerBuilder};

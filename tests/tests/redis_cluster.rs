@@ -25,7 +25,7 @@ async fn nodes(redis: &RedisServer, n: usize) -> Vec<Server<Api>> {
         nodes.push(node(&redis.url(), tcp()).await.unwrap());
     }
     for io in &nodes {
-        within(io.wait_for_nodes(n - 1)).await;
+        within(io.cluster().wait_for_nodes(n - 1)).await;
     }
     nodes
 }
@@ -141,7 +141,7 @@ async fn a_broadcast_is_encoded_once_on_the_emitting_node() {
         "one encoding for 9 sockets on 3 nodes"
     );
     for n in &io[1..] {
-        let m = n.cluster_metrics().unwrap();
+        let m = n.cluster().metrics().unwrap();
         assert_eq!(
             m.frames_relayed, 1,
             "the frame's bytes, relayed as they came"
@@ -197,10 +197,13 @@ async fn queries_and_remote_operations_span_nodes() {
         .collect();
     assert_eq!(all, sorted(vec![a.id(), b.id()]));
     assert_eq!(io[0].sockets().len(), 1, "sockets() is this node's");
-    assert_eq!(within(io[0].fetch_count()).await.unwrap(), 2);
-    assert_eq!(within(io[0].fetch_rooms()).await.unwrap(), ["blue", "red"]);
+    assert_eq!(within(io[0].cluster().count()).await.unwrap(), 2);
+    assert_eq!(
+        within(io[0].cluster().rooms()).await.unwrap(),
+        ["blue", "red"]
+    );
     assert_eq!(io[0].rooms(), ["red"]);
-    let blue = within(io[0].to("blue").fetch_sockets()).await.unwrap();
+    let blue = within(io[0].cluster().in_room("blue")).await.unwrap();
     assert_eq!(blue.len(), 1);
     assert_eq!(
         (blue[0].id, blue[0].rooms.clone()),
@@ -220,19 +223,19 @@ async fn queries_and_remote_operations_span_nodes() {
 
     // Server to server.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    io[1].on_server_message(move |from, message: String| {
+    io[1].cluster().on_message(move |from, message: String| {
         let _ = tx.send((from, message));
     });
-    io[0].server_emit(&"reload".to_string()).unwrap();
+    io[0].cluster().emit(&"reload".to_string()).unwrap();
     assert_eq!(
         within(rx.recv()).await.unwrap(),
-        (io[0].node(), "reload".to_string())
+        (io[0].cluster().node(), "reload".to_string())
     );
 
     // Disconnect a socket on another node.
-    io[0].to("blue").disconnect().unwrap();
+    io[0].to("blue").close().unwrap();
     within(b.closed()).await;
-    assert_eq!(within(io[0].fetch_count()).await.unwrap(), 1);
+    assert_eq!(within(io[0].cluster().count()).await.unwrap(), 1);
     for n in &io {
         n.close().await;
     }
@@ -252,7 +255,7 @@ async fn nodes_in_separate_processes_and_a_killed_one() {
     let here = node(&redis.url(), tcp()).await.unwrap();
     let mut one = ChildNode::start(&redis).await;
     let two = ChildNode::start(&redis).await;
-    within(here.wait_for_nodes(2)).await;
+    within(here.cluster().wait_for_nodes(2)).await;
     let (x, mut hx) = client(&one.addr, &["lobby"], 1).await;
     let (y, mut hy) = client(&two.addr, &["lobby"], 2).await;
     let (z, mut hz) = client(here.local_addr(), &["lobby"], 3).await;
@@ -298,8 +301,8 @@ async fn nodes_in_separate_processes_and_a_killed_one() {
     // It is forgotten once silent for the node timeout: requests and
     // queries no longer wait for it at all.
     let dead = x.id().node();
-    eventually(|| !here.nodes().contains(&dead)).await;
-    assert_eq!(here.cluster_metrics().unwrap().nodes_timed_out, 1);
+    eventually(|| !here.cluster().nodes().contains(&dead)).await;
+    assert_eq!(here.cluster().metrics().unwrap().nodes_timed_out, 1);
     let started = Instant::now();
     let replies = within(
         here.to("lobby")
@@ -338,15 +341,15 @@ async fn riding_out_a_redis_restart() {
     // Both nodes notice their subscription is gone.
     eventually(|| {
         io.iter()
-            .all(|n| n.cluster_metrics().unwrap().lost_connections >= 1)
+            .all(|n| n.cluster().metrics().unwrap().lost_connections >= 1)
     })
     .await;
     // Local delivery goes on; what cannot reach the other node is counted.
-    let before = io[0].cluster_metrics().unwrap();
+    let before = io[0].cluster().metrics().unwrap();
     let _ = within(io[0].to("lobby").emit_line("during".into())).await;
     assert_eq!(within(ha.lines.recv()).await.unwrap(), "during");
     eventually(|| {
-        let m = io[0].cluster_metrics().unwrap();
+        let m = io[0].cluster().metrics().unwrap();
         m.publish_failed + m.dropped > before.publish_failed + before.dropped
     })
     .await;
@@ -354,7 +357,7 @@ async fn riding_out_a_redis_restart() {
     redis.restart().await;
     eventually(|| {
         io.iter()
-            .all(|n| n.cluster_metrics().unwrap().reconnects >= 1)
+            .all(|n| n.cluster().metrics().unwrap().reconnects >= 1)
     })
     .await;
     // Cluster delivery resumes.

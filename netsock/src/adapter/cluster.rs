@@ -290,7 +290,7 @@ impl Cluster {
         self.send_all(&body, &[])
     }
 
-    /// Sends a message to the other servers' `on_server_message` handler.
+    /// Sends a message to the other servers' `on_message` handler.
     pub(crate) fn message(&self, payload: &[u8]) -> Result<(), ClusterError> {
         self.send_all(&Body::Message, payload)
     }
@@ -618,5 +618,117 @@ async fn heartbeat_loop(
         };
         let _ = cluster.send_all(&Body::Heartbeat { hello: false }, &[]);
         cluster.sweep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::adapter::MemoryBus;
+
+    /// A driver whose first publish never finishes: the engine hangs.
+    struct Stalled {
+        publishing: Arc<Notify>,
+    }
+
+    impl Driver for Stalled {
+        fn node_number<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<u32, ClusterError>> {
+            Box::pin(async { Ok(1) })
+        }
+        fn publish(&self, _: Vec<Outgoing>) -> BoxFuture<'_, Result<(), ClusterError>> {
+            self.publishing.notify_one();
+            Box::pin(std::future::pending())
+        }
+        fn subscribe(&self, _: Vec<String>, _: Inbox) -> BoxFuture<'_, Result<(), ClusterError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// A server that records what reaches it.
+    #[derive(Default)]
+    struct Recorder {
+        frames: Mutex<Vec<(Vec<String>, Bytes, u32)>>,
+    }
+
+    impl Local for Recorder {
+        fn deliver(&self, selector: &Selector, frame: &Bytes, variant: u32) {
+            lock(&self.frames).push((selector.rooms.clone(), frame.clone(), variant));
+        }
+        fn describe(&self, _: &Selector) -> Vec<SocketInfo> {
+            Vec::new()
+        }
+        fn rooms(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn apply(&self, _: &Selector, _: &Command) {}
+        fn call(
+            &self,
+            _: Selector,
+            _: Bytes,
+            _: Option<Duration>,
+        ) -> BoxFuture<'static, Vec<(SocketId, Result<Bytes, CallError>)>> {
+            Box::pin(async { Vec::new() })
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stalled_engine_bounds_the_queue_and_counts_what_is_dropped() {
+        let publishing = Arc::new(Notify::new());
+        let driver = Stalled {
+            publishing: publishing.clone(),
+        };
+        let cluster = Cluster::connect(Adapter::new(driver).queue(4))
+            .await
+            .unwrap();
+        cluster
+            .start(Arc::new(Recorder::default()), Duration::from_secs(1))
+            .await
+            .unwrap();
+        // The announcement is in the driver's hands, which never return.
+        publishing.notified().await;
+        let frame = [0u8; 16];
+        let sent: Vec<_> = (0..10)
+            .map(|_| cluster.broadcast(&Selector::default(), &frame, 0))
+            .collect();
+        assert!(sent[..4].iter().all(Result::is_ok));
+        assert!(sent[4..]
+            .iter()
+            .all(|r| matches!(r, Err(ClusterError::Backlog { capacity: 4 }))));
+        let m = cluster.metrics();
+        assert_eq!((m.dropped, m.queue_depth), (6, 4));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn frames_cross_as_they_were_encoded() {
+        let bus = MemoryBus::new();
+        let a = Cluster::connect(Adapter::new(bus.clone())).await.unwrap();
+        let b = Cluster::connect(Adapter::new(bus)).await.unwrap();
+        let at_b = Arc::new(Recorder::default());
+        a.start(Arc::new(Recorder::default()), Duration::from_secs(1))
+            .await
+            .unwrap();
+        b.start(at_b.clone(), Duration::from_secs(1)).await.unwrap();
+        a.wait_for_nodes(1).await;
+        let selector = Selector {
+            rooms: vec!["lobby".into()],
+            ..Selector::default()
+        };
+        a.broadcast(&selector, b"\x05\x00\x00\x00frame", 3).unwrap();
+        while lock(&at_b.frames).is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let (rooms, frame, variant) = lock(&at_b.frames)[0].clone();
+        assert_eq!(
+            (rooms, &frame[..], variant),
+            (vec!["lobby".to_string()], &b"\x05\x00\x00\x00frame"[..], 3)
+        );
+        assert_eq!(b.metrics().frames_relayed, 1);
+        // Not netsock's, or garbage: counted, ignored.
+        b.receive(Bytes::from_static(b"\xff\xff\xff"));
+        assert_eq!(b.metrics().undecodable, 1);
     }
 }

@@ -6,15 +6,19 @@
 //! broadcast (`io.emit_*`, `io.to(room)`, `.except(..)`,
 //! `socket.broadcast()`, `socket.to(room)`) reaches the matching sockets of
 //! every node; requests to a room gather the replies of every node's
-//! sockets; [`Server::fetch_sockets`](crate::Server::fetch_sockets),
-//! [`fetch_rooms`](crate::Server::fetch_rooms) and
-//! [`fetch_count`](crate::Server::fetch_count) answer for the whole cluster
-//! (the synchronous [`sockets`](crate::Server::sockets),
-//! [`rooms`](crate::Server::rooms) and [`in_room`](crate::Server::in_room)
-//! stay this node's own); a [`Broadcast`](crate::Broadcast) can make
-//! sockets on any node join or leave a room or disconnect; and servers
-//! send each other messages with
-//! [`Server::server_emit`](crate::Server::server_emit).
+//! sockets; [`io.cluster()`](crate::Server::cluster)'s
+//! [`sockets`](crate::ServerCluster::sockets),
+//! [`in_room`](crate::ServerCluster::in_room),
+//! [`rooms`](crate::ServerCluster::rooms) and
+//! [`count`](crate::ServerCluster::count) answer for the whole cluster
+//! (the server's own [`sockets`](crate::Server::sockets),
+//! [`in_room`](crate::Server::in_room) and [`rooms`](crate::Server::rooms)
+//! stay this node's); a [`Broadcast`](crate::Broadcast) can make sockets on
+//! any node [`join`](crate::Broadcast::join) or
+//! [`leave`](crate::Broadcast::leave) a room or
+//! [`close`](crate::Broadcast::close), and reach one by id
+//! ([`to_socket`](crate::Broadcast::to_socket)); and servers send each
+//! other messages ([`ServerCluster::emit`](crate::ServerCluster::emit)).
 //!
 //! The engine is behind a small [`Driver`] trait: publish bytes on a
 //! channel, subscribe to channels, hand out node numbers. The
@@ -41,7 +45,7 @@
 //! let b = Server::<Chat>::builder().adapter(Adapter::new(bus.clone())).bind(0).await?;
 //! a.spawn();
 //! b.spawn();
-//! a.wait_for_nodes(1).await;
+//! a.cluster().wait_for_nodes(1).await;
 //! let on_b = Socket::<Chat>::connect(b.local_addr()).await?;
 //! # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
 //! on_b.on_line(move |line| { let _ = tx.send(line); async {} });
@@ -405,13 +409,13 @@ pub struct SocketInfo {
 }
 
 /// A node's counters of what went through its adapter, from
-/// [`Server::cluster_metrics`](crate::Server::cluster_metrics).
+/// [`ServerCluster::metrics`](crate::ServerCluster::metrics).
 ///
 /// ```
 /// # use netsock::{Events, Server};
 /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
 /// fn report(io: &Server<Api>) {
-///     if let Some(m) = io.cluster_metrics() {
+///     if let Some(m) = io.cluster().metrics() {
 ///         println!("{}: {} other nodes, {} lost", m.node, m.nodes.len(), m.dropped + m.publish_failed);
 ///     }
 /// }

@@ -60,7 +60,7 @@ pub(crate) enum Body {
     },
     /// The answer to request `id`.
     Reply { id: u64, answer: Answer },
-    /// A message from a server to the others (`server_emit`): the payload
+    /// A message from a server to the others (`ServerCluster::emit`): the payload
     /// follows.
     Message,
 }

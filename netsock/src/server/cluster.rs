@@ -89,10 +89,49 @@ impl<In: Events, Out: Events> Local for ServerNode<In, Out> {
     }
 }
 
-/// A server's cluster-wide methods (see [`netsock::adapter`](crate::adapter)).
+/// A server's view of its cluster, from [`Server::cluster`]: the other
+/// nodes, and the cluster-wide answers to what [`Server::sockets`],
+/// [`Server::in_room`] and [`Server::rooms`] answer for this node alone.
+/// Without an adapter, the cluster is this server.
+///
+/// ```
+/// # use netsock::{Events, Server};
+/// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+/// async fn report(io: &Server<Api>) -> netsock::Result<()> {
+///     let cluster = io.cluster();
+///     println!(
+///         "{}: {} sockets here, {} in the cluster of {} nodes",
+///         cluster.node(),
+///         io.sockets().len(),
+///         cluster.count().await?,
+///         cluster.nodes().len() + 1,
+///     );
+///     Ok(())
+/// }
+/// ```
+pub struct ServerCluster<In: Events, Out: Events = In> {
+    server: Server<In, Out>,
+}
+
+impl<In: Events, Out: Events> Clone for ServerCluster<In, Out> {
+    fn clone(&self) -> Self {
+        ServerCluster {
+            server: self.server.clone(),
+        }
+    }
+}
+
+impl<In: Events, Out: Events> std::fmt::Debug for ServerCluster<In, Out> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCluster")
+            .field("node", &self.node())
+            .field("nodes", &self.nodes())
+            .finish()
+    }
+}
+
 impl<In: Events, Out: Events> Server<In, Out> {
-    /// This server's node number in its cluster; [`NodeId(0)`](NodeId)
-    /// without an adapter.
+    /// This server's view of its cluster (see [`netsock::adapter`](crate::adapter)).
     ///
     /// ```
     /// # use netsock::{Events, Server, NodeId};
@@ -100,70 +139,18 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// let io = Server::<Api>::bind(0).await?;
-    /// assert_eq!(io.node(), NodeId(0));
+    /// assert_eq!(io.cluster().node(), NodeId(0)); // no adapter: a cluster of one
+    /// assert_eq!(io.cluster().count().await?, 0);
     /// # Ok(()) }
     /// ```
-    pub fn node(&self) -> NodeId {
-        self.inner
-            .registry
-            .cluster()
-            .map_or(NodeId(0), |c| c.node())
-    }
-
-    /// The other nodes this server hears from now, in order (none without
-    /// an adapter).
-    ///
-    /// ```
-    /// # use netsock::{Events, Server};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// fn peers(io: &Server<Api>) -> String {
-    ///     io.nodes().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
-    /// }
-    /// ```
-    pub fn nodes(&self) -> Vec<NodeId> {
-        self.inner
-            .registry
-            .cluster()
-            .map(|c| c.nodes())
-            .unwrap_or_default()
-    }
-
-    /// Waits until this server hears from at least `count` other nodes (at
-    /// once without an adapter). Bound it with a timeout.
-    ///
-    /// ```
-    /// # use netsock::{Events, Server};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// # async fn f(io: Server<Api>) {
-    /// let wait = io.wait_for_nodes(2);
-    /// if tokio::time::timeout(std::time::Duration::from_secs(5), wait).await.is_err() {
-    ///     eprintln!("the other two nodes are not up yet");
-    /// }
-    /// # }
-    /// ```
-    pub async fn wait_for_nodes(&self, count: usize) {
-        if let Some(cluster) = self.inner.registry.cluster() {
-            cluster.wait_for_nodes(count).await;
+    pub fn cluster(&self) -> ServerCluster<In, Out> {
+        ServerCluster {
+            server: self.clone(),
         }
     }
 
-    /// The counters of this node's adapter (none without one).
-    ///
-    /// ```
-    /// # use netsock::{Events, Server};
-    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> netsock::Result<()> {
-    /// let io = Server::<Api>::bind(0).await?;
-    /// assert!(io.cluster_metrics().is_none()); // no adapter
-    /// # Ok(()) }
-    /// ```
-    pub fn cluster_metrics(&self) -> Option<ClusterMetrics> {
-        self.inner.registry.cluster().map(|c| c.metrics())
-    }
-
     /// The socket with this id, on whichever node it is, to emit to, make
-    /// join or leave a room, or disconnect (see [`Broadcast`]).
+    /// join or leave a room, or close (see [`Broadcast`]).
     ///
     /// ```
     /// # use netsock::{Events, Server, SocketId};
@@ -177,9 +164,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     }
 
     /// Every socket of the cluster, with its rooms, in id order (socket.io's
-    /// `fetchSockets`); [`sockets`](Server::sockets) is this node's alone.
-    /// Nodes that do not answer within the adapter's
-    /// [`fetch_timeout`](crate::adapter::Adapter::fetch_timeout) are left out.
+    /// `fetchSockets`; the same as `io.cluster().sockets()`).
     ///
     /// ```
     /// # use netsock::{Events, Server};
@@ -196,28 +181,60 @@ impl<In: Events, Out: Events> Server<In, Out> {
             .fetch_sockets()
             .await
     }
+}
 
-    /// The rooms with members on any node, sorted; [`rooms`](Server::rooms)
-    /// is this node's alone.
+impl<In: Events, Out: Events> ServerCluster<In, Out> {
+    fn adapter(&self) -> Option<&Arc<crate::adapter::Cluster>> {
+        self.server.inner.registry.cluster()
+    }
+
+    /// This server's node number; [`NodeId(0)`](NodeId) without an adapter.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, NodeId};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// fn me(io: &Server<Api>) -> NodeId {
+    ///     io.cluster().node()
+    /// }
+    /// ```
+    pub fn node(&self) -> NodeId {
+        self.adapter().map_or(NodeId(0), |c| c.node())
+    }
+
+    /// The other nodes this server hears from now, in order (none without
+    /// an adapter).
     ///
     /// ```
     /// # use netsock::{Events, Server};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// async fn rooms(io: &Server<Api>) -> netsock::Result<Vec<String>> {
-    ///     io.fetch_rooms().await
+    /// fn peers(io: &Server<Api>) -> String {
+    ///     io.cluster().nodes().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
     /// }
     /// ```
-    pub async fn fetch_rooms(&self) -> Result<Vec<String>> {
-        let mut rooms = self.rooms();
-        if let Some(cluster) = self.inner.registry.cluster() {
-            rooms.extend(cluster.rooms().await?);
-            rooms.sort();
-            rooms.dedup();
-        }
-        Ok(rooms)
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.adapter().map(|c| c.nodes()).unwrap_or_default()
     }
 
-    /// How many sockets the cluster has; `sockets().len()` is this node's.
+    /// Waits until this server hears from at least `count` other nodes (at
+    /// once without an adapter). Bound it with a timeout.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # async fn f(io: Server<Api>) {
+    /// let wait = io.cluster().wait_for_nodes(2);
+    /// if tokio::time::timeout(std::time::Duration::from_secs(5), wait).await.is_err() {
+    ///     eprintln!("the other two nodes are not up yet");
+    /// }
+    /// # }
+    /// ```
+    pub async fn wait_for_nodes(&self, count: usize) {
+        if let Some(cluster) = self.adapter() {
+            cluster.wait_for_nodes(count).await;
+        }
+    }
+
+    /// The counters of this node's adapter (none without one).
     ///
     /// ```
     /// # use netsock::{Events, Server};
@@ -225,27 +242,93 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
     /// let io = Server::<Api>::bind(0).await?;
-    /// assert_eq!(io.fetch_count().await?, 0);
+    /// assert!(io.cluster().metrics().is_none()); // no adapter
     /// # Ok(()) }
     /// ```
-    pub async fn fetch_count(&self) -> Result<usize> {
-        Ok(self.fetch_sockets().await?.len())
+    pub fn metrics(&self) -> Option<ClusterMetrics> {
+        self.adapter().map(|c| c.metrics())
+    }
+
+    /// Every socket of the cluster, with its rooms, in id order;
+    /// [`Server::sockets`] is this node's alone. Nodes that do not answer
+    /// within the adapter's
+    /// [`fetch_timeout`](crate::adapter::Adapter::fetch_timeout) are left out.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// async fn ids(io: &Server<Api>) -> netsock::Result<Vec<netsock::SocketId>> {
+    ///     Ok(io.cluster().sockets().await?.iter().map(|s| s.id).collect())
+    /// }
+    /// ```
+    pub async fn sockets(&self) -> Result<Vec<SocketInfo>> {
+        self.server.fetch_sockets().await
+    }
+
+    /// The members of `room` on every node, in id order;
+    /// [`Server::in_room`] is this node's alone.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// async fn lobby_size(io: &Server<Api>) -> netsock::Result<usize> {
+    ///     Ok(io.cluster().in_room("lobby").await?.len())
+    /// }
+    /// ```
+    pub async fn in_room(&self, room: &str) -> Result<Vec<SocketInfo>> {
+        self.server.to(room).fetch_sockets().await
+    }
+
+    /// The rooms with members on any node, sorted; [`Server::rooms`] is
+    /// this node's alone.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// async fn rooms(io: &Server<Api>) -> netsock::Result<Vec<String>> {
+    ///     io.cluster().rooms().await
+    /// }
+    /// ```
+    pub async fn rooms(&self) -> Result<Vec<String>> {
+        let mut rooms = self.server.rooms();
+        if let Some(cluster) = self.adapter() {
+            rooms.extend(cluster.rooms().await?);
+            rooms.sort();
+            rooms.dedup();
+        }
+        Ok(rooms)
+    }
+
+    /// How many sockets the cluster has; `io.sockets().len()` is this
+    /// node's.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// let io = Server::<Api>::bind(0).await?;
+    /// assert_eq!(io.cluster().count().await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn count(&self) -> Result<usize> {
+        Ok(self.sockets().await?.len())
     }
 
     /// Sends `message` to the other servers of the cluster (socket.io's
     /// `serverSideEmit`): each hands it to its
-    /// [`on_server_message`](Server::on_server_message) handler, decoded as
-    /// that handler's type. Without an adapter nobody gets it.
+    /// [`on_message`](ServerCluster::on_message) handler, decoded as that
+    /// handler's type. Without an adapter nobody gets it.
     ///
     /// ```
     /// # use netsock::{Events, Server};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
     /// fn reload(io: &Server<Api>) -> netsock::Result<()> {
-    ///     io.server_emit(&("reload", 3u32))
+    ///     io.cluster().emit(&("reload", 3u32))
     /// }
     /// ```
-    pub fn server_emit<T: Serialize>(&self, message: &T) -> Result<()> {
-        let Some(cluster) = self.inner.registry.cluster() else {
+    pub fn emit<T: Serialize>(&self, message: &T) -> Result<()> {
+        let Some(cluster) = self.adapter() else {
             return Ok(());
         };
         let payload = postcard::to_stdvec(message).map_err(|e| {
@@ -257,25 +340,25 @@ impl<In: Events, Out: Events> Server<In, Out> {
     }
 
     /// Sets the handler of the messages other servers send with
-    /// [`server_emit`](Server::server_emit); one that does not decode as `T`
-    /// is logged and dropped. The handler runs on the adapter's receiving
+    /// [`emit`](ServerCluster::emit); one that does not decode as `T` is
+    /// logged and dropped. The handler runs on the adapter's receiving
     /// task: keep it short, spawn for longer work.
     ///
     /// ```
     /// # use netsock::{Events, Server};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
     /// fn listen(io: &Server<Api>) {
-    ///     io.on_server_message(|from, (what, n): (String, u32)| {
+    ///     io.cluster().on_message(|from, (what, n): (String, u32)| {
     ///         println!("{from} says {what} {n}");
     ///     });
     /// }
     /// ```
-    pub fn on_server_message<T, F>(&self, handler: F)
+    pub fn on_message<T, F>(&self, handler: F)
     where
         T: DeserializeOwned,
         F: Fn(NodeId, T) + Send + Sync + 'static,
     {
-        let Some(cluster) = self.inner.registry.cluster() else {
+        let Some(cluster) = self.adapter() else {
             return;
         };
         cluster.on_message(Arc::new(move |from, payload: Bytes| {

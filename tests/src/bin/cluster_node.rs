@@ -15,7 +15,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: cluster_node REDIS_URL")?;
     let io = tests::cluster::node(&url, netsock::Addr::tcp("127.0.0.1", 0)).await?;
-    println!("listening {} node {}", io.local_addr(), io.node().0);
+    println!(
+        "listening {} node {}",
+        io.local_addr(),
+        io.cluster().node().0
+    );
     let mut sink = Vec::new();
     let _ = tokio::io::stdin().read_to_end(&mut sink).await;
     io.close().await;
