@@ -6,12 +6,14 @@
 //!   emitted on one of them, against the same broadcast to 1,000 clients of
 //!   one server process (no adapter), deliveries/s. In the table the
 //!   one-process figure is the "raw" column.
-//! * Latency: one control client asks node 0 to broadcast one `Tick`; a
-//!   client of node 0 and a client of node 1 timestamp its arrival. The
-//!   netsock column is p50(arrival on node 1) − p50(arrival on node 0): the
-//!   hop through Redis and the other node. The "raw" column is the p50 of a
-//!   raw Redis PUBLISH → message round trip (the `redis` crate, one
-//!   publishing and one subscribed connection), measured in the same run.
+//! * Latency: a control client asks a server to broadcast one `Tick` to its
+//!   one other client, which timestamps its arrival: p50 of the time from
+//!   the request to the arrival, first on the one-process server (L1),
+//!   then with the control client on node 0 and the receiver on node 1
+//!   (L2). The netsock column is L2 − L1, what the hop through Redis and
+//!   the other node adds. The "raw" column is the p50 of a raw Redis
+//!   PUBLISH → message round trip (the `redis` crate, one publishing and
+//!   one subscribed connection), measured in the same run.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -114,11 +116,14 @@ fn measure(opts: &Opts, clients: usize, fan: &mut Row, hop: &mut Row) -> Result<
                 fan.netsock.push(b);
             }
         }
-        drop((one, spread));
+        one.close().await;
+        spread.close().await;
         let samples = opts.size(2_000) as usize;
         for rep in 0..=opts.reps {
             let raw = redis_round_trip(&redis.url, samples).await?;
-            let added = cross_node(&targets, samples).await?;
+            let local = emit_latency(&single.target, &single.target, samples).await?;
+            let remote = emit_latency(&targets[0], &targets[1], samples).await?;
+            let added = remote - local;
             if rep > 0 {
                 hop.raw.push(raw);
                 hop.netsock.push(added);
@@ -152,30 +157,25 @@ async fn redis_round_trip(url: &str, n: usize) -> Result<f64, BoxError> {
     Ok(percentile(&mut times, 0.5))
 }
 
-/// p50(arrival at a client of node 1) − p50(arrival at a client of node 0)
-/// of `n` single broadcasts emitted on node 0, in seconds.
-async fn cross_node(targets: &[Target], n: usize) -> Result<f64, BoxError> {
-    let control = ns::connect(&targets[0]).await?;
-    let (same, mut same_rx) = timestamped(&targets[0]).await?;
-    let (other, mut other_rx) = timestamped(&targets[1]).await?;
-    let (mut near, mut far) = (Vec::with_capacity(n), Vec::with_capacity(n));
+/// The p50 of `n` single broadcasts, from the request of a client of
+/// `from` to the arrival at a client of `to` (its only other socket), in
+/// seconds.
+async fn emit_latency(from: &Target, to: &Target, n: usize) -> Result<f64, BoxError> {
+    let control = ns::connect(from).await?;
+    let (receiver, mut arrivals) = timestamped(to).await?;
+    let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
         control.fanout(1).await?;
         let wait = Duration::from_secs(10);
-        let a = tokio::time::timeout(wait, same_rx.recv())
+        let arrived = tokio::time::timeout(wait, arrivals.recv())
             .await?
             .ok_or("closed")?;
-        let b = tokio::time::timeout(wait, other_rx.recv())
-            .await?
-            .ok_or("closed")?;
-        near.push((a - start).as_secs_f64());
-        far.push((b - start).as_secs_f64());
+        times.push((arrived - start).as_secs_f64());
     }
-    for s in [control, same, other] {
-        s.close().await;
-    }
-    Ok(percentile(&mut far, 0.5) - percentile(&mut near, 0.5))
+    control.close().await;
+    receiver.close().await;
+    Ok(percentile(&mut times, 0.5))
 }
 
 /// A client of `target` that sends the arrival time of each `Tick`.

@@ -219,6 +219,15 @@ pub async fn receivers(targets: &[Target], n: usize) -> Result<Receivers, BoxErr
     })
 }
 
+impl Receivers {
+    /// Closes every receiver.
+    pub async fn close(self) {
+        for socket in self._sockets {
+            socket.close().await;
+        }
+    }
+}
+
 /// Asks the server (on a control connection) to broadcast `events` ticks to
 /// the `clients` receivers; seconds until all have arrived.
 pub async fn broadcast(
