@@ -237,13 +237,15 @@ impl Driver for RedisDriver {
 /// Hands the subscription's messages to `inbox` until it closes, connecting
 /// and subscribing again whenever the connection drops.
 async fn listen(client: redis::Client, channels: Vec<String>, inbox: Inbox, first: PubSub) {
+    let closed = inbox.closed();
+    tokio::pin!(closed);
     let mut pubsub = first;
     loop {
         {
             let mut messages = pubsub.into_on_message();
             loop {
                 tokio::select! {
-                    () = inbox.closed() => return,
+                    () = &mut closed => return,
                     message = messages.next() => match message {
                         Some(message) => inbox.push(Bytes::copy_from_slice(message.get_payload_bytes())),
                         None => break,
@@ -264,7 +266,7 @@ async fn listen(client: redis::Client, channels: Vec<String>, inbox: Inbox, firs
                 Err(error) => {
                     tracing::debug!(%error, ?backoff, "redis: subscribing again failed; retrying");
                     tokio::select! {
-                        () = inbox.closed() => return,
+                        () = &mut closed => return,
                         () = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(BACKOFF.1);

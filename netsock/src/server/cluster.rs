@@ -222,7 +222,8 @@ impl<In: Events, Out: Events> ServerCluster<In, Out> {
     /// # use netsock::{Events, Server};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
     /// # async fn f(io: Server<Api>) {
-    /// let wait = io.cluster().wait_for_nodes(2);
+    /// let cluster = io.cluster();
+    /// let wait = cluster.wait_for_nodes(2);
     /// if tokio::time::timeout(std::time::Duration::from_secs(5), wait).await.is_err() {
     ///     eprintln!("the other two nodes are not up yet");
     /// }
