@@ -47,23 +47,28 @@ pub enum Api {
 }
 
 /// Test timings: a heartbeat every 100 ms, silent nodes forgotten after
-/// 600 ms.
+/// 1.5 s (generous, so that a loaded machine forgets no live node).
 pub fn adapter(driver: RedisDriver) -> Adapter {
     Adapter::new(driver)
         .name("test")
         .heartbeat(Duration::from_millis(100))
-        .node_timeout(Duration::from_millis(600))
+        .node_timeout(Duration::from_millis(1500))
         .fetch_timeout(Duration::from_secs(2))
 }
 
-/// A node on `addr`: clients join rooms with `Join`; a client's `Line` goes
-/// to the rest of `lobby`, on every node.
+/// A node on `addr`: clients join rooms with `Enter`; a client's `Line`
+/// goes to the rest of `lobby`, on every node.
 pub async fn node(redis_url: &str, addr: impl netsock::IntoAddr) -> netsock::Result<Server<Api>> {
     let driver = RedisDriver::connect(redis_url).await?;
-    let io = Server::<Api>::builder()
-        .adapter(adapter(driver))
-        .bind(addr)
-        .await?;
+    node_with(adapter(driver), addr).await
+}
+
+/// The same, with this adapter.
+pub async fn node_with(
+    adapter: Adapter,
+    addr: impl netsock::IntoAddr,
+) -> netsock::Result<Server<Api>> {
+    let io = Server::<Api>::builder().adapter(adapter).bind(addr).await?;
     io.on_connection(|socket: Socket<Api>| async move {
         let me = socket.clone();
         socket.on_enter(move |room| {

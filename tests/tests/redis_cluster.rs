@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use netsock::{Addr, CallError, Server, SocketId};
-use tests::cluster::{client, node, redis_available, Api, ApiEmit, Counted, RedisServer, ENCODED};
+use netsock_redis::RedisDriver;
+use tests::cluster::{
+    client, node, node_with, redis_available, Api, ApiEmit, Counted, RedisServer, ENCODED,
+};
 use tests::{eventually, within};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -302,7 +305,7 @@ async fn nodes_in_separate_processes_and_a_killed_one() {
     // queries no longer wait for it at all.
     let dead = x.id().node();
     eventually(|| !here.cluster().nodes().contains(&dead)).await;
-    assert_eq!(here.cluster().metrics().unwrap().nodes_timed_out, 1);
+    assert!(here.cluster().metrics().unwrap().nodes_timed_out >= 1);
     let started = Instant::now();
     let replies = within(
         here.to("lobby")
@@ -328,7 +331,16 @@ async fn riding_out_a_redis_restart() {
         return;
     }
     let mut redis = RedisServer::start().await;
-    let io = nodes(&redis, 2).await;
+    // No heartbeats during the test: while Redis is down, the one message
+    // that fails to go out is the test's own.
+    let mut io = Vec::new();
+    for _ in 0..2 {
+        let driver = RedisDriver::connect(&redis.url()).await.unwrap();
+        let adapter = tests::cluster::adapter(driver)
+            .heartbeat(Duration::from_secs(600))
+            .node_timeout(Duration::from_secs(1200));
+        io.push(node_with(adapter, tcp()).await.unwrap());
+    }
     let (_a, mut ha) = client(io[0].local_addr(), &["lobby"], 0).await;
     let (_b, mut hb) = client(io[1].local_addr(), &["lobby"], 0).await;
     within(io[0].to("lobby").emit_line("before".into()))
