@@ -11,10 +11,12 @@
 //! ```
 //!
 //! Workloads: `codec`, `inflight`, `latency`, `events`, `conns`,
-//! `broadcast`, `memory` (see `USAGE`). Nothing here asserts on time.
+//! `broadcast`, `memory`, `strangers`, `cluster` (see `USAGE`). Nothing
+//! here asserts on time.
 
 mod api;
 mod child;
+mod cluster;
 mod codec;
 mod ns;
 mod raw;
@@ -44,13 +46,17 @@ workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate proces
   memory     server RSS per idle connection, 10,000 connections
   strangers  server RSS per unauthenticated connection, 200 of them, each holding
              a partial 4,000-byte first frame (netsock keeps at most 256 such)
+  cluster    through a redis-server of its own (from PATH): a broadcast to 1,000
+             clients on 3 server processes against the same on one process, and
+             the added p50 of an emit to another node against a raw Redis
+             PUBLISH->message round trip
 options:
   --reps N   repetitions per figure (default 5), after one warm-up run
   --quick    smaller sizes, for a smoke run
   --json     machine-readable output instead of the table
   --only S   run one side only (raw or netsock), e.g. under a profiler";
 
-const ALL: [&str; 8] = [
+const ALL: [&str; 9] = [
     "codec",
     "inflight",
     "latency",
@@ -59,21 +65,22 @@ const ALL: [&str; 8] = [
     "broadcast",
     "memory",
     "strangers",
+    "cluster",
 ];
 
-struct Opts {
-    reps: usize,
-    quick: bool,
+pub(crate) struct Opts {
+    pub(crate) reps: usize,
+    pub(crate) quick: bool,
     json: bool,
     taskset: bool,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Run one side only: `raw` or `netsock`.
     only: Option<String>,
 }
 
 impl Opts {
     /// `full`, or a tenth of it with `--quick`.
-    fn size(&self, full: u64) -> u64 {
+    pub(crate) fn size(&self, full: u64) -> u64 {
         if self.quick {
             (full / 10).max(1)
         } else {
@@ -102,7 +109,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+pub(crate) fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
     let mut builder = if multi_thread {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(2);
@@ -130,6 +137,7 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
             match imp {
                 Some("raw") => raw::serve(unix, mode == Some("fanout")).await,
                 Some("netsock") => ns::serve(unix).await,
+                Some("cluster") => ns::serve_cluster(unix, mode.ok_or("no Redis URL")?).await,
                 _ => Err("serve: IMPL is raw or netsock".into()),
             }
         };
@@ -192,6 +200,7 @@ fn run(args: &[String]) -> Result<(), BoxError> {
             "broadcast" => broadcast(&opts, &mut rows),
             "memory" => memory(&opts, &mut rows),
             "strangers" => strangers(&opts, &mut rows),
+            "cluster" => cluster::rows(&opts, &mut rows),
             _ => unreachable!(),
         }
         for row in &rows[before..] {
@@ -247,7 +256,7 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn row(
+pub(crate) fn row(
     workload: &str,
     transport: &'static str,
     unit: &'static str,
@@ -499,7 +508,7 @@ fn broadcast(opts: &Opts, rows: &mut Vec<Row>) {
             |t| {
                 rt.block_on(async {
                     if ns_rx.is_none() {
-                        ns_rx = Some(ns::receivers(t, clients).await?);
+                        ns_rx = Some(ns::receivers(std::slice::from_ref(t), clients).await?);
                     }
                     let rx = ns_rx.as_ref().expect("connected");
                     Ok(total / ns::broadcast(t, rx, clients as u64, events).await?)

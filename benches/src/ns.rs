@@ -13,7 +13,25 @@ use crate::BoxError;
 
 /// Serves until the future is dropped. Prints the ready line.
 pub async fn serve(unix: Option<&str>) -> Result<(), BoxError> {
-    let builder = Server::<Api>::builder().max_connections(19_000);
+    serve_with(unix, None).await
+}
+
+/// Serves as a node of the cluster `bench` through the Redis at
+/// `redis_url`.
+pub async fn serve_cluster(unix: Option<&str>, redis_url: &str) -> Result<(), BoxError> {
+    let driver = netsock_redis::RedisDriver::connect(redis_url).await?;
+    let adapter = netsock::adapter::Adapter::new(driver).name("bench");
+    serve_with(unix, Some(adapter)).await
+}
+
+async fn serve_with(
+    unix: Option<&str>,
+    adapter: Option<netsock::adapter::Adapter>,
+) -> Result<(), BoxError> {
+    let mut builder = Server::<Api>::builder().max_connections(19_000);
+    if let Some(adapter) = adapter {
+        builder = builder.adapter(adapter);
+    }
     let io = match unix {
         Some(path) => builder.bind(PathBuf::from(path)).await?,
         None => builder.bind(0).await?,
@@ -54,7 +72,7 @@ pub async fn serve(unix: Option<&str>) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn connect(target: &Target) -> Result<Socket<Api>, BoxError> {
+pub async fn connect(target: &Target) -> Result<Socket<Api>, BoxError> {
     Ok(match target {
         Target::Tcp(addr) => Socket::<Api>::connect(addr.as_str()).await?,
         Target::Unix(path) => Socket::<Api>::connect(path).await?,
@@ -171,14 +189,15 @@ pub struct Receivers {
     done: Arc<tokio::sync::Notify>,
 }
 
-/// Connects `n` receivers, each counting the `Tick`s it gets.
-pub async fn receivers(target: &Target, n: usize) -> Result<Receivers, BoxError> {
+/// Connects `n` receivers, spread over `targets` in turn, each counting the
+/// `Tick`s it gets.
+pub async fn receivers(targets: &[Target], n: usize) -> Result<Receivers, BoxError> {
     let counter = Arc::new(AtomicU64::new(0));
     let goal = Arc::new(AtomicU64::new(u64::MAX));
     let done = Arc::new(tokio::sync::Notify::new());
     let mut sockets = Vec::with_capacity(n);
-    for _ in 0..n {
-        let socket = connect(target).await?;
+    for i in 0..n {
+        let socket = connect(&targets[i % targets.len()]).await?;
         let (counter, goal, done) = (counter.clone(), goal.clone(), done.clone());
         socket.on_tick(move |_| {
             let seen = counter.fetch_add(1, Ordering::Relaxed) + 1;
@@ -198,6 +217,15 @@ pub async fn receivers(target: &Target, n: usize) -> Result<Receivers, BoxError>
         target: goal,
         done,
     })
+}
+
+impl Receivers {
+    /// Closes every receiver.
+    pub async fn close(self) {
+        for socket in self._sockets {
+            socket.close().await;
+        }
+    }
 }
 
 /// Asks the server (on a control connection) to broadcast `events` ticks to

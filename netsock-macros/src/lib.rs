@@ -111,7 +111,8 @@ mod render;
 /// `local_addr`, `on_connection`, `run`, `socket`, `sockets`, `middleware`,
 /// `serve`, `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`,
 /// `except`, `in_room`, `join`, `leave`, `rooms`, `to` (rooms and
-/// broadcast), `clone`, `fmt` (standard traits), takes a suffix instead:
+/// broadcast), `cluster`, `fetch_sockets`, `to_socket` (a cluster of
+/// servers), `clone`, `fmt` (standard traits), takes a suffix instead:
 /// the stub `x_request`, the handler `on_x_event` (or `on_x_request`).
 /// So a request variant `Join` gets `join_request(..)` and `on_join(..)`,
 /// and an event `Error` gets `emit_error(..)` and `on_error_event(..)`.

@@ -1,5 +1,6 @@
 //! [`Broadcast`]: a set of a server's sockets chosen by room, to emit to (or
-//! request from) all at once.
+//! request from) all at once; on a server with an adapter, the matching
+//! sockets of every node of its cluster.
 
 use std::fmt;
 use std::sync::Weak;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::adapter::{Command, SocketInfo};
 use crate::conn::SocketId;
 use crate::error::{CallError, Error, Result};
 use crate::events::Events;
@@ -28,6 +30,10 @@ use crate::wire::frame::{self, Header};
 /// [`SocketError::Missed`](crate::SocketError::Missed) and counted in
 /// [`Socket::dropped_events`]; the sender and the other recipients never
 /// wait for it.
+///
+/// On a server with an [adapter](crate::adapter), the set spans every node
+/// of the cluster: the frame is published once for the other nodes, which
+/// queue the same bytes for their matching sockets.
 ///
 /// ```
 /// # use netsock::{Events, Server, Socket};
@@ -59,6 +65,7 @@ impl<In: Events, Out: Events> fmt::Debug for Broadcast<In, Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcast")
             .field("rooms", &self.selector.rooms)
+            .field("sockets", &self.selector.sockets)
             .field("except", &self.selector.except)
             .field("timeout", &self.timeout)
             .finish()
@@ -87,6 +94,23 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     /// ```
     pub fn to(mut self, room: impl Into<String>) -> Self {
         self.selector.rooms.push(room.into());
+        self
+    }
+
+    /// Adds one socket, by id, on whichever node of the cluster it is
+    /// (socket.io's `io.to(socketId)`).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// use netsock::SocketId;
+    /// async fn lobby_and_admin(io: &Server<Api>, admin: SocketId) -> netsock::Result<()> {
+    ///     io.to("lobby").to_socket(admin).emit_log("heads up".into()).await
+    /// }
+    /// ```
+    pub fn to_socket(mut self, id: SocketId) -> Self {
+        self.selector.sockets.push(id);
         self
     }
 
@@ -125,7 +149,8 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
         self
     }
 
-    /// The sockets in the set now, in id order.
+    /// This node's sockets in the set now, in id order
+    /// ([`fetch_sockets`](Broadcast::fetch_sockets) for the whole cluster).
     ///
     /// ```
     /// # use netsock::{Events, Server, Socket};
@@ -188,6 +213,10 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
         let frame = frame::encode(&Header::Event, Some(&event), usize::MAX)?;
         let size = frame.len() - frame::PREFIX_LEN;
         let sent = registry.deliver(&self.selector, &frame, event.variant_name());
+        // The same bytes, once, for the other nodes' sockets.
+        if let Some(cluster) = registry.cluster() {
+            cluster.broadcast(&self.selector, &frame, event.variant_index())?;
+        }
         match sent.too_large {
             0 => Ok(()),
             n if n == sent.recipients => Err(Error::FrameTooLarge {
@@ -231,6 +260,7 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
         event: Out,
     ) -> Vec<(SocketId, std::result::Result<R, CallError>)> {
         let recipients = self.sockets();
+        let cluster = self.registry.upgrade().and_then(|r| r.cluster().cloned());
         let payload = if Out::VARIANTS
             .get(event.variant_index() as usize)
             .is_some_and(|v| v.is_request())
@@ -265,7 +295,144 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
                 (socket.id(), result)
             }
         });
-        futures_util::future::join_all(calls).await
+        let local = futures_util::future::join_all(calls);
+        let (Some(cluster), Ok(payload)) = (cluster, &payload) else {
+            return local.await;
+        };
+        // The other nodes' sockets, at the same time.
+        let remote = cluster.call(&self.selector, payload, self.timeout);
+        let (mut replies, remote) = futures_util::future::join(local, remote).await;
+        match remote {
+            Ok(remote) => replies.extend(remote.into_iter().map(|(id, reply)| {
+                let decoded = reply.and_then(|payload| {
+                    postcard::from_bytes(&payload).map_err(|e| {
+                        let ty = std::any::type_name::<R>();
+                        CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
+                    })
+                });
+                (id, decoded)
+            })),
+            Err(error) => {
+                tracing::warn!(%error, "a request to a room reached this node's sockets only");
+            }
+        }
+        replies.sort_by_key(|(id, _)| *id);
+        replies
+    }
+
+    /// The sockets in the set on every node of the cluster, with their
+    /// rooms, in id order (socket.io's `fetchSockets`). Without an adapter,
+    /// this node's. Nodes that do not answer within the adapter's
+    /// [`fetch_timeout`](crate::adapter::Adapter::fetch_timeout) are left
+    /// out.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// async fn lobby(io: &Server<Api>) -> netsock::Result<Vec<netsock::SocketId>> {
+    ///     Ok(io.to("lobby").fetch_sockets().await?.iter().map(|s| s.id).collect())
+    /// }
+    /// ```
+    pub async fn fetch_sockets(&self) -> Result<Vec<SocketInfo>> {
+        let Some(registry) = self.registry.upgrade() else {
+            return Ok(Vec::new());
+        };
+        let mut sockets = describe(&registry.select(&self.selector));
+        if let Some(cluster) = registry.cluster().cloned() {
+            drop(registry);
+            sockets.extend(cluster.fetch(&self.selector).await?);
+            sockets.sort_by_key(|s| s.id);
+        }
+        Ok(sockets)
+    }
+
+    /// Puts every socket in the set, on every node, in `room` (socket.io's
+    /// `socketsJoin`). This node's sockets are in it when this returns; the
+    /// other nodes' as soon as the message reaches them.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// fn promote(io: &Server<Api>) -> netsock::Result<()> {
+    ///     io.to("waiting").join("playing")
+    /// }
+    /// ```
+    pub fn join(&self, room: impl Into<String>) -> Result<()> {
+        self.command(Command::Join(vec![room.into()]))
+    }
+
+    /// Takes every socket in the set, on every node, out of `room`
+    /// (socket.io's `socketsLeave`).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// fn end_game(io: &Server<Api>) -> netsock::Result<()> {
+    ///     io.to("playing").leave("playing")
+    /// }
+    /// ```
+    pub fn leave(&self, room: impl Into<String>) -> Result<()> {
+        self.command(Command::Leave(vec![room.into()]))
+    }
+
+    /// Closes the connection of every socket in the set, on every node
+    /// (socket.io's `disconnectSockets`); it returns at once, the sockets
+    /// close in the background.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { Log(String), #[request(response = i64)] Sum(Vec<i64>) }
+    /// fn kick(io: &Server<Api>, id: netsock::SocketId) -> netsock::Result<()> {
+    ///     io.to_socket(id).close()
+    /// }
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.command(Command::Disconnect)
+    }
+
+    /// Applies `command` to this node's sockets in the set, and sends it to
+    /// the other nodes.
+    fn command(&self, command: Command) -> Result<()> {
+        let Some(registry) = self.registry.upgrade() else {
+            return Ok(());
+        };
+        apply_locally(&registry.select(&self.selector), &command);
+        if let Some(cluster) = registry.cluster() {
+            cluster.command(&self.selector, command)?;
+        }
+        Ok(())
+    }
+}
+
+/// Each socket's id and rooms.
+pub(crate) fn describe<In: Events, Out: Events>(sockets: &[Socket<In, Out>]) -> Vec<SocketInfo> {
+    sockets
+        .iter()
+        .map(|s| SocketInfo {
+            id: s.id(),
+            rooms: s.rooms(),
+        })
+        .collect()
+}
+
+/// Makes these (local) sockets join, leave or disconnect.
+pub(crate) fn apply_locally<In: Events, Out: Events>(
+    sockets: &[Socket<In, Out>],
+    command: &Command,
+) {
+    for socket in sockets {
+        match command {
+            Command::Join(rooms) => rooms.iter().for_each(|r| socket.join(r)),
+            Command::Leave(rooms) => rooms.iter().for_each(|r| socket.leave(r)),
+            Command::Disconnect => {
+                let socket = socket.clone();
+                tokio::spawn(async move { socket.close().await });
+            }
+        }
     }
 }
 

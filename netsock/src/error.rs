@@ -223,6 +223,11 @@ pub enum Error {
     /// A request failed.
     #[error(transparent)]
     Call(#[from] CallError),
+    /// Something between this node and the other nodes of its cluster
+    /// failed (see [`netsock::adapter`](crate::adapter)). What reached this
+    /// node's own sockets still did.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// An I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -301,6 +306,43 @@ pub enum CallError {
     /// The request could not be encoded, or the reply decoded.
     #[error("{0}")]
     Codec(String),
+    /// A socket on another node of the cluster failed in a way that cannot
+    /// travel between nodes as itself (its connection closed): what it was,
+    /// as text.
+    #[error("the socket's node reports: {0}")]
+    Remote(String),
+}
+
+/// What went wrong between this node and the other nodes of its cluster
+/// (see [`netsock::adapter`](crate::adapter)).
+///
+/// ```
+/// use netsock::ClusterError;
+/// let e = ClusterError::Backlog { capacity: 4096 };
+/// assert!(e.to_string().contains("4096"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The pub/sub engine (the [`Driver`](crate::adapter::Driver)) failed
+    /// or cannot be reached.
+    #[error("the cluster's message broker failed: {0}")]
+    Driver(String),
+    /// The queue of messages to the other nodes is full (the broker is down
+    /// or slower than the emits): this message reached this node's sockets
+    /// only, and is counted in
+    /// [`ClusterMetrics::dropped`](crate::adapter::ClusterMetrics::dropped).
+    #[error("the queue of {capacity} messages to the other nodes is full: this one reached only this node")]
+    Backlog {
+        /// How many messages the queue holds.
+        capacity: usize,
+    },
+    /// Too many cluster-wide requests are waiting for their replies.
+    #[error("too many cluster requests in flight (at most {max})")]
+    TooManyRequests {
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Something that went wrong on a socket, that no function call could

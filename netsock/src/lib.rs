@@ -48,6 +48,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod adapter;
 pub mod addr;
 mod broadcast;
 mod client;
@@ -77,13 +78,16 @@ pub use broadcast::Broadcast;
 pub use client::reconnect::{Reconnect, Reconnected};
 pub use config::{Heartbeat, SchemaCheck, SocketMode};
 pub use conn::event_stream::EventStream;
-pub use conn::SocketId;
+pub use conn::{NodeId, SocketId};
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint};
-pub use error::{CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError};
+pub use error::{
+    CallError, ClusterError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError,
+};
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use registry::Except;
+pub use server::cluster::ServerCluster;
 pub use server::middleware::{Handshake, Refusal};
 pub use server::running::Running;
 pub use server::{Server, ServerBuilder};

@@ -8,12 +8,17 @@
 //! with the list of connected sockets, so that no room outlives its members.
 //! Delivery never waits: a recipient whose queue is full, or whose frame
 //! limit the frame is over, is skipped and told ([`Member::missed`]).
+//!
+//! A server with an adapter also holds its [`Cluster`] here: a broadcast
+//! reaches this registry's sockets, then the cluster's other nodes, which
+//! deliver the same bytes to theirs through their own registry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::adapter::Cluster;
 use crate::conn::{QueueError, SocketId};
 use crate::error::MissReason;
 use crate::sync::lock;
@@ -27,7 +32,7 @@ use crate::wire::frame::PREFIX_LEN;
 /// assert_eq!(Except::from("muted"), Except::Room("muted".into()));
 /// assert_eq!(Except::from(SocketId(3)), Except::Socket(SocketId(3)));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Except {
     /// Every member of this room.
@@ -54,12 +59,15 @@ impl From<SocketId> for Except {
     }
 }
 
-/// Which sockets: every one, or the members of some rooms; minus some rooms
-/// or sockets.
-#[derive(Clone, Debug, Default)]
+/// Which sockets: every one, or the members of some rooms and some sockets
+/// by id; minus some rooms or sockets.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Selector {
-    /// The rooms whose members are picked; none: every socket.
+    /// The rooms whose members are picked; none (and no `sockets`): every
+    /// socket.
     pub(crate) rooms: Vec<String>,
+    /// Sockets picked by id, besides the rooms' members.
+    pub(crate) sockets: Vec<SocketId>,
     /// Who is left out.
     pub(crate) except: Vec<Except>,
 }
@@ -86,9 +94,11 @@ pub(crate) struct Delivery {
     pub(crate) largest_limit: usize,
 }
 
-/// A server's sockets (of any type `S`) and their rooms, under one lock.
+/// A server's sockets (of any type `S`) and their rooms, under one lock;
+/// and the cluster the server is a node of, if any.
 pub(crate) struct Registry<S> {
     state: Mutex<State<S>>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 struct State<S> {
@@ -99,13 +109,26 @@ struct State<S> {
 
 impl<S> Default for Registry<S> {
     fn default() -> Self {
+        Registry::new(None)
+    }
+}
+
+impl<S> Registry<S> {
+    /// An empty registry, of a node of `cluster` if given.
+    pub(crate) fn new(cluster: Option<Arc<Cluster>>) -> Self {
         Registry {
             state: Mutex::new(State {
                 sockets: BTreeMap::new(),
                 rooms: HashMap::new(),
                 joined: HashMap::new(),
             }),
+            cluster,
         }
+    }
+
+    /// The cluster this server is a node of (none without an adapter).
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 }
 
@@ -182,13 +205,14 @@ impl<S: Member> Registry<S> {
     /// The sockets `selector` picks, in id order.
     pub(crate) fn select(&self, selector: &Selector) -> Vec<S> {
         let state = lock(&self.state);
-        let mut ids: Vec<SocketId> = if selector.rooms.is_empty() {
+        let mut ids: Vec<SocketId> = if selector.rooms.is_empty() && selector.sockets.is_empty() {
             state.sockets.keys().copied().collect()
         } else {
             let mut ids: Vec<SocketId> = selector
                 .rooms
                 .iter()
                 .flat_map(|room| state.members(room))
+                .chain(selector.sockets.iter().copied())
                 .collect();
             ids.sort_unstable();
             ids.dedup();
@@ -341,6 +365,7 @@ mod tests {
         let pick = |rooms: &[&str], except: Vec<Except>| {
             let selector = Selector {
                 rooms: rooms.iter().map(|r| r.to_string()).collect(),
+                sockets: Vec::new(),
                 except,
             };
             registry.select(&selector).len()

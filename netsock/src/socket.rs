@@ -748,6 +748,22 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         &self,
         make: impl FnOnce(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
     ) -> std::result::Result<R, CallError> {
+        self.call_with(make, |payload| {
+            postcard::from_bytes(&payload).map_err(|e| {
+                let ty = std::any::type_name::<R>();
+                CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
+            })
+        })
+        .await
+    }
+
+    /// [`call`](Self::call), with the reply's payload given to `decode`
+    /// (a cluster node passes the bytes on as they are).
+    pub(crate) async fn call_with<R>(
+        &self,
+        make: impl FnOnce(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
+        decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
+    ) -> std::result::Result<R, CallError> {
         // One look-up of the connection serves both the start and the call.
         let conn = match &self.link {
             Link::Accepted(shared) => shared.clone(),
@@ -815,12 +831,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         if let Err(e @ CallError::Timeout { .. }) = reply {
             return Err(e);
         }
-        let decoded = reply.and_then(|payload| {
-            postcard::from_bytes(&payload).map_err(|e| {
-                let ty = std::any::type_name::<R>();
-                CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
-            })
-        });
+        let decoded = reply.and_then(decode);
         match &decoded {
             Ok(_) => shared.meter.add(|c| &c.calls_completed, 1),
             Err(_) => shared.meter.add(|c| &c.calls_failed, 1),

@@ -269,5 +269,6 @@ pub fn hello<E: Events>() -> Hello {
 }
 
 pub mod api;
+pub mod cluster;
 pub mod proxy;
 pub mod soak;

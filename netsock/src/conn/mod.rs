@@ -65,14 +65,67 @@ use crate::wire::frame::{self, CloseReason, FrameCodec, Header};
 
 /// A connection's id, the same on both ends (the server assigns it).
 ///
+/// Ids are unique across the nodes of a cluster (see
+/// [`netsock::adapter`](crate::adapter)): the top 24 bits are the number of
+/// the node that accepted the socket ([`SocketId::node`]), 0 on a server
+/// without an adapter, and the low 40 bits count that node's connections.
+///
 /// ```
-/// use netsock::SocketId;
+/// use netsock::{NodeId, SocketId};
 /// let id = SocketId(7);
 /// assert_eq!(id.to_string(), "7");
 /// assert!(SocketId(1) < id); // ids are handed out in increasing order
+/// assert_eq!(id.node(), NodeId(0)); // a server without an adapter
+/// assert_eq!(SocketId((3 << 40) + 1).node(), NodeId(3));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SocketId(pub u64);
+
+impl SocketId {
+    /// How many low bits of an id count a node's connections.
+    pub(crate) const NODE_SHIFT: u32 = 40;
+
+    /// The node that accepted this socket (0: a server without an adapter).
+    ///
+    /// ```
+    /// use netsock::{NodeId, SocketId};
+    /// assert_eq!(SocketId(42).node(), NodeId(0));
+    /// ```
+    pub fn node(self) -> NodeId {
+        NodeId((self.0 >> Self::NODE_SHIFT) as u32)
+    }
+}
+
+/// A server process in a cluster: a number no other live node of the
+/// cluster has, given by its [`Driver`](crate::adapter::Driver) when the
+/// server binds (1 to 2²⁴ − 1; 0 is a server without an adapter).
+///
+/// ```
+/// use netsock::NodeId;
+/// assert_eq!(NodeId(5).to_string(), "node 5");
+/// ```
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct NodeId(pub u32);
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node {}", self.0)
+    }
+}
 
 impl std::fmt::Display for SocketId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

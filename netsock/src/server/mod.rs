@@ -1,5 +1,6 @@
 //! [`Server`]: listens, handshakes, and keeps the table of connected sockets.
 
+pub(crate) mod cluster;
 pub(crate) mod middleware;
 pub(crate) mod running;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
+use crate::adapter::{Adapter, Cluster};
 use crate::addr::{Addr, IntoAddr};
 use crate::broadcast::Broadcast;
 use crate::config::{config_setters, Config, SocketMode};
@@ -145,6 +147,7 @@ impl<In: Events, Out: Events> fmt::Debug for Server<In, Out> {
 /// ```
 pub struct ServerBuilder<In: Events, Out: Events = In> {
     config: Config,
+    adapter: Option<Adapter>,
     _types: PhantomData<fn(In, Out)>,
 }
 
@@ -152,6 +155,7 @@ impl<In: Events, Out: Events> fmt::Debug for ServerBuilder<In, Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("config", &self.config)
+            .field("adapter", &self.adapter)
             .finish()
     }
 }
@@ -266,6 +270,25 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
+    /// Makes the server a node of a cluster: broadcasts, requests to
+    /// rooms and the `fetch_*` queries span every node (see
+    /// [`netsock::adapter`](crate::adapter)). Binding then first gets a
+    /// node number from the adapter's driver, and fails with
+    /// [`Error::Cluster`] if the engine cannot be reached.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// use netsock::adapter::{Adapter, MemoryBus};
+    /// # async fn f() -> netsock::Result<()> {
+    /// let io = Server::<Api>::builder().adapter(Adapter::new(MemoryBus::new())).bind(0).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn adapter(mut self, adapter: Adapter) -> Self {
+        self.adapter = Some(adapter);
+        self
+    }
+
     /// Binds the address; see [`Server::bind`].
     ///
     /// ```
@@ -280,17 +303,27 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     /// ```
     pub async fn bind(self, addr: impl IntoAddr) -> Result<Server<In, Out>> {
         let addr = addr.into_addr()?;
+        let cluster = match self.adapter {
+            Some(adapter) => Some(Cluster::connect(adapter).await?),
+            None => None,
+        };
+        // Ids carry the node's number, so they are unique in the cluster.
+        let first_id = cluster
+            .as_ref()
+            .map_or(0, |c| u64::from(c.node().0) << SocketId::NODE_SHIFT)
+            + 1;
         let (listener, local_addr, socket_file) =
             Listener::bind(&addr, self.config.socket_mode).await?;
         tracing::info!(addr = %local_addr, "netsock server listening");
         let max_handshakes = self.config.max_handshakes;
-        Ok(Server {
+        let request_timeout = self.config.request_timeout;
+        let server = Server {
             inner: Arc::new(Inner {
                 local_addr,
                 config: self.config,
                 listener: Mutex::new(Some(listener)),
                 socket_file: Mutex::new(socket_file),
-                registry: Arc::default(),
+                registry: Arc::new(Registry::new(cluster.clone())),
                 on_connection: RwLock::new(None),
                 middleware: RwLock::new(Vec::new()),
                 counters: Arc::default(),
@@ -298,11 +331,18 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
                 connections_total: AtomicU64::new(0),
                 accept_failures: AtomicU64::new(0),
                 handshakes: Arc::new(Semaphore::new(max_handshakes)),
-                next_id: AtomicU64::new(1),
+                next_id: AtomicU64::new(first_id),
                 shutdown: tokio::sync::watch::Sender::new(false),
                 accepting: tokio::sync::watch::Sender::new(false),
             }),
-        })
+        };
+        if let Some(cluster) = cluster {
+            let node = cluster::ServerNode {
+                inner: Arc::downgrade(&server.inner),
+            };
+            cluster.start(Arc::new(node), request_timeout).await?;
+        }
+        Ok(server)
     }
 }
 
@@ -346,6 +386,7 @@ impl<In: Events, Out: Events> Server<In, Out> {
     pub fn builder() -> ServerBuilder<In, Out> {
         ServerBuilder {
             config: Config::default(),
+            adapter: None,
             _types: PhantomData,
         }
     }
@@ -798,6 +839,9 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// ```
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.send_replace(true);
+        if let Some(cluster) = self.inner.registry.cluster() {
+            cluster.stop();
+        }
         drop(lock(&self.inner.listener).take());
         // Removes the Unix socket file (if ours) now, not when the last handle goes.
         let _ = lock(&self.inner.socket_file).take();
