@@ -65,6 +65,8 @@ pub mod service;
 mod socket;
 mod sync;
 mod throttle;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod wire;
 
@@ -78,7 +80,9 @@ pub use config::{Heartbeat, SchemaCheck, SocketMode};
 pub use conn::SocketId;
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint};
-pub use error::{CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError};
+pub use error::{
+    CallError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError, TlsError,
+};
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
 pub use registry::Except;
@@ -86,7 +90,9 @@ pub use server::middleware::{Handshake, Refusal};
 pub use server::running::Running;
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, Volatile};
-pub use transport::{memory, PeerAddr, PeerCred};
+#[cfg(feature = "tls")]
+pub use tls::{ClientTls, ServerTls, TlsIdentity, TlsRoots};
+pub use transport::{memory, PeerAddr, PeerCert, PeerCred, SubjectAltName};
 pub use wire::frame::{CloseReason, RejectReason};
 
 /// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` and
