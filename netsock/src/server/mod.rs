@@ -280,12 +280,12 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     /// [handshake timeout](Self::handshake_timeout).
     ///
     /// ```
-    /// # let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    /// # let (cert_pem, key_pem) = (c.cert.pem(), c.key_pair.serialize_pem());
     /// # use netsock::{Events, Server};
     /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> netsock::Result<()> {
+    /// # let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    /// # let (cert_pem, key_pem) = (c.cert.pem(), c.key_pair.serialize_pem());
     /// use netsock::ServerTls;
     /// let io = Server::<Api>::builder()
     ///     .tls(ServerTls::from_pem(&cert_pem, &key_pem)?)
