@@ -109,11 +109,11 @@ mod render;
 /// * a variant whose generated method would take a name the runtime
 ///   reserves: `builder`, `close`, `closed`, `connect`, `emit`, `id`,
 ///   `is_connected`, `on_any`, `on_disconnect`, `on_reconnect`, `on_error`,
-///   `peer_addr`, `peer_cred`, `request`, `start`, `timeout`, `data`,
+///   `peer_addr`, `peer_cert`, `peer_cred`, `request`, `start`, `timeout`, `data`,
 ///   `set_data`, `dropped_events`, `metrics`, `try_emit`, `volatile`
 ///   (methods of `Socket`), `bind`, `local_addr`,
 ///   `on_connection`, `run`, `socket`, `sockets`, `middleware`, `serve`,
-///   `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`, `except`,
+///   `shutdown`, `run_until`, `spawn`, `reload_tls` (of `Server`), `broadcast`, `except`,
 ///   `in_room`, `join`, `leave`, `rooms`, `to` (rooms and broadcast),
 ///   `clone`, `fmt` (standard traits). So a request variant `Close` or an
 ///   event `Error` (`on_error`) is refused, pointing at the variant;

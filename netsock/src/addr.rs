@@ -11,7 +11,7 @@
 //! | `"[::1]:3000"`                 | TCP on an IPv6 address                    |
 //! | `"/tmp/app.sock"`, `"./app.sock"` | Unix domain socket at that path (any string with a `/`) |
 //! | `"tcp://host:3000"`, `"unix://app.sock"` | explicit transport             |
-//! | `"tls://host:3000"`            | TCP with TLS (the `tls` feature; see [`ClientTls`](crate::ClientTls)) |
+//! | `"tls://host:3000"`            | TCP with TLS (the `tls` feature; see `ClientTls`) |
 //! | `SocketAddr`, `PathBuf`, `&Path` | TCP, Unix                               |
 //! | `"memory://name"`, `"memory://"` | [in memory](crate::memory), in this process; no name: a fresh one |
 //!
@@ -73,7 +73,7 @@ pub enum Addr {
     Unix(PathBuf),
     /// TCP with TLS (`tls://host:port`): a client checks the server's
     /// certificate against `host` (unless
-    /// [`ClientTls::server_name`](crate::ClientTls::server_name) says
+    /// `ClientTls::server_name` says
     /// otherwise). Needs the `tls` feature.
     Tls {
         /// Host name or IP address.
