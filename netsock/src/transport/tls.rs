@@ -1,22 +1,27 @@
 //! TLS over TCP, with rustls (through `tokio-rustls`).
 //!
-//! The connection core writes through a shared handle without waiting
-//! (`try_write`) and waits for writability apart (`writable`), which a TLS
-//! stream, written through `&mut` and buffering inside rustls, cannot
-//! offer. So each TLS connection gets a *pump* task that owns the TLS
-//! stream and moves plaintext between it and one end of an in-memory pipe
-//! pair (the memory transport's); netsock reads and writes the other end,
-//! with the same bounded, non-blocking semantics as a socket. A peer that
-//! stops reading fills the pipe, then netsock's queue, then trips the write
-//! timeout, as over TCP.
+//! netsock's reader reads the rustls stream directly. Writing is another
+//! matter: the connection core writes through a shared handle without
+//! waiting (`try_write`) and waits for writability apart (`writable`),
+//! which a TLS stream, written through `&mut` and buffering inside rustls,
+//! cannot offer. So each TLS connection has a *pump* task that owns the
+//! stream's writing half and moves what netsock writes into one end of an
+//! in-memory pipe (the memory transport's) into rustls, with the same
+//! bounded, non-blocking semantics as a socket. A peer that stops reading
+//! fills the socket, then the pipe, then netsock's queue, then trips the
+//! write timeout, as over TCP.
 //!
 //! The server's TLS handshake runs in the pump too, so it never holds up the
 //! accept loop, and it is covered by the handshake timeout: the server waits
-//! for the `Hello` under that timeout, and no plaintext arrives before the
-//! TLS handshake is done. When it fails, the pump notes why (for the server's
-//! log and `Rejects::tls`) and hangs up. The client does its handshake
-//! before it starts the pump, and gets the failure from `connect`.
+//! for the `Hello` under that timeout, and its reading half has nothing to
+//! read until the pump hands it the rustls stream's. When the handshake
+//! fails, the pump notes why (for the server's log and `Rejects::tls`) and
+//! the reading half ends. The client does its handshake before it starts
+//! the pump, and gets the failure from `connect`; an alert after that (a
+//! server refusing the client's certificate, under TLS 1.3) is noted by the
+//! reading half.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
@@ -31,7 +36,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsStream;
 use tracing::Instrument;
 
-use super::memory::{self, MemRead, MemWrite, MemoryStream};
+use super::memory::{self, MemWrite, MemoryStream};
 use super::{Listener, PeerAddr, PeerCert, ReadHalf, WriteHalf};
 use crate::addr::Addr;
 use crate::config::Config;
@@ -95,12 +100,26 @@ impl Link {
     }
 }
 
-/// The reading half of a TLS connection: plaintext from the pump.
+/// The rustls stream's reading half, which netsock's reader reads from
+/// directly.
+type StreamRead = tokio::io::ReadHalf<TlsStream<TcpStream>>;
+
+/// The reading half of a TLS connection: plaintext, read from the rustls
+/// stream by netsock's reader itself.
 pub(crate) struct TlsRead {
-    pipe: MemRead,
+    state: ReadState,
     link: Arc<Link>,
     /// Dropped with the last half: tells the pump netsock hung up.
     _hang_up: Arc<oneshot::Sender<()>>,
+}
+
+enum ReadState {
+    /// Server side, until the pump has done the TLS handshake; dropped
+    /// unsent when it failed (the link says why).
+    Handshaking(oneshot::Receiver<StreamRead>),
+    Ready(StreamRead),
+    /// The handshake failed: end of stream.
+    Ended,
 }
 
 impl TlsRead {
@@ -132,7 +151,29 @@ impl AsyncRead for TlsRead {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().pipe).poll_read(cx, buf)
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                ReadState::Handshaking(handshake) => {
+                    this.state = match std::task::ready!(Pin::new(handshake).poll(cx)) {
+                        Ok(read) => ReadState::Ready(read),
+                        Err(_) => ReadState::Ended,
+                    };
+                }
+                ReadState::Ready(read) => {
+                    let result = std::task::ready!(Pin::new(read).poll_read(cx, buf));
+                    if let Err(err) = &result {
+                        // An alert from the peer (say, refusing our
+                        // certificate) or a broken record: note why.
+                        if let Some(cause) = rustls_cause(err, "") {
+                            this.link.fail(cause);
+                        }
+                    }
+                    return Poll::Ready(result);
+                }
+                ReadState::Ended => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }
 
@@ -277,19 +318,21 @@ fn nodelay(stream: &TcpStream) {
 /// Why a TLS handshake or stream failed, from rustls' error inside `err`.
 /// `name` is the name a client expected on the server's certificate.
 pub(crate) fn classify(err: &io::Error, name: &str) -> TlsError {
+    rustls_cause(err, name).unwrap_or_else(|| match err.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            TlsError::Other("the peer closed the connection during the TLS handshake".into())
+        }
+        _ => TlsError::Other(err.to_string()),
+    })
+}
+
+/// The cause, when `err` carries a rustls error (and is not plain I/O).
+fn rustls_cause(err: &io::Error, name: &str) -> Option<TlsError> {
     use rustls::{AlertDescription as Alert, CertificateError as Cert};
-    let Some(tls) = err
+    let tls = err
         .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return match err.kind() {
-            io::ErrorKind::UnexpectedEof => {
-                TlsError::Other("the peer closed the connection during the TLS handshake".into())
-            }
-            _ => TlsError::Other(err.to_string()),
-        };
-    };
-    match tls {
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())?;
+    Some(match tls {
         rustls::Error::InvalidCertificate(cert) => match cert {
             Cert::UnknownIssuer => TlsError::UnknownIssuer,
             Cert::NotValidForName | Cert::NotValidForNameContext { .. } => TlsError::NameMismatch {
@@ -319,7 +362,7 @@ pub(crate) fn classify(err: &io::Error, name: &str) -> TlsError {
             | rustls::InvalidMessage::UnknownProtocolVersion,
         ) => TlsError::NotTls,
         other => TlsError::Other(other.to_string()),
-    }
+    })
 }
 
 /// How a pump begins.
@@ -333,19 +376,31 @@ enum Start {
 /// Starts the pump for a connection, returning netsock's halves.
 fn start(begin: Start) -> (ReadHalf, WriteHalf) {
     let (ours, theirs) = MemoryStream::pair(PIPE_BUFFER);
-    let (pipe_read, pipe_write) = memory::split_raw(theirs);
+    // netsock only writes into the pipe; it reads the rustls stream.
+    let (_, pipe_write) = memory::split_raw(theirs);
     let (hang_up, hung_up) = oneshot::channel();
     let hang_up = Arc::new(hang_up);
     let link = Arc::new(Link::default());
-    if let Start::Connected(tls) = &begin {
-        // Known before `connect` returns.
-        link.note_cert(tls);
-    }
+    let (state, pump) = match begin {
+        Start::Connected(tls) => {
+            // Known before `connect` returns.
+            link.note_cert(&tls);
+            let (read, write) = tokio::io::split(*tls);
+            (ReadState::Ready(read), Pump::Write(write))
+        }
+        Start::Accept(config, tcp) => {
+            let (read_tx, read_rx) = oneshot::channel();
+            (
+                ReadState::Handshaking(read_rx),
+                Pump::Accept(config, tcp, read_tx),
+            )
+        }
+    };
     let span = tracing::Span::current();
-    tokio::spawn(pump(begin, ours, link.clone(), hung_up).instrument(span));
+    tokio::spawn(pump_task(pump, ours, link.clone(), hung_up).instrument(span));
     (
         ReadHalf::Tls(TlsRead {
-            pipe: pipe_read,
+            state,
             link,
             _hang_up: hang_up.clone(),
         }),
@@ -356,64 +411,56 @@ fn start(begin: Start) -> (ReadHalf, WriteHalf) {
     )
 }
 
-/// Owns the TLS stream: does the server's handshake, then moves bytes both
-/// ways until either side is done.
-async fn pump(
-    begin: Start,
-    local: MemoryStream,
+/// What the pump task starts with.
+enum Pump {
+    /// Server side: the TLS handshake to do, then the reading half to hand
+    /// to netsock.
+    Accept(
+        Arc<rustls::ServerConfig>,
+        TcpStream,
+        oneshot::Sender<StreamRead>,
+    ),
+    /// Writing only.
+    Write(tokio::io::WriteHalf<TlsStream<TcpStream>>),
+}
+
+/// Does the server's handshake, then writes what netsock queues into the
+/// rustls stream until netsock shuts its writing side (then sends TLS's
+/// close_notify), the peer fails, or netsock hangs up and `LINGER` passes.
+async fn pump_task(
+    pump: Pump,
+    mut local: MemoryStream,
     link: Arc<Link>,
     mut hung_up: oneshot::Receiver<()>,
 ) {
-    let tls = match begin {
-        Start::Connected(tls) => *tls,
-        Start::Accept(config, tcp) => {
+    let mut tls_write = match pump {
+        Pump::Write(write) => write,
+        Pump::Accept(config, tcp, read_tx) => {
             let accept = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
-            tokio::select! {
+            let tls = tokio::select! {
                 accepted = accept => match accepted {
                     Ok(tls) => TlsStream::Server(tls),
                     Err(err) => {
                         link.fail(classify(&err, ""));
-                        return; // dropping `local` hangs up on netsock
+                        return; // dropping `read_tx` ends netsock's reading
                     }
                 },
                 // netsock gave up on the connection (handshake timeout).
                 _ = &mut hung_up => return,
+            };
+            // Before any plaintext reaches netsock: the server's middleware sees it.
+            link.note_cert(&tls);
+            let (read, write) = tokio::io::split(tls);
+            if read_tx.send(read).is_err() {
+                return; // netsock is gone
             }
+            write
         }
     };
-    // Before any plaintext reaches netsock: the server's middleware sees it.
-    link.note_cert(&tls);
-    let (mut tls_read, mut tls_write) = tokio::io::split(tls);
-    let (mut local_read, mut local_write) = memory::split_raw(local);
-
-    // Peer to netsock. Ends at the peer's end of stream or a TLS error
-    // (noted in the link), and shuts netsock's reading side: it sees the
-    // end of the stream, as over TCP.
-    let inbound = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match tls_read.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    if local_write.write_all(&buf[..n]).await.is_err() {
-                        break; // netsock stopped reading
-                    }
-                }
-                Err(err) => {
-                    tracing::debug!(%err, "TLS read failed");
-                    link.fail(classify(&err, ""));
-                    break;
-                }
-            }
-        }
-        let _ = local_write.shutdown().await;
-    };
-    // netsock to peer. Ends when netsock shuts its writing side (after
-    // its last frame), sending TLS's close_notify; or on a write error.
     let outbound = async {
         let mut buf = vec![0u8; PIPE_BUFFER];
         loop {
-            match local_read.read(&mut buf).await {
+            match local.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let sent = async {
@@ -421,37 +468,21 @@ async fn pump(
                         tls_write.flush().await
                     };
                     if let Err(err) = sent.await {
+                        // The peer is gone; netsock's reader sees it too, and
+                        // its writes into the pipe fail once this returns.
                         tracing::debug!(%err, "TLS write failed");
-                        return false;
+                        return;
                     }
                 }
             }
         }
         let _ = tls_write.shutdown().await;
-        true
     };
-    let mut inbound = pin!(inbound);
     let mut outbound = pin!(outbound);
-    let (mut inbound_done, mut outbound_done, mut hung) = (false, false, false);
-    let linger = tokio::time::sleep(LINGER); // armed when netsock hangs up
-    let mut linger = pin!(linger);
-    loop {
-        tokio::select! {
-            () = &mut inbound, if !inbound_done => inbound_done = true,
-            ok = &mut outbound, if !outbound_done => {
-                outbound_done = true;
-                if !ok {
-                    break; // the peer is gone: hang up on netsock
-                }
-            }
-            _ = &mut hung_up, if !hung => {
-                hung = true;
-                linger.as_mut().reset(tokio::time::Instant::now() + LINGER);
-            }
-            () = &mut linger, if hung => break,
-        }
-        if outbound_done && (inbound_done || hung) {
-            break;
-        }
+    tokio::select! {
+        () = &mut outbound => return,
+        _ = &mut hung_up => {}
     }
+    // netsock hung up: finish writing what it queued, for a while.
+    let _ = tokio::time::timeout(LINGER, outbound).await;
 }
