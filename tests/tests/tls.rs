@@ -13,7 +13,7 @@ use netsock::{
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use tests::api::{Api, ApiEmit, ApiHandle};
 use tests::proxy::Proxy;
-use tests::{eventually, within, TempDir, Transport};
+use tests::{eventually, within, Raw, TempDir, Transport};
 use tokio::sync::mpsc;
 
 /// A throwaway certificate authority.
@@ -447,4 +447,61 @@ async fn tls_addresses_need_tls_settings() {
         TlsRoots::from_pem("-----BEGIN NOTHING-----"),
         Err(Error::TlsConfig { .. })
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
+    use netsock::DisconnectReason;
+    use tokio_rustls::rustls;
+
+    let ca = Ca::new("test CA");
+    let io = serve(
+        Server::builder()
+            .tls(ca.server("orders"))
+            .write_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let (tx, mut connected) = mpsc::unbounded_channel();
+    io.on_connection(move |socket: Socket<Api>| {
+        socket.on_sum(|numbers| async move { numbers.iter().sum::<i64>() });
+        let _ = tx.send(socket);
+        async { Ok(()) }
+    });
+    // A hand-driven client: TLS, the netsock handshake, then it never reads.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let port = io.local_addr().port().unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls =
+        within(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp))
+            .await
+            .unwrap();
+    let mut raw = Raw::from_stream(Box::new(tls));
+    within(raw.handshake::<Api>()).await;
+    let stuck = within(connected.recv()).await.unwrap();
+    // Push until the socket, the pump's pipe and the queue are full and the
+    // write timeout ends the connection.
+    let pusher = tokio::spawn({
+        let stuck = stuck.clone();
+        async move { while stuck.emit_blob(vec![7; 64 * 1024]).await.is_ok() {} }
+    });
+    let reason = within(stuck.closed()).await;
+    assert!(
+        matches!(reason, DisconnectReason::WriteTimeout { .. }),
+        "{reason:?}"
+    );
+    within(pusher).await.unwrap();
+    eventually(|| io.sockets().is_empty()).await;
+    // The server serves on.
+    still_serves(&io, ClientTls::with_roots(ca.roots())).await;
+    drop(raw);
 }
