@@ -505,3 +505,16 @@ async fn a_tls_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
     still_serves(&io, ClientTls::with_roots(ca.roots())).await;
     drop(raw);
 }
+
+#[test]
+fn system_roots_load_or_say_why() {
+    // What the machine has varies (a bare container may have none): either
+    // some roots, or a TlsConfig error that says where to get them instead.
+    match TlsRoots::native() {
+        Ok(roots) => assert!(!roots.is_empty()),
+        Err(Error::TlsConfig { reason }) => {
+            assert!(reason.contains("TlsRoots::from_pem_file"), "{reason}")
+        }
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
