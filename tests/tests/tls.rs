@@ -518,3 +518,33 @@ fn system_roots_load_or_say_why() {
         Err(other) => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_client_auth_lets_anonymous_clients_in_but_not_foreign_ones() {
+    let (ca, other) = (Ca::new("test CA"), Ca::new("someone else"));
+    let tls = ca.server("orders").client_auth_optional(ca.roots());
+    let io = serve(Server::builder().tls(tls)).await;
+    let anonymous = connect(io.local_addr(), ClientTls::with_roots(ca.roots()))
+        .await
+        .unwrap();
+    assert_eq!(within(anonymous.sum(vec![1, 2])).await.unwrap(), 3);
+    assert!(io.sockets()[0].peer_cert().is_none());
+    let known = ClientTls::with_roots(ca.roots()).identity(ca.identity("billing"));
+    let known = connect(io.local_addr(), known).await.unwrap();
+    assert_eq!(within(known.sum(vec![3])).await.unwrap(), 3);
+    let names: Vec<_> = io
+        .sockets()
+        .iter()
+        .filter_map(|s| {
+            s.peer_cert()
+                .and_then(|c| c.common_name().map(str::to_owned))
+        })
+        .collect();
+    assert_eq!(names, ["billing"]);
+    let foreign = ClientTls::with_roots(ca.roots()).identity(other.identity("mallory"));
+    assert!(matches!(
+        cause(connect(io.local_addr(), foreign).await),
+        TlsError::CertRefused { .. }
+    ));
+    eventually(|| io.metrics().rejects.tls == 1).await;
+}
