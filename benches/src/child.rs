@@ -17,6 +17,9 @@ pub enum Target {
     Tcp(String),
     /// A Unix socket path.
     Unix(PathBuf),
+    /// `127.0.0.1:PORT` with TLS; the CA certificate to trust is `ca.pem`
+    /// in this directory.
+    Tls(String, PathBuf),
 }
 
 /// A server child process; stopped (stdin closed, then killed) on drop.
@@ -70,6 +73,21 @@ pub fn spawn(
     pinned: bool,
     dir: &Path,
 ) -> Result<Server, BoxError> {
+    let transport = if unix { "unix" } else { "tcp" };
+    spawn_on(imp, transport, rt, mode, pinned, dir)
+}
+
+/// [`spawn`] on `tcp`, `unix` or `tls` (netsock only: its certificate and
+/// key are `cert.pem` and `key.pem` in `dir`, made by the driver).
+pub fn spawn_on(
+    imp: &str,
+    transport: &str,
+    rt: &str,
+    mode: &str,
+    pinned: bool,
+    dir: &Path,
+) -> Result<Server, BoxError> {
+    let unix = transport == "unix";
     let exe = std::env::current_exe()?;
     let mut cmd = if pinned {
         let mut c = Command::new("taskset");
@@ -78,11 +96,10 @@ pub fn spawn(
     } else {
         Command::new(exe)
     };
-    cmd.arg("serve")
-        .arg(imp)
-        .arg(if unix { "unix" } else { "tcp" })
-        .arg(rt)
-        .arg(mode);
+    cmd.arg("serve").arg(imp).arg(transport).arg(rt).arg(mode);
+    if transport == "tls" {
+        cmd.arg(dir);
+    }
     if unix {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{imp}-{n}.sock"));
@@ -101,6 +118,7 @@ pub fn spawn(
     let target = match (words.next(), words.next(), words.next()) {
         (Some("ready"), Some("tcp"), Some(addr)) => Target::Tcp(addr.to_owned()),
         (Some("ready"), Some("unix"), Some(path)) => Target::Unix(PathBuf::from(path)),
+        (Some("ready"), Some("tls"), Some(addr)) => Target::Tls(addr.to_owned(), dir.to_owned()),
         _ => {
             let _ = child.kill();
             let _ = child.wait();

@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Workloads: `codec`, `inflight`, `latency`, `events`, `conns`,
-//! `broadcast`, `memory`, `strangers`, `cluster` (see `USAGE`). Nothing
-//! here asserts on time.
+//! `broadcast`, `memory`, `strangers`, `cluster`, `tls` (see `USAGE`).
+//! Nothing here asserts on time.
 
 mod api;
 mod child;
@@ -50,13 +50,16 @@ workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate proces
              clients on 3 server processes against the same on one process, and
              the added p50 of an emit to another node against a raw Redis
              PUBLISH->message round trip
+  tls        netsock over TLS (the \"netsock\" column) against netsock over plain TCP
+             (the \"raw\" column), same workloads: inflight, latency, conns, and
+             opening 100 connections at once with their TLS handshakes
 options:
   --reps N   repetitions per figure (default 5), after one warm-up run
   --quick    smaller sizes, for a smoke run
   --json     machine-readable output instead of the table
   --only S   run one side only (raw or netsock), e.g. under a profiler";
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "codec",
     "inflight",
     "latency",
@@ -66,6 +69,7 @@ const ALL: [&str; 9] = [
     "memory",
     "strangers",
     "cluster",
+    "tls",
 ];
 
 pub(crate) struct Opts {
@@ -128,6 +132,10 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
         Some("unix") => Some(arg(4).ok_or("no socket path")?),
         _ => None,
     };
+    let tls = match transport {
+        Some("tls") => Some(PathBuf::from(arg(4).ok_or("no certificate directory")?)),
+        _ => None,
+    };
     runtime(rt == Some("mt")).block_on(async move {
         let stop = async {
             let mut sink = Vec::new();
@@ -136,7 +144,7 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
         let server = async {
             match imp {
                 Some("raw") => raw::serve(unix, mode == Some("fanout")).await,
-                Some("netsock") => ns::serve(unix).await,
+                Some("netsock") => ns::serve(unix, tls.as_deref()).await,
                 Some("cluster") => ns::serve_cluster(unix, mode.ok_or("no Redis URL")?).await,
                 _ => Err("serve: IMPL is raw or netsock".into()),
             }
@@ -201,6 +209,7 @@ fn run(args: &[String]) -> Result<(), BoxError> {
             "memory" => memory(&opts, &mut rows),
             "strangers" => strangers(&opts, &mut rows),
             "cluster" => cluster::rows(&opts, &mut rows),
+            "tls" => tls(&opts, &mut rows),
             _ => unreachable!(),
         }
         for row in &rows[before..] {
@@ -614,6 +623,7 @@ async fn open_strangers(target: &Target, n: usize) -> Result<Vec<Box<dyn Send>>,
                 s.write_all(&opening).await?;
                 held.push(Box::new(s));
             }
+            Target::Tls(..) => return Err("strangers: not over TLS".into()),
         }
     }
     Ok(held)
@@ -650,4 +660,122 @@ fn idle_rss(
     drop(server);
     drop(held);
     Ok((after as f64 - before as f64) / n as f64)
+}
+
+/// Starts a netsock server on plain TCP and one on TLS, warms each up once,
+/// then alternates them `reps` times: TCP figures in the row's `raw`
+/// column, TLS figures in its `netsock` column.
+fn tls_pair(
+    opts: &Opts,
+    row: &mut Row,
+    multi_thread: bool,
+    pinned: bool,
+    mut run: impl FnMut(&Target) -> Result<f64, BoxError>,
+) {
+    let rt = if multi_thread { "mt" } else { "ct" };
+    let result = (|| -> Result<(), BoxError> {
+        let tcp = child::spawn_on("netsock", "tcp", rt, "rpc", pinned, &opts.dir)?;
+        let tls = child::spawn_on("netsock", "tls", rt, "rpc", pinned, &opts.dir)?;
+        for rep in 0..=opts.reps {
+            let plain = run(&tcp.target)?;
+            let secure = run(&tls.target)?;
+            if rep > 0 {
+                row.raw.push(plain);
+                row.netsock.push(secure);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        row.error = Some(e.to_string());
+    }
+}
+
+/// Writes a throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1
+/// (`cert.pem`, `key.pem`) into `dir`.
+fn make_certificates(dir: &Path) -> Result<(), BoxError> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])?
+        .signed_by(&key, &ca_cert, &ca_key)?;
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
+    std::fs::write(dir.join("cert.pem"), cert.pem())?;
+    std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+    Ok(())
+}
+
+fn tls(opts: &Opts, rows: &mut Vec<Row>) {
+    const LABEL: &str = "TLS vs TCP";
+    if let Err(e) = make_certificates(&opts.dir) {
+        let mut r = row("TLS certificates", LABEL, "", 1.0, true);
+        r.error = Some(e.to_string());
+        rows.push(r);
+        return;
+    }
+    let total = opts.size(300_000);
+    let mut r = row(
+        "256 calls in flight, one connection, mt",
+        LABEL,
+        "M calls/s",
+        1e-6,
+        true,
+    );
+    let rt = runtime(true);
+    tls_pair(opts, &mut r, true, false, |t| {
+        Ok(total as f64 / rt.block_on(ns::inflight(t, total, 256))?)
+    });
+    rows.push(r);
+
+    let calls = opts.size(20_000) as usize;
+    let restore = if opts.taskset {
+        child::affinity()
+    } else {
+        None
+    };
+    let pinned = opts.taskset && child::pin_self("0");
+    let label = if pinned {
+        "1 call in flight, ct, pinned to CPU 0: p50"
+    } else {
+        "1 call in flight, ct, NOT pinned: p50"
+    };
+    let mut r = row(label, LABEL, "µs", 1e6, false);
+    let rt = runtime(false);
+    tls_pair(opts, &mut r, false, pinned, |t| {
+        rt.block_on(ns::latency(t, calls))
+    });
+    rows.push(r);
+    if let Some(cpus) = restore {
+        child::pin_self(&cpus);
+    }
+
+    let per = opts.size(1_000);
+    let mut r = row(
+        "100 connections, sequential calls, mt",
+        LABEL,
+        "M calls/s",
+        1e-6,
+        true,
+    );
+    let rt = runtime(true);
+    tls_pair(opts, &mut r, true, false, |t| {
+        Ok(100.0 * per as f64 / rt.block_on(ns::conns(t, 100, per))?)
+    });
+    rows.push(r);
+
+    let mut r = row(
+        "open 100 connections at once (handshakes included), one call each, mt",
+        LABEL,
+        "connections/s",
+        1.0,
+        true,
+    );
+    let rt = runtime(true);
+    tls_pair(opts, &mut r, true, false, |t| {
+        Ok(100.0 / rt.block_on(ns::connect_many(t, 100))?)
+    });
+    rows.push(r);
 }

@@ -1,19 +1,20 @@
 //! The same workloads through netsock's public API, as a user writes them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use netsock::{Addr, Server, Socket};
+use netsock::{Addr, ClientTls, Server, ServerTls, Socket, TlsRoots};
 
 use crate::api::{Api, ApiEmit, ApiHandle, NUMS, SUM, TICK};
 use crate::child::Target;
 use crate::BoxError;
 
-/// Serves until the future is dropped. Prints the ready line.
-pub async fn serve(unix: Option<&str>) -> Result<(), BoxError> {
-    serve_with(unix, None).await
+/// Serves until the future is dropped. Prints the ready line. With `tls`,
+/// serves TLS with `cert.pem` and `key.pem` from that directory.
+pub async fn serve(unix: Option<&str>, tls: Option<&Path>) -> Result<(), BoxError> {
+    serve_with(unix, tls, None).await
 }
 
 /// Serves as a node of the cluster `bench` through the Redis at
@@ -21,16 +22,23 @@ pub async fn serve(unix: Option<&str>) -> Result<(), BoxError> {
 pub async fn serve_cluster(unix: Option<&str>, redis_url: &str) -> Result<(), BoxError> {
     let driver = netsock_redis::RedisDriver::connect(redis_url).await?;
     let adapter = netsock::adapter::Adapter::new(driver).name("bench");
-    serve_with(unix, Some(adapter)).await
+    serve_with(unix, None, Some(adapter)).await
 }
 
 async fn serve_with(
     unix: Option<&str>,
+    tls: Option<&Path>,
     adapter: Option<netsock::adapter::Adapter>,
 ) -> Result<(), BoxError> {
     let mut builder = Server::<Api>::builder().max_connections(19_000);
     if let Some(adapter) = adapter {
         builder = builder.adapter(adapter);
+    }
+    if let Some(dir) = tls {
+        builder = builder.tls(ServerTls::from_pem_files(
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+        )?);
     }
     let io = match unix {
         Some(path) => builder.bind(PathBuf::from(path)).await?,
@@ -66,6 +74,7 @@ async fn serve_with(
     match (io.local_addr(), unix) {
         (_, Some(path)) => println!("ready unix {path}"),
         (Addr::Tcp { host, port }, None) => println!("ready tcp {host}:{port}"),
+        (Addr::Tls { host, port }, None) => println!("ready tls {host}:{port}"),
         (other, None) => return Err(format!("unexpected address {other}").into()),
     }
     io.run().await?;
@@ -76,7 +85,51 @@ pub async fn connect(target: &Target) -> Result<Socket<Api>, BoxError> {
     Ok(match target {
         Target::Tcp(addr) => Socket::<Api>::connect(addr.as_str()).await?,
         Target::Unix(path) => Socket::<Api>::connect(path).await?,
+        Target::Tls(addr, dir) => {
+            Socket::<Api>::builder()
+                .tls(client_tls(dir)?)
+                .connect(format!("tls://{addr}"))
+                .await?
+        }
     })
+}
+
+/// One client TLS configuration for the process, as a program would have:
+/// connections after the first resume its TLS session.
+fn client_tls(dir: &Path) -> Result<ClientTls, BoxError> {
+    static TLS: OnceLock<ClientTls> = OnceLock::new();
+    if let Some(tls) = TLS.get() {
+        return Ok(tls.clone());
+    }
+    let roots = TlsRoots::from_pem_file(dir.join("ca.pem"))?;
+    Ok(TLS.get_or_init(|| ClientTls::with_roots(roots)).clone())
+}
+
+/// Opens `n` connections at once, makes one call on each; seconds taken,
+/// connecting (and its handshakes) included.
+pub async fn connect_many(target: &Target, n: usize) -> Result<f64, BoxError> {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let socket = connect(&target).await?;
+                if socket.sum(NUMS).await? != SUM {
+                    return Err::<Socket<Api>, BoxError>("unexpected reply".into());
+                }
+                Ok(socket)
+            })
+        })
+        .collect();
+    let mut sockets = Vec::with_capacity(n);
+    for task in tasks {
+        sockets.push(task.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    for socket in sockets {
+        socket.close().await;
+    }
+    Ok(secs)
 }
 
 /// `total` calls from `window` tasks sharing one connection; seconds taken.

@@ -46,6 +46,7 @@ macro_rules! with_halves {
                 let ($r, $w) = stream.into_split();
                 $body
             }
+            Target::Tls(..) => return Err("the raw baseline has no TLS".into()),
         }
     };
 }
@@ -417,6 +418,7 @@ pub async fn open_idle(target: &Target, n: usize) -> Result<Vec<Box<dyn Send>>, 
                 call_once(&mut s).await?;
                 held.push(Box::new(s));
             }
+            Target::Tls(..) => return Err("the raw baseline has no TLS".into()),
         }
     }
     Ok(held)

@@ -105,11 +105,11 @@ mod render;
 /// methods. A request stub `x` or a handler `on_x` that would be named like
 /// one of the methods netsock reserves: `builder`, `close`, `closed`,
 /// `connect`, `emit`, `events`, `id`, `is_connected`, `on_any`,
-/// `on_disconnect`, `on_reconnect`, `on_error`, `peer_addr`, `peer_cred`,
+/// `on_disconnect`, `on_reconnect`, `on_error`, `peer_addr`, `peer_cert`, `peer_cred`,
 /// `request`, `start`, `timeout`, `data`, `set_data`, `dropped_events`,
 /// `metrics`, `try_emit`, `volatile` (methods of `Socket`), `bind`,
 /// `local_addr`, `on_connection`, `run`, `socket`, `sockets`, `middleware`,
-/// `serve`, `shutdown`, `run_until`, `spawn` (of `Server`), `broadcast`,
+/// `serve`, `shutdown`, `run_until`, `spawn`, `reload_tls` (of `Server`), `broadcast`,
 /// `except`, `in_room`, `join`, `leave`, `rooms`, `to` (rooms and
 /// broadcast), `cluster`, `fetch_sockets`, `to_socket` (a cluster of
 /// servers), `clone`, `fmt` (standard traits), takes a suffix instead:

@@ -11,6 +11,7 @@
 //! | `"[::1]:3000"`                 | TCP on an IPv6 address                    |
 //! | `"/tmp/app.sock"`, `"./app.sock"` | Unix domain socket at that path (any string with a `/`) |
 //! | `"tcp://host:3000"`, `"unix://app.sock"` | explicit transport             |
+//! | `"tls://host:3000"`            | TCP with TLS (the `tls` feature; see `ClientTls`) |
 //! | `SocketAddr`, `PathBuf`, `&Path` | TCP, Unix                               |
 //! | `"memory://name"`, `"memory://"` | [in memory](crate::memory), in this process; no name: a fresh one |
 //!
@@ -70,6 +71,16 @@ pub enum Addr {
     },
     /// A Unix domain socket at this path.
     Unix(PathBuf),
+    /// TCP with TLS (`tls://host:port`): a client checks the server's
+    /// certificate against `host` (unless
+    /// `ClientTls::server_name` says
+    /// otherwise). Needs the `tls` feature.
+    Tls {
+        /// Host name or IP address.
+        host: String,
+        /// Port; `0` binds an ephemeral port.
+        port: u16,
+    },
     /// An [in-memory](crate::memory) listener's name, in this process; an
     /// empty one binds a fresh name.
     Memory(String),
@@ -84,6 +95,21 @@ impl Addr {
     /// ```
     pub fn tcp(host: impl Into<String>, port: u16) -> Self {
         Addr::Tcp {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// A TLS address: TCP to `host:port`, with TLS on top.
+    ///
+    /// ```
+    /// let addr = netsock::Addr::tls("svc.internal", 7000);
+    /// assert_eq!(addr.to_string(), "tls://svc.internal:7000");
+    /// assert_eq!("tls://svc.internal:7000".parse::<netsock::Addr>()?, addr);
+    /// # Ok::<(), netsock::Error>(())
+    /// ```
+    pub fn tls(host: impl Into<String>, port: u16) -> Self {
+        Addr::Tls {
             host: host.into(),
             port,
         }
@@ -124,14 +150,15 @@ impl Addr {
         }
     }
 
-    /// The port, when this is a TCP address.
+    /// The port, when this is a TCP (or TLS) address.
     ///
     /// ```
     /// assert_eq!(netsock::Addr::from(4000).port(), Some(4000));
+    /// assert_eq!(netsock::Addr::tls("h", 4001).port(), Some(4001));
     /// ```
     pub fn port(&self) -> Option<u16> {
         match self {
-            Addr::Tcp { port, .. } => Some(*port),
+            Addr::Tcp { port, .. } | Addr::Tls { port, .. } => Some(*port),
             _ => None,
         }
     }
@@ -142,6 +169,8 @@ impl fmt::Display for Addr {
         match self {
             Addr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Addr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Addr::Tls { host, port } if host.contains(':') => write!(f, "tls://[{host}]:{port}"),
+            Addr::Tls { host, port } => write!(f, "tls://{host}:{port}"),
             Addr::Unix(path) => write!(f, "unix://{}", path.display()),
             Addr::Memory(name) => write!(f, "memory://{name}"),
         }
@@ -149,7 +178,7 @@ impl fmt::Display for Addr {
 }
 
 /// An address that is neither a port, `host:port`, a path nor a
-/// `tcp://`, `unix://` or `memory://` URL. It converts into
+/// `tcp://`, `tls://`, `unix://` or `memory://` URL. It converts into
 /// [`Error::InvalidAddr`](crate::Error::InvalidAddr), with the same fields.
 ///
 /// ```
@@ -226,13 +255,19 @@ impl FromStr for Addr {
         if let Some(rest) = input.strip_prefix("tcp://") {
             return parse_host_port(input, rest);
         }
+        if let Some(rest) = input.strip_prefix("tls://") {
+            return match parse_host_port(input, rest)? {
+                Addr::Tcp { host, port } => Ok(Addr::Tls { host, port }),
+                other => Ok(other),
+            };
+        }
         if let Some(name) = input.strip_prefix("memory://") {
             return Ok(Addr::memory(name));
         }
         if input.contains("://") {
             return Err(invalid(
                 input,
-                "unknown scheme; use tcp://, unix:// or memory://",
+                "unknown scheme; use tcp://, tls://, unix:// or memory://",
             ));
         }
         if input.contains('/') {
@@ -357,6 +392,8 @@ mod tests {
             ("[::1]:3000", Addr::tcp("::1", 3000)),
             ("tcp://[::1]:3000", Addr::tcp("::1", 3000)),
             ("tcp://example.com:9", Addr::tcp("example.com", 9)),
+            ("tls://example.com:9", Addr::tls("example.com", 9)),
+            ("tls://[::1]:9", Addr::tls("::1", 9)),
             ("/tmp/my-app", Addr::unix("/tmp/my-app")),
             ("./app.sock", Addr::unix("./app.sock")),
             ("unix://app.sock", Addr::unix("app.sock")),
@@ -382,6 +419,8 @@ mod tests {
             "[::1]",
             "http://x:1",
             "unix://",
+            "tls://host",
+            "tls://[::1]",
             "a b:1",
         ] {
             let err = input.parse::<Addr>().unwrap_err();
@@ -395,6 +434,8 @@ mod tests {
         for a in [
             Addr::tcp("::1", 5),
             Addr::tcp("h", 1),
+            Addr::tls("::1", 5),
+            Addr::tls("h", 1),
             Addr::unix("/x/y"),
             Addr::memory("m"),
             Addr::memory(""),

@@ -311,6 +311,13 @@ pub(crate) struct Config {
     pub(crate) max_handshakes: usize,
     /// Server: the largest frame a peer may send before its handshake is done.
     pub(crate) max_handshake_size: usize,
+    /// Server: the certificates it presents, and how it checks clients'.
+    #[cfg(feature = "tls")]
+    pub(crate) server_tls: Option<crate::tls::ServerTls>,
+    /// Client: the roots it trusts and its own certificate; kept for
+    /// reconnects, as the whole `Config` is.
+    #[cfg(feature = "tls")]
+    pub(crate) client_tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for Config {
@@ -329,6 +336,10 @@ impl Default for Config {
             write_timeout: defaults::WRITE_TIMEOUT,
             max_handshakes: defaults::MAX_HANDSHAKES,
             max_handshake_size: defaults::MAX_HANDSHAKE_SIZE,
+            #[cfg(feature = "tls")]
+            server_tls: None,
+            #[cfg(feature = "tls")]
+            client_tls: None,
         }
     }
 }

@@ -120,6 +120,23 @@ pub enum Error {
         /// The configured handshake timeout.
         after: Duration,
     },
+    /// The TLS handshake with the peer failed; `cause` says why and what
+    /// to change (see [`TlsError`]).
+    #[error("TLS with {addr} failed: {cause}")]
+    Tls {
+        /// The peer's address.
+        addr: String,
+        /// Why.
+        cause: TlsError,
+    },
+    /// A TLS setting is unusable: a PEM file that cannot be read or holds
+    /// no certificate or key, a key that does not match its certificate, a
+    /// server name that is not a DNS name or IP address.
+    #[error("TLS setup: {reason}")]
+    TlsConfig {
+        /// What is wrong, naming the file or setting.
+        reason: String,
+    },
     /// The two programs were built from different event enums. When the
     /// server sent its schema (netsock servers do, when it fits the frame
     /// limit), `differences` says, one sentence each, which enums and
@@ -231,6 +248,80 @@ pub enum Error {
     /// An I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+/// Why a TLS handshake failed ([`Error::Tls`]), as one side saw it.
+///
+/// A server hears of its clients' failures only in its log and in
+/// [`Rejects::tls`](crate::Rejects::tls); a client gets them from
+/// `connect`.
+///
+/// ```
+/// use netsock::{Error, TlsError};
+///
+/// fn advice(err: &Error) -> &'static str {
+///     match err {
+///         Error::Tls { cause: TlsError::UnknownIssuer, .. } => "give the client the CA that signed the server",
+///         Error::Tls { cause: TlsError::TlsRequired, .. } => "connect with tls://",
+///         _ => "see the message",
+///     }
+/// }
+/// let err = Error::Tls { addr: "tls://svc:7000".into(), cause: TlsError::TlsRequired };
+/// assert_eq!(advice(&err), "connect with tls://");
+/// assert!(err.to_string().starts_with("TLS with tls://svc:7000 failed: the peer speaks TLS"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The peer's certificate is not signed by a root this side trusts.
+    #[error(
+        "the peer's certificate is not signed by a trusted root; give this side the CA \
+         certificate that issued it (ClientTls::with_roots, or ServerTls::client_auth on a server)"
+    )]
+    UnknownIssuer,
+    /// The server's certificate does not name the host the client
+    /// connected to.
+    #[error(
+        "the server's certificate is not valid for {name:?}; connect with a name the certificate \
+         lists, set ClientTls::server_name, or reissue the certificate with this name"
+    )]
+    NameMismatch {
+        /// The name the client expected.
+        name: String,
+    },
+    /// The peer's certificate has expired, or is not valid yet.
+    #[error(
+        "the peer's certificate has expired or is not valid yet; renew it (a server can \
+         reload_tls without a restart), and check both machines' clocks"
+    )]
+    Expired,
+    /// The server asks for a client certificate and the client has none.
+    #[error(
+        "the server requires a client certificate (mutual TLS) and none was sent; give the \
+         client one with ClientTls::identity"
+    )]
+    ClientCertMissing,
+    /// The peer refused this side's certificate (it answered with the TLS
+    /// alert named).
+    #[error(
+        "the peer refused this side's certificate ({alert}); have it issued by a CA the peer \
+         trusts, and check that it is still valid"
+    )]
+    CertRefused {
+        /// The TLS alert the peer sent, e.g. `UnknownCA`, `BadCertificate`.
+        alert: String,
+    },
+    /// This side speaks TLS and the peer does not.
+    #[error(
+        "the peer does not speak TLS; connect with tcp:// instead, or enable TLS on both sides"
+    )]
+    NotTls,
+    /// The peer speaks TLS and this side does not.
+    #[error("the peer speaks TLS; connect with tls://host:port and a ClientTls")]
+    TlsRequired,
+    /// Another TLS failure, in rustls' words.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Why one request failed. The connection itself may still be open.

@@ -67,6 +67,8 @@ pub mod service;
 mod socket;
 mod sync;
 mod throttle;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod wire;
 
@@ -83,6 +85,7 @@ pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint};
 pub use error::{
     CallError, ClusterError, CodecError, DisconnectReason, Error, MissReason, Result, SocketError,
+    TlsError,
 };
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
@@ -92,7 +95,9 @@ pub use server::middleware::{Handshake, Refusal};
 pub use server::running::Running;
 pub use server::{Server, ServerBuilder};
 pub use socket::{Socket, SocketBuilder, Volatile};
-pub use transport::{memory, PeerAddr, PeerCred};
+#[cfg(feature = "tls")]
+pub use tls::{ClientTls, ServerTls, TlsIdentity, TlsRoots};
+pub use transport::{memory, PeerAddr, PeerCert, PeerCred, SubjectAltName};
 pub use wire::frame::{CloseReason, RejectReason};
 
 /// Derives [`Events`] for an enum, plus the traits `{Enum}Emit` and

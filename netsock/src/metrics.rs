@@ -147,6 +147,10 @@ counters! {
         /// Arrived while the server had `max_connections` open or in their
         /// handshake.
         full,
+        /// Failed its TLS handshake: a plaintext client on a TLS server, a
+        /// TLS client on a plaintext one, a client certificate missing,
+        /// untrusted or expired (the `tls` feature).
+        tls,
     }
 }
 

@@ -29,7 +29,7 @@ use crate::handler::EventOutcome;
 use crate::metrics::SocketMetrics;
 use crate::registry::{Member, Registry};
 use crate::sync::{lock, write};
-use crate::transport::{PeerAddr, PeerCred};
+use crate::transport::{PeerAddr, PeerCert, PeerCred};
 use crate::wire::frame::{self, CloseReason, FrameError, Header, RemoteError};
 
 /// One end of a connection: emit events, make requests, handle what the peer
@@ -299,6 +299,30 @@ impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     /// ```
     pub fn wait_for_server(mut self, deadline: Duration) -> Self {
         self.wait_for_server = Some(deadline);
+        self
+    }
+
+    /// Connects with TLS (the `tls` feature), trusting the roots in `tls`
+    /// and presenting its client certificate if it has one (mutual TLS).
+    /// Connect to a `tls://host:port` address (or `host:port`); the
+    /// server's certificate must be valid for `host`, or for
+    /// [`ClientTls::server_name`](crate::ClientTls::server_name). Every
+    /// reconnect uses the same settings. A failed TLS handshake is
+    /// [`Error::Tls`](crate::Error::Tls), naming the cause.
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// use netsock::{ClientTls, TlsRoots};
+    /// async fn connect(ca_pem: &str) -> netsock::Result<Socket<Api>> {
+    ///     let tls = ClientTls::with_roots(TlsRoots::from_pem(ca_pem)?);
+    ///     Socket::<Api>::builder().tls(tls).connect("tls://svc.internal:7000").await
+    /// }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
+        self.config.client_tls = Some(tls);
         self
     }
 
@@ -886,6 +910,25 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// ```
     pub fn peer_cred(&self) -> Option<PeerCred> {
         self.conn().cred
+    }
+
+    /// Over TLS, the certificate the peer presented and this side verified:
+    /// on a server doing mutual TLS, the client's; on a client, the
+    /// server's. `None` on other transports, and for a client a server
+    /// let in without one.
+    ///
+    /// ```
+    /// # use netsock::{Events, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// fn caller(socket: &Socket<Api>) -> String {
+    ///     match socket.peer_cert() {
+    ///         Some(cert) => cert.subject().to_owned(),
+    ///         None => "anonymous".into(),
+    ///     }
+    /// }
+    /// ```
+    pub fn peer_cert(&self) -> Option<std::sync::Arc<PeerCert>> {
+        self.conn().cert.clone()
     }
 
     /// Attaches a value to this socket (one per type; replaces an earlier

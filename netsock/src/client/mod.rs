@@ -94,7 +94,7 @@ async fn dial<In: Events, Out: Events>(
 ) -> Result<Arc<Shared<In>>> {
     let after = config.handshake_timeout;
     let handshake = async {
-        let (read, writer, peer) = transport::connect(addr).await?;
+        let (read, writer, peer) = transport::connect(addr, config).await?;
         hello::connect::<In, Out>(read, writer, peer, config, auth).await
     };
     let conn =

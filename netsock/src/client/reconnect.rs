@@ -5,7 +5,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use crate::error::{DisconnectReason, Error};
+use crate::error::{DisconnectReason, Error, TlsError};
 use crate::wire::frame::{CloseReason, RejectReason};
 
 /// How a client socket reconnects after losing its connection.
@@ -255,6 +255,16 @@ pub(crate) fn is_retryable(err: &Error) -> bool {
             | Error::InvalidAddr { .. }
             | Error::TransportDisabled { .. }
             | Error::Rejected(RejectReason::Refused(_) | RejectReason::BadMagic)
+            | Error::TlsConfig { .. }
+            | Error::Tls {
+                cause: TlsError::UnknownIssuer
+                    | TlsError::NameMismatch { .. }
+                    | TlsError::ClientCertMissing
+                    | TlsError::CertRefused { .. }
+                    | TlsError::NotTls
+                    | TlsError::TlsRequired,
+                ..
+            }
     )
 }
 

@@ -7,7 +7,7 @@ use tokio_util::codec::FramedRead;
 use crate::config::Config;
 use crate::conn::Handshaken;
 use crate::conn::SocketId;
-use crate::error::Error;
+use crate::error::{Error, TlsError};
 use crate::events::{Events, SchemaId};
 use crate::schema_diff;
 use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
@@ -33,8 +33,29 @@ async fn send(writer: &mut WriteHalf, header: Header, max: usize) -> Result<(), 
     Ok(())
 }
 
+/// Whether `bytes` start like a TLS record (a handshake or an alert): a
+/// TLS peer on a plaintext connection.
+fn looks_like_tls(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x15 | 0x16, 0x03, ..])
+}
+
 async fn first_frame(reader: &mut FramedRead<ReadHalf, FrameCodec>) -> Result<Header, Error> {
-    match reader.next().await {
+    let first = reader.next().await;
+    // The TLS layer under this connection failed: say why, not that the
+    // peer hung up.
+    if let Some(cause) = reader.get_ref().tls_failure() {
+        return Err(Error::Tls {
+            addr: String::new(),
+            cause,
+        });
+    }
+    match first {
+        Some(Err(FrameError::TooLarge { .. })) if looks_like_tls(reader.read_buffer()) => {
+            Err(Error::Tls {
+                addr: String::new(),
+                cause: TlsError::TlsRequired,
+            })
+        }
         None => Err(Error::Protocol(
             "the peer closed the connection during the handshake".into(),
         )),
@@ -65,8 +86,16 @@ pub(crate) async fn connect<In: Events, Out: Events>(
         lenient: config.lenient,
         auth,
     };
+    let cert = reader.get_ref().peer_cert();
     send(&mut writer, Header::Hello(hello), usize::MAX).await?;
-    match first_frame(&mut reader).await? {
+    let first = first_frame(&mut reader).await.map_err(|err| match err {
+        Error::Tls { cause, .. } => Error::Tls {
+            addr: peer.to_string(),
+            cause,
+        },
+        err => err,
+    })?;
+    match first {
         Header::Welcome { max_frame, .. } if (max_frame as usize) < MIN_MAX_FRAME_SIZE => {
             Err(Error::Protocol(format!(
                 "the server announced a frame limit of {max_frame} bytes, below the protocol minimum of {MIN_MAX_FRAME_SIZE}"
@@ -76,6 +105,7 @@ pub(crate) async fn connect<In: Events, Out: Events>(
             id: SocketId(id),
             peer,
             cred: None,
+            cert,
             data: Default::default(),
             peer_max_frame: max_frame as usize,
             reader,
@@ -137,16 +167,18 @@ pub(crate) async fn accept<In: Events, Out: Events>(
 ) -> Result<Hello, Error> {
     let hello = match first_frame(reader).await {
         Ok(Header::Hello(hello)) if hello.magic == MAGIC => hello,
-        Ok(_) | Err(Error::Protocol(_)) => {
+        first @ (Ok(_) | Err(Error::Protocol(_) | Error::Tls { .. })) => {
+            // A TLS client reads this plaintext and knows we do not speak TLS.
             let _ = send(
                 writer,
                 Header::Reject(RejectReason::BadMagic),
                 MIN_MAX_FRAME_SIZE,
             )
             .await;
-            return Err(Error::Protocol(
-                "the first frame is not a netsock handshake".into(),
-            ));
+            return Err(match first {
+                Err(err @ Error::Tls { .. }) => err,
+                _ => Error::Protocol("the first frame is not a netsock handshake".into()),
+            });
         }
         Err(e) => return Err(e),
     };

@@ -60,7 +60,7 @@ use crate::events::Events;
 use crate::metrics::{Meter, SocketMetrics};
 use crate::sync::{lock, read, write};
 use crate::throttle::warn_throttled;
-use crate::transport::{PeerAddr, PeerCred, ReadHalf, WriteHalf};
+use crate::transport::{PeerAddr, PeerCert, PeerCred, ReadHalf, WriteHalf};
 use crate::wire::frame::{self, CloseReason, FrameCodec, Header};
 
 /// A connection's id, the same on both ends (the server assigns it).
@@ -168,6 +168,8 @@ pub(crate) struct Shared<In> {
     stop: Notify,
     stop_reason: Mutex<Option<DisconnectReason>>,
     pub(crate) cred: Option<PeerCred>,
+    /// The certificate a TLS peer presented.
+    pub(crate) cert: Option<Arc<PeerCert>>,
     pub(crate) data: Arc<Mutex<Data>>,
     pub(crate) meter: Meter,
 }
@@ -204,6 +206,7 @@ pub(crate) struct Handshaken {
     pub(crate) id: SocketId,
     pub(crate) peer: PeerAddr,
     pub(crate) cred: Option<PeerCred>,
+    pub(crate) cert: Option<Arc<PeerCert>>,
     pub(crate) data: Data,
     pub(crate) peer_max_frame: usize,
     pub(crate) reader: FramedRead<ReadHalf, FrameCodec>,
@@ -253,6 +256,7 @@ impl<In: Events> Shared<In> {
             stop: Notify::new(),
             stop_reason: Mutex::new(None),
             cred: conn.cred,
+            cert: conn.cert,
             data: carry.data,
             meter: carry.meter,
         });

@@ -104,6 +104,7 @@ pub(crate) fn connect(config: Config, buffer: usize) -> Conn {
         id: SocketId(1),
         peer: PeerAddr::Memory("test".into()),
         cred: None,
+        cert: None,
         data: Data::default(),
         peer_max_frame: config.max_frame_size,
         reader: FramedRead::new(read, FrameCodec::new(config.max_frame_size)),

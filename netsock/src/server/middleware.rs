@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::conn::handler_table::BoxFuture;
 use crate::conn::Data;
 use crate::conn::SocketId;
-use crate::transport::{PeerAddr, PeerCred};
+use crate::transport::{PeerAddr, PeerCert, PeerCred};
 
 pub(crate) type MiddlewareFn =
     Arc<dyn Fn(Handshake) -> BoxFuture<Result<Handshake, Refusal>> + Send + Sync>;
@@ -111,6 +111,7 @@ pub struct Handshake {
     pub(crate) id: SocketId,
     pub(crate) peer: PeerAddr,
     pub(crate) cred: Option<PeerCred>,
+    pub(crate) cert: Option<Arc<PeerCert>>,
     pub(crate) auth: Option<Vec<u8>>,
     pub(crate) data: Data,
 }
@@ -121,6 +122,7 @@ impl fmt::Debug for Handshake {
             .field("id", &self.id)
             .field("peer", &self.peer)
             .field("cred", &self.cred)
+            .field("cert", &self.cert.as_ref().map(|c| c.subject()))
             .field("auth_len", &self.auth.as_ref().map(Vec::len))
             .finish_non_exhaustive()
     }
@@ -185,6 +187,33 @@ impl Handshake {
     /// ```
     pub fn peer_cred(&self) -> Option<PeerCred> {
         self.cred
+    }
+
+    /// On a TLS server with client authentication (mutual TLS), the
+    /// certificate the client presented, already verified against the
+    /// server's client roots: who the client is, from its certificate (not
+    /// from anything it sent in the clear).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// use netsock::Handshake;
+    /// struct Caller(String);
+    /// fn known_services_only(io: &Server<Api>) {
+    ///     io.middleware(|mut hs: Handshake| async move {
+    ///         let name = hs.peer_cert().and_then(|c| c.common_name().map(str::to_owned));
+    ///         match name {
+    ///             Some(name) if name.starts_with("svc-") => {
+    ///                 hs.insert(Caller(name));
+    ///                 Ok(hs)
+    ///             }
+    ///             _ => Err("only our services may connect".into()),
+    ///         }
+    ///     });
+    /// }
+    /// ```
+    pub fn peer_cert(&self) -> Option<&PeerCert> {
+        self.cert.as_deref()
     }
 
     /// The client's auth payload as sent, if any

@@ -57,6 +57,9 @@ pub(crate) struct Inner<In: Events, Out: Events> {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// True while `run` holds the listener.
     accepting: tokio::sync::watch::Sender<bool>,
+    /// A TLS listener's certificates, replaced by `reload_tls`.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::transport::tls::Acceptor>,
 }
 
 /// The listener while `run` accepts on it; says when it is closed.
@@ -289,6 +292,39 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
         self
     }
 
+    /// Serves TLS (the `tls` feature): the server presents `tls`'s
+    /// certificate and, with [`ServerTls::client_auth`](crate::ServerTls::client_auth),
+    /// requires clients to present one of theirs (mutual TLS). Bind a
+    /// `host:port` or `tls://host:port` address; the server's
+    /// [`local_addr`](Server::local_addr) is then a `tls://` one. A client
+    /// whose TLS handshake fails (a plaintext one, one without an accepted
+    /// certificate) is counted in [`Rejects::tls`](crate::Rejects::tls),
+    /// and the TLS handshake counts against the
+    /// [handshake timeout](Self::handshake_timeout).
+    ///
+    /// ```
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// # let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    /// # let (cert_pem, key_pem) = (c.cert.pem(), c.key_pair.serialize_pem());
+    /// use netsock::ServerTls;
+    /// let io = Server::<Api>::builder()
+    ///     .tls(ServerTls::from_pem(&cert_pem, &key_pem)?)
+    ///     .bind("127.0.0.1:0")
+    ///     .await?;
+    /// assert!(io.local_addr().to_string().starts_with("tls://127.0.0.1:"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: crate::tls::ServerTls) -> Self {
+        self.config.server_tls = Some(tls);
+        self
+    }
+
     /// Binds the address; see [`Server::bind`].
     ///
     /// ```
@@ -312,13 +348,14 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
             .as_ref()
             .map_or(0, |c| u64::from(c.node().0) << SocketId::NODE_SHIFT)
             + 1;
-        let (listener, local_addr, socket_file) =
-            Listener::bind(&addr, self.config.socket_mode).await?;
+        let (listener, local_addr, socket_file) = Listener::bind(&addr, &self.config).await?;
         tracing::info!(addr = %local_addr, "netsock server listening");
         let max_handshakes = self.config.max_handshakes;
         let request_timeout = self.config.request_timeout;
         let server = Server {
             inner: Arc::new(Inner {
+                #[cfg(feature = "tls")]
+                tls: listener.tls_acceptor(),
                 local_addr,
                 config: self.config,
                 listener: Mutex::new(Some(listener)),
@@ -389,6 +426,45 @@ impl<In: Events, Out: Events> Server<In, Out> {
             adapter: None,
             _types: PhantomData,
         }
+    }
+
+    /// Replaces a TLS server's certificates (and client roots) while it
+    /// runs: connections from now on get the new ones; open connections
+    /// keep theirs. Fails with [`Error::TlsConfig`] when `tls` is unusable
+    /// (the old certificates stay), or when this server does not serve TLS.
+    ///
+    /// ```
+    /// # fn cert() -> (String, String) {
+    /// #     let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    /// #     (c.cert.pem(), c.key_pair.serialize_pem())
+    /// # }
+    /// # use netsock::{Events, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> netsock::Result<()> {
+    /// use netsock::ServerTls;
+    /// let (cert_pem, key_pem) = cert();
+    /// let io = Server::<Api>::builder().tls(ServerTls::from_pem(cert_pem, key_pem)?).bind(0).await?;
+    /// // Later, e.g. when the files change or on SIGHUP:
+    /// let (renewed_cert, renewed_key) = cert();
+    /// io.reload_tls(ServerTls::from_pem(renewed_cert, renewed_key)?)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn reload_tls(&self, tls: crate::tls::ServerTls) -> Result<()> {
+        let Some(acceptor) = &self.inner.tls else {
+            return Err(Error::TlsConfig {
+                reason: format!(
+                    "the server on {} does not serve TLS; give it a certificate with ServerBuilder::tls",
+                    self.inner.local_addr
+                ),
+            });
+        };
+        acceptor.replace(tls.build()?);
+        tracing::info!(addr = %self.inner.local_addr, "TLS certificates replaced");
+        Ok(())
     }
 
     /// The address the server listens on, with the actual port when port 0
@@ -894,6 +970,11 @@ async fn serve_connection<In: Events, Out: Events>(
     let handshake = hello::accept::<In, Out>(&mut reader, &mut writer, &config);
     let hello = match tokio::time::timeout(after, handshake).await {
         Ok(Ok(hello)) => hello,
+        Ok(Err(Error::Tls { cause, .. })) => {
+            warn_throttled!("TLS handshake failed", %peer, error = %cause, "TLS handshake failed");
+            count_reject(&server, |r| &r.tls);
+            return;
+        }
         Ok(Err(err)) => {
             warn_throttled!("handshake failed", %peer, error = %err, "handshake failed");
             count_reject(
@@ -916,10 +997,13 @@ async fn serve_connection<In: Events, Out: Events>(
             return;
         }
     };
+    // Set once the TLS handshake is done, before any plaintext arrives.
+    let accepted_cert = reader.get_ref().peer_cert();
     let mut conn = Handshaken {
         id,
         peer: peer.clone(),
         cred,
+        cert: accepted_cert.clone(),
         data: Default::default(),
         peer_max_frame: hello.max_frame as usize,
         reader,
@@ -946,6 +1030,7 @@ async fn serve_connection<In: Events, Out: Events>(
             id,
             peer: peer.clone(),
             cred,
+            cert: accepted_cert,
             auth: hello.auth,
             data: Default::default(),
         };

@@ -774,6 +774,14 @@ pub(crate) fn split(stream: MemoryStream) -> (ReadHalf, WriteHalf) {
     )
 }
 
+/// Splits a stream into its raw halves, for a transport that feeds one end
+/// of a [`MemoryStream::pair`] itself (TLS).
+#[cfg(feature = "tls")]
+pub(crate) fn split_raw(stream: MemoryStream) -> (MemRead, MemWrite) {
+    let (read, write) = stream.end.split();
+    (MemRead(read), MemWrite(write))
+}
+
 pub(super) fn bind(addr: &Addr, name: &str) -> Result<(Listener, Addr, Option<super::SocketFile>)> {
     let listener = register(addr, name)?;
     let local = listener.local_addr();
@@ -976,10 +984,15 @@ mod tests {
     #[tokio::test]
     async fn the_transport_layer_speaks_memory() {
         let addr = Addr::memory("unit-transport");
-        let (listener, local, file) = Listener::bind(&addr, 0o600).await.unwrap();
+        let (listener, local, file) = Listener::bind(&addr, &crate::config::Config::default())
+            .await
+            .unwrap();
         assert_eq!(local, addr);
         assert!(file.is_none());
-        let (_r, client_write, client_peer) = crate::transport::connect(&addr).await.unwrap();
+        let (_r, client_write, client_peer) =
+            crate::transport::connect(&addr, &crate::config::Config::default())
+                .await
+                .unwrap();
         let (mut server_read, _w, server_peer, cred) = listener.accept().await.unwrap();
         assert_eq!(client_peer, PeerAddr::Memory("unit-transport".into()));
         assert_eq!(server_peer, client_peer);
