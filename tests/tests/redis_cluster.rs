@@ -382,6 +382,11 @@ async fn riding_out_a_redis_restart() {
         "after",
         "b never got \"during\": it was counted as lost on a"
     );
+    // And b counts, from the gap in a's numbers, what a queued and never
+    // got through: nothing is lost without a count on either side.
+    let a = io[0].cluster().metrics().unwrap();
+    let failed = a.publish_failed - before.publish_failed;
+    assert_eq!(io[1].cluster().metrics().unwrap().missed, failed);
     for n in &io {
         n.close().await;
     }

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::adapter::wire::{Answer, Body, Command, Envelope, EnvelopeRef, WireCallError, VERSION};
+use crate::adapter::wire::{
+    Answer, Body, Command, Envelope, EnvelopeRef, Lane, WireCallError, VERSION,
+};
 use crate::adapter::{
     Adapter, BoxFuture, ClusterError, ClusterMetrics, Driver, Inbox, Options, Outgoing, SocketInfo,
 };
@@ -59,6 +61,7 @@ struct Counters {
     received: AtomicU64,
     frames_relayed: AtomicU64,
     undecodable: AtomicU64,
+    missed: AtomicU64,
     lost_connections: AtomicU64,
     reconnects: AtomicU64,
     nodes_timed_out: AtomicU64,
@@ -86,6 +89,10 @@ pub(crate) struct Cluster {
     /// The server's default request timeout.
     request_timeout: OnceLock<Duration>,
     counters: Arc<Counters>,
+    /// The last number sent on each channel (see [`Lane`]).
+    sent: Mutex<HashMap<Arc<str>, u64>>,
+    /// The last number received from each node on each lane.
+    heard: Mutex<HashMap<(NodeId, bool), u64>>,
     stopped: watch::Sender<bool>,
 }
 
@@ -117,6 +124,8 @@ impl Cluster {
             on_message: RwLock::new(None),
             request_timeout: OnceLock::new(),
             counters: Arc::default(),
+            sent: Mutex::default(),
+            heard: Mutex::default(),
             stopped: watch::Sender::new(false),
         }))
     }
@@ -189,6 +198,7 @@ impl Cluster {
             received: load(&c.received),
             frames_relayed: load(&c.frames_relayed),
             undecodable: load(&c.undecodable),
+            missed: load(&c.missed),
             lost_connections: load(&c.lost_connections),
             reconnects: load(&c.reconnects),
             nodes_timed_out: load(&c.nodes_timed_out),
@@ -209,19 +219,32 @@ impl Cluster {
 
     /// Queues a message for the driver, without waiting.
     fn send(&self, channel: Arc<str>, body: &Body, payload: &[u8]) -> Result<(), ClusterError> {
+        // Numbered and queued under one lock, so numbers follow the queue's
+        // order; a message never queued uses no number.
+        let mut sent = lock(&self.sent);
+        let seq = sent.get(&channel).copied().unwrap_or(0) + 1;
         let envelope = EnvelopeRef {
             version: VERSION,
             from: self.node,
+            lane: Lane {
+                direct: channel != self.all,
+                seq,
+            },
             body,
         };
-        let mut message = postcard::to_extend(&envelope, Vec::with_capacity(32 + payload.len()))
+        let mut message = postcard::to_extend(&envelope, Vec::with_capacity(40 + payload.len()))
             .map_err(|e| ClusterError::Driver(format!("cannot encode a cluster message: {e}")))?;
         message.extend_from_slice(payload);
         let outgoing = Outgoing {
-            channel,
+            channel: channel.clone(),
             message: message.into(),
         };
-        self.queue.try_send(outgoing).map_err(|e| match e {
+        let queued = self.queue.try_send(outgoing);
+        if queued.is_ok() {
+            sent.insert(channel, seq);
+        }
+        drop(sent);
+        queued.map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 warn_throttled!(
@@ -439,6 +462,7 @@ impl Cluster {
             return;
         }
         self.counters.received.fetch_add(1, Ordering::Relaxed);
+        self.count_gap(from, envelope.lane);
         let payload = message.slice_ref(rest);
         if !matches!(envelope.body, Body::Bye) {
             self.seen(from);
@@ -522,6 +546,25 @@ impl Cluster {
         }
     }
 
+    /// Counts the messages from `from` on `lane` that never arrived: those
+    /// numbered between the last one heard and this one. The first message
+    /// heard from a node starts its count.
+    fn count_gap(&self, from: NodeId, lane: Lane) {
+        let last = lock(&self.heard).insert((from, lane.direct), lane.seq);
+        if let Some(last) = last {
+            let missed = lane.seq.saturating_sub(last + 1);
+            if missed > 0 {
+                self.counters.missed.fetch_add(missed, Ordering::Relaxed);
+                warn_throttled!(
+                    "cluster messages missed",
+                    node = from.0,
+                    missed,
+                    "messages from another node never arrived (the subscription was down, or the engine dropped them)"
+                );
+            }
+        }
+    }
+
     /// Forgets `node`: requests stop waiting for it.
     fn forget(&self, node: NodeId, timed_out: bool) {
         {
@@ -531,6 +574,7 @@ impl Cluster {
             }
             self.node_count.send_replace(nodes.len());
         }
+        lock(&self.heard).retain(|(n, _), _| *n != node);
         if timed_out {
             self.counters
                 .nodes_timed_out
@@ -730,5 +774,39 @@ mod tests {
         // Not netsock's, or garbage: counted, ignored.
         b.receive(Bytes::from_static(b"\xff\xff\xff"));
         assert_eq!(b.metrics().undecodable, 1);
+    }
+
+    /// A message from node 9 on `lane`, as the driver hands it over.
+    fn heartbeat(direct: bool, seq: u64) -> Bytes {
+        let envelope = EnvelopeRef {
+            version: VERSION,
+            from: NodeId(9),
+            lane: Lane { direct, seq },
+            body: &Body::Heartbeat { hello: false },
+        };
+        Bytes::from(postcard::to_stdvec(&envelope).unwrap())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn what_another_node_sent_and_never_arrived_is_counted() {
+        let node = Cluster::connect(Adapter::new(MemoryBus::new()))
+            .await
+            .unwrap();
+        node.start(Arc::new(Recorder::default()), Duration::from_secs(1))
+            .await
+            .unwrap();
+        // On the channel every node hears: 1, 2, then 5 (3 and 4 lost).
+        for seq in [1, 2, 5] {
+            node.receive(heartbeat(false, seq));
+        }
+        assert_eq!(node.metrics().missed, 2);
+        // The node's own channel is numbered apart: its first message
+        // starts the count, and no gap means nothing missed.
+        for seq in [7, 8] {
+            node.receive(heartbeat(true, seq));
+        }
+        assert_eq!(node.metrics().missed, 2);
+        node.receive(heartbeat(true, 10));
+        assert_eq!(node.metrics().missed, 3);
     }
 }

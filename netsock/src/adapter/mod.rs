@@ -444,6 +444,10 @@ pub struct ClusterMetrics {
     /// Messages from the engine that could not be decoded (another
     /// version, or not netsock's), ignored.
     pub undecodable: u64,
+    /// Messages from other nodes that never arrived here: each node numbers
+    /// what it sends, and a gap (the subscription was down, the engine
+    /// dropped them, or the sender's publish failed) is counted here.
+    pub missed: u64,
     /// Times the driver lost its subscription's connection.
     pub lost_connections: u64,
     /// Times it subscribed again after one.

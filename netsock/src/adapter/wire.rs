@@ -13,7 +13,7 @@ use crate::error::CallError;
 use crate::registry::Selector;
 
 /// The version of these messages; a node ignores (and counts) others.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// What a node sends, as it is decoded (the bytes after it are the
 /// payload).
@@ -21,7 +21,19 @@ pub(crate) const VERSION: u8 = 1;
 pub(crate) struct Envelope {
     pub(crate) version: u8,
     pub(crate) from: NodeId,
+    pub(crate) lane: Lane,
     pub(crate) body: Body,
+}
+
+/// Which of the sender's numbered streams a message is on, and its number
+/// there: the messages a node sends on the channel every node hears, and
+/// those it sends to one node, are each numbered from 1 without gaps, so a
+/// receiver counts what it never got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct Lane {
+    /// To one node (its own channel), or to all.
+    pub(crate) direct: bool,
+    pub(crate) seq: u64,
 }
 
 /// The same, as it is encoded (borrowing the body).
@@ -29,6 +41,7 @@ pub(crate) struct Envelope {
 pub(crate) struct EnvelopeRef<'a> {
     pub(crate) version: u8,
     pub(crate) from: NodeId,
+    pub(crate) lane: Lane,
     pub(crate) body: &'a Body,
 }
 
