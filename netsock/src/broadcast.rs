@@ -12,7 +12,8 @@ use crate::adapter::{Command, SocketInfo};
 use crate::conn::SocketId;
 use crate::error::{CallError, Error, Result};
 use crate::events::Events;
-use crate::registry::{Except, Registry, Selector};
+use crate::registry::Registry;
+use crate::selector::{Except, Selector};
 use crate::socket::Socket;
 use crate::wire::frame::{self, Header};
 

@@ -103,7 +103,7 @@ pub trait Receive<E: Events> {
 
     /// The next event of the variant at index `variant`, taken before its
     /// handler would see it; fails when the socket closes for good first.
-    fn once_event(&self, variant: u32) -> impl Future<Output = crate::Result<E>> + Send;
+    fn once_event(&self, variant: u32) -> impl Future<Output = Result<E>> + Send;
 
     /// Registers the handler for the request variant at index `variant`;
     /// the value of its future is the reply. Out of range: as

@@ -62,6 +62,7 @@ pub mod handler;
 mod metrics;
 mod registry;
 mod schema_diff;
+mod selector;
 mod server;
 pub mod service;
 mod socket;
@@ -89,7 +90,7 @@ pub use error::{
 };
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
-pub use registry::Except;
+pub use selector::Except;
 pub use server::cluster::ServerCluster;
 pub use server::middleware::{Handshake, Refusal};
 pub use server::running::Running;

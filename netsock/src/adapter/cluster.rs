@@ -20,7 +20,7 @@ use crate::adapter::{
 };
 use crate::conn::{NodeId, SocketId};
 use crate::error::CallError;
-use crate::registry::Selector;
+use crate::selector::Selector;
 use crate::sync::{lock, read, write};
 use crate::throttle::warn_throttled;
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapter::SocketInfo;
 use crate::conn::{NodeId, SocketId};
 use crate::error::CallError;
-use crate::registry::Selector;
+use crate::selector::Selector;
 
 /// The version of these messages; a node ignores (and counts) others.
 pub(crate) const VERSION: u8 = 2;

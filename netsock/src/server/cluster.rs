@@ -13,7 +13,7 @@ use crate::broadcast::{apply_locally, describe, Broadcast};
 use crate::conn::SocketId;
 use crate::error::{CallError, ClusterError, Error, Result};
 use crate::events::Events;
-use crate::registry::Selector;
+use crate::selector::Selector;
 use crate::server::{Inner, Server};
 use crate::throttle::warn_throttled;
 use crate::wire::frame::{self, Header};

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::metrics::{Counters, Meter, RejectCounters, ServerMetrics, SocketMetrics};
 use crate::registry::Registry;
-use crate::registry::{Except, Selector};
+use crate::selector::{Except, Selector};
 use crate::server::middleware::MiddlewareFn;
 use crate::server::middleware::{Handshake, Refusal};
 use crate::socket::Socket;
