@@ -44,6 +44,19 @@ where
     (io, dir)
 }
 
+/// A server that only hands out each server-side socket.
+async fn serve_handing_out(
+    t: Transport,
+) -> (Server<Feed>, TempDir, mpsc::UnboundedReceiver<Socket<Feed>>) {
+    let (server_side, connected) = mpsc::unbounded_channel();
+    let (io, dir) = serve(t, move |socket| {
+        let _ = server_side.send(socket);
+        async { Ok(()) }
+    })
+    .await;
+    (io, dir, connected)
+}
+
 async fn connect(io: &Server<Feed>) -> Socket<Feed> {
     within(Socket::<Feed>::connect(io.local_addr()))
         .await
@@ -189,12 +202,7 @@ async fn the_event_stream_yields_every_event_in_order(t: Transport) {
 /// would: the sender's queue fills and `try_emit` says so; nothing accepted
 /// is lost, and reading lets everything through, in order.
 async fn an_unread_event_stream_holds_the_sender_back(t: Transport) {
-    let (server_side, mut connected) = mpsc::unbounded_channel();
-    let (io, _dir) = serve(t, move |socket| {
-        let _ = server_side.send(socket);
-        async { Ok(()) }
-    })
-    .await;
+    let (io, _dir, mut connected) = serve_handing_out(t).await;
     let socket = connect(&io).await;
     let mut events = socket.events();
     let peer = within(connected.recv()).await.expect("server side");
@@ -226,12 +234,7 @@ async fn an_unread_event_stream_holds_the_sender_back(t: Transport) {
 /// waiting get one each, oldest first; one given up on leaves its event to
 /// the handler; one on a closed socket fails.
 async fn once_takes_the_next_event(t: Transport) {
-    let (server_side, mut connected) = mpsc::unbounded_channel();
-    let (io, _dir) = serve(t, move |socket| {
-        let _ = server_side.send(socket);
-        async { Ok(()) }
-    })
-    .await;
+    let (io, _dir, mut connected) = serve_handing_out(t).await;
     let socket = connect(&io).await;
     let (tx, mut handled) = mpsc::unbounded_channel();
     socket.on_tick(move |n| {

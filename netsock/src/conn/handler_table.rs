@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -166,6 +167,9 @@ pub(crate) fn route<In>(
 /// order and on any runtime.
 #[derive(Default)]
 pub(crate) struct Settle {
+    /// Whether `until` may be set: read on every event, so that a socket
+    /// done settling takes no lock for it.
+    settling: AtomicBool,
     until: Mutex<Option<Instant>>,
     /// Woken when a handler is registered or settling ends.
     changed: Notify,
@@ -175,10 +179,12 @@ impl Settle {
     /// Starts settling, for `grace` from now.
     pub(crate) fn begin(&self, grace: Duration) {
         *lock(&self.until) = Some(Instant::now() + grace);
+        self.settling.store(true, Ordering::Release);
     }
 
     /// Stops settling: from now on, what has no handler is reported at once.
     pub(crate) fn end(&self) {
+        self.settling.store(false, Ordering::Release);
         if lock(&self.until).take().is_some() {
             self.changed.notify_waiters();
         }
@@ -186,20 +192,23 @@ impl Settle {
 
     /// Whether what has no handler yet should wait for it.
     pub(crate) fn active(&self) -> bool {
+        if !self.settling.load(Ordering::Acquire) {
+            return false;
+        }
         let mut until = lock(&self.until);
         match *until {
             Some(t) if Instant::now() < t => true,
-            Some(_) => {
+            _ => {
                 *until = None;
+                self.settling.store(false, Ordering::Release);
                 false
             }
-            None => false,
         }
     }
 
     /// A handler was registered: wakes whatever waits for one.
     pub(crate) fn registered(&self) {
-        if lock(&self.until).is_some() {
+        if self.settling.load(Ordering::Acquire) && lock(&self.until).is_some() {
             self.changed.notify_waiters();
         }
     }
