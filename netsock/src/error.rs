@@ -621,6 +621,16 @@ pub enum DisconnectReason {
     /// The peer went away without a close frame.
     #[error("the peer hung up without closing")]
     PeerHungUp,
+    /// The connection broke while a frame from the peer was arriving: a
+    /// cut in the network, or a peer that died mid-write. Temporary: a
+    /// client reconnects.
+    #[error("the connection broke in the middle of a frame ({received} of its {expected} bytes had arrived)")]
+    CutMidFrame {
+        /// Bytes of the frame, length prefix included, that arrived.
+        received: usize,
+        /// Bytes the frame would have had.
+        expected: usize,
+    },
     /// An I/O error on the socket.
     #[error("I/O error ({kind:?}): {message}")]
     Io {
@@ -706,6 +716,10 @@ impl From<FrameError> for Error {
                 Error::Protocol(format!("undecodable frame header: {message}"))
             }
             FrameError::Io(err) => Error::Io(err),
+            truncated @ FrameError::Truncated { .. } => Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                truncated.to_string(),
+            )),
             // `FrameError` is non_exhaustive only for users.
             #[allow(unreachable_patterns)]
             other => Error::Protocol(other.to_string()),

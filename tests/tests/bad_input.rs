@@ -54,19 +54,28 @@ async fn garbage_bytes(t: Transport) {
     io.close().await;
 }
 
+/// A peer that vanishes mid-frame: before the handshake it is just gone;
+/// after it, its socket ends with a reason that says so (not a bare I/O
+/// error), both when the cut falls in the body and in the length prefix.
 async fn truncated_frame_then_close(t: Transport) {
-    let (io, _seen, _dir) = serve(t).await;
+    let (io, mut seen, _dir) = serve(t).await;
     let mut raw = Raw::connect(io.local_addr()).await;
     raw.write(&[0, 0, 0, 100, 0, 1, 2]).await;
     drop(raw);
-    // Also after a valid handshake.
-    let mut raw = Raw::connect(io.local_addr()).await;
-    assert!(matches!(
-        within(raw.handshake::<Api>()).await,
-        Header::Welcome { .. }
-    ));
-    raw.write(&[0, 0, 0, 50, 3]).await;
-    drop(raw);
+    for (bytes, received, expected) in [(&[0, 0, 0, 50, 3][..], 5, 54), (&[0, 0][..], 2, 4)] {
+        let mut raw = Raw::connect(io.local_addr()).await;
+        assert!(matches!(
+            within(raw.handshake::<Api>()).await,
+            Header::Welcome { .. }
+        ));
+        let socket = within(seen.connected.recv()).await.unwrap();
+        raw.write(bytes).await;
+        drop(raw);
+        assert_eq!(
+            within(socket.closed()).await,
+            DisconnectReason::CutMidFrame { received, expected }
+        );
+    }
     still_serves(&io).await;
     io.close().await;
 }

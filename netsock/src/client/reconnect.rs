@@ -27,9 +27,13 @@ use crate::wire::frame::{CloseReason, RejectReason};
 /// [`closed`](crate::Socket::closed) resolves.
 ///
 /// While it is offline:
-/// * requests fail at once with
-///   [`CallError::Disconnected`](crate::CallError::Disconnected), and the
-///   ones pending at the disconnect fail with it too;
+/// * a request made while offline has not left, and waits for the next
+///   connection within its timeout (as many wait as the offline buffer
+///   holds events; past that, or with
+///   [`fail_offline`](Reconnect::fail_offline), it fails at once with
+///   [`CallError::Disconnected`](crate::CallError::Disconnected)); the ones
+///   pending at the disconnect fail with `Disconnected`, as they may have
+///   run;
 /// * emits are kept in a bounded buffer and sent, in order, as soon as the
 ///   connection is back, before anything emitted after. A full buffer refuses
 ///   the emit with [`Error::OfflineBufferFull`]. With
@@ -182,7 +186,9 @@ impl Reconnect {
 
     /// Emits made while offline are buffered, up to this many events (and
     /// the socket's [`queue_bytes`](crate::SocketBuilder::queue_bytes)), and
-    /// sent in order after reconnecting. The default, with
+    /// sent in order after reconnecting; as many requests made while
+    /// offline wait for the connection (each within its timeout). The
+    /// default, with
     /// [`DEFAULT_OFFLINE_BUFFER`](Self::DEFAULT_OFFLINE_BUFFER) (1,024)
     /// events.
     ///
@@ -194,8 +200,10 @@ impl Reconnect {
         self
     }
 
-    /// Emits made while offline fail at once with [`Error::Disconnected`]
-    /// instead of being buffered.
+    /// Emits and requests made while offline fail at once with
+    /// [`Error::Disconnected`] (requests with
+    /// [`CallError::Disconnected`](crate::CallError::Disconnected)) instead
+    /// of being buffered or waiting.
     ///
     /// ```
     /// let policy = netsock::Reconnect::new().fail_offline();
@@ -233,6 +241,7 @@ fn random_unit() -> f64 {
 pub(crate) fn is_temporary(reason: &DisconnectReason) -> bool {
     match reason {
         DisconnectReason::PeerHungUp
+        | DisconnectReason::CutMidFrame { .. }
         | DisconnectReason::Io { .. }
         | DisconnectReason::HeartbeatTimeout { .. }
         | DisconnectReason::WriteTimeout { .. }

@@ -108,6 +108,9 @@ pub(super) async fn read_loop<In: Events>(
                 return DisconnectReason::FrameTooLarge { size, max };
             }
             Some(Err(FrameError::Io(err))) => return DisconnectReason::from_io(&err),
+            Some(Err(FrameError::Truncated { received, expected })) => {
+                return DisconnectReason::CutMidFrame { received, expected }
+            }
             Some(Err(err)) => return DisconnectReason::Protocol(err.to_string()),
         };
         if frames.decoder_mut().fresh_read() {

@@ -432,6 +432,18 @@ pub enum FrameError {
     /// Reading or writing the stream failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The stream ended in the middle of a frame: the peer (or the network
+    /// between) cut the connection while a frame was on its way.
+    #[error(
+        "the stream ended in the middle of a frame: {received} of its {expected} bytes had arrived"
+    )]
+    Truncated {
+        /// Bytes of the frame (length prefix included) that arrived.
+        received: usize,
+        /// Bytes the frame would have had (just the 4-byte prefix when the
+        /// cut fell inside it).
+        expected: usize,
+    },
 }
 
 /// Encodes and decodes length-prefixed frames.
@@ -544,6 +556,20 @@ impl Decoder for FrameCodec {
         let mut frame = src.split_to(PREFIX_LEN + len);
         let _ = frame.split_to(PREFIX_LEN);
         Ok(Some(frame.freeze()))
+    }
+
+    /// At the end of the stream, a partial frame is
+    /// [`FrameError::Truncated`] (tokio-util's default would be a bare
+    /// "bytes remaining on stream").
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::Truncated {
+                received: src.len(),
+                expected: announced(src).map_or(PREFIX_LEN, |len| PREFIX_LEN + len),
+            }),
+        }
     }
 }
 
