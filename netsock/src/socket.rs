@@ -770,7 +770,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// and waits for the reply.
     pub(crate) async fn call<R: DeserializeOwned>(
         &self,
-        make: impl FnOnce(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
+        make: impl Fn(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
     ) -> std::result::Result<R, CallError> {
         self.call_with(make, |payload| {
             postcard::from_bytes(&payload).map_err(|e| {
@@ -785,55 +785,90 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// (a cluster node passes the bytes on as they are).
     pub(crate) async fn call_with<R>(
         &self,
-        make: impl FnOnce(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
+        make: impl Fn(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
         decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
     ) -> std::result::Result<R, CallError> {
-        // One look-up of the connection serves both the start and the call.
-        let conn = match &self.link {
-            Link::Accepted(shared) => shared.clone(),
-            Link::Client(client) => client.online().map_err(|reason| {
-                self.conn().start();
-                CallError::Disconnected(reason)
-            })?,
-        };
-        conn.start();
-        let shared = &*conn;
-        let Registered {
-            id,
-            start_sweeper,
-            alone,
-        } = shared.calls.register(self.timeout)?;
-        if start_sweeper {
-            let conn = conn.clone();
-            tokio::spawn(async move { crate::conn::calls::sweep(&conn.calls).await });
-        }
-        let timeout_ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
-        let frame = make(id, timeout_ms, shared.max_out).map_err(|e| {
-            // Never sent: nothing to cancel.
-            shared.calls.forget(id);
-            match e {
-                FrameError::TooLarge { size, max } => CallError::FrameTooLarge { size, max },
-                e => CallError::Codec(e.to_string()),
+        // A client's call made while offline waits for the connection to be
+        // back, and so does one that finds its connection broken before its
+        // frame could leave: it has not reached the peer, so sending it on
+        // the next connection runs it once. Its timeout runs meanwhile.
+        let began = tokio::time::Instant::now();
+        let (conn, id, frame, alone) = loop {
+            let timeout = self.timeout.saturating_sub(began.elapsed());
+            // One look-up of the connection serves both the start and the call.
+            let conn = match &self.link {
+                Link::Accepted(shared) => shared.clone(),
+                Link::Client(client) => match client.online_within(timeout).await {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        self.conn().start();
+                        return Err(self.whole_timeout(err));
+                    }
+                },
+            };
+            conn.start();
+            let registered = match conn.calls.register(timeout) {
+                Ok(registered) => registered,
+                Err(err) if self.redials_after(&conn) => {
+                    tracing::trace!(%err, "call waits for the next connection");
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let Registered {
+                id,
+                start_sweeper,
+                alone,
+            } = registered;
+            if start_sweeper {
+                let conn = conn.clone();
+                tokio::spawn(async move { crate::conn::calls::sweep(&conn.calls).await });
             }
-        })?;
+            let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+            let frame = make(id, timeout_ms, conn.max_out).map_err(|e| {
+                // Never sent: nothing to cancel.
+                conn.calls.forget(id);
+                match e {
+                    FrameError::TooLarge { size, max } => CallError::FrameTooLarge { size, max },
+                    e => CallError::Codec(e.to_string()),
+                }
+            })?;
+            match conn.outbox.try_push_with(&frame, alone) {
+                Err(QueueError::Closed) if self.redials_after(&conn) => {
+                    conn.calls.forget(id);
+                    continue;
+                }
+                pushed => {
+                    break (
+                        conn,
+                        id,
+                        pushed.map(|()| None).unwrap_or(Some(frame)),
+                        alone,
+                    )
+                }
+            }
+        };
+        let shared = &*conn;
         let mut pending = PendingCall {
             shared,
             id,
             outcome: Outcome::Waiting,
         };
         let reply = std::future::poll_fn(|cx| shared.calls.poll_reply(id, cx));
-        // With no other call in flight, no other frame is likely to join
-        // this one soon: write it from here rather than wake the writer.
-        let reply = match shared.outbox.try_push_with(&frame, alone) {
-            Ok(()) => {
+        let reply = match frame {
+            // Queued. With no other call in flight, no other frame is likely
+            // to join this one soon: write it from here rather than wake the
+            // writer.
+            None => {
                 if alone {
                     shared.write_through();
                 }
                 reply.await
             }
+            // The queue is full (or closed, then `queue` says so at once).
             // The call's timeout covers waiting for room in a full queue
             // too: a peer that stopped reading cannot hold a call past it.
-            Err(QueueError::Full) => {
+            Some(frame) => {
                 tokio::pin!(reply);
                 tokio::select! {
                     queued = shared.queue(&frame) => match queued {
@@ -843,7 +878,6 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                     reply = &mut reply => reply,
                 }
             }
-            Err(QueueError::Closed) => Err(CallError::Disconnected(shared.gone())),
         };
         pending.outcome = match &reply {
             Err(CallError::Timeout { .. }) => {
@@ -853,7 +887,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             _ => Outcome::Done,
         };
         if let Err(e @ CallError::Timeout { .. }) = reply {
-            return Err(e);
+            return Err(self.whole_timeout(e));
         }
         let decoded = reply.and_then(decode);
         match &decoded {
@@ -861,6 +895,26 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             Err(_) => shared.meter.add(|c| &c.calls_failed, 1),
         }
         decoded
+    }
+
+    /// Whether `conn` is a client's connection that broke and is being
+    /// replaced: then a call that could not go out on it waits for the next.
+    fn redials_after(&self, conn: &Arc<Shared<In>>) -> bool {
+        match &self.link {
+            Link::Client(client) => client.will_reconnect(conn),
+            Link::Accepted(_) => false,
+        }
+    }
+
+    /// A timeout reports the handle's whole timeout, part of which may have
+    /// passed waiting for a connection.
+    fn whole_timeout(&self, err: CallError) -> CallError {
+        match err {
+            CallError::Timeout { .. } => CallError::Timeout {
+                after: self.timeout,
+            },
+            err => err,
+        }
     }
 
     /// How many broadcast events this socket missed because its outgoing

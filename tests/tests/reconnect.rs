@@ -1,6 +1,6 @@
 //! Client reconnects: backoff until the server is back, handlers kept (and
 //! run once), the offline buffer replayed in order or refused by policy,
-//! requests failing clearly while offline, and the cases where a client must
+//! requests made while offline waiting for the way back, and the cases where a client must
 //! not reconnect.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -103,7 +103,7 @@ fn channel<T: Send + 'static>() -> (
 
 on_both_transports!(
     comes_back_after_a_restart_and_replays_in_order,
-    requests_fail_at_once_while_offline,
+    requests_wait_while_offline,
     fail_offline_refuses_emits,
     offline_buffer_is_bounded_and_reports_what_it_dropped,
     gives_up_after_max_attempts,
@@ -193,15 +193,22 @@ async fn comes_back_after_a_restart_and_replays_in_order(t: Transport) {
     second.io.close().await;
 }
 
-async fn requests_fail_at_once_while_offline(t: Transport) {
+/// A call in flight when the connection drops fails at the drop (it may
+/// have run); one made while offline has not left, and waits for the next
+/// connection, within its timeout: it completes once the server is back,
+/// or times out saying after how long. The waiting is bounded like the
+/// offline buffer, and `fail_offline` makes it fail at once.
+async fn requests_wait_while_offline(t: Transport) {
     let dir = TempDir::new();
     let mut first = first_server(t, &dir).await;
-    let socket = client(first.io.local_addr(), fast()).await;
-    socket.start();
+    let addr = fixed(&first.io);
+    let socket = client(&addr, fast().offline_buffer(2)).await;
+    let strict = client(&addr, fast().fail_offline()).await;
     let server_side = within(first.connected.recv()).await.unwrap();
     let (on_disconnect, mut disconnects) = channel();
     socket.on_disconnect(on_disconnect);
-    // A request in flight when the connection drops fails at the drop.
+    let (on_strict_disconnect, mut strict_disconnects) = channel();
+    strict.on_disconnect(on_strict_disconnect);
     server_side.on_sum(|_| std::future::pending::<i64>());
     let call = tokio::spawn({
         let socket = socket.clone();
@@ -223,8 +230,16 @@ async fn requests_fail_at_once_while_offline(t: Transport) {
         "{err:?}"
     );
     within(disconnects.recv()).await.unwrap();
-    // And one made while offline fails at once, saying why.
-    let err = within(socket.sum(vec![1])).await.unwrap_err();
+    within(strict_disconnects.recv()).await.unwrap();
+
+    // Offline, with nobody listening: a call times out after its own timeout.
+    let short = Duration::from_millis(50);
+    assert_eq!(
+        within(socket.timeout(short).sum(vec![1])).await,
+        Err(CallError::Timeout { after: short })
+    );
+    // With `fail_offline`, it fails at once, saying why.
+    let err = within(strict.sum(vec![1])).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -232,7 +247,47 @@ async fn requests_fail_at_once_while_offline(t: Transport) {
         ),
         "{err:?}"
     );
+    // Two calls wait (the offline buffer's size); a third fails at once.
+    // (Each of the two tries again if the probe below held its place.)
+    let waiting: Vec<_> = (1..=2)
+        .map(|n| {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                loop {
+                    match socket
+                        .timeout(Duration::from_secs(60))
+                        .sum(vec![n, 40])
+                        .await
+                    {
+                        Err(CallError::Disconnected(_)) => tokio::task::yield_now().await,
+                        answer => return answer,
+                    }
+                }
+            })
+        })
+        .collect();
+    within(async {
+        loop {
+            match socket.timeout(short).sum(vec![0]).await {
+                Err(CallError::Disconnected(_)) => break,
+                // The two were not both waiting yet.
+                Err(CallError::Timeout { .. }) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    // The server comes back: both complete, once each.
+    let second = serve_at(&addr).await;
+    let answers: Vec<i64> = futures_util::future::join_all(waiting)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(answers, [41, 42]);
     socket.close().await;
+    strict.close().await;
+    second.io.close().await;
 }
 
 async fn fail_offline_refuses_emits(t: Transport) {

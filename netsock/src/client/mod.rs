@@ -12,6 +12,7 @@
 pub mod reconnect;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use crate::config::Config;
 use crate::conn::handler_table::{call_caught, BoxFuture};
 use crate::conn::hello;
 use crate::conn::{wait_for_reason, Carry, QueueError, Shared};
-use crate::error::{DisconnectReason, Error, Result, SocketError};
+use crate::error::{CallError, DisconnectReason, Error, Result, SocketError};
 use crate::events::Events;
 use crate::metrics::Meter;
 use crate::sync::{lock, read, write};
@@ -64,6 +65,11 @@ pub(crate) struct Redialer<In: Events, Out: Events> {
     wake: Notify,
     /// `on_reconnect` hooks, run after each reconnect.
     on_reconnect: RwLock<Vec<ReconnectFn>>,
+    /// Told when the link is back online, or ended: what calls made while
+    /// offline wait for.
+    back: Notify,
+    /// Calls waiting for the link to come back.
+    waiting_calls: AtomicUsize,
     _out: std::marker::PhantomData<fn(Out)>,
 }
 
@@ -153,6 +159,8 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
             ended: watch::Sender::new(None),
             wake: Notify::new(),
             on_reconnect: RwLock::new(Vec::new()),
+            back: Notify::new(),
+            waiting_calls: AtomicUsize::new(0),
             _out: std::marker::PhantomData,
         });
         tokio::spawn(supervise(Arc::downgrade(&client), conn).instrument(span));
@@ -174,6 +182,50 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
             Some(offline) => Err(offline.reason.clone()),
             None => Ok(state.conn.clone()),
         }
+    }
+
+    /// The connection to make a call on, waiting up to `within` while the
+    /// link is offline and reconnecting (the call's frame has not left, so
+    /// sending it on the next connection is safe). As many calls wait as
+    /// the offline buffer holds events; past that, or with
+    /// [`fail_offline`](Reconnect::fail_offline), or once the socket is
+    /// closed for good, the call fails at once with `Disconnected`.
+    pub(crate) async fn online_within(
+        &self,
+        within: Duration,
+    ) -> std::result::Result<Arc<Shared<In>>, CallError> {
+        let reason = match self.online() {
+            Ok(conn) => return Ok(conn),
+            Err(reason) => reason,
+        };
+        let capacity = self.policy.as_ref().and_then(|p| p.offline).unwrap_or(0);
+        let waiting = WaitingCall::enter(&self.waiting_calls);
+        if waiting.before >= capacity || self.end_reason().is_some() {
+            return Err(CallError::Disconnected(reason));
+        }
+        let back = async {
+            loop {
+                let notified = self.back.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                match self.online() {
+                    Ok(conn) => return Ok(conn),
+                    Err(reason) if self.end_reason().is_some() => {
+                        return Err(CallError::Disconnected(reason))
+                    }
+                    Err(_) => notified.await,
+                }
+            }
+        };
+        tokio::time::timeout(within, back)
+            .await
+            .unwrap_or(Err(CallError::Timeout { after: within }))
+    }
+
+    /// Whether a call whose frame could not be queued on `conn` (it had
+    /// just broken) may wait for the next connection.
+    pub(crate) fn will_reconnect(&self, conn: &Arc<Shared<In>>) -> bool {
+        self.went_offline(conn, &conn.gone())
     }
 
     pub(crate) fn is_connected(&self) -> bool {
@@ -316,6 +368,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
             self.ended.send_replace(Some(reason.clone()));
             unsent
         };
+        self.back.notify_waiters();
         tracing::info!(%reason, "closed for good");
         if unsent > 0 {
             conn.meter.add(|c| &c.events_dropped, unsent as u64);
@@ -487,6 +540,26 @@ async fn reconnect<In: Events, Out: Events>(
     }
 }
 
+/// One call waiting for the link to come back, counted while it waits.
+struct WaitingCall<'a> {
+    count: &'a AtomicUsize,
+    /// How many were waiting before this one.
+    before: usize,
+}
+
+impl<'a> WaitingCall<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let before = count.fetch_add(1, Ordering::SeqCst);
+        WaitingCall { count, before }
+    }
+}
+
+impl Drop for WaitingCall<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 enum Replay {
     Online(Reconnected),
     Closing,
@@ -517,6 +590,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
                             return Replay::Closing;
                         };
                         state.conn = new.clone();
+                        self.back.notify_waiters();
                         return Replay::Online(Reconnected {
                             attempts: 0,
                             offline: offline.since.elapsed(),
