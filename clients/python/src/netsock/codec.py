@@ -221,6 +221,9 @@ class SeqCodec(Codec):
         self.min_size = 1
 
     def encode(self, value: Any, out: bytearray, path: str) -> None:
+        if isinstance(value, (bytes, bytearray, memoryview)) and self.item.name == "u8":
+            write_bytes(out, value)  # a Vec<u8> and a byte string encode alike
+            return
         if isinstance(value, (set, frozenset)):
             value = list(value)
         if not _is_sequence(value):

@@ -271,7 +271,8 @@ class Connection:
             except OSError:
                 pass
             try:
-                await asyncio.wait_for(asyncio.shield(self.ended), self.config.close_grace)
+                async with asyncio.timeout(self.config.close_grace):
+                    await asyncio.shield(self.ended)
             except TimeoutError:
                 self._end(DisconnectReason("ClosedLocally"))
         return await asyncio.shield(self.ended)
@@ -293,8 +294,11 @@ class Connection:
         await self._drain()
 
     async def _drain(self) -> None:
+        # Not asyncio.wait_for: in Python 3.11 it can swallow the caller's
+        # cancellation when the drain is already done.
         try:
-            await asyncio.wait_for(self._writer.drain(), self.config.write_timeout)
+            async with asyncio.timeout(self.config.write_timeout):
+                await self._writer.drain()
         except TimeoutError:
             self._end(DisconnectReason("WriteTimeout", after=self.config.write_timeout), abort=True)
         except OSError as e:

@@ -210,7 +210,7 @@ class Schema:
             variant = self.variants[index]
             return variant, variant.codec.decode_fields(r)
 
-        return _decode(read, payload, f"a {self.name} value")  # type: ignore[no-any-return]
+        return _decode(read, payload, f"a value of {self.name}")  # type: ignore[no-any-return]
 
 
 def load_schema(path: str | os.PathLike[str]) -> Schema:

@@ -16,7 +16,7 @@ from typing import Any
 from .addr import Addr, parse
 from .connection import Config, Connection
 from .errors import BindFailed, NetsockError, ProtocolError, Rejected
-from .frames import CloseReason, Header, encode_frame
+from .frames import MIN_MAX_FRAME, CloseReason, Header, RejectReason, encode_control, encode_frame
 from .handshake import server_handshake
 from .schema import Schema
 from .socket import Socket
@@ -58,6 +58,7 @@ class Server:
         self._server: asyncio.AbstractServer | None = None
         self._addr: Addr | None = None
         self._closed = asyncio.Event()
+        self._closing = False
         self._handshakes: set[asyncio.Task[Any]] = set()
         self.local_addr = ""
         """Where the server listens: ``tcp://127.0.0.1:PORT`` (the port
@@ -124,8 +125,12 @@ class Server:
     async def close(self) -> None:
         """Stops listening and closes every connection with
         ``Close(Shutdown)``."""
-        if self._server is None or self._closed.is_set():
+        if self._server is None or self._closing:
             return
+        self._closing = True
+        # Let connections asyncio has already accepted reach `_accept`
+        # (closing under them makes asyncio 3.11 log an AssertionError).
+        await asyncio.sleep(0)
         self._server.close()
         for task in list(self._handshakes):
             task.cancel()
@@ -151,7 +156,11 @@ class Server:
         try:
             await self._take(reader, writer)
         except asyncio.CancelledError:
-            writer.transport.abort()
+            # The server is shutting down during this handshake.
+            with contextlib.suppress(Exception):
+                reason = RejectReason("Other", message="the server is shutting down")
+                writer.write(encode_control(Header("Reject", reason=reason), MIN_MAX_FRAME))
+            writer.close()
         except Exception:  # a bug here must end this connection, not the server
             log.exception("netsock: accepting a connection failed")
             writer.transport.abort()
@@ -167,8 +176,10 @@ class Server:
             log.info("netsock: refused a connection: %s", e)
             writer.close()
             return
-        if self._closed.is_set():
-            writer.transport.abort()
+        if self._closing:
+            reason = RejectReason("Other", message="the server is shutting down")
+            writer.write(encode_control(Header("Reject", reason=reason), MIN_MAX_FRAME))
+            writer.close()
             return
         self._next_id += 1
         conn_id = self._next_id

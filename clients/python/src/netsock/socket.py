@@ -122,7 +122,8 @@ class Socket:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._once.setdefault(name, []).append(fut)
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                return await fut
         finally:
             waiting = self._once.get(name)
             if waiting and fut in waiting:
@@ -348,7 +349,8 @@ class EventStream:
         """The next event; :class:`~netsock.Disconnected` once the socket
         has closed and every event was read, ``TimeoutError`` after
         ``timeout`` seconds."""
-        item = await asyncio.wait_for(self._queue.get(), timeout)
+        async with asyncio.timeout(timeout):
+            item = await self._queue.get()
         if item is None:
             self._queue.put_nowait(None)  # for the next reader
             raise Disconnected(self._socket._closed.result())
