@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import unittest
 
 import netsock
@@ -173,7 +174,9 @@ class SchemaFromRust(unittest.TestCase):
             self.fail(f"cannot build the interop example: {e}")
         run = subprocess.run([binary, "schema"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         if run.returncode != 0 or not run.stdout.lstrip().startswith("{"):
-            self.skipTest(f"`interop schema` is not available yet: {(run.stderr or run.stdout).strip()[:200]}")
+            why = f"`interop schema` is not available yet: {(run.stderr or run.stdout).strip()[:200]}"
+            print(f"\nskipped {self.id()}: {why}", file=sys.stderr)
+            self.skipTest(why)
         self.assertEqual(json.loads(run.stdout), json.loads(FIXTURE.read_text()))
 
 
