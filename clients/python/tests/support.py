@@ -221,7 +221,7 @@ class AsyncTest(unittest.IsolatedAsyncioTestCase):
     def unix_addr(self, name: str = "s.sock") -> str:
         return os.path.join(self.dir, name)
 
-    def _callTestMethod(self, method: Any) -> None:  # noqa: N802 - unittest's name
+    def _callTestMethod(self, method: Any) -> None:
         # IsolatedAsyncioTestCase's own hook (3.11 to 3.13); without it, unbounded.
         if not hasattr(self, "_callAsync"):
             return super()._callTestMethod(method)  # type: ignore[misc]

@@ -111,7 +111,7 @@ class Composites(unittest.TestCase):
                 ],
             },
         }
-        ref = lambda name: {"type": "ref", "name": name}  # noqa: E731
+        ref = lambda name: {"type": "ref", "name": name}
         self.assertEqual(enc(ref("Point"), {"x": -1}, types), b"\x01")
         self.assertEqual(dec(ref("Point"), b"\x01", types), {"x": -1})
         self.assertEqual(enc(ref("Pair"), (1, 2), types), b"\x01\x02")

@@ -63,8 +63,9 @@ class Reconnect:
 
     def delay(self, attempt: int) -> float:
         """The wait before attempt ``attempt`` (from 1)."""
-        full = min(self.max_delay, self.initial_delay * 2 ** min(attempt - 1, 62))
-        return full - random.uniform(0, max(0.0, min(self.jitter, 1.0)) * full)
+        full = min(self.max_delay, self.initial_delay * 2.0 ** min(attempt - 1, 62))
+        share = max(0.0, min(self.jitter, 1.0))
+        return full - random.uniform(0.0, share * full)
 
 
 def _retryable(reason: DisconnectReason) -> bool:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from .errors import DecodeError, SchemaError, ValidationError
@@ -115,7 +116,8 @@ class FloatCodec(Codec):
             raise self.fail(path, value, "out of range") from None
 
     def decode(self, r: Reader) -> float:
-        return struct.unpack(self.fmt, r.take(self.min_size))[0]
+        value: float = struct.unpack(self.fmt, r.take(self.min_size))[0]
+        return value
 
 
 class BoolCodec(Codec):
@@ -326,8 +328,8 @@ class StructCodec(Codec):
             get: Callable[[str], Any] = value.__getitem__
             has: Callable[[str], bool] = value.__contains__
         elif hasattr(value, "__dict__") or hasattr(value, "__slots__"):
-            get = lambda n: getattr(value, n)  # noqa: E731
-            has = lambda n: hasattr(value, n)  # noqa: E731
+            get = lambda n: getattr(value, n)
+            has = lambda n: hasattr(value, n)
         else:
             raise self.fail(path, value, f"a dict with the fields {', '.join(n for n, _ in self.fields)}")
         for n, codec in self.fields:
@@ -463,7 +465,7 @@ _PRIMITIVES: dict[str, Callable[[], Codec]] = {
     "char": CharCodec,
     "string": StrCodec,
     "bytes": BytesCodec,
-    **{f"{s}{b}": (lambda b=b, s=s: IntCodec(b, s == "i")) for s in "ui" for b in (8, 16, 32, 64, 128)},
+    **{f"{s}{b}": partial(IntCodec, b, s == "i") for s in "ui" for b in (8, 16, 32, 64, 128)},
 }
 
 

@@ -480,17 +480,12 @@ class Connection:
         if entry is None:
             return None  # cancelled, timed out: ignored
         fut, variant = entry
+        if fut.done():
+            return None
         try:
-            value = variant.decode_response(payload)
+            fut.set_result(variant.decode_response(payload))
         except DecodeError as e:
-            value, error = None, CodecError(str(e))
-        else:
-            error = None
-        if not fut.done():
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
+            fut.set_exception(CodecError(str(e)))
         return None
 
     async def _on_failure(self, header: Header, payload: bytes) -> None:

@@ -260,7 +260,7 @@ class ResponseTooLarge(CallError):
 
     kind = "ResponseTooLarge"
 
-    def __init__(self, size: int, max: int) -> None:  # noqa: A002 - the wire's name
+    def __init__(self, size: int, max: int) -> None:
         self.size = size
         self.max = max
         super().__init__(f"the reply of {size} bytes exceeds this side's limit of {max} bytes (see max_frame)")
@@ -282,7 +282,7 @@ class FrameTooLarge(CallError):
 
     kind = "FrameTooLarge"
 
-    def __init__(self, size: int, max: int) -> None:  # noqa: A002
+    def __init__(self, size: int, max: int) -> None:
         self.size = size
         self.max = max
         super().__init__(f"frame of {size} bytes exceeds the limit of {max} bytes (see max_frame)")

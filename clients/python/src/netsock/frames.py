@@ -199,12 +199,12 @@ class Tagged:
         if name in Tagged.__slots__:
             raise AttributeError(name)
         try:
-            return self.fields[name]  # type: ignore[index]
+            return self.fields[name]
         except (KeyError, TypeError):
             raise AttributeError(f"{type(self).__name__}.{self.kind} has no field {name}") from None
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and (self.kind, self.fields) == (other.kind, other.fields)  # type: ignore[attr-defined]
+        return isinstance(other, Tagged) and type(other) is type(self) and (self.kind, self.fields) == (other.kind, other.fields)
 
     def __hash__(self) -> int:
         return hash((self.kind, tuple(self.fields.items())))

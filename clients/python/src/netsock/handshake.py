@@ -257,7 +257,9 @@ def _compare(theirs: str, ours: str, out: list[str]) -> None:
         if key not in theirs_by:
             out.append(f"the server's {oname} has no {key} (this client's has {_quote(our_item)})")
     if len(out) == before and len(titems) == len(oitems):
-        order = lambda items: ", ".join(k for k, _ in items)  # noqa: E731
+        def order(items: list[tuple[str, str]]) -> str:
+            return ", ".join(k for k, _ in items)
+
         out.append(
             f"{oname}'s variants are in another order: the server's {_quote(order(titems))}, "
             f"this client's {_quote(order(oitems))}"

@@ -145,8 +145,10 @@ class Reader:
 
     def f32(self) -> float:
         """A little-endian IEEE 754 single."""
-        return struct.unpack("<f", self.take(4))[0]
+        value: float = struct.unpack("<f", self.take(4))[0]
+        return value
 
     def f64(self) -> float:
         """A little-endian IEEE 754 double."""
-        return struct.unpack("<d", self.take(8))[0]
+        value: float = struct.unpack("<d", self.take(8))[0]
+        return value

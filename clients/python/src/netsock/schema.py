@@ -104,8 +104,9 @@ class Variant:
 
     def decode_response(self, payload: bytes) -> Any:
         """The reply, decoded. Raises :class:`~netsock.DecodeError`."""
-        assert self.response is not None
-        return _decode(lambda r: self.response.decode(r), payload, f"the reply to {self.name}")  # type: ignore[union-attr]
+        response = self.response
+        assert response is not None
+        return _decode(response.decode, payload, f"the reply to {self.name}")
 
     def value(self, fields: list[Any]) -> Any:
         """The fields as one value (``None``, the newtype's value, a tuple,

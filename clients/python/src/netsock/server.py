@@ -11,7 +11,7 @@ import logging
 import os
 import stat
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self
 
 from .addr import Addr, parse
 from .connection import Config, Connection
@@ -143,7 +143,7 @@ class Server:
                 os.unlink(self._addr.path)
         self._closed.set()
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -165,7 +165,8 @@ class Server:
             log.exception("netsock: accepting a connection failed")
             writer.transport.abort()
         finally:
-            self._handshakes.discard(task)  # type: ignore[arg-type]
+            if task is not None:
+                self._handshakes.discard(task)
 
     async def _take(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

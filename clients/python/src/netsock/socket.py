@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from .connection import Config, Connection
 from .errors import Disconnected, DisconnectReason, SocketError, ValidationError
@@ -191,7 +191,7 @@ class Socket:
         """Waits until the socket is closed for good; returns why."""
         return await asyncio.shield(self._closed)
 
-    async def __aenter__(self) -> Socket:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -258,7 +258,7 @@ class Socket:
             task.add_done_callback(lambda t: self._event_task_done(variant.name, t))
 
     def _event_task_done(self, name: str, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)  # type: ignore[arg-type]
+        self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._handler_failed(name, task.exception())  # type: ignore[arg-type]
 
