@@ -158,6 +158,60 @@ class TimeoutsAndCancellation(Base):
             await socket.request("Sum", [1])
 
 
+class Bounds(Base):
+    """What a peer sends faster than this side handles waits unread; none of it is lost."""
+
+    async def test_events_wait_for_a_slow_connection_handler(self) -> None:
+        gate = asyncio.Event()
+        got: list[str] = []
+
+        async def setup(socket: netsock.Socket) -> None:
+            socket.on("Note", got.append)
+            await gate.wait()
+
+        server = await self.serve(setup=setup, max_concurrent_requests=2)
+        socket = await self.client(server)
+        for i in range(5):
+            await socket.emit("Note", str(i))
+        reply = asyncio.ensure_future(socket.request("Greet", name="late"))
+        gate.set()
+        with self.assertRaises(netsock.NoHandler):
+            await reply
+        self.assertEqual(got, ["0", "1", "2", "3", "4"])
+
+    async def test_at_most_so_many_event_handlers_run_at_once(self) -> None:
+        gate = asyncio.Event()
+        started: asyncio.Queue[str] = asyncio.Queue()
+        running = 0
+        most = 0
+        done: list[str] = []
+
+        def setup(socket: netsock.Socket) -> None:
+            async def note(text: str) -> None:
+                nonlocal running, most
+                running += 1
+                most = max(most, running)
+                started.put_nowait(text)
+                await gate.wait()
+                running -= 1
+                done.append(text)
+                if len(done) == 5:
+                    await socket.emit("Note", "all done")
+
+            socket.on("Note", note)
+
+        server = await self.serve(setup=setup, max_concurrent_events=2)
+        socket = await self.client(server)
+        events = socket.events()
+        for i in range(5):
+            await socket.emit("Note", str(i))
+        self.assertEqual([await asyncio.wait_for(started.get(), 10) for _ in range(2)], ["0", "1"])
+        gate.set()
+        self.assertEqual(await events.next(timeout=10), ("Note", "all done"))
+        self.assertEqual(sorted(done), ["0", "1", "2", "3", "4"])
+        self.assertLessEqual(most, 2)
+
+
 class RemoteErrors(Base):
     async def test_each_failure_has_its_error(self) -> None:
         def setup(socket: netsock.Socket) -> None:

@@ -81,7 +81,9 @@ class Config:
     max_handshake_frame: int = 4 * 1024
     """(Server) the largest first frame taken before the handshake."""
     max_concurrent_requests: int = 1024
-    """How many of the peer's requests run at once; more wait."""
+    """How many of the peer's requests run at once; more wait (unread)."""
+    max_concurrent_events: int = 1024
+    """How many coroutine event handlers run at once; more events wait (unread)."""
     lenient: bool = False
     """Accept a peer whose schema differs."""
     close_grace: float = 2.0
@@ -94,7 +96,12 @@ class Config:
 class Host(Protocol):
     """What a connection asks of the socket it serves."""
 
-    def _dispatch_event(self, variant: Variant, values: list[Any]) -> None: ...
+    def _dispatch_event(self, variant: Variant, values: list[Any]) -> int | None:
+        """Delivers an event; returns how many event handlers are running
+        when it started one."""
+
+    async def _event_room(self, limit: int) -> None:
+        """Waits until fewer than ``limit`` event handlers run."""
 
     def _request_handler(self, name: str) -> Callable[..., Any] | None: ...
 
@@ -189,6 +196,7 @@ class Connection:
         self._requests = asyncio.Semaphore(config.max_concurrent_requests)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._held: list[tuple[Header, bytes]] | None = None
+        self._released = asyncio.Event()
         self._closing = False
         self._eof = False
         self._reason: DisconnectReason | None = None
@@ -209,11 +217,12 @@ class Connection:
 
     async def release(self) -> None:
         """Delivers what :meth:`start` held, then delivers as it comes."""
-        held, self._held = self._held or [], None
-        for header, payload in held:
-            if self._reason is not None:
-                return
+        # In order; the reader may add to the list while a handler waits.
+        while self._held and self._reason is None:
+            header, payload = self._held.pop(0)
             await self.FRAME_HANDLERS[header.kind](self, header, payload)
+        self._held = None
+        self._released.set()
 
     @property
     def reason(self) -> DisconnectReason | None:
@@ -373,6 +382,11 @@ class Connection:
                 message = f"cannot decode a frame header: {e}"
                 log.warning("netsock: protocol error: %s", message)
                 return self._fail(CloseReason("Protocol", message=message), DisconnectReason("Protocol", message=message))
+            if self._held is not None and header.kind in self.HELD_KINDS:
+                if len(self._held) < self.config.max_concurrent_requests:
+                    self._held.append((header, payload))
+                    continue
+                await self._released.wait()  # then handled, after all those held
             handler = self.FRAME_HANDLERS.get(header.kind)
             if handler is None:
                 message = f"unexpected {header.kind} frame after the handshake"
@@ -397,9 +411,6 @@ class Connection:
     # --- one handler per frame kind -------------------------------------------------
 
     async def _on_event(self, header: Header, payload: bytes) -> None:
-        if self._held is not None:
-            self._held.append((header, payload))
-            return None
         try:
             variant, values = self.schema.decode(payload)
         except DecodeError as e:
@@ -414,13 +425,12 @@ class Connection:
                 )
             )
             return None
-        self.host._dispatch_event(variant, values)
+        running = self.host._dispatch_event(variant, values)
+        if running is not None and running >= self.config.max_concurrent_events:
+            await self.host._event_room(self.config.max_concurrent_events)
         return None
 
     async def _on_request(self, header: Header, payload: bytes) -> None:
-        if self._held is not None:
-            self._held.append((header, payload))
-            return None
         rid: int = header.id
         try:
             variant, values = self.schema.decode(payload)
@@ -516,6 +526,10 @@ class Connection:
         if self._closing:
             return DisconnectReason("ClosedLocally")
         return DisconnectReason("ClosedByPeer", close=header.reason)
+
+    HELD_KINDS: ClassVar[frozenset[str]] = frozenset({"Event", "Request"})
+    """The kinds :meth:`start` with ``hold`` keeps until :meth:`release`
+    (at most ``max_concurrent_requests`` of them; then reading waits)."""
 
     FRAME_HANDLERS: ClassVar[dict[str, Handler]] = {
         "Event": _on_event,

@@ -61,7 +61,8 @@ class Socket:
         self._disconnect_hooks: list[Callable[[DisconnectReason], Any]] = []
         self._conn: Connection | None = None
         self._id = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._room = asyncio.Event()  # set when an event handler's task ends
         self._closed: asyncio.Future[DisconnectReason] = asyncio.get_running_loop().create_future()
         self.data: dict[str, Any] = {}
         """Anything the application keeps with this socket."""
@@ -233,7 +234,7 @@ class Socket:
         self._conn = conn
         self._id = conn.id
 
-    def _dispatch_event(self, variant: Variant, values: list[Any]) -> None:
+    def _dispatch_event(self, variant: Variant, values: list[Any]) -> int | None:
         waiting = self._once.pop(variant.name, None)
         if waiting:
             value = variant.value(values)
@@ -246,19 +247,27 @@ class Socket:
                 stream._put(variant.name, variant.value(values))
             if not waiting and not self._streams:
                 self._report(SocketError("NoHandler", f"no handler for incoming event {variant.name}", variant.name))
-            return
+            return None
         try:
             result = handler(*values)
         except Exception as e:
             self._handler_failed(variant.name, e)
-            return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(lambda t: self._event_task_done(variant.name, t))
+            return None
+        if not inspect.isawaitable(result):
+            return None
+        task = asyncio.ensure_future(result)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._event_task_done(variant.name, t))
+        return len(self._tasks)
+
+    async def _event_room(self, limit: int) -> None:
+        while len(self._tasks) >= limit:
+            self._room.clear()
+            await self._room.wait()
 
     def _event_task_done(self, name: str, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
+        self._room.set()
         if not task.cancelled() and task.exception() is not None:
             self._handler_failed(name, task.exception())  # type: ignore[arg-type]
 
