@@ -485,6 +485,11 @@ class TypeTable:
         """The codec of a type from ``types``."""
         return self._named[name]
 
+    def raw(self, name: str) -> Mapping[str, Any]:
+        """The JSON definition of a type from ``types``."""
+        definition: Mapping[str, Any] = self._raw[name]
+        return definition
+
     def codec(self, t: Any, where: str) -> Codec:
         """The codec of one type object (``{"type": "seq", "item": ...}``)."""
         if not isinstance(t, Mapping) or "type" not in t:
