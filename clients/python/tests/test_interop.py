@@ -124,6 +124,26 @@ class ClientAgainstRustServer(AsyncTest):
             self.assertEqual(await socket.request("Sum", [3]), 3)
             await socket.close()
 
+    async def test_the_client_reconnects_to_a_restarted_rust_server(self) -> None:
+        addr = self.unix_addr()
+        policy = netsock.Reconnect(initial_delay=0.01, max_delay=0.1)
+        async with rust_server(addr) as where:
+            socket = await netsock.connect(where, self.schema, reconnect=policy)
+            lost: asyncio.Queue[netsock.DisconnectReason] = asyncio.Queue()
+            back: asyncio.Queue[int] = asyncio.Queue()
+            socket.on_disconnect(lost.put_nowait)
+            socket.on_reconnect(lambda s: back.put_nowait(s.id))
+            events = socket.events()
+            self.assertEqual(await socket.request("Sum", [1]), 1)
+        # The server process has exited: the client is offline, and keeps emits.
+        self.assertIn((await asyncio.wait_for(lost.get(), 10)).kind, ("PeerHungUp", "ClosedByPeer"))
+        await socket.emit("Note", "while away")
+        async with rust_server(addr):
+            await asyncio.wait_for(back.get(), 20)
+            self.assertEqual(await events.next(timeout=10), ("Note", "echo: while away"))
+            self.assertEqual(await socket.request("Sum", [2, 2]), 4)
+            await socket.close()
+
     async def test_the_rust_server_takes_a_python_ping(self) -> None:
         async with rust_server(self.unix_addr()) as where:
             raw = await RawPeer.open(where)
