@@ -74,8 +74,7 @@ class EventsAndRequests(Base):
 
         server = await self.serve(setup=setup)
         socket = await self.client(server)
-        waiting = asyncio.ensure_future(socket.once("Note", timeout=10))
-        await asyncio.sleep(0)
+        waiting = socket.once("Note", timeout=10)
         await socket.emit("Note", "quiet")
         self.assertEqual(await waiting, "QUIET")
         self.assertEqual(got, ["quiet"])
@@ -178,6 +177,19 @@ class Bounds(Base):
         with self.assertRaises(netsock.NoHandler):
             await reply
         self.assertEqual(got, ["0", "1", "2", "3", "4"])
+
+    async def test_handshakes_beyond_the_bound_wait_their_turn(self) -> None:
+        server = await self.serve(max_handshakes=1)
+        silent = await RawPeer.open(server.local_addr)  # holds the only slot...
+        clients = asyncio.gather(*(netsock.connect(server.local_addr, self.schema) for _ in range(5)))
+        header = await silent.handshake(self.schema)  # ...until it speaks
+        self.assertEqual(header.kind, "Welcome")
+        sockets = await clients
+        self.assertEqual(sorted(s.id for s in sockets), [2, 3, 4, 5, 6])
+        self.assertEqual(header.id, 1)
+        for s in sockets:
+            await s.close()
+        silent.close()
 
     async def test_at_most_so_many_event_handlers_run_at_once(self) -> None:
         gate = asyncio.Event()

@@ -80,6 +80,8 @@ class Config:
     """How long the handshake may take."""
     max_handshake_frame: int = 4 * 1024
     """(Server) the largest first frame taken before the handshake."""
+    max_handshakes: int = 256
+    """(Server) how many handshakes run at once; more connections wait."""
     max_concurrent_requests: int = 1024
     """How many of the peer's requests run at once; more wait (unread)."""
     max_concurrent_events: int = 1024

@@ -17,7 +17,7 @@ from .addr import Addr, parse
 from .connection import Config, Connection
 from .errors import BindFailed, NetsockError, ProtocolError, Rejected
 from .frames import MIN_MAX_FRAME, CloseReason, Header, RejectReason, encode_control, encode_frame
-from .handshake import server_handshake
+from .handshake import Accepted, server_handshake
 from .schema import Schema
 from .socket import Socket
 
@@ -60,6 +60,7 @@ class Server:
         self._closed = asyncio.Event()
         self._closing = False
         self._handshakes: set[asyncio.Task[Any]] = set()
+        self._handshake_slots = asyncio.Semaphore(max(1, config.max_handshakes))
         self.local_addr = ""
         """Where the server listens: ``tcp://127.0.0.1:PORT`` (the port
         chosen, for port 0) or the Unix socket's path."""
@@ -154,7 +155,10 @@ class Server:
         if task is not None:
             self._handshakes.add(task)
         try:
-            await self._take(reader, writer)
+            async with self._handshake_slots:
+                accepted = await self._handshake(reader, writer)
+            if accepted is not None:
+                await self._start(accepted, reader, writer)
         except asyncio.CancelledError:
             # The server is shutting down during this handshake.
             with contextlib.suppress(Exception):
@@ -168,15 +172,18 @@ class Server:
             if task is not None:
                 self._handshakes.discard(task)
 
-    async def _take(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Accepted | None:
         try:
-            hello = await server_handshake(
+            return await server_handshake(
                 reader, writer, self.schema.id, self.schema.text, self.config, self._authorize
             )
         except (Rejected, ProtocolError, OSError) as e:
             log.info("netsock: refused a connection: %s", e)
             writer.close()
-            return
+            return None
+
+    async def _start(self, hello: Accepted, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Lists an accepted connection, welcomes it, and runs ``on_connection``."""
         if self._closing:
             reason = RejectReason("Other", message="the server is shutting down")
             writer.write(encode_control(Header("Reject", reason=reason), MIN_MAX_FRAME))

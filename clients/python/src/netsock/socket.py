@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from .connection import Config, Connection
@@ -111,17 +111,27 @@ class Socket:
         """Removes the handler of variant ``name``."""
         self._handlers.pop(name, None)
 
-    async def once(self, name: str, timeout: float | None = None) -> Any:
-        """Waits for the next event ``name`` and returns its value: ``None``
-        for a unit variant, the value of a newtype, a tuple, a dict of a
-        struct's fields. Raises :class:`~netsock.Disconnected` if the socket
-        closes first, ``TimeoutError`` after ``timeout`` seconds."""
+    def once(self, name: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
+        """The next event ``name``, from the moment of this call: await it
+        for its value (``None`` for a unit variant, the value of a newtype,
+        a tuple, a dict of a struct's fields)::
+
+            echo = socket.once("Note")
+            await socket.emit("Note", "hi")
+            print(await echo)
+
+        Raises :class:`~netsock.Disconnected` if the socket closes first,
+        ``TimeoutError`` after ``timeout`` seconds."""
         if self.schema.variant(name).request:
             raise ValidationError(name, "an event variant", name, "requests are answered by a handler (on)")
-        if self._closed.done():
-            raise Disconnected(self._closed.result())
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._once.setdefault(name, []).append(fut)
+        if self._closed.done():
+            fut.set_exception(Disconnected(self._closed.result()))
+        else:
+            self._once.setdefault(name, []).append(fut)
+        return self._await_once(name, fut, timeout)
+
+    async def _await_once(self, name: str, fut: asyncio.Future[Any], timeout: float | None) -> Any:
         try:
             async with asyncio.timeout(timeout):
                 return await fut
