@@ -412,6 +412,22 @@ class Garbage(Base):
         self.assertEqual((header.id, payload), (5, b"\x08"))
         raw.close()
 
+    async def test_a_peer_cut_mid_frame_says_so(self) -> None:
+        closed: asyncio.Queue[netsock.DisconnectReason] = asyncio.Queue()
+
+        def setup(socket: netsock.Socket) -> None:
+            socket.on_disconnect(closed.put_nowait)
+
+        server = await self.serve(setup=setup)
+        raw = await RawPeer.open(server.local_addr)
+        await raw.handshake(self.schema)
+        raw.send_raw(b"\x00\x00\x00\x0a\x03\x00")  # 6 of 14 bytes, then gone
+        await raw.writer.drain()
+        raw.close()
+        reason = await asyncio.wait_for(closed.get(), 10)
+        self.assertEqual((reason.kind, reason.size, reason.max), ("CutMidFrame", 6, 14))
+        self.assertIn("6 of its 14 bytes had arrived", str(reason))
+
     async def test_a_garbage_server_fails_the_client_clearly(self) -> None:
         async def junk_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await reader.read(100)

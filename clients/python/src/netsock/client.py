@@ -69,7 +69,7 @@ class Reconnect:
 
 
 def _retryable(reason: DisconnectReason) -> bool:
-    if reason.kind in ("PeerHungUp", "Io", "HeartbeatTimeout", "WriteTimeout"):
+    if reason.kind in ("PeerHungUp", "CutMidFrame", "Io", "HeartbeatTimeout", "WriteTimeout"):
         return True
     return reason.kind == "ClosedByPeer" and reason.close is not None and reason.close.kind == "Shutdown"
 

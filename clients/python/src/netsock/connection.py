@@ -117,15 +117,29 @@ class _TooLarge(Exception):
         self.size = size
 
 
+class _CutMidFrame(Exception):
+    def __init__(self, received: int, expected: int) -> None:
+        self.received = received
+        self.expected = expected
+
+
 async def read_frame(reader: asyncio.StreamReader, max_frame: int) -> bytes:
     """One frame's body. Raises :class:`_TooLarge` without reading a body
     over ``max_frame``, ``asyncio.IncompleteReadError`` at the end of the
-    stream."""
-    prefix = await reader.readexactly(PREFIX_LEN)
+    stream between frames, :class:`_CutMidFrame` inside one."""
+    try:
+        prefix = await reader.readexactly(PREFIX_LEN)
+    except asyncio.IncompleteReadError as e:
+        if e.partial:
+            raise _CutMidFrame(len(e.partial), PREFIX_LEN) from None
+        raise
     size = int.from_bytes(prefix, "big")
     if size > max_frame:
         raise _TooLarge(size)
-    return await reader.readexactly(size)
+    try:
+        return await reader.readexactly(size)
+    except asyncio.IncompleteReadError as e:
+        raise _CutMidFrame(PREFIX_LEN + len(e.partial), PREFIX_LEN + size) from None
 
 
 def disconnect_from_os(err: BaseException) -> DisconnectReason:
@@ -371,6 +385,10 @@ class Connection:
         while True:
             try:
                 body = await read_frame(self._reader, self.config.max_frame)
+            except _CutMidFrame as e:
+                if self._closing:
+                    return DisconnectReason("ClosedLocally")
+                return DisconnectReason("CutMidFrame", size=e.received, max=e.expected)
             except _TooLarge as e:
                 log.warning("netsock: the peer sent a frame of %d bytes, over the limit of %d", e.size, self.config.max_frame)
                 return self._fail(

@@ -330,7 +330,8 @@ class DisconnectReason:
 
     ``ClosedLocally``, ``ClosedByPeer`` (``close`` is the peer's
     :class:`~netsock.frames.CloseReason`), ``PeerHungUp``, ``Io``
-    (``message``), ``Protocol`` (``message``), ``HeartbeatTimeout``
+    (``message``), ``CutMidFrame`` (``size`` bytes of a frame of ``max``
+    had arrived), ``Protocol`` (``message``), ``HeartbeatTimeout``
     (``after``, seconds), ``FrameTooLarge`` (``size``, ``max``),
     ``WriteTimeout`` (``after``), ``ReconnectFailed`` (``attempts``,
     ``message``).
@@ -353,6 +354,10 @@ class DisconnectReason:
                 return f"closed by the peer: {self.close}"
             case "PeerHungUp":
                 return "the peer hung up without closing"
+            case "CutMidFrame":
+                return (
+                    f"the connection broke in the middle of a frame ({self.size} of its {self.max} bytes had arrived)"
+                )
             case "Io":
                 return f"I/O error: {self.message}"
             case "Protocol":

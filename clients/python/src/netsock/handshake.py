@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .connection import Config, _TooLarge, read_frame
+from .connection import Config, _CutMidFrame, _TooLarge, read_frame
 from .errors import DecodeError, HandshakeTimeout, ProtocolError, Rejected, SchemaMismatch, VersionMismatch
 from .frames import (
     MAGIC,
@@ -33,7 +33,7 @@ async def _first_frame(reader: asyncio.StreamReader, limit: int) -> Header:
     """The peer's first frame; :class:`~netsock.ProtocolError` if it is not one."""
     try:
         body = await read_frame(reader, limit)
-    except asyncio.IncompleteReadError:
+    except (asyncio.IncompleteReadError, _CutMidFrame):
         raise ProtocolError("the peer closed the connection during the handshake") from None
     except _TooLarge as e:
         raise ProtocolError(f"the peer's first frame ({e.size} bytes) is not a netsock handshake") from None
