@@ -111,10 +111,10 @@ export async function serveRust(addr: string): Promise<{ child: ChildProcessWith
   });
   const m = /^listening on (.+)$/.exec(first);
   if (!m) throw new Error(`unexpected first line from interop serve: ${first}`);
-  const bound = m[1]!;
+  const bound = m[1]!; // `tcp://127.0.0.1:PORT` or `unix:///PATH`, both forms `connect` takes
   return {
     child,
-    addr: bound.startsWith("tcp://") || bound.startsWith("/") ? bound : `tcp://${bound}`,
+    addr: bound,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
