@@ -20,6 +20,8 @@ export interface LinkEnd {
 
 export class Link {
   private readonly splitter: FrameSplitter;
+  /** While set, a breach (garbage, an oversize frame) goes here instead of `Close`: the server's handshake answers `Reject(BadMagic)`. */
+  onBreach: (() => void) | null = null;
   /** The largest body we send: the smaller of the peer's limit and ours. */
   sendMax: number;
   /** Called for each frame, in order; while null, frames are held for the next one set with `handle`. */
@@ -36,7 +38,7 @@ export class Link {
 
   constructor(
     readonly sock: NetSocket,
-    readonly max: number,
+    public max: number,
     sendMax: number,
   ) {
     this.splitter = new FrameSplitter(max);
@@ -122,9 +124,20 @@ export class Link {
     return true;
   }
 
+  /** The limits once the handshake is done: ours for reading, the smaller of both for sending. */
+  setLimits(max: number, sendMax: number): void {
+    this.max = max;
+    this.splitter.max = max;
+    this.sendMax = sendMax;
+  }
+
   /** Sends `Close(reason)` for a protocol breach and drops the link. */
   fail(error: Error, reason: CloseReason): void {
     if (this.ended) return;
+    if (this.onBreach) {
+      this.onBreach();
+      return;
+    }
     this.sendClose(reason);
     this.finish({ reason: error.message, error });
     this.sock.destroy();

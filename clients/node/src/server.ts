@@ -12,7 +12,7 @@ import { MAGIC, MIN_MAX_FRAME, PROTOCOL_VERSION, type Hello } from "./frames.js"
 import { Link } from "./link.js";
 import type { AnyEvents, EventMap, Schema } from "./schema.js";
 import { parseAddress } from "./client.js";
-import { Socket, resolveOptions, type ResolvedOptions, type SocketOptions } from "./socket.js";
+import { Socket, resolveOptions, type EventNames, type PayloadArgs, type ResolvedOptions, type SocketOptions } from "./socket.js";
 
 /** What a server's `authenticate` hook sees of a connecting client. */
 export interface HelloInfo {
@@ -117,10 +117,8 @@ export class Server<E extends EventMap = AnyEvents> {
   }
 
   /** Emits event `name` to every connected socket. */
-  async emit<K extends Parameters<Socket<E>["emit"]>[0]>(name: K, ...args: Parameters<Socket<E>["emit"]> extends [unknown, ...infer R] ? R : never): Promise<void> {
-    await Promise.all(
-      [...this.sockets.values()].map((s) => (s.emit as (n: K, ...a: unknown[]) => Promise<void>)(name, ...args)),
-    );
+  async emit<K extends EventNames<E>>(name: K, ...args: PayloadArgs<E[K]["payload"]>): Promise<void> {
+    await Promise.all([...this.sockets.values()].map((s) => s.emit(name, ...args)));
   }
 
   /** Stops listening and closes every connection with `Close(Shutdown)`. */
@@ -159,7 +157,7 @@ export class Server<E extends EventMap = AnyEvents> {
     const timer = setTimeout(() => reject({ kind: "HandshakeTimeout", afterMs: BigInt(timeoutMs) }), timeoutMs);
     timer.unref();
     // An oversized or undecodable first frame is a stranger: `BadMagic`.
-    link.fail = () => {
+    link.onBreach = () => {
       if (!answered) reject({ kind: "BadMagic" });
     };
     link.handle(
@@ -169,6 +167,9 @@ export class Server<E extends EventMap = AnyEvents> {
           reject({ kind: "BadMagic" });
           return;
         }
+        // Whatever follows waits for the socket (the client should send nothing before Welcome).
+        link.hold();
+        if (header.maxFrame >= MIN_MAX_FRAME) link.sendMax = Math.min(header.maxFrame, this.options.maxFrame);
         void this.decide(header, sock).then((reason) => {
           if (answered) return;
           if (reason) {
@@ -178,7 +179,7 @@ export class Server<E extends EventMap = AnyEvents> {
           answered = true;
           clearTimeout(timer);
           this.handshaking.delete(sock);
-          this.welcome(sock, link, header);
+          this.welcome(link, header);
         });
       },
       () => {
@@ -222,14 +223,9 @@ export class Server<E extends EventMap = AnyEvents> {
     return null;
   }
 
-  private welcome(sock: NetSocket, handshakeLink: Link, hello: Hello): void {
-    handshakeLink.hold();
-    // The handshake link had the small pre-handshake limit; the real one takes over the socket.
-    sock.removeAllListeners("data");
-    sock.removeAllListeners("end");
-    sock.removeAllListeners("error");
-    sock.removeAllListeners("close");
-    const link = new Link(sock, this.options.maxFrame, Math.min(hello.maxFrame, this.options.maxFrame));
+  private welcome(link: Link, hello: Hello): void {
+    link.onBreach = null;
+    link.setLimits(this.options.maxFrame, Math.min(hello.maxFrame, this.options.maxFrame));
     const id = this.nextId++;
     link.send({ kind: "Welcome", id, maxFrame: this.options.maxFrame });
     const socket = new ServerSocket(this.schema, this.options, link, id, () => this.sockets.delete(id));
