@@ -116,7 +116,7 @@ export class ClientSocket<E extends EventMap = AnyEvents> extends Socket<E> {
       link.destroy({ reason: "closed by this side" });
       return;
     }
-    this.attach(link, id);
+    this.attach(link, id, true);
   }
 
   private finishFor(info: DisconnectInfo): void {

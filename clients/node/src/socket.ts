@@ -295,16 +295,23 @@ export class Socket<E extends EventMap = AnyEvents> {
     await this.link?.close(reason, { reason: words });
   }
 
-  /** Takes over a link whose handshake is done. */
-  protected attach(link: Link, id: bigint): void {
+  /**
+   * Takes over a link whose handshake is done. With `defer`, frames wait
+   * for the next turn of the event loop, so that handlers registered right
+   * after `await connect(...)` see the first events.
+   */
+  protected attach(link: Link, id: bigint, defer = false): void {
     this.link = link;
     this.id = id;
     this.pingSentAt = null;
     this.scheduleHeartbeat(link);
-    link.handle(
-      (frame) => this.dispatch(link, frame),
-      (end) => this.detached(link, end),
-    );
+    const handle = () =>
+      link.handle(
+        (frame) => this.dispatch(link, frame),
+        (end) => this.detached(link, end),
+      );
+    if (defer) setImmediate(handle);
+    else handle();
   }
 
   protected notifyReconnect(): void {

@@ -14,6 +14,7 @@ import {
   RejectedError,
   ResponseTooLargeError,
   Server,
+  TimeoutError,
   connect,
   decodeFrame,
   encodeFrame,
@@ -238,6 +239,29 @@ test("the client reconnects with backoff when its server comes back", async () =
     assert.equal(firstId, 1n);
   } finally {
     await socket.close();
+    await io.close();
+  }
+});
+
+test("an event sent on connection reaches handlers set right after connect; a Cancel aborts the handler", async () => {
+  const io = await Server.bind(sockPath(), interop());
+  let aborted: (reason: string) => void = () => {};
+  const handlerAborted = new Promise<string>((resolve) => (aborted = resolve));
+  io.on("connection", (socket) => {
+    void socket.emit("Note", "welcome");
+    socket.on("Slow", (_, { signal, timeoutMs }) => {
+      signal.addEventListener("abort", () => aborted(`aborted, the caller waited ${timeoutMs} ms`));
+      return new Promise<null>(() => {});
+    });
+  });
+  try {
+    const socket = await connect(io.address, interop(), { reconnect: false });
+    const note = waitFor<string>("the welcome note", (done) => socket.on("Note", done));
+    assert.equal(await note, "welcome");
+    await assert.rejects(socket.timeout(50).request("Slow", { ms: 1 }), TimeoutError);
+    assert.equal(await handlerAborted, "aborted, the caller waited 50 ms");
+    await socket.close();
+  } finally {
     await io.close();
   }
 });
