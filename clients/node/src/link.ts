@@ -86,17 +86,26 @@ export class Link {
   }
 
   private deliver(frame: Frame): void {
-    if (this.onFrame) this.onFrame(frame);
-    else this.held.push(frame);
+    if (!this.onFrame) {
+      this.held.push(frame);
+      return;
+    }
+    try {
+      this.onFrame(frame);
+    } catch (e) {
+      // A bug of ours, not the peer's: end this connection, never the process.
+      const message = `internal error handling a ${frame.header.kind} frame: ${(e as Error).message}`;
+      this.fail(new ProtocolError(message), { kind: "Protocol", message });
+    }
   }
 
   /** Sets the frame and end handlers, then hands them what arrived meanwhile. */
   handle(onFrame: (frame: Frame) => void, onEnd: (end: LinkEnd) => void): void {
     this.onFrame = onFrame;
     this.onEnd = onEnd;
-    for (const frame of this.held.splice(0)) {
-      if (this.onFrame !== onFrame) return;
-      onFrame(frame);
+    while (this.held.length > 0) {
+      if (this.onFrame !== onFrame) return; // held again: the rest waits
+      this.deliver(this.held.shift()!);
     }
     if (this.heldEnd) {
       const end = this.heldEnd;

@@ -278,7 +278,8 @@ export class Socket<E extends EventMap = AnyEvents> {
         else reject(e);
         return;
       }
-      if (timeoutMs > 0) timer = setTimeout(() => giveUp(new TimeoutError(timeoutMs)), timeoutMs);
+      // setTimeout fires at once beyond 2^31-1 ms (24.8 days): such a deadline is none.
+      if (timeoutMs > 0 && timeoutMs <= 0x7fffffff) timer = setTimeout(() => giveUp(new TimeoutError(timeoutMs)), timeoutMs);
       options.signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
