@@ -100,6 +100,61 @@ test("garbage after the handshake: the Rust server and ours answer Close(Protoco
   }
 });
 
+test("random bytes never crash our server: undecodable events are dropped, requests answered BadRequest", async () => {
+  const io = await ourServer();
+  const reported: Error[] = [];
+  io.on("connection", (socket) => socket.onError((e) => reported.push(e)));
+  let seed = 42;
+  const random = (n: number) => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      out[i] = seed >> 16;
+    }
+    return out;
+  };
+  try {
+    // Before the handshake: whatever arrives is answered Reject or the connection ends.
+    for (let i = 0; i < 20; i++) {
+      const c = await raw(io.address);
+      const body = random(1 + (i % 40));
+      c.send(new Uint8Array([0, 0, 0, body.length, ...body]));
+      const first = await c.next();
+      assert.ok(first === "end" || first.kind === "Reject", String(first));
+      c.sock.destroy();
+    }
+    // After it: random payloads in Event and Request frames.
+    const c = await raw(io.address);
+    c.send(hello(interop().id));
+    assert.equal(((await c.next()) as Header).kind, "Welcome");
+    let requests = 0;
+    for (let i = 0; i < 50; i++) {
+      const payload = random(1 + (i % 30));
+      payload[0] = payload[0]! % 9; // mostly known variant indexes, some unknown
+      if (i % 2 === 0) c.send(encodeFrame({ kind: "Event" }, payload));
+      else {
+        c.send(encodeFrame({ kind: "Request", id: BigInt(i), timeoutMs: 0 }, payload));
+        requests++;
+      }
+    }
+    // Every request gets exactly one answer; the connection stays open.
+    const answers: Header[] = [];
+    for (let i = 0; i < requests; i++) {
+      const h = await c.next();
+      assert.ok(h !== "end", "the server hung up");
+      answers.push(h);
+    }
+    assert.ok(answers.every((h) => h.kind === "Failure" || h.kind === "Response"));
+    assert.ok(answers.some((h) => h.kind === "Failure" && h.error.kind === "BadRequest"));
+    assert.ok(reported.length > 0);
+    c.send(encodeFrame({ kind: "Ping" }));
+    assert.deepEqual(await c.next(), { kind: "Pong" });
+    c.sock.destroy();
+  } finally {
+    await io.close();
+  }
+});
+
 test("our server: a stranger gets Reject(BadMagic), a wrong version VersionMismatch, a tiny limit FrameLimitTooSmall", async () => {
   const io = await ourServer();
   try {
