@@ -77,11 +77,14 @@ async function ourServer(options: Parameters<typeof Server.bind>[2] = {}) {
   return io;
 }
 
-test("garbage after the handshake: the Rust server and ours answer Close(Protocol) and keep serving", async () => {
+test("the Rust server and ours: a wrong version is rejected, garbage after the handshake answered Close(Protocol), and both keep serving", async () => {
   const rust = await serveRust(sockPath());
   const io = await ourServer();
   try {
     for (const addr of [rust.addr, io.address]) {
+      const v = await raw(addr);
+      v.send(hello(interop().id, 2));
+      assert.deepEqual(await v.next(), { kind: "Reject", reason: { kind: "VersionMismatch", server: 1, client: 2 } });
       const c = await raw(addr);
       c.send(hello(interop().id));
       assert.equal((await c.next() as Header).kind, "Welcome");
