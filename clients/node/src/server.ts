@@ -62,7 +62,7 @@ export class ServerSocket<E extends EventMap = AnyEvents> extends Socket<E> {
 export class Server<E extends EventMap = AnyEvents> {
   /** The connected sockets, by connection id. */
   readonly sockets = new Map<bigint, ServerSocket<E>>();
-  private readonly listeners: ((socket: ServerSocket<E>) => void)[] = [];
+  private readonly listeners: ((socket: ServerSocket<E>) => unknown)[] = [];
   private readonly handshaking = new Set<NetSocket>();
   private nextId = 1n;
   private readonly options: ResolvedOptions;
@@ -109,8 +109,12 @@ export class Server<E extends EventMap = AnyEvents> {
     return new Server(net, schema, options, address, "path" in target ? target.path : null);
   }
 
-  /** Calls `listener` with every accepted connection, before any of its frames is handled. */
-  on(event: "connection", listener: (socket: ServerSocket<E>) => void): this {
+  /**
+   * Calls `listener` with every accepted connection, before any of its
+   * frames is handled. If it throws (or its promise rejects), that
+   * connection is closed with `Close(Application(message))`.
+   */
+  on(event: "connection", listener: (socket: ServerSocket<E>) => unknown): this {
     if (event !== "connection") throw new TypeError(`unknown server event ${String(event)}`);
     this.listeners.push(listener);
     return this;
@@ -230,11 +234,15 @@ export class Server<E extends EventMap = AnyEvents> {
     link.send({ kind: "Welcome", id, maxFrame: this.options.maxFrame });
     const socket = new ServerSocket(this.schema, this.options, link, id, () => this.sockets.delete(id));
     this.sockets.set(id, socket);
+    // As in Rust: a failing connection handler closes that connection with Close(Application).
+    const failed = (e: unknown) =>
+      void socket.closeWith({ kind: "Application", message: e instanceof Error ? e.message : String(e) }, "the connection handler failed");
     for (const l of this.listeners) {
       try {
-        l(socket);
+        const result = l(socket);
+        if (result instanceof Promise) result.catch(failed);
       } catch (e) {
-        void socket["closeWith"]({ kind: "Application", message: (e as Error).message }, "the connection handler failed");
+        failed(e);
       }
     }
   }

@@ -290,8 +290,8 @@ export class Socket<E extends EventMap = AnyEvents> {
     await this.link?.close({ kind: "Normal" }, { reason: "closed by this side" });
   }
 
-  /** Closes with another reason (the server's shutdown). */
-  protected async closeWith(reason: CloseReason, words: string): Promise<void> {
+  /** Closes with another reason (`Shutdown`, `Application`...). */
+  async closeWith(reason: CloseReason, words: string): Promise<void> {
     this.closedByUser = true;
     await this.link?.close(reason, { reason: words });
   }
@@ -316,7 +316,7 @@ export class Socket<E extends EventMap = AnyEvents> {
   }
 
   protected notifyReconnect(): void {
-    for (const l of this.connectListeners) l();
+    for (const l of this.connectListeners) this.safely(() => l());
   }
 
   private detached(link: Link, end: LinkEnd): void {
@@ -332,7 +332,7 @@ export class Socket<E extends EventMap = AnyEvents> {
     for (const controller of this.incoming.values()) controller.abort();
     this.incoming.clear();
     const info: DisconnectInfo = { reason, ...(end.close && { close: end.close }), ...(end.error && { error: end.error }) };
-    for (const l of this.disconnectListeners) l(info);
+    for (const l of this.disconnectListeners) this.safely(() => l(info));
     this.onLinkEnd?.(info);
   }
 
@@ -364,7 +364,22 @@ export class Socket<E extends EventMap = AnyEvents> {
 
   private report(error: Error): void {
     if (this.errorListeners.length === 0) console.warn(`netsock: ${error.message}`);
-    for (const l of this.errorListeners) l(error);
+    for (const l of this.errorListeners) {
+      try {
+        l(error);
+      } catch (e) {
+        console.error("netsock: an onError listener threw", e);
+      }
+    }
+  }
+
+  /** Runs a user's listener; what it throws is reported, never thrown into the event loop. */
+  private safely(listener: () => void): void {
+    try {
+      listener();
+    } catch (e) {
+      this.report(asError(e, "a listener failed"));
+    }
   }
 
   private dispatch(link: Link, frame: Frame): void {

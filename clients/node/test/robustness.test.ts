@@ -324,6 +324,24 @@ test("an event sent on connection reaches handlers set right after connect; a Ca
   }
 });
 
+test("a connection handler or listener that throws closes that connection, not the process", async () => {
+  const io = await Server.bind(sockPath(), interop());
+  io.on("connection", async (socket) => {
+    socket.onDisconnect(() => {
+      throw new Error("a listener bug");
+    });
+    throw new Error("not today");
+  });
+  try {
+    const socket = await connect(io.address, interop(), { reconnect: false });
+    const info = await socket.closed();
+    assert.deepEqual(info.close, { kind: "Application", message: "not today" });
+    assert.match(info.reason, /closed by the application: not today/);
+  } finally {
+    await io.close();
+  }
+});
+
 test("a rejected client is not retried", async () => {
   const io = await Server.bind(sockPath(), interop(), { authenticate: ({ auth }) => (auth ? true : "send a token") });
   try {
