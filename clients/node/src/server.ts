@@ -5,7 +5,7 @@
  * {@link Socket}.
  */
 import { existsSync, unlinkSync } from "node:fs";
-import { createServer, type Server as NetServer, type Socket as NetSocket } from "node:net";
+import { connect as netConnect, createServer, type Server as NetServer, type Socket as NetSocket } from "node:net";
 
 import { ConnectError, type RejectReason } from "./errors.js";
 import { MAGIC, MIN_MAX_FRAME, PROTOCOL_VERSION, type Hello } from "./frames.js";
@@ -32,6 +32,18 @@ export interface ServerOptions extends SocketOptions {
   lenient?: boolean;
   /** Decides on each client: `true` to accept, or the reason to refuse it with (`Reject(Refused)`). */
   authenticate?: (hello: HelloInfo) => true | string | Promise<true | string>;
+}
+
+/** Whether something accepts connections on the Unix socket at `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = netConnect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
 }
 
 /** A server's connection: a {@link Socket} the server can shut down. */
@@ -87,12 +99,15 @@ export class Server<E extends EventMap = AnyEvents> {
     options: ServerOptions = {},
   ): Promise<Server<E>> {
     const target = parseAddress(addr);
+    // A socket file left by a dead server is replaced; one a live server answers on is not.
+    if ("path" in target && existsSync(target.path)) {
+      if (await answers(target.path)) throw new ConnectError(`cannot listen on ${addr}: a server is already listening there`);
+      unlinkSync(target.path);
+    }
     const net = createServer();
     await new Promise<void>((resolve, reject) => {
       net.once("error", (e) => reject(new ConnectError(`cannot listen on ${addr}: ${e.message}`)));
       if ("path" in target) {
-        // A socket file left by a dead server would make listen fail.
-        if (existsSync(target.path)) unlinkSync(target.path);
         net.listen(target.path, resolve);
       } else {
         net.listen(target.port, target.host, resolve);

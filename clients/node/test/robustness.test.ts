@@ -1,5 +1,6 @@
 /** What a peer cannot break: garbage, oversize frames, a dead peer, a lost server. */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { connect as netConnect, createServer, type Socket as NetSocket } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -340,6 +341,20 @@ test("a connection handler or listener that throws closes that connection, not t
   } finally {
     await io.close();
   }
+});
+
+test("a Unix socket path: a stale file is replaced, a live server's is not", async () => {
+  const path = sockPath();
+  const first = await Server.bind(path, interop());
+  await assert.rejects(Server.bind(path, interop()), /a server is already listening there/);
+  // A stale file: a plain file standing where the socket was.
+  await first.close();
+  writeFileSync(path, "");
+  const second = await Server.bind(path, interop());
+  const socket = await connect(path, interop(), { reconnect: false });
+  assert.equal(second.sockets.size, 1);
+  await socket.close();
+  await second.close();
 });
 
 test("a rejected client is not retried", async () => {
