@@ -1,0 +1,148 @@
+/** Shared by the tests: the fixture, temp dirs, the Rust interop binary. */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+import { loadSchema } from "../src/index.js";
+import type { EventMap } from "../src/index.js";
+
+/** clients/node, whether run from test/ or dist-test/test/. */
+export const PACKAGE_DIR = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) dir = dirname(dir);
+  return dir;
+})();
+export const REPO_DIR = resolve(PACKAGE_DIR, "../..");
+
+export const FIXTURE_TEXT = readFileSync(join(PACKAGE_DIR, "test/interop.json"), "utf8");
+
+/** The Interop schema, typed with an event map written as `netsock-types` writes it. */
+export type Shape = {
+  small: number;
+  signed: number;
+  big: bigint;
+  huge: bigint;
+  ratio: number;
+  single: number;
+  flag: boolean;
+  letter: string;
+  label: string | null;
+  bytes: Uint8Array;
+  counts: Map<string, number>;
+  pair: [number, bigint];
+  kind: Kind;
+  kinds: Array<Kind>;
+  nothing: null;
+};
+export type Kind = "Plain" | { Wrapped: number } | { Pair: [bigint, string] } | { Named: { z: string } };
+export type Interop = {
+  Note: { payload: string; request: false; response: never };
+  Point: { payload: { x: number; y: number }; request: false; response: never };
+  Sum: { payload: Array<bigint>; request: true; response: bigint };
+  Greet: { payload: { name: string }; request: true; response: string };
+  Mirror: { payload: Shape; request: true; response: Shape };
+  Slow: { payload: { ms: number }; request: true; response: null };
+  Fail: { payload: undefined; request: true; response: boolean };
+};
+export const interop = () => loadSchema<Interop>(FIXTURE_TEXT);
+const _check: EventMap = {} as Interop;
+void _check;
+
+/** The Rust example's `sample_shape()`. */
+export function sampleShape(): Shape {
+  return {
+    small: 255,
+    signed: -32768,
+    big: 2n ** 64n - 1n,
+    huge: -(2n ** 127n),
+    ratio: -1.5e300,
+    single: 3.25,
+    flag: true,
+    letter: "é",
+    label: "grüße 🌍",
+    bytes: new Uint8Array([0, 1, 127, 128, 255]),
+    counts: new Map([
+      ["a", 1],
+      ["b", 300],
+    ]),
+    pair: [-128, 2n ** 128n - 1n],
+    kind: { Named: { z: "z" } },
+    kinds: ["Plain", { Wrapped: 7 }, { Pair: [-1n, "p"] }],
+    nothing: null,
+  };
+}
+
+/** A fresh temp dir, removed by the returned function. */
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "netsock-node-"));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+let built: string | null = null;
+
+/**
+ * The Rust `interop` example: `NETSOCK_INTEROP_BIN`, else built with cargo
+ * (into `CARGO_TARGET_DIR` or ./target).
+ */
+export function interopBin(): string {
+  if (built) return built;
+  const fromEnv = process.env["NETSOCK_INTEROP_BIN"];
+  if (fromEnv) return (built = fromEnv);
+  const result = spawnSync("cargo", ["build", "--quiet", "--locked", "-p", "examples", "--example", "interop"], {
+    cwd: REPO_DIR,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (result.status !== 0) throw new Error("cargo build -p examples --example interop failed");
+  const target = process.env["CARGO_TARGET_DIR"] ?? join(REPO_DIR, "target");
+  return (built = resolve(REPO_DIR, target, "debug/examples/interop"));
+}
+
+/** `interop serve ADDR`, once it printed its address; stop it by closing its stdin. */
+export async function serveRust(addr: string): Promise<{ child: ChildProcessWithoutNullStreams; addr: string; stop: () => Promise<void> }> {
+  const child = spawn(interopBin(), ["serve", addr]);
+  child.stderr.on("data", (d: Buffer) => process.stderr.write(d));
+  const lines = createInterface({ input: child.stdout });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`interop serve exited with ${code} before listening`)));
+  });
+  const m = /^listening on (.+)$/.exec(first);
+  if (!m) throw new Error(`unexpected first line from interop serve: ${first}`);
+  const bound = m[1]!; // `tcp://127.0.0.1:PORT` or `unix:///PATH`, both forms `connect` takes
+  return {
+    child,
+    addr: bound,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.stdin.end();
+      }),
+  };
+}
+
+/** Runs `interop ARGS` to the end: its exit code and output. */
+export function runRust(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(interopBin(), args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Resolves with the first value `register` hands its callback, or rejects after `ms` (a failure, not a timing assertion). */
+export function waitFor<T>(what: string, register: (done: (value: T) => void) => void, ms = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+    register((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
+}
