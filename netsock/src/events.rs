@@ -37,6 +37,8 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::schema::{Types, VariantDef};
+
 /// One variant of an [`Events`] enum.
 ///
 /// ```
@@ -153,6 +155,7 @@ impl fmt::Debug for SchemaId {
 /// Derive it with `#[derive(Events)]`. A hand-written impl looks like this:
 ///
 /// ```
+/// use netsock::schema::{Describe, Fields, Type, Types, VariantDef};
 /// use netsock::{Events, SchemaId, Variant};
 /// use serde::{Deserialize, Serialize};
 ///
@@ -172,6 +175,12 @@ impl fmt::Debug for SchemaId {
 ///             SumApi::Log { .. } => 1,
 ///         }
 ///     }
+///     fn variant_defs(types: &mut Types) -> Vec<VariantDef> {
+///         vec![
+///             VariantDef::request("Sum", Fields::Newtype(<Vec<i64>>::describe(types)), Type::I64),
+///             VariantDef::event("Log", Fields::Struct(vec![("line", String::describe(types))])),
+///         ]
+///     }
 /// }
 ///
 /// assert_eq!(SumApi::Log { line: "x".into() }.variant_index(), 1);
@@ -189,13 +198,34 @@ pub trait Events: Serialize + DeserializeOwned + Send + 'static {
     /// The index of this value's variant in [`VARIANTS`](Events::VARIANTS).
     fn variant_index(&self) -> u32;
 
+    /// Describes each variant (in [`VARIANTS`](Events::VARIANTS) order): its
+    /// fields' types and its response type, adding the named types they
+    /// reach to `types`. `#[derive(Events)]` writes it from the fields'
+    /// [`Describe`](crate::Describe) impls; [`schema_json`](Events::schema_json) uses it.
+    fn variant_defs(types: &mut Types) -> Vec<VariantDef>;
+
+    /// The enum's [schema JSON](crate::schema): its variants and every type
+    /// they reach, for programs in other languages.
+    ///
+    /// ```
+    /// use netsock::Events;
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// let json = Api::schema_json();
+    /// assert!(json.contains(&format!(r#""schema_id": "{}""#, Api::SCHEMA_ID)));
+    /// ```
+    fn schema_json() -> String {
+        crate::schema::json::<Self>()
+    }
+
     /// The name of this value's variant.
     ///
     /// ```
     /// # use netsock::{Events, Variant};
     /// # #[derive(serde::Serialize, serde::Deserialize)] enum E { A }
     /// # impl Events for E { const VARIANTS: &'static [Variant] = &[Variant::event("A")];
-    /// #   const SCHEMA: &'static str = "E{A}"; fn variant_index(&self) -> u32 { 0 } }
+    /// #   const SCHEMA: &'static str = "E{A}"; fn variant_index(&self) -> u32 { 0 }
+    /// #   fn variant_defs(_: &mut netsock::schema::Types) -> Vec<netsock::schema::VariantDef> {
+    /// #       vec![netsock::schema::VariantDef::event("A", netsock::schema::Fields::Unit)] } }
     /// assert_eq!(E::A.variant_name(), "A");
     /// ```
     fn variant_name(&self) -> &'static str {
