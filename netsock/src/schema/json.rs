@@ -93,13 +93,13 @@ pub(super) fn type_name(ty: &Type, names: &[String]) -> String {
             .join(",")
     };
     match ty {
-        Type::Option(t) => format!("Option<{}>", type_name(t, names)),
+        Type::Optional(t) => format!("Option<{}>", type_name(t, names)),
         Type::Seq(t) => format!("Vec<{}>", type_name(t, names)),
         Type::Array(t, n) => format!("[{};{n}]", type_name(t, names)),
         Type::Tuple(items) => format!("({})", list(items)),
         Type::Map(k, v) => format!("Map<{},{}>", type_name(k, names), type_name(v, names)),
-        Type::Ref(NamedId(i)) => names.get(*i).cloned().unwrap_or_default(),
-        Type::String => "String".to_owned(),
+        Type::Named(NamedId(i)) => names.get(*i).cloned().unwrap_or_default(),
+        Type::Str => "String".to_owned(),
         Type::Bytes => "Bytes".to_owned(),
         Type::Unit => "()".to_owned(),
         primitive => primitive_name(primitive).to_owned(),
@@ -123,21 +123,21 @@ fn primitive_name(ty: &Type) -> &'static str {
         Type::F32 => "f32",
         Type::F64 => "f64",
         Type::Char => "char",
-        Type::String => "string",
+        Type::Str => "string",
         Type::Bytes => "bytes",
-        Type::Option(_) => "option",
+        Type::Optional(_) => "option",
         Type::Seq(_) => "seq",
         Type::Array(..) => "array",
         Type::Tuple(_) => "tuple",
         Type::Map(..) => "map",
-        Type::Ref(_) => "ref",
+        Type::Named(_) => "ref",
     }
 }
 
 fn ty(t: &Type, names: &[String]) -> Json {
     let mut obj = vec![("type", Json::str(primitive_name(t)))];
     match t {
-        Type::Option(some) => obj.push(("some", ty(some, names))),
+        Type::Optional(some) => obj.push(("some", ty(some, names))),
         Type::Seq(item) => obj.push(("item", ty(item, names))),
         Type::Array(item, len) => {
             obj.push(("item", ty(item, names)));
@@ -148,7 +148,7 @@ fn ty(t: &Type, names: &[String]) -> Json {
             obj.push(("key", ty(k, names)));
             obj.push(("value", ty(v, names)));
         }
-        Type::Ref(NamedId(i)) => {
+        Type::Named(NamedId(i)) => {
             obj.push(("name", Json::str(names.get(*i).map_or("", String::as_str))))
         }
         _ => {}

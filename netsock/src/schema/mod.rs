@@ -130,11 +130,11 @@ pub enum Type {
     /// `char`: as its UTF-8 string.
     Char,
     /// A string: a varint length, then UTF-8.
-    String,
+    Str,
     /// A byte string (`serialize_bytes`): a varint length, then the bytes.
     Bytes,
     /// `Option<T>`: a byte 0 (none) or 1 then the value.
-    Option(Box<Type>),
+    Optional(Box<Type>),
     /// `Vec<T>`, sets, `VecDeque`: a varint length, then the items.
     Seq(Box<Type>),
     /// `[T; N]`: N items, no length.
@@ -144,10 +144,10 @@ pub enum Type {
     /// A map: a varint length, then key, value pairs.
     Map(Box<Type>, Box<Type>),
     /// A named type, defined in the document's `types`.
-    Ref(NamedId),
+    Named(NamedId),
 }
 
-/// Which named type a [`Type::Ref`] refers to, within one [`Types`].
+/// Which named type a [`Type::Named`] refers to, within one [`Types`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NamedId(usize);
 
@@ -233,7 +233,7 @@ pub enum Def {
 
 /// One named type, as registered.
 #[derive(Debug)]
-struct Named {
+struct Entry {
     base: &'static str,
     module: &'static str,
     args: Vec<Type>,
@@ -257,7 +257,7 @@ struct Named {
 /// ```
 #[derive(Default, Debug)]
 pub struct Types {
-    named: Vec<Named>,
+    named: Vec<Entry>,
     by_type: HashMap<TypeId, NamedId>,
 }
 
@@ -279,7 +279,7 @@ impl Types {
     ///     }
     /// }
     /// let mut types = Types::default();
-    /// assert!(matches!(Meters::describe(&mut types), Type::Ref(_)));
+    /// assert!(matches!(Meters::describe(&mut types), Type::Named(_)));
     /// ```
     pub fn named<T: 'static>(
         &mut self,
@@ -289,12 +289,12 @@ impl Types {
         def: impl FnOnce(&mut Types) -> Def,
     ) -> Type {
         if let Some(&id) = self.by_type.get(&TypeId::of::<T>()) {
-            return Type::Ref(id);
+            return Type::Named(id);
         }
         let args = args(self);
         let id = NamedId(self.named.len());
         self.by_type.insert(TypeId::of::<T>(), id);
-        self.named.push(Named {
+        self.named.push(Entry {
             base,
             module,
             args,
@@ -302,7 +302,7 @@ impl Types {
         });
         let def = def(self);
         self.named[id.0].def = Some(def);
-        Type::Ref(id)
+        Type::Named(id)
     }
 
     /// The name `ty` takes in the document: a named type's name (see the
@@ -383,7 +383,7 @@ primitives! {
     () => Unit, bool => Bool,
     u8 => U8, u16 => U16, u32 => U32, u64 => U64, u128 => U128, usize => U64,
     i8 => I8, i16 => I16, i32 => I32, i64 => I64, i128 => I128, isize => I64,
-    f32 => F32, f64 => F64, char => Char, String => String, &'static str => String,
+    f32 => F32, f64 => F64, char => Char, String => Str, &'static str => Str,
 }
 
 impl<T: ?Sized + 'static> Describe for std::marker::PhantomData<T> {
@@ -394,7 +394,7 @@ impl<T: ?Sized + 'static> Describe for std::marker::PhantomData<T> {
 
 impl<T: Describe> Describe for Option<T> {
     fn describe(types: &mut Types) -> Type {
-        Type::Option(Box::new(T::describe(types)))
+        Type::Optional(Box::new(T::describe(types)))
     }
 }
 
