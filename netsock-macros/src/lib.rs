@@ -174,7 +174,7 @@ pub fn derive_describe(input: TokenStream) -> TokenStream {
 /// use netsock::service::Context;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// #[derive(netsock::Describe, Serialize, Deserialize, Debug, PartialEq)]
 /// pub struct DivideByZero;
 ///
 /// #[netsock::service]

@@ -205,16 +205,53 @@ pub trait Events: Serialize + DeserializeOwned + Send + 'static {
     fn variant_defs(types: &mut Types) -> Vec<VariantDef>;
 
     /// The enum's [schema JSON](crate::schema): its variants and every type
-    /// they reach, for programs in other languages.
+    /// they reach, for programs in other languages (the book's "Schema
+    /// JSON" chapter specifies it).
+    ///
+    /// ```
+    /// use netsock::Events;
+    ///
+    /// #[derive(Events, serde::Serialize, serde::Deserialize)]
+    /// enum Api {
+    ///     Ping,
+    /// }
+    ///
+    /// assert_eq!(
+    ///     Api::schema_json(),
+    ///     r#"{
+    ///   "format": 1,
+    ///   "name": "Api",
+    ///   "schema_text": "Api{Ping}",
+    ///   "schema_id": "9419ba1d30f182e3",
+    ///   "variants": [
+    ///     {"index": 0, "name": "Ping", "shape": "unit", "request": false, "response": null}
+    ///   ],
+    ///   "types": {}
+    /// }
+    /// "#
+    /// );
+    /// ```
+    fn schema_json() -> String {
+        let mut types = Types::default();
+        let variants = Self::variant_defs(&mut types);
+        let id = Self::SCHEMA_ID.to_string();
+        crate::schema::document(Self::SCHEMA, &id, &variants, &types)
+    }
+
+    /// Writes the enum's [schema JSON](Events::schema_json) to the file at
+    /// `path`: how a program hands its schema to a Python or TypeScript peer.
     ///
     /// ```
     /// use netsock::Events;
     /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-    /// let json = Api::schema_json();
-    /// assert!(json.contains(&format!(r#""schema_id": "{}""#, Api::SCHEMA_ID)));
+    /// let path = std::env::temp_dir().join(format!("api-{}.json", std::process::id()));
+    /// Api::write_schema_json(&path)?;
+    /// assert_eq!(std::fs::read_to_string(&path)?, Api::schema_json());
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
-    fn schema_json() -> String {
-        crate::schema::json::<Self>()
+    fn write_schema_json(path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        std::fs::write(path, Self::schema_json())
     }
 
     /// The name of this value's variant.

@@ -5,39 +5,19 @@
 use std::fmt::Write as _;
 
 use super::{Def, Fields, NamedId, Type, Types, VariantDef};
-use crate::events::Events;
 
 /// The version of the document's format, its `"format"` key.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
-/// `E`'s schema JSON document (the book's "Schema JSON" chapter specifies it).
-///
-/// ```
-/// use netsock::Events;
-///
-/// #[derive(Events, serde::Serialize, serde::Deserialize)]
-/// enum Api {
-///     Ping,
-/// }
-///
-/// assert_eq!(
-///     netsock::schema::json::<Api>(),
-///     r#"{
-///   "format": 1,
-///   "name": "Api",
-///   "schema_text": "Api{Ping}",
-///   "schema_id": "9419ba1d30f182e3",
-///   "variants": [
-///     {"index": 0, "name": "Ping", "shape": "unit", "request": false, "response": null}
-///   ],
-///   "types": {}
-/// }
-/// "#
-/// );
-/// ```
-pub fn json<E: Events>() -> String {
-    let mut types = Types::default();
-    let variants = E::variant_defs(&mut types);
+/// The schema JSON document of an enum whose schema text is `schema_text`
+/// (the enum's name, then its variants) and id `schema_id`, its `variants`
+/// described with `types`. The book's "Schema JSON" chapter specifies it.
+pub(crate) fn document(
+    schema_text: &str,
+    schema_id: &str,
+    variants: &[VariantDef],
+    types: &Types,
+) -> String {
     let names = types.names();
     let variants = variants
         .iter()
@@ -68,12 +48,12 @@ pub fn json<E: Events>() -> String {
             (name.clone(), def)
         })
         .collect();
-    let name = E::SCHEMA.split('{').next().unwrap_or(E::SCHEMA);
+    let name = schema_text.split('{').next().unwrap_or(schema_text);
     let doc = Json::Obj(vec![
         ("format", Json::Num(FORMAT.to_string())),
         ("name", Json::str(name)),
-        ("schema_text", Json::str(E::SCHEMA)),
-        ("schema_id", Json::str(&E::SCHEMA_ID.to_string())),
+        ("schema_text", Json::str(schema_text)),
+        ("schema_id", Json::str(schema_id)),
         ("variants", Json::Arr(variants)),
         ("types", Json::Map(defs)),
     ]);

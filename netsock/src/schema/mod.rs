@@ -2,8 +2,8 @@
 //!
 //! `#[derive(Events)]` (and `#[netsock::service]`) describe each variant,
 //! its fields and its response type; each user-defined type a field reaches
-//! describes itself with `#[derive(netsock::Describe)]`. [`json`] (or
-//! [`Events::schema_json`]) writes the whole as one JSON document: the
+//! describes itself with `#[derive(netsock::Describe)]`.
+//! [`Events::schema_json`](crate::Events::schema_json) writes the whole as one JSON document: the
 //! variants, every named type they reach down to primitives, the schema text
 //! and the [`SchemaId`](crate::SchemaId) it hashes to. The format is
 //! specified in the book's "Schema JSON" chapter.
@@ -48,12 +48,8 @@ mod json;
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::io;
-use std::path::Path;
 
-use crate::events::Events;
-
-pub use self::json::json;
+pub(crate) use self::json::document;
 
 /// A type that can describe itself in a [schema JSON](self).
 ///
@@ -351,22 +347,6 @@ impl Types {
         }
         names
     }
-}
-
-/// Writes `E`'s [schema JSON](self) to the file at `path`: what a program
-/// calls to hand its schema to a Python or TypeScript peer.
-///
-/// ```
-/// use netsock::Events;
-/// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
-/// let path = std::env::temp_dir().join(format!("api-{}.json", std::process::id()));
-/// netsock::schema::write_json::<Api>(&path)?;
-/// assert_eq!(std::fs::read_to_string(&path)?, Api::schema_json());
-/// # std::fs::remove_file(&path)?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn write_json<E: Events>(path: impl AsRef<Path>) -> io::Result<()> {
-    std::fs::write(path, json::<E>())
 }
 
 macro_rules! primitives {
