@@ -95,6 +95,8 @@ enum Everything {
         set: BTreeSet<u16>,
         array: [u8; 4],
         tuple: (bool, char, ()),
+    },
+    Maps {
         map: BTreeMap<String, Vec<u32>>,
         hash: HashMap<u8, bool>,
         boxed: Box<i32>,
