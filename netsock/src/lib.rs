@@ -140,7 +140,7 @@ pub use wire::frame::{CloseReason, RejectReason};
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netsock_macros::Events;
 
-/// Derives [`Describe`](schema::Describe) for a struct or enum that an
+/// Derives [`Describe`] for a struct or enum that an
 /// event's fields or a response contain, so that it appears in the enum's
 /// [schema JSON](schema) for programs in other languages. Generic types
 /// work (each instantiation is described apart); serde attributes that
