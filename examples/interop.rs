@@ -6,6 +6,7 @@
 //! cargo run --example interop                  # both halves in one process (a self-check)
 //! cargo run --example interop -- serve ADDR    # a server; prints `listening on ADDR`, stops when stdin closes
 //! cargo run --example interop -- call ADDR     # a client against another program's server; exits 0 if all went right
+//! cargo run --example interop -- schema        # prints the schema JSON of `Interop`
 //! ```
 //!
 //! `ADDR` is a Unix socket path or `tcp://127.0.0.1:PORT` (`tcp://127.0.0.1:0`
@@ -32,7 +33,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use netsock::{CallError, Events, Server, Socket};
+use netsock::{CallError, Describe, Events, Server, Socket};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
@@ -65,7 +66,7 @@ pub enum Interop {
 }
 
 /// A value of most of postcard's kinds.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Describe, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Shape {
     pub small: u8,
     pub signed: i16,
@@ -85,7 +86,7 @@ pub struct Shape {
 }
 
 /// An enum of every variant shape.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Describe, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Kind {
     Plain,
     Wrapped(u32),
@@ -125,8 +126,12 @@ async fn main() -> Result<(), BoxError> {
             println!("all checks passed");
             Ok(())
         }
+        (Some("schema"), None) => {
+            print!("{}", Interop::schema_json());
+            Ok(())
+        }
         (None, _) => self_check().await,
-        _ => Err("usage: interop [serve ADDR | call ADDR]".into()),
+        _ => Err("usage: interop [serve ADDR | call ADDR | schema]".into()),
     }
 }
 

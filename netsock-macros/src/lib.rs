@@ -140,6 +140,30 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Derives `netsock::schema::Describe` for a struct or enum, so that it can
+/// be a field (or a response) of an events enum and appear in its schema
+/// JSON. Re-exported as `netsock::Describe`, where the example is tested.
+///
+/// ```ignore
+/// #[derive(netsock::Describe, Serialize, Deserialize)]
+/// struct Point {
+///     x: i32,
+///     y: i32,
+/// }
+/// ```
+///
+/// Generic types get `T: Describe` bounds on their parameters. Refused:
+/// unions, const generic parameters, and serde attributes that change the
+/// layout (`skip`, `flatten`, `tag`, `untagged`, `transparent`, `with`,
+/// `from`, ..). Accepts `#[netsock(crate = "::my_netsock")]`.
+#[proc_macro_derive(Describe, attributes(netsock))]
+pub fn derive_describe(input: TokenStream) -> TokenStream {
+    parse::describe(input.into())
+        .map(render::describe)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 /// Makes a netsock service of a trait: a request enum, a typed client and a
 /// server, from the trait's `async fn` methods.
 ///
@@ -150,7 +174,7 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 /// use netsock::service::Context;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// #[derive(netsock::Describe, Serialize, Deserialize, Debug, PartialEq)]
 /// pub struct DivideByZero;
 ///
 /// #[netsock::service]

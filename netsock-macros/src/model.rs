@@ -147,3 +147,24 @@ pub(crate) struct ServicesModel {
     /// Each variant's name and the events enum it holds.
     pub(crate) parts: Vec<(Ident, Type)>,
 }
+
+/// The fields of a struct or of one variant of an enum under
+/// `#[derive(Describe)]`: their shape and, with it, each field.
+pub(crate) struct DescribedFields {
+    pub(crate) shape: Shape,
+    pub(crate) fields: Vec<Field>,
+}
+
+/// What a type under `#[derive(Describe)]` is made of.
+pub(crate) enum DescribedBody {
+    Struct(DescribedFields),
+    Enum(Vec<(Ident, DescribedFields)>),
+}
+
+/// A struct or enum under `#[derive(Describe)]`.
+pub(crate) struct DescribeModel {
+    pub(crate) krate: CratePath,
+    pub(crate) ident: Ident,
+    pub(crate) generics: syn::Generics,
+    pub(crate) body: DescribedBody,
+}

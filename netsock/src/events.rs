@@ -37,6 +37,8 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::schema::{Types, VariantDef};
+
 /// One variant of an [`Events`] enum.
 ///
 /// ```
@@ -153,6 +155,7 @@ impl fmt::Debug for SchemaId {
 /// Derive it with `#[derive(Events)]`. A hand-written impl looks like this:
 ///
 /// ```
+/// use netsock::schema::{Describe, Fields, Type, Types, VariantDef};
 /// use netsock::{Events, SchemaId, Variant};
 /// use serde::{Deserialize, Serialize};
 ///
@@ -172,6 +175,12 @@ impl fmt::Debug for SchemaId {
 ///             SumApi::Log { .. } => 1,
 ///         }
 ///     }
+///     fn variant_defs(types: &mut Types) -> Vec<VariantDef> {
+///         vec![
+///             VariantDef::request("Sum", Fields::Newtype(<Vec<i64>>::describe(types)), Type::I64),
+///             VariantDef::event("Log", Fields::Struct(vec![("line", String::describe(types))])),
+///         ]
+///     }
 /// }
 ///
 /// assert_eq!(SumApi::Log { line: "x".into() }.variant_index(), 1);
@@ -189,13 +198,71 @@ pub trait Events: Serialize + DeserializeOwned + Send + 'static {
     /// The index of this value's variant in [`VARIANTS`](Events::VARIANTS).
     fn variant_index(&self) -> u32;
 
+    /// Describes each variant (in [`VARIANTS`](Events::VARIANTS) order): its
+    /// fields' types and its response type, adding the named types they
+    /// reach to `types`. `#[derive(Events)]` writes it from the fields'
+    /// [`Describe`](crate::Describe) impls; [`schema_json`](Events::schema_json) uses it.
+    fn variant_defs(types: &mut Types) -> Vec<VariantDef>;
+
+    /// The enum's [schema JSON](crate::schema): its variants and every type
+    /// they reach, for programs in other languages (the book's "Schema
+    /// JSON" chapter specifies it).
+    ///
+    /// ```
+    /// use netsock::Events;
+    ///
+    /// #[derive(Events, serde::Serialize, serde::Deserialize)]
+    /// enum Api {
+    ///     Ping,
+    /// }
+    ///
+    /// assert_eq!(
+    ///     Api::schema_json(),
+    ///     r#"{
+    ///   "format": 1,
+    ///   "name": "Api",
+    ///   "schema_text": "Api{Ping}",
+    ///   "schema_id": "9419ba1d30f182e3",
+    ///   "variants": [
+    ///     {"index": 0, "name": "Ping", "shape": "unit", "request": false, "response": null}
+    ///   ],
+    ///   "types": {}
+    /// }
+    /// "#
+    /// );
+    /// ```
+    fn schema_json() -> String {
+        let mut types = Types::default();
+        let variants = Self::variant_defs(&mut types);
+        let id = Self::SCHEMA_ID.to_string();
+        crate::schema::document(Self::SCHEMA, &id, &variants, &types)
+    }
+
+    /// Writes the enum's [schema JSON](Events::schema_json) to the file at
+    /// `path`: how a program hands its schema to a Python or TypeScript peer.
+    ///
+    /// ```
+    /// use netsock::Events;
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// let path = std::env::temp_dir().join(format!("api-{}.json", std::process::id()));
+    /// Api::write_schema_json(&path)?;
+    /// assert_eq!(std::fs::read_to_string(&path)?, Api::schema_json());
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn write_schema_json(path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        std::fs::write(path, Self::schema_json())
+    }
+
     /// The name of this value's variant.
     ///
     /// ```
     /// # use netsock::{Events, Variant};
     /// # #[derive(serde::Serialize, serde::Deserialize)] enum E { A }
     /// # impl Events for E { const VARIANTS: &'static [Variant] = &[Variant::event("A")];
-    /// #   const SCHEMA: &'static str = "E{A}"; fn variant_index(&self) -> u32 { 0 } }
+    /// #   const SCHEMA: &'static str = "E{A}"; fn variant_index(&self) -> u32 { 0 }
+    /// #   fn variant_defs(_: &mut netsock::schema::Types) -> Vec<netsock::schema::VariantDef> {
+    /// #       vec![netsock::schema::VariantDef::event("A", netsock::schema::Fields::Unit)] } }
     /// assert_eq!(E::A.variant_name(), "A");
     /// ```
     fn variant_name(&self) -> &'static str {

@@ -61,6 +61,7 @@ pub mod events;
 pub mod handler;
 mod metrics;
 mod registry;
+pub mod schema;
 mod schema_diff;
 mod selector;
 mod server;
@@ -90,6 +91,7 @@ pub use error::{
 };
 pub use events::{Events, SchemaId, Variant};
 pub use metrics::{Rejects, ServerMetrics, SocketMetrics, Traffic};
+pub use schema::Describe;
 pub use selector::Except;
 pub use server::cluster::ServerCluster;
 pub use server::middleware::{Handshake, Refusal};
@@ -137,6 +139,34 @@ pub use wire::frame::{CloseReason, RejectReason};
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netsock_macros::Events;
+
+/// Derives [`Describe`] for a struct or enum that an
+/// event's fields or a response contain, so that it appears in the enum's
+/// [schema JSON](schema) for programs in other languages. Generic types
+/// work (each instantiation is described apart); serde attributes that
+/// change the layout (`skip`, `flatten`, `tag`, `untagged`, `transparent`,
+/// `with`, ..) are refused. Takes `#[netsock(crate = "::renamed")]`.
+///
+/// ```
+/// use netsock::{Describe, Events};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Describe, Serialize, Deserialize)]
+/// enum Color {
+///     Red,
+///     Rgb(u8, u8, u8),
+/// }
+///
+/// #[derive(Events, Serialize, Deserialize)]
+/// enum Paint {
+///     Fill { color: Color },
+/// }
+///
+/// assert!(Paint::schema_json().contains(r#""Color": {"#));
+/// ```
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use netsock_macros::Describe;
 
 /// Makes a service of a trait (an attribute: `#[derive]` cannot go on a
 /// trait): a request enum, `{Trait}Client` and `{Trait}Server`; see the

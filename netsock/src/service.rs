@@ -4,7 +4,7 @@
 //! use netsock::service::Context;
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! #[derive(netsock::Describe, Serialize, Deserialize, Debug, PartialEq)]
 //! pub struct DivideByZero;
 //!
 //! #[netsock::service]

@@ -1550,6 +1550,10 @@ mod tests {
         fn variant_index(&self) -> u32 {
             0
         }
+        fn variant_defs(_: &mut crate::schema::Types) -> Vec<crate::schema::VariantDef> {
+            let ping = crate::schema::VariantDef::event("Ping", crate::schema::Fields::Unit);
+            vec![ping]
+        }
     }
 
     /// Registering by an index out of range (a hand-written `Embeds` with

@@ -21,7 +21,7 @@ use crate::{TempDir, WAIT};
 pub static ENCODED: AtomicUsize = AtomicUsize::new(0);
 
 /// A value that counts its encodings.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[derive(netsock::Describe, Deserialize, Debug, Clone, PartialEq)]
 pub struct Counted(pub u32);
 
 impl Serialize for Counted {

@@ -20,6 +20,13 @@ impl Serialize for Chunk {
     }
 }
 
+/// Serialized by hand as a byte string, so described by hand too.
+impl netsock::Describe for Chunk {
+    fn describe(_: &mut netsock::schema::Types) -> netsock::schema::Type {
+        netsock::schema::Type::Bytes
+    }
+}
+
 impl<'de> Deserialize<'de> for Chunk {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

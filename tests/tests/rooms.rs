@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 static ENCODED: AtomicUsize = AtomicUsize::new(0);
 
 /// A value that counts how often it is serialized.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[derive(netsock::Describe, Deserialize, Debug, Clone, PartialEq)]
 struct Counted(u32);
 
 impl Serialize for Counted {

@@ -6,10 +6,12 @@
 //! every mistake. The parsers import `attrs`; `attrs` imports no parser.
 
 mod attrs;
+mod describe;
 mod events;
 mod service;
 mod services;
 
+pub(crate) use self::describe::describe;
 pub(crate) use self::events::events;
 pub(crate) use self::service::service;
 pub(crate) use self::services::services;

@@ -119,12 +119,29 @@ pub(super) fn impl_events(model: &EventsModel) -> TokenStream {
             Shape::Struct => quote!(#name::#ident { .. } => #i,),
         }
     });
+    let types = super::describe::types_local();
+    let defs = model.variants.iter().map(|v| {
+        let vname = v.ident.to_string();
+        let fields = super::describe::fields(krate, v.shape, &v.fields);
+        match &v.response {
+            None => quote!(#krate::schema::VariantDef::event(#vname, #fields)),
+            Some(r) => {
+                let response = super::describe::describe_type(krate, r);
+                quote!(#krate::schema::VariantDef::request(#vname, #fields, #response))
+            }
+        }
+    });
     quote! {
         impl #krate::Events for #name {
             const VARIANTS: &'static [#krate::Variant] = &[#(#infos),*];
             const SCHEMA: &'static ::core::primitive::str = #schema;
             fn variant_index(&self) -> ::core::primitive::u32 {
                 match self { #(#arms)* }
+            }
+            fn variant_defs(
+                #types: &mut #krate::schema::Types,
+            ) -> ::std::vec::Vec<#krate::schema::VariantDef> {
+                ::std::vec![#(#defs),*]
             }
         }
     }

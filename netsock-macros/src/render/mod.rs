@@ -7,10 +7,12 @@
 //! `#![no_implicit_prelude]`; the locals it binds next to the user's names
 //! are hidden from them (`names::hidden`).
 
+mod describe;
 mod events;
 mod service;
 mod services;
 
+pub(crate) use self::describe::describe;
 pub(crate) use self::events::events;
 pub(crate) use self::service::service;
 pub(crate) use self::services::services;

@@ -53,6 +53,8 @@ fn impl_events(model: &ServicesModel) -> TokenStream {
         }
     });
     let private = quote!(#krate::__private);
+    let all = names::hidden("__netsock_all");
+    let registry = names::hidden("__netsock_types");
     quote! {
         impl #krate::Events for #name {
             const VARIANTS: &'static [#krate::Variant] = {
@@ -69,6 +71,16 @@ fn impl_events(model: &ServicesModel) -> TokenStream {
             };
             fn variant_index(&self) -> ::core::primitive::u32 {
                 match self { #(#arms)* }
+            }
+            fn variant_defs(
+                #registry: &mut #krate::schema::Types,
+            ) -> ::std::vec::Vec<#krate::schema::VariantDef> {
+                let mut #all = ::std::vec::Vec::new();
+                #(::std::iter::Extend::extend(
+                    &mut #all,
+                    <#types as #krate::Events>::variant_defs(#registry),
+                );)*
+                #all
             }
         }
     }

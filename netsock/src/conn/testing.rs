@@ -61,6 +61,15 @@ impl Events for Api {
             Api::Req(_) => 2,
         }
     }
+
+    fn variant_defs(_: &mut crate::schema::Types) -> Vec<crate::schema::VariantDef> {
+        use crate::schema::{Fields, Type, VariantDef};
+        vec![
+            VariantDef::event("Ev", Fields::Newtype(Type::U32)),
+            VariantDef::event("Other", Fields::Newtype(Type::U32)),
+            VariantDef::request("Req", Fields::Newtype(Type::U32), Type::U32),
+        ]
+    }
 }
 
 /// How long a test waits for something that must happen before it fails

@@ -35,7 +35,10 @@
 //!
 //! Integers other than the length prefix and magic are postcard varints
 //! (LEB128; `u16`/`u32`/`u64` as unsigned varints). `Option` is a `0`/`1` byte
-//! then the value; bytes and strings are a varint length then the bytes.
+//! then the value; bytes and strings are a varint length then the bytes. The
+//! book's Wire protocol chapter has the encoding of every type a payload may
+//! hold, the `auth` bytes, flow control and reply order, and test vectors as
+//! JSON (`book/src/wire-vectors.json`).
 //!
 //! # Handshake
 //!

@@ -8,7 +8,7 @@ use netsock::service::Context;
 use netsock::CallError;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(netsock::Describe, Serialize, Deserialize, Debug, PartialEq)]
 pub enum MathError {
     DivideByZero,
 }
