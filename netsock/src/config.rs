@@ -331,11 +331,11 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    /// Two minutes (socket.io's `maxDisconnectionDuration`), 65,536 frames
+    /// Two minutes (socket.io's `maxDisconnectionDuration`), 1,048,576 frames
     /// and 16 MiB kept for the peer.
     pub const DEFAULT: Recovery = Recovery {
         window: Duration::from_secs(120),
-        max_frames: 65_536,
+        max_frames: 1 << 20,
         max_bytes: 16 * 1024 * 1024,
     };
 

@@ -40,14 +40,24 @@ pub(crate) struct Session {
 
 #[derive(Default)]
 struct Log {
-    /// Numbered frames sent and not acknowledged, whole (prefix included).
-    frames: VecDeque<Bytes>,
-    /// Sequence number of `frames[0]`, or of the next frame when empty.
+    /// Numbered frames sent and not acknowledged, whole (prefix included),
+    /// one chunk per batch written (one copy each).
+    chunks: VecDeque<Chunk>,
+    /// Sequence number of the first frame of `chunks[0]`, or of the next
+    /// frame when empty.
     first: u64,
+    /// Frames and bytes in `chunks`.
+    frames: u64,
     bytes: usize,
     /// Frames were dropped before the peer acknowledged them, to keep the
     /// bounds: from then on the session cannot be resumed.
     dropped: u64,
+}
+
+/// Numbered frames back to back.
+struct Chunk {
+    bytes: Bytes,
+    frames: u64,
 }
 
 /// Why a resume cannot go on.
@@ -111,40 +121,59 @@ impl Session {
     /// Numbered frames sent in all.
     pub(crate) fn sent(&self) -> u64 {
         let log = lock(&self.log);
-        log.first - 1 + log.frames.len() as u64
+        log.first - 1 + log.frames
     }
 
     /// Numbered frames sent and not acknowledged (whether or not they
     /// arrived, this side cannot know).
     pub(crate) fn unconfirmed(&self) -> u64 {
         let log = lock(&self.log);
-        log.frames.len() as u64 + log.dropped
+        log.frames + log.dropped
     }
 
     /// Keeps the numbered frames of `batch` (whole frames, back to back),
     /// which is leaving for the peer.
     pub(crate) fn record(&self, batch: &[u8]) {
-        let mut log = lock(&self.log);
-        for frame in frames(batch) {
-            if frame.get(PREFIX_LEN).copied().is_some_and(numbered_tag) {
-                log.bytes += frame.len();
-                log.frames.push_back(Bytes::copy_from_slice(frame));
-            }
+        let numbered = |frame: &&[u8]| frame.get(PREFIX_LEN).copied().is_some_and(numbered_tag);
+        let (all, count) = frames(batch).fold((true, 0u64), |(all, count), frame| {
+            let n = numbered(&frame);
+            (all && n, count + u64::from(n))
+        });
+        if count == 0 {
+            return;
         }
-        while log.frames.len() > self.limits.max_frames() || log.bytes > self.limits.max_bytes() {
-            let Some(oldest) = log.frames.pop_front() else {
+        // Usually every frame of a batch is numbered: one copy of it all.
+        let bytes = if all {
+            Bytes::copy_from_slice(batch)
+        } else {
+            let mut kept = BytesMut::with_capacity(batch.len());
+            for frame in frames(batch).filter(numbered) {
+                kept.extend_from_slice(frame);
+            }
+            kept.freeze()
+        };
+        let mut log = lock(&self.log);
+        log.frames += count;
+        log.bytes += bytes.len();
+        log.chunks.push_back(Chunk {
+            bytes,
+            frames: count,
+        });
+        while log.frames > self.limits.max_frames() as u64 || log.bytes > self.limits.max_bytes() {
+            let Some(oldest) = log.chunks.pop_front() else {
                 break;
             };
-            log.bytes -= oldest.len();
-            log.first += 1;
-            log.dropped += 1;
+            log.bytes -= oldest.bytes.len();
+            log.frames -= oldest.frames;
+            log.first += oldest.frames;
+            log.dropped += oldest.frames;
         }
     }
 
     /// The peer received `received` numbered frames: forget those.
     pub(crate) fn acknowledged(&self, received: u64) -> Result<(), ReplayError> {
         let mut log = lock(&self.log);
-        let sent = log.first - 1 + log.frames.len() as u64;
+        let sent = log.first - 1 + log.frames;
         if received > sent {
             return Err(ReplayError::Impossible {
                 claimed: received,
@@ -152,11 +181,27 @@ impl Session {
             });
         }
         while log.first <= received {
-            let Some(frame) = log.frames.pop_front() else {
+            let skip = received + 1 - log.first;
+            let Some(front) = log.chunks.front_mut() else {
                 break;
             };
-            log.bytes -= frame.len();
-            log.first += 1;
+            let (gone, cut) = if skip >= front.frames {
+                let gone = front.frames;
+                let bytes = front.bytes.len();
+                log.chunks.pop_front();
+                (gone, bytes)
+            } else {
+                let cut = frames(&front.bytes)
+                    .take(skip as usize)
+                    .map(<[u8]>::len)
+                    .sum::<usize>();
+                front.bytes = front.bytes.slice(cut..);
+                front.frames -= skip;
+                (skip, cut)
+            };
+            log.first += gone;
+            log.frames -= gone;
+            log.bytes -= cut;
         }
         Ok(())
     }
@@ -171,8 +216,8 @@ impl Session {
             return Err(ReplayError::Lost(LostReason::Overflowed));
         }
         let mut out = BytesMut::with_capacity(log.bytes);
-        for frame in &log.frames {
-            out.extend_from_slice(frame);
+        for chunk in &log.chunks {
+            out.extend_from_slice(&chunk.bytes);
         }
         Ok(out)
     }
@@ -243,6 +288,27 @@ mod tests {
                 sent: 3
             })
         );
+    }
+
+    /// A batch's numbered frames are trimmed one by one as the peer
+    /// acknowledges them.
+    #[test]
+    fn a_batch_is_trimmed_frame_by_frame() {
+        let s = session(100);
+        let mut batch = BytesMut::new();
+        for n in 1..=4 {
+            batch.extend_from_slice(&event(n));
+        }
+        s.record(&batch);
+        s.acknowledged(2).unwrap();
+        assert_eq!(s.unconfirmed(), 2);
+        let replay = s.replay_after(3).unwrap();
+        assert_eq!(&replay[..], &event(4)[..]);
+        // A volatile event is never kept.
+        let mut volatile = BytesMut::from(&event(5)[..]);
+        volatile[PREFIX_LEN] = crate::wire::frame::VOLATILE_TAG;
+        s.record(&volatile);
+        assert_eq!(s.sent(), 4);
     }
 
     /// Past its bound the log drops the oldest, and a resume that needs
