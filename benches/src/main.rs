@@ -50,6 +50,8 @@ workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate proces
              clients on 3 server processes against the same on one process, and
              the added p50 of an emit to another node against a raw Redis
              PUBLISH->message round trip
+  recovery   netsock clients with session recovery (the \"netsock\" column) against
+             clients without (the \"raw\" column), same server: events, inflight
   tls        netsock over TLS (the \"netsock\" column) against netsock over plain TCP
              (the \"raw\" column), same workloads: inflight, latency, conns, and
              opening 100 connections at once with their TLS handshakes
@@ -59,7 +61,7 @@ options:
   --json     machine-readable output instead of the table
   --only S   run one side only (raw or netsock), e.g. under a profiler";
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "codec",
     "inflight",
     "latency",
@@ -70,6 +72,7 @@ const ALL: [&str; 10] = [
     "strangers",
     "cluster",
     "tls",
+    "recovery",
 ];
 
 pub(crate) struct Opts {
@@ -210,6 +213,7 @@ fn run(args: &[String]) -> Result<(), BoxError> {
             "strangers" => strangers(&opts, &mut rows),
             "cluster" => cluster::rows(&opts, &mut rows),
             "tls" => tls(&opts, &mut rows),
+            "recovery" => recovery(&opts, &mut rows),
             _ => unreachable!(),
         }
         for row in &rows[before..] {
@@ -688,6 +692,70 @@ fn tls_pair(
     })();
     if let Err(e) = result {
         row.error = Some(e.to_string());
+    }
+}
+
+/// Starts one netsock server, warms up once, then alternates clients
+/// without and with session recovery `reps` times: figures without in the
+/// row's `raw` column, with in its `netsock` column.
+fn recovery_pair(
+    opts: &Opts,
+    row: &mut Row,
+    unix: bool,
+    mut run: impl FnMut(&Target) -> Result<f64, BoxError>,
+) {
+    let result = (|| -> Result<(), BoxError> {
+        let server = child::spawn("netsock", unix, "mt", "rpc", false, &opts.dir)?;
+        for rep in 0..=opts.reps {
+            ns::RECOVERY.store(false, std::sync::atomic::Ordering::Relaxed);
+            let off = run(&server.target)?;
+            ns::RECOVERY.store(true, std::sync::atomic::Ordering::Relaxed);
+            let on = run(&server.target)?;
+            ns::RECOVERY.store(false, std::sync::atomic::Ordering::Relaxed);
+            if rep > 0 {
+                row.raw.push(off);
+                row.netsock.push(on);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        row.error = Some(e.to_string());
+    }
+}
+
+fn recovery(opts: &Opts, rows: &mut Vec<Row>) {
+    let n = opts.size(2_000_000);
+    let total = opts.size(300_000);
+    for (_, unix) in TRANSPORTS {
+        let label: &'static str = if unix {
+            "recovery on vs off, UDS"
+        } else {
+            "recovery on vs off, TCP"
+        };
+        let mut r = row(
+            "one-way 16-byte events, mt",
+            label,
+            "M events/s",
+            1e-6,
+            true,
+        );
+        let rt = runtime(true);
+        recovery_pair(opts, &mut r, unix, |t| {
+            Ok(n as f64 / rt.block_on(ns::events(t, n))?)
+        });
+        rows.push(r);
+        let mut r = row(
+            "256 calls in flight, one connection, mt",
+            label,
+            "M calls/s",
+            1e-6,
+            true,
+        );
+        recovery_pair(opts, &mut r, unix, |t| {
+            Ok(total as f64 / rt.block_on(ns::inflight(t, total, 256))?)
+        });
+        rows.push(r);
     }
 }
 

@@ -81,10 +81,27 @@ async fn serve_with(
     Ok(())
 }
 
+/// Whether the clients `connect` makes ask for a recoverable session (the
+/// `recovery` workload turns it on and off).
+pub static RECOVERY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub async fn connect(target: &Target) -> Result<Socket<Api>, BoxError> {
+    let recovery = RECOVERY
+        .load(Ordering::Relaxed)
+        .then_some(netsock::Recovery::DEFAULT);
     Ok(match target {
-        Target::Tcp(addr) => Socket::<Api>::connect(addr.as_str()).await?,
-        Target::Unix(path) => Socket::<Api>::connect(path).await?,
+        Target::Tcp(addr) => {
+            Socket::<Api>::builder()
+                .recovery(recovery)
+                .connect(addr.as_str())
+                .await?
+        }
+        Target::Unix(path) => {
+            Socket::<Api>::builder()
+                .recovery(recovery)
+                .connect(path)
+                .await?
+        }
         Target::Tls(addr, dir) => {
             Socket::<Api>::builder()
                 .tls(client_tls(dir)?)

@@ -291,8 +291,114 @@ impl fmt::Debug for SocketMode {
     }
 }
 
+/// Session recovery: a short cut in the network is invisible to the
+/// application. For [`SocketBuilder::recovery`](crate::SocketBuilder::recovery)
+/// and [`ServerBuilder::recovery`](crate::ServerBuilder::recovery).
+///
+/// A client with recovery asks its server for a *session*. When the
+/// connection breaks for a reason that may be temporary, neither side ends
+/// the socket: the server keeps it, with its id, rooms, data and handlers,
+/// for the *window*; the client reconnects and resumes it, and both sides
+/// send again, in order, the frames the other had not received. Within the
+/// window every event, request and reply is delivered exactly once and in
+/// order; calls in flight complete after the resume (within their
+/// timeout). Each side keeps the frames the other has not acknowledged, at
+/// most `max_frames` and `max_bytes` of them; a session past a bound, or
+/// past its window, is not resumed: the client gets a new one and
+/// [`Reconnected`](crate::Reconnected) says what was lost. Volatile emits
+/// are never sent again. See the book's Reliability chapter.
+///
+/// Servers grant sessions by default (a client that does not ask pays
+/// nothing); clients ask only when given a `Recovery`.
+///
+/// ```
+/// use netsock::{Events, Recovery, Socket};
+/// use std::time::Duration;
+///
+/// #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+/// enum Api { Tick(u64) }
+///
+/// assert_eq!(Recovery::DEFAULT.window(), Duration::from_secs(120));
+/// let builder = Socket::<Api>::builder().recovery(Recovery::DEFAULT);
+/// let picky = Recovery::DEFAULT.with_window(Duration::from_secs(30)).with_max_frames(4096);
+/// assert_eq!(picky.max_frames(), 4096);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Recovery {
+    window: Duration,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+impl Recovery {
+    /// Two minutes (socket.io's `maxDisconnectionDuration`), 1,048,576 frames
+    /// and 16 MiB kept for the peer.
+    pub const DEFAULT: Recovery = Recovery {
+        window: Duration::from_secs(120),
+        max_frames: 1 << 20,
+        max_bytes: 16 * 1024 * 1024,
+    };
+
+    /// How long the server keeps a session after a cut.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// With another window (a server's decides).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let r = netsock::Recovery::DEFAULT.with_window(Duration::from_secs(5));
+    /// assert_eq!(r.window(), Duration::from_secs(5));
+    /// ```
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Most frames kept until the peer acknowledges them.
+    pub fn max_frames(&self) -> usize {
+        self.max_frames
+    }
+
+    /// With another frame bound (at least 1).
+    ///
+    /// ```
+    /// assert_eq!(netsock::Recovery::DEFAULT.with_max_frames(0).max_frames(), 1);
+    /// ```
+    pub fn with_max_frames(mut self, frames: usize) -> Self {
+        self.max_frames = frames.max(1);
+        self
+    }
+
+    /// Most bytes kept until the peer acknowledges them.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// With another byte bound (at least 1).
+    ///
+    /// ```
+    /// let r = netsock::Recovery::DEFAULT.with_max_bytes(1 << 20);
+    /// assert_eq!(r.max_bytes(), 1 << 20);
+    /// ```
+    pub fn with_max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes.max(1);
+        self
+    }
+}
+
+impl Default for Recovery {
+    /// [`Recovery::DEFAULT`].
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
+    /// Client: the session to ask for; server: the sessions it grants.
+    pub(crate) recovery: Option<Recovery>,
     pub(crate) request_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_frame_size: usize,
@@ -323,6 +429,7 @@ pub(crate) struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            recovery: None,
             request_timeout: defaults::REQUEST_TIMEOUT,
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,

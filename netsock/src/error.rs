@@ -677,6 +677,25 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
+    /// Whether the transport broke under the connection (rather than
+    /// either side ending it): what a recoverable session survives.
+    ///
+    /// ```
+    /// use netsock::DisconnectReason;
+    /// assert!(DisconnectReason::PeerHungUp.is_cut());
+    /// assert!(!DisconnectReason::ClosedLocally.is_cut());
+    /// ```
+    pub fn is_cut(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::PeerHungUp
+                | DisconnectReason::CutMidFrame { .. }
+                | DisconnectReason::Io { .. }
+                | DisconnectReason::HeartbeatTimeout { .. }
+                | DisconnectReason::WriteTimeout { .. }
+        )
+    }
+
     pub(crate) fn from_io(err: &io::Error) -> Self {
         match err.kind() {
             io::ErrorKind::ConnectionReset

@@ -79,8 +79,8 @@ pub use wire::frame;
 
 pub use addr::{Addr, IntoAddr, InvalidAddr};
 pub use broadcast::Broadcast;
-pub use client::reconnect::{Reconnect, Reconnected};
-pub use config::{Heartbeat, SchemaCheck, SocketMode};
+pub use client::reconnect::{Reconnect, Reconnected, SessionLoss};
+pub use config::{Heartbeat, Recovery, SchemaCheck, SocketMode};
 pub use conn::event_stream::EventStream;
 pub use conn::{NodeId, SocketId};
 pub use deadline::deadline;

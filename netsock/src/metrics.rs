@@ -199,4 +199,14 @@ pub struct ServerMetrics {
     pub calls_in_flight: u64,
     /// Frames queued for sending now, over all connections.
     pub queue_depth: u64,
+    /// Sockets whose client's connection broke, kept for it to resume its
+    /// session (see [`Recovery`](crate::Recovery)); they count in
+    /// `connections_open`.
+    pub sessions_detached: u64,
+    /// Sessions resumed since the server started.
+    pub sessions_resumed: u64,
+    /// Resumes refused since the server started (the session expired, was
+    /// unknown, or was not the client's own): those clients got a new
+    /// session and lost what was in flight.
+    pub sessions_lost: u64,
 }

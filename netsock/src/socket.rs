@@ -226,6 +226,26 @@ impl<In: Events, Out: Events> fmt::Debug for SocketBuilder<In, Out> {
 impl<In: Events, Out: Events> SocketBuilder<In, Out> {
     config_setters!();
 
+    /// Asks the server for a recoverable session (see
+    /// [`Recovery`](crate::Recovery)): after a cut, the socket resumes it
+    /// and nothing is lost or doubled. Off by default. Needs
+    /// [`reconnect`](Self::reconnect) (on by default).
+    ///
+    /// ```
+    /// # use netsock::{Events, Recovery, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// # async fn f() -> netsock::Result<()> {
+    /// let socket = Socket::<Api>::builder()
+    ///     .recovery(Recovery::DEFAULT)
+    ///     .connect("/tmp/app.sock")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn recovery(mut self, recovery: impl Into<Option<crate::config::Recovery>>) -> Self {
+        self.config.recovery = recovery.into();
+        self
+    }
+
     /// How to reconnect after losing the connection; the default is
     /// [`Reconnect::default()`] (see [`Reconnect`] for when a socket
     /// reconnects, and what happens to emits and requests meanwhile).
@@ -469,7 +489,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// The current connection (on a client, the newest one, live or not).
-    fn conn(&self) -> Arc<Shared<In>> {
+    pub(crate) fn conn(&self) -> Arc<Shared<In>> {
         match &self.link {
             Link::Accepted(shared) => shared.clone(),
             Link::Client(client) => client.current(),
@@ -675,7 +695,11 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             Link::Client(client) => return client.try_send(frame, name, mode),
             Link::Accepted(shared) => shared,
         };
-        match shared.try_queue(&frame) {
+        let queued = match mode {
+            Mode::Volatile => shared.try_queue_volatile(&frame),
+            _ => shared.try_queue(&frame),
+        };
+        match queued {
             Ok(()) => Ok(()),
             Err(QueueError::Full) => Err(Error::QueueFull { event: name }),
             Err(QueueError::Closed) => Err(Error::Disconnected(shared.gone())),

@@ -10,6 +10,7 @@
 //! buffered events.
 
 pub mod reconnect;
+mod resume;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,17 +23,21 @@ use tracing::Instrument;
 
 use crate::addr::Addr;
 use crate::client::reconnect::{is_retryable, is_temporary};
-use crate::client::reconnect::{Reconnect, Reconnected};
+use crate::client::reconnect::{Reconnect, Reconnected, SessionLoss};
 use crate::config::Config;
 use crate::conn::handler_table::{call_caught, BoxFuture};
 use crate::conn::hello;
+use crate::conn::session::Session;
 use crate::conn::{wait_for_reason, Carry, QueueError, Shared};
 use crate::error::{CallError, DisconnectReason, Error, Result, SocketError};
 use crate::events::Events;
 use crate::metrics::Meter;
 use crate::sync::{lock, read, write};
 use crate::transport;
-use crate::wire::frame::CloseReason;
+use crate::wire::frame::{
+    self, CloseReason, Header, LostReason, Resumption, SessionAsk, SessionGrant,
+};
+use tokio::io::AsyncWriteExt;
 
 /// How long a new client socket settles: for this long after `connect`
 /// returns, an incoming event or request whose handler is not registered
@@ -89,27 +94,99 @@ struct Offline {
     since: Instant,
     frames: VecDeque<Bytes>,
     bytes: usize,
+    /// The session the connection had, ended with it (the server closed
+    /// it, or it was not resumable).
+    session_loss: Option<SessionLoss>,
 }
 
-/// Connects and completes the handshake: one connection of a client socket.
+/// What a dial gave.
+enum Dialed<In> {
+    /// A new connection, with a new session when asked for and granted;
+    /// and, when it was asked to resume one, why it did not.
+    New(Arc<Shared<In>>, Option<LostReason>),
+    /// The session it was asked to resume has its new transport.
+    Resumed,
+}
+
+/// Connects and completes the handshake: one connection of a client
+/// socket, which asks for a session when `config` says so, and to resume
+/// `resume`'s session when given one that can be.
 async fn dial<In: Events, Out: Events>(
     addr: &Addr,
     config: &Config,
     auth: Option<Vec<u8>>,
     carry: Carry<In>,
-) -> Result<Arc<Shared<In>>> {
+    resume: Option<&Arc<Shared<In>>>,
+) -> Result<Dialed<In>> {
+    let resuming = resume.and_then(|old| old.session.as_ref());
+    let session = resuming.filter(|s| !s.overflowed());
+    let ask = match (session, config.recovery) {
+        (Some(s), _) => Some(SessionAsk::Resume {
+            token: s.token(),
+            received: s.received(),
+        }),
+        (None, Some(_)) => Some(SessionAsk::New),
+        (None, None) => None,
+    };
     let after = config.handshake_timeout;
     let handshake = async {
         let (read, writer, peer) = transport::connect(addr, config).await?;
-        hello::connect::<In, Out>(read, writer, peer, config, auth).await
+        hello::connect::<In, Out>(read, writer, peer, config, auth, ask).await
     };
-    let conn =
+    let (mut conn, grant) =
         tokio::time::timeout(after, handshake)
             .await
             .map_err(|_| Error::HandshakeTimeout {
                 addr: addr.to_string(),
                 after,
             })??;
+    let lost = match (resume, session, &grant) {
+        (
+            Some(old),
+            Some(session),
+            Some(SessionGrant {
+                token,
+                resumption: Resumption::Resumed { received },
+                ..
+            }),
+        ) => {
+            return match session.replay_after(*received) {
+                Ok(replay) => {
+                    session.set_token(*token);
+                    old.attach(conn.reader, conn.writer, replay);
+                    tracing::info!(socket = %old.id, "session resumed");
+                    Ok(Dialed::Resumed)
+                }
+                Err(err) => {
+                    // The server resumed a session this side cannot: end it
+                    // there too, and start anew at the next attempt.
+                    let why = format!("cannot resume the session: {err:?}");
+                    let close = Header::Close(CloseReason::Protocol(why.clone()));
+                    if let Ok(frame) = frame::encode_control(close, conn.peer_max_frame) {
+                        let _ = conn.writer.write_all(&frame).await;
+                    }
+                    Err(Error::Protocol(why))
+                }
+            };
+        }
+        (
+            Some(_),
+            _,
+            Some(SessionGrant {
+                resumption: Resumption::Lost(why),
+                ..
+            }),
+        ) => Some(why.clone()),
+        // This side no longer had what the server did not receive.
+        (Some(_), None, _) if resuming.is_some() => Some(LostReason::Overflowed),
+        (Some(_), _, _) if resuming.is_some() => Some(LostReason::Unknown),
+        _ => None,
+    };
+    if let (Some(grant), Some(recovery)) = (&grant, config.recovery) {
+        let window = Duration::from_millis(grant.window_ms);
+        let session = Session::new(grant.token, None, recovery.with_window(window));
+        conn.session = Some(Arc::new(session));
+    }
     let span = tracing::info_span!(
         "connection",
         id = conn.id.0,
@@ -117,10 +194,19 @@ async fn dial<In: Events, Out: Events>(
         transport = conn.peer.transport(),
         side = "client",
     );
-    Ok(span.in_scope(|| {
-        tracing::info!("connected");
+    let conn = span.in_scope(|| {
+        tracing::info!(session = conn.session.is_some(), "connected");
         Shared::spawn(conn, config.clone(), carry, None)
-    }))
+    });
+    Ok(Dialed::New(conn, lost))
+}
+
+/// A dial that does not resume gives a new connection.
+fn fresh<In>(dialed: Dialed<In>) -> Result<Arc<Shared<In>>> {
+    match dialed {
+        Dialed::New(conn, _) => Ok(conn),
+        Dialed::Resumed => Err(Error::Protocol("resumed a session not asked for".into())),
+    }
 }
 
 impl<In: Events, Out: Events> Redialer<In, Out> {
@@ -134,7 +220,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         let conn = match wait_for_server {
             None => {
                 let carry = Carry::new(Default::default(), Meter::default());
-                dial::<In, Out>(&addr, &config, auth.clone(), carry).await?
+                fresh(dial::<In, Out>(&addr, &config, auth.clone(), carry, None).await?)?
             }
             Some(deadline) => {
                 let backoff = policy.clone().unwrap_or_default();
@@ -230,7 +316,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.online()
-            .is_ok_and(|conn| conn.disconnect_reason().is_none())
+            .is_ok_and(|conn| conn.disconnect_reason().is_none() && conn.detached().is_none())
     }
 
     /// Why the socket closed for good, if it has.
@@ -280,7 +366,11 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
             let Some(conn) = self.route(&frame, event, mode)? else {
                 return Ok(());
             };
-            match conn.try_queue(&frame) {
+            let queued = match mode {
+                Mode::Volatile => conn.try_queue_volatile(&frame),
+                _ => conn.try_queue(&frame),
+            };
+            match queued {
                 Ok(()) => return Ok(()),
                 Err(QueueError::Full) => return Err(Error::QueueFull { event }),
                 Err(QueueError::Closed) => self.broke(&conn)?,
@@ -335,6 +425,12 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
                 since: Instant::now(),
                 frames: VecDeque::new(),
                 bytes: 0,
+                session_loss: conn.session.as_ref().map(|session| SessionLoss {
+                    why: LostReason::Unknown,
+                    sent: session.unconfirmed(),
+                    received: None,
+                    calls_failed: 0,
+                }),
             });
         }
         true
@@ -345,7 +441,8 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         let live = {
             let mut state = lock(&self.state);
             state.closing = true;
-            state.offline.is_none().then(|| state.conn.clone())
+            // A detached session is ended by the supervisor, once woken.
+            (state.offline.is_none() && state.conn.detached().is_none()).then(|| state.conn.clone())
         };
         self.wake.notify_one();
         if let Some(conn) = live {
@@ -402,7 +499,10 @@ async fn first_dial<In: Events, Out: Events>(
     loop {
         attempts += 1;
         let carry = Carry::new(Default::default(), Meter::default());
-        let err = match dial::<In, Out>(addr, config, auth.clone(), carry).await {
+        let err = match dial::<In, Out>(addr, config, auth.clone(), carry, None)
+            .await
+            .and_then(fresh)
+        {
             Ok(conn) => return Ok(conn),
             Err(err) if is_retryable(&err) => err,
             Err(err) => return Err(err),
@@ -430,6 +530,16 @@ async fn supervise<In: Events, Out: Events>(
     mut conn: Arc<Shared<In>>,
 ) {
     loop {
+        // A session's transport that breaks is resumed, or replaced.
+        if conn.session.is_some() {
+            if let Some(reason) = conn.transport_lost().await {
+                match resume::resume(&client, &conn, reason).await {
+                    Some(next) => conn = next,
+                    None => return,
+                }
+                continue;
+            }
+        }
         let reason = conn.ended().await;
         let Some(link) = client.upgrade() else { return };
         if !link.went_offline(&conn, &reason) {
@@ -483,7 +593,9 @@ async fn reconnect<In: Events, Out: Events>(
             () = link.wake.notified() => None,
             dialed = async {
                 tokio::time::sleep(delay).await;
-                dial::<In, Out>(&link.addr, &link.config, link.auth.clone(), old.carry()).await
+                dial::<In, Out>(&link.addr, &link.config, link.auth.clone(), old.carry(), None)
+                    .await
+                    .and_then(fresh)
             } => Some(dialed),
         };
         let new = match dialed {
@@ -596,6 +708,8 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
                             offline: offline.since.elapsed(),
                             replayed,
                             reason: offline.reason,
+                            recovered: false,
+                            lost: offline.session_loss,
                         });
                     }
                 }

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use crate::error::{DisconnectReason, Error, TlsError};
-use crate::wire::frame::{CloseReason, RejectReason};
+use crate::wire::frame::{CloseReason, LostReason, RejectReason};
 
 /// How a client socket reconnects after losing its connection.
 ///
@@ -300,6 +300,44 @@ pub struct Reconnected {
     pub replayed: usize,
     /// Why the previous connection ended.
     pub reason: DisconnectReason,
+    /// With [session recovery](crate::Recovery): the session was resumed,
+    /// so nothing in flight at the cut was lost or doubled (the socket
+    /// also kept its id).
+    pub recovered: bool,
+    /// With session recovery, when the session could not be resumed: what
+    /// may have been lost. `None` when recovered, or without recovery.
+    pub lost: Option<SessionLoss>,
+}
+
+/// What a client lost with a session it could not resume: part of
+/// [`Reconnected`].
+///
+/// ```
+/// use netsock::{frame::LostReason, SessionLoss};
+/// fn report(loss: &SessionLoss) {
+///     match loss.received {
+///         Some(n) => eprintln!("lost {} sent, {n} not received: {}", loss.sent, loss.why),
+///         None => eprintln!("lost up to {} sent; what the server sent is unknown: {}", loss.sent, loss.why),
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionLoss {
+    /// Why the session was not resumed.
+    pub why: LostReason,
+    /// Frames (events, requests, replies) this side sent that the server
+    /// did not receive: exact when the server still knew the session,
+    /// else those it had not acknowledged (some may have arrived).
+    pub sent: u64,
+    /// Frames the server sent that this side did not receive, when the
+    /// server still knew the session (its window had passed); `None` when
+    /// it did not (it restarted).
+    pub received: Option<u64>,
+    /// Requests in flight at the cut, failed with
+    /// [`CallError::Disconnected`](crate::CallError::Disconnected) (they
+    /// may have run).
+    pub calls_failed: usize,
 }
 
 #[cfg(test)]

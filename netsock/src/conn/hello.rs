@@ -12,8 +12,8 @@ use crate::events::{Events, SchemaId};
 use crate::schema_diff;
 use crate::transport::{PeerAddr, ReadHalf, WriteHalf};
 use crate::wire::frame::{
-    self, FrameCodec, FrameError, Header, Hello, RejectReason, MAGIC, MIN_MAX_FRAME_SIZE,
-    PROTOCOL_VERSION,
+    self, FrameCodec, FrameError, Header, Hello, RejectReason, SessionAsk, SessionGrant, MAGIC,
+    MIN_MAX_FRAME_SIZE, PROTOCOL_VERSION,
 };
 
 /// The read buffer a connection starts with; it grows on demand (the
@@ -39,7 +39,10 @@ fn looks_like_tls(bytes: &[u8]) -> bool {
     matches!(bytes, [0x15 | 0x16, 0x03, ..])
 }
 
-async fn first_frame(reader: &mut FramedRead<ReadHalf, FrameCodec>) -> Result<Header, Error> {
+/// The first frame's header, and its payload (a session's ask or grant).
+async fn first_frame(
+    reader: &mut FramedRead<ReadHalf, FrameCodec>,
+) -> Result<(Header, bytes::Bytes), Error> {
     let first = reader.next().await;
     // The TLS layer under this connection failed: say why, not that the
     // peer hung up.
@@ -63,18 +66,20 @@ async fn first_frame(reader: &mut FramedRead<ReadHalf, FrameCodec>) -> Result<He
             "the peer's first frame is not a netsock handshake".into(),
         )),
         Some(Err(e)) => Err(e.into()),
-        Some(Ok(body)) => Ok(frame::decode(&body)?.0),
+        Some(Ok(body)) => Ok(frame::decode(&body)?),
     }
 }
 
-/// Client side: sends `Hello`, waits for the answer.
+/// Client side: sends `Hello` (asking for a session with `ask`), waits for
+/// the answer; gives the server's session grant, if it made one.
 pub(crate) async fn connect<In: Events, Out: Events>(
     read: ReadHalf,
     mut writer: WriteHalf,
     peer: PeerAddr,
     config: &Config,
     auth: Option<Vec<u8>>,
-) -> Result<Handshaken, Error> {
+    ask: Option<SessionAsk>,
+) -> Result<(Handshaken, Option<SessionGrant>), Error> {
     let mut reader =
         FramedRead::with_capacity(read, FrameCodec::new(config.max_frame_size), READ_START);
     let hello = Hello {
@@ -87,8 +92,9 @@ pub(crate) async fn connect<In: Events, Out: Events>(
         auth,
     };
     let cert = reader.get_ref().peer_cert();
-    send(&mut writer, Header::Hello(hello), usize::MAX).await?;
-    let first = first_frame(&mut reader).await.map_err(|err| match err {
+    let hello = frame::encode(&Header::Hello(hello), ask.as_ref(), usize::MAX)?;
+    writer.write_all(&hello).await?;
+    let (first, payload) = first_frame(&mut reader).await.map_err(|err| match err {
         Error::Tls { cause, .. } => Error::Tls {
             addr: peer.to_string(),
             cause,
@@ -101,16 +107,30 @@ pub(crate) async fn connect<In: Events, Out: Events>(
                 "the server announced a frame limit of {max_frame} bytes, below the protocol minimum of {MIN_MAX_FRAME_SIZE}"
             )))
         }
-        Header::Welcome { id, max_frame } => Ok(Handshaken {
-            id: SocketId(id),
-            peer,
-            cred: None,
-            cert,
-            data: Default::default(),
-            peer_max_frame: max_frame as usize,
-            reader,
-            writer,
-        }),
+        Header::Welcome { id, max_frame } => {
+            // A grant only when asked for; a server that knows no sessions
+            // sends none.
+            let grant = match ask {
+                Some(_) if !payload.is_empty() => {
+                    Some(postcard::from_bytes::<SessionGrant>(&payload).map_err(|e| {
+                        Error::Protocol(format!("undecodable session grant in the Welcome: {e}"))
+                    })?)
+                }
+                _ => None,
+            };
+            let conn = Handshaken {
+                id: SocketId(id),
+                peer,
+                cred: None,
+                cert,
+                data: Default::default(),
+                peer_max_frame: max_frame as usize,
+                reader,
+                writer,
+                session: None,
+            };
+            Ok((conn, grant))
+        }
         Header::Reject(RejectReason::SchemaMismatch { server, .. }) => Err(Error::SchemaMismatch {
             local_sends: Out::SCHEMA_ID,
             local_receives: In::SCHEMA_ID,
@@ -157,16 +177,17 @@ pub(crate) fn server_reader(read: ReadHalf, config: &Config) -> FramedRead<ReadH
     FramedRead::with_capacity(read, FrameCodec::new(max), READ_START)
 }
 
-/// Server side: reads `Hello` and either answers `Reject` or returns it;
-/// the server queues the `Welcome` ([`welcome`]) once it lists the socket.
-/// From then on the reader takes frames up to `max_frame_size`.
+/// Server side: reads `Hello` and either answers `Reject` or returns it,
+/// with the session the client asks for, if any; the server queues the
+/// `Welcome` ([`welcome`]) once it lists the socket. From then on the
+/// reader takes frames up to `max_frame_size`.
 pub(crate) async fn accept<In: Events, Out: Events>(
     reader: &mut FramedRead<ReadHalf, FrameCodec>,
     writer: &mut WriteHalf,
     config: &Config,
-) -> Result<Hello, Error> {
-    let hello = match first_frame(reader).await {
-        Ok(Header::Hello(hello)) if hello.magic == MAGIC => hello,
+) -> Result<(Hello, Option<SessionAsk>), Error> {
+    let (hello, payload) = match first_frame(reader).await {
+        Ok((Header::Hello(hello), payload)) if hello.magic == MAGIC => (hello, payload),
         first @ (Ok(_) | Err(Error::Protocol(_) | Error::Tls { .. })) => {
             // A TLS client reads this plaintext and knows we do not speak TLS.
             let _ = send(
@@ -183,6 +204,10 @@ pub(crate) async fn accept<In: Events, Out: Events>(
         Err(e) => return Err(e),
     };
     let ours: (SchemaId, SchemaId) = (Out::SCHEMA_ID, In::SCHEMA_ID);
+    let ask = match payload.is_empty() {
+        true => Ok(None),
+        false => postcard::from_bytes::<SessionAsk>(&payload).map(Some),
+    };
     let reject = if hello.version != PROTOCOL_VERSION {
         Some(RejectReason::VersionMismatch {
             server: PROTOCOL_VERSION,
@@ -193,6 +218,10 @@ pub(crate) async fn accept<In: Events, Out: Events>(
             max_frame: hello.max_frame,
             min: MIN_MAX_FRAME_SIZE as u32,
         })
+    } else if let Err(e) = &ask {
+        Some(RejectReason::Other(format!(
+            "undecodable session request in the Hello: {e}"
+        )))
     } else if (hello.receives, hello.sends) != ours && !(config.lenient || hello.lenient) {
         Some(RejectReason::SchemaMismatch {
             server: ours,
@@ -226,16 +255,20 @@ pub(crate) async fn accept<In: Events, Out: Events>(
     reader
         .decoder_mut()
         .set_max_frame_size(config.max_frame_size);
-    Ok(hello)
+    Ok((hello, ask.ok().flatten()))
 }
 
-/// The `Welcome` frame accepting connection `id`.
-pub(crate) fn welcome(id: SocketId, config: &Config) -> Result<bytes::Bytes, Error> {
+/// The `Welcome` frame accepting connection `id`, with the session grant.
+pub(crate) fn welcome(
+    id: SocketId,
+    config: &Config,
+    grant: Option<&SessionGrant>,
+) -> Result<bytes::Bytes, Error> {
     let header = Header::Welcome {
         id: id.0,
         max_frame: config.max_frame_size as u32,
     };
-    Ok(frame::encode(&header, None::<&()>, usize::MAX)?)
+    Ok(frame::encode(&header, grant, usize::MAX)?)
 }
 
 /// Refuses a connection whose handshake was not yet answered, within the

@@ -34,6 +34,7 @@ pub(crate) mod hello;
 pub(crate) mod outbox;
 mod reader;
 pub(crate) mod serve;
+pub(crate) mod session;
 #[cfg(test)]
 mod testing;
 mod writer;
@@ -53,6 +54,7 @@ use self::dispatch::EventTask;
 use self::handler_table::{call_caught, Handlers, Settle};
 use self::outbox::Outbox;
 use self::reader::read_loop;
+use self::session::Session;
 use self::writer::write_loop;
 use crate::config::Config;
 use crate::error::{DisconnectReason, MissReason, SocketError};
@@ -61,7 +63,7 @@ use crate::metrics::{Meter, SocketMetrics};
 use crate::sync::{lock, read, write};
 use crate::throttle::warn_throttled;
 use crate::transport::{PeerAddr, PeerCert, PeerCred, ReadHalf, WriteHalf};
-use crate::wire::frame::{self, CloseReason, FrameCodec, Header};
+use crate::wire::frame::{self, CloseReason, FrameCodec, Header, EVENT_TAG, VOLATILE_TAG};
 
 /// A connection's id, the same on both ends (the server assigns it).
 ///
@@ -172,6 +174,22 @@ pub(crate) struct Shared<In> {
     pub(crate) cert: Option<Arc<PeerCert>>,
     pub(crate) data: Arc<Mutex<Data>>,
     pub(crate) meter: Meter,
+    /// A recoverable session, when the client asked and the server granted.
+    pub(crate) session: Option<Arc<Session>>,
+    /// A session's transport: `None` while attached, else why it broke.
+    transport: watch::Sender<Option<DisconnectReason>>,
+    /// What a detached session's next transport takes over.
+    parked: Mutex<Option<Parked>>,
+    /// The `on_disconnect` hooks ran when the transport broke (a client's
+    /// session): not again when the session then ends.
+    told: std::sync::atomic::AtomicBool,
+}
+
+/// A detached session's event task and end hook, kept for its next
+/// transport (or for its end).
+struct Parked {
+    events: Option<EventTask>,
+    on_end: Option<OnEnd>,
 }
 
 /// Per-socket typed data, keyed by type.
@@ -211,6 +229,8 @@ pub(crate) struct Handshaken {
     pub(crate) peer_max_frame: usize,
     pub(crate) reader: FramedRead<ReadHalf, FrameCodec>,
     pub(crate) writer: WriteHalf,
+    /// The session the handshake opened, if any.
+    pub(crate) session: Option<Arc<Session>>,
 }
 
 /// Called once when a server's connection has ended, before `closed()`
@@ -242,7 +262,12 @@ impl<In: Events> Shared<In> {
             id: conn.id,
             peer: conn.peer,
             max_out: conn.peer_max_frame.min(config.max_frame_size),
-            outbox: Outbox::new(config.queue_capacity, config.queue_bytes, Some(io.clone())),
+            outbox: Outbox::new(
+                config.queue_capacity,
+                config.queue_bytes,
+                Some(io.clone()),
+                conn.session.clone(),
+            ),
             config,
             calls: Calls::default(),
             running: Mutex::new(HashMap::new()),
@@ -259,15 +284,36 @@ impl<In: Events> Shared<In> {
             cert: conn.cert,
             data: carry.data,
             meter: carry.meter,
+            session: conn.session,
+            transport: watch::Sender::new(None),
+            parked: Mutex::new(None),
+            told: std::sync::atomic::AtomicBool::new(false),
         });
+        shared.run(conn.reader, io, 0, None, on_end);
+        shared
+    }
+
+    /// Starts the tasks of one transport: the writer (serving the outbox's
+    /// `generation`) and the reader, which at the end of the transport
+    /// detaches a session that can be resumed, and ends the socket
+    /// otherwise.
+    fn run(
+        self: &Arc<Self>,
+        reader: FramedRead<ReadHalf, FrameCodec>,
+        io: Arc<WriteHalf>,
+        generation: u64,
+        events: Option<EventTask>,
+        on_end: Option<OnEnd>,
+    ) {
         // Every task of the connection runs in the caller's connection span.
         let span = tracing::Span::current();
-        let writer = tokio::spawn(write_loop(io, shared.clone()).instrument(span.clone()));
-        let reader_shared = shared.clone();
+        let writer =
+            tokio::spawn(write_loop(io, self.clone(), generation).instrument(span.clone()));
+        let shared = self.clone();
         tokio::spawn(
             async move {
-                let mut events = None;
-                let reason = read_loop(&reader_shared, conn.reader, &mut events).await;
+                let mut events = events;
+                let reason = read_loop(&shared, reader, &mut events).await;
                 // A writer blocked on a peer that stopped reading gets a grace
                 // period to send its last frame, then is dropped with the socket.
                 tokio::spawn(async move {
@@ -279,13 +325,152 @@ impl<In: Events> Shared<In> {
                         writer.abort();
                     }
                 });
-                // Dropping the sender lets the event task finish the queue.
-                let events = events.map(|task: EventTask| task.handle);
-                reader_shared.finish(reason, events, on_end).await;
+                if shared.resumable(&reason) {
+                    shared.detach(reason, events, on_end);
+                } else {
+                    // Dropping the sender lets the event task finish the queue.
+                    let events = events.map(|task: EventTask| task.handle);
+                    shared.finish(reason, events, on_end).await;
+                }
             }
             .instrument(span),
         );
-        shared
+    }
+
+    /// Whether a transport that ended with `reason` leaves a session to
+    /// resume: there is one, the cut may be temporary, and this side did
+    /// not close.
+    pub(crate) fn resumable(&self, reason: &DisconnectReason) -> bool {
+        self.session.is_some() && reason.is_cut() && !self.outbox.is_closing()
+    }
+
+    /// The session's transport broke: keep everything for the next one.
+    /// A server's socket waits for its client for the session's window,
+    /// then ends; a client's supervisor dials again (see `client/`).
+    fn detach(
+        self: &Arc<Self>,
+        reason: DisconnectReason,
+        events: Option<EventTask>,
+        on_end: Option<OnEnd>,
+    ) {
+        tracing::info!(%reason, "transport lost; the session waits to be resumed");
+        self.outbox.detach();
+        let server_side = on_end.is_some();
+        *lock(&self.parked) = Some(Parked { events, on_end });
+        self.transport.send_replace(Some(reason.clone()));
+        if let (true, Some(session)) = (server_side, &self.session) {
+            let window = session.limits.window();
+            let shared = self.clone();
+            tokio::spawn(
+                async move {
+                    let mut transport = shared.transport.subscribe();
+                    let back = transport.wait_for(Option::is_none);
+                    if tokio::time::timeout(window, back).await.is_err() {
+                        tracing::info!(?window, "the session was not resumed in time");
+                        shared.expire(reason).await;
+                    }
+                }
+                .instrument(tracing::Span::current()),
+            );
+        }
+    }
+
+    /// Ends a detached session for good, with the reason its transport
+    /// broke.
+    pub(crate) async fn expire(&self, reason: DisconnectReason) {
+        let parked = lock(&self.parked).take();
+        if let Some(Parked { events, on_end }) = parked {
+            self.outbox.finish(None);
+            let events = events.map(|task| task.handle);
+            self.finish(reason, events, on_end).await;
+        }
+    }
+
+    /// Gives a detached session a new transport: `replay` (the frames the
+    /// peer did not receive, from [`Session::replay_after`]) goes first,
+    /// then everything queued meanwhile; calls, running handlers and queued
+    /// events carry on. False when the session ended meanwhile.
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        reader: FramedRead<ReadHalf, FrameCodec>,
+        writer: WriteHalf,
+        replay: bytes::BytesMut,
+    ) -> bool {
+        let Some(Parked { events, on_end }) = lock(&self.parked).take() else {
+            return false;
+        };
+        // A stop meant for the old transport (its writer's error, a
+        // takeover) must not end the new one.
+        lock(&self.stop_reason).take();
+        let _ = futures_util::FutureExt::now_or_never(self.stop.notified());
+        let io = Arc::new(writer);
+        let generation = self.outbox.attach(io.clone(), replay);
+        self.told.store(false, Ordering::SeqCst);
+        self.transport.send_replace(None);
+        self.run(reader, io, generation, events, on_end);
+        true
+    }
+
+    /// Runs the `on_disconnect` hooks for a transport that broke under a
+    /// client's session (a server's socket carries on unseen).
+    pub(crate) async fn tell_disconnect(&self, reason: &DisconnectReason) {
+        self.told.store(true, Ordering::SeqCst);
+        self.run_disconnect_hooks(reason).await;
+    }
+
+    async fn run_disconnect_hooks(&self, reason: &DisconnectReason) {
+        let hooks = read(&self.handlers).disconnect.clone();
+        for hook in hooks {
+            if let Err(message) = call_caught(|r| hook(r), reason.clone()).await {
+                tracing::warn!(socket = %self.id, %message, "on_disconnect handler panicked");
+            }
+        }
+    }
+
+    /// Why the session's transport broke, while it waits for the next.
+    pub(crate) fn detached(&self) -> Option<DisconnectReason> {
+        self.transport.borrow().clone()
+    }
+
+    /// Waits until the session's transport breaks, or the socket ends.
+    pub(crate) async fn transport_lost(&self) -> Option<DisconnectReason> {
+        let mut transport = self.transport.subscribe();
+        let mut state = self.state.subscribe();
+        tokio::select! {
+            lost = transport.wait_for(Option::is_some) => lost.ok().and_then(|r| r.clone()),
+            _ = state.wait_for(Option::is_some) => None,
+        }
+    }
+
+    /// Waits (up to `within`) until a live transport of this session has
+    /// been told to stop and has detached: a server taking a resume over
+    /// from a connection it still thinks alive.
+    pub(crate) async fn detach_now(&self, within: std::time::Duration) -> bool {
+        if self.detached().is_some() {
+            return true;
+        }
+        self.stop(Some(DisconnectReason::PeerHungUp));
+        let mut transport = self.transport.subscribe();
+        tokio::time::timeout(within, transport.wait_for(Option::is_some))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Queues a volatile event frame if there is room now: on a session,
+    /// as a `Volatile` frame (never sent again), and only while a transport
+    /// is attached.
+    pub(crate) fn try_queue_volatile(&self, frame: &[u8]) -> Result<(), QueueError> {
+        if self.session.is_none() {
+            return self.try_queue(frame);
+        }
+        if self.detached().is_some() {
+            return Err(QueueError::Full);
+        }
+        let mut volatile = bytes::BytesMut::from(frame);
+        if volatile.get(frame::PREFIX_LEN) == Some(&EVENT_TAG) {
+            volatile[frame::PREFIX_LEN] = VOLATILE_TAG;
+        }
+        self.try_queue(&volatile)
     }
 
     /// What the next connection of this socket takes over.
@@ -429,6 +614,11 @@ impl<In: Events> Shared<In> {
     /// Sends a close frame with `reason` and waits for the end; a peer that
     /// stopped reading cannot hold it up for more than twice the grace.
     pub(crate) async fn close(&self, reason: CloseReason) {
+        // A session waiting for its client: no transport to say it on.
+        if self.detached().is_some() {
+            self.expire(DisconnectReason::ClosedLocally).await;
+            return;
+        }
         // Events already received are delivered before the end.
         self.start();
         let graceful = async {
@@ -470,6 +660,8 @@ impl<In: Events> Shared<In> {
     ) {
         tracing::info!(%reason, "disconnected");
         let server_side = on_end.is_some();
+        // A session's end, whatever its transport's state.
+        self.transport.send_if_modified(|t| t.take().is_some());
         let tell_peer = match &reason {
             DisconnectReason::FrameTooLarge { size, max } => Some(CloseReason::FrameTooLarge {
                 size: *size as u64,
@@ -510,11 +702,8 @@ impl<In: Events> Shared<In> {
             on_end(self.id);
         }
         self.state.send_replace(Some(reason.clone()));
-        let hooks = read(&self.handlers).disconnect.clone();
-        for hook in hooks {
-            if let Err(message) = call_caught(|r| hook(r), reason.clone()).await {
-                tracing::warn!(socket = %self.id, %message, "on_disconnect handler panicked");
-            }
+        if !self.told.load(Ordering::SeqCst) {
+            self.run_disconnect_hooks(&reason).await;
         }
         // A server's socket is done for good: drop the handlers, and with them
         // the socket handles they hold. A client's may reconnect; its

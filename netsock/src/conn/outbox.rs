@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
+use crate::conn::session::Session;
 use crate::conn::QueueError;
 use crate::sync::lock;
 use crate::transport::WriteHalf;
@@ -65,6 +66,14 @@ struct State {
     /// The socket, for senders that write through. The writer task drops
     /// it at the end, so that the last handle's drop shuts the socket down.
     io: Option<Arc<WriteHalf>>,
+    /// A recoverable session's log: numbered frames are kept in it as they
+    /// are taken to be written.
+    log: Option<Arc<Session>>,
+    /// Counts the transports of a recoverable session: a batch taken for
+    /// one is never finished on the next (the log has its frames).
+    generation: u64,
+    /// The session's transport broke: frames wait for the next one.
+    detached: bool,
 }
 
 /// Frames taken from the queue to be written.
@@ -75,6 +84,11 @@ pub(crate) struct Batch {
     pub(crate) frames: usize,
     /// The last frame is a `Close`: the writer stops after it.
     pub(crate) closing: bool,
+    /// The transport it was taken for.
+    generation: u64,
+    /// Its frames count in the bounds (not so for frames sent again after
+    /// a resume, which come from the session's log).
+    counted: bool,
 }
 
 /// What the writer gets from [`Outbox::take`].
@@ -84,7 +98,8 @@ pub(crate) enum Take {
     Batch(Batch),
     /// The connection ended: write this frame, if any, and stop.
     Last(Option<Bytes>),
-    /// Closed, and everything written.
+    /// Closed, and everything written; or the transport this writer
+    /// served is gone.
     Done,
 }
 
@@ -93,11 +108,16 @@ impl State {
     fn take_batch(&mut self) -> Batch {
         let buf = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
         self.writing = true;
+        if let Some(log) = &self.log {
+            log.record(&buf);
+        }
         Batch {
             buf,
             done: 0,
             frames: std::mem::take(&mut self.queued),
             closing: self.closing && self.closed,
+            generation: self.generation,
+            counted: true,
         }
     }
 
@@ -117,11 +137,18 @@ impl State {
 }
 
 impl Outbox {
-    /// An empty queue; `io` lets senders write through (none: never).
-    pub(crate) fn new(max_frames: usize, max_bytes: usize, io: Option<Arc<WriteHalf>>) -> Self {
+    /// An empty queue; `io` lets senders write through (none: never);
+    /// `log` keeps a recoverable session's numbered frames.
+    pub(crate) fn new(
+        max_frames: usize,
+        max_bytes: usize,
+        io: Option<Arc<WriteHalf>>,
+        log: Option<Arc<Session>>,
+    ) -> Self {
         Outbox {
             state: Mutex::new(State {
                 io,
+                log,
                 ..State::default()
             }),
             ready: Notify::new(),
@@ -192,6 +219,22 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues a control frame (an `Ack`) after everything queued, whatever
+    /// the bounds: it is small, and must not wait behind a full queue.
+    pub(crate) fn push_control(&self, frame: &[u8]) -> Result<(), QueueError> {
+        let mut s = lock(&self.state);
+        if s.closed {
+            return Err(QueueError::Closed);
+        }
+        let wake = s.must_wake(s.buf.is_empty());
+        s.push(frame);
+        drop(s);
+        if wake {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
     /// Writes the queued frames now, from the calling task, as far as the
     /// socket takes them without waiting, if there are at most `max` of
     /// them; the writer task finishes what the socket does not take. With
@@ -225,11 +268,90 @@ impl Outbox {
             return Some(written);
         }
         let mut s = lock(&self.state);
+        if batch.generation != s.generation {
+            // The transport broke meanwhile: the session's log has these.
+            drop(s);
+            self.written(batch);
+            return None;
+        }
         s.rest = Some(batch);
         s.writing = false;
         drop(s);
         self.ready.notify_one();
         None
+    }
+
+    /// A recoverable session's transport broke: what was being written is
+    /// dropped (the log has it), the writer stops, and frames queue for
+    /// the next transport, within the bounds.
+    pub(crate) fn detach(&self) {
+        let mut s = lock(&self.state);
+        s.generation += 1;
+        s.detached = true;
+        s.io = None;
+        s.writing = false;
+        if let Some(rest) = s.rest.take().filter(|rest| rest.counted) {
+            s.frames -= rest.frames;
+            s.bytes -= rest.buf.len();
+        }
+        drop(s);
+        self.ready.notify_waiters();
+        self.room.notify_waiters();
+    }
+
+    /// A recoverable session has a transport again: `replay` (frames sent
+    /// again from the log) goes first, then what queued meanwhile. Gives
+    /// the generation the new writer serves.
+    pub(crate) fn attach(&self, io: Arc<WriteHalf>, replay: BytesMut) -> u64 {
+        let mut s = lock(&self.state);
+        s.detached = false;
+        s.io = Some(io);
+        if !replay.is_empty() {
+            s.rest = Some(Batch {
+                buf: replay,
+                done: 0,
+                frames: 0,
+                closing: false,
+                generation: s.generation,
+                counted: false,
+            });
+        }
+        let generation = s.generation;
+        drop(s);
+        self.ready.notify_one();
+        generation
+    }
+
+    /// Whether `generation` is the current transport's.
+    pub(crate) fn serves(&self, generation: u64) -> bool {
+        lock(&self.state).generation == generation
+    }
+
+    /// How many numbered frames (see `Header::is_numbered`) are queued and
+    /// not yet taken.
+    pub(crate) fn numbered_queued(&self) -> u64 {
+        let s = lock(&self.state);
+        crate::conn::session::frames(&s.buf)
+            .filter(|frame| {
+                frame
+                    .get(crate::wire::frame::PREFIX_LEN)
+                    .copied()
+                    .is_some_and(crate::wire::frame::numbered_tag)
+            })
+            .count() as u64
+    }
+
+    /// Takes the frames queued and not yet taken (after a session was lost:
+    /// what never left).
+    pub(crate) fn take_unsent(&self) -> BytesMut {
+        let mut s = lock(&self.state);
+        let frames = std::mem::take(&mut s.queued);
+        let buf = std::mem::take(&mut s.buf);
+        s.frames -= frames;
+        s.bytes -= buf.len();
+        drop(s);
+        self.room.notify_waiters();
+        buf
     }
 
     /// The connection ended: refuse frames from now on, and have the writer
@@ -260,7 +382,7 @@ impl Outbox {
     /// multi-thread runtime the woken writer takes the worker's LIFO slot
     /// and would otherwise run right after the first sender, writing one
     /// frame per call when many tasks send at once.
-    pub(crate) async fn take(&self, gather: bool) -> Take {
+    pub(crate) async fn take(&self, gather: bool, generation: u64) -> Take {
         let mut gathered = !gather;
         loop {
             let ready = self.ready.notified();
@@ -268,7 +390,9 @@ impl Outbox {
             ready.as_mut().enable();
             let yield_first = {
                 let mut s = lock(&self.state);
-                if s.writing {
+                if s.generation != generation || s.detached {
+                    return Take::Done;
+                } else if s.writing {
                     // A sender is writing through; it wakes us when done.
                     false
                 } else if let Some(rest) = s.rest.take() {
@@ -303,8 +427,17 @@ impl Outbox {
     /// buffer is kept for reuse.
     pub(crate) fn written(&self, mut batch: Batch) {
         let mut s = lock(&self.state);
-        s.frames -= batch.frames;
-        s.bytes -= batch.buf.len();
+        if batch.counted {
+            s.frames -= batch.frames;
+            s.bytes -= batch.buf.len();
+        }
+        if batch.generation != s.generation {
+            // Taken for a transport that broke since; `detach` reset the
+            // rest.
+            drop(s);
+            self.room.notify_waiters();
+            return;
+        }
         s.writing = false;
         let more = !s.buf.is_empty() || s.last.is_some();
         if batch.buf.capacity() <= KEEP_CAPACITY && s.spare.capacity() == 0 {
@@ -322,8 +455,11 @@ impl Outbox {
     /// The writer task is done with the socket: senders cannot write
     /// through any more, and the socket shuts down when the last handle
     /// goes.
-    pub(crate) fn release(&self) {
-        lock(&self.state).io = None;
+    pub(crate) fn release(&self, generation: u64) {
+        let mut s = lock(&self.state);
+        if s.generation == generation {
+            s.io = None;
+        }
     }
 }
 
@@ -332,7 +468,7 @@ mod tests {
     use super::*;
 
     async fn batch(outbox: &Outbox) -> Batch {
-        match outbox.take(false).await {
+        match outbox.take(false, 0).await {
             Take::Batch(batch) => batch,
             _ => panic!("no batch"),
         }
@@ -340,7 +476,7 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_in_frames_and_bytes_until_written() {
-        let outbox = Outbox::new(2, 10, None);
+        let outbox = Outbox::new(2, 10, None, None);
         assert_eq!(outbox.try_push(b"1234"), Ok(()));
         assert_eq!(outbox.try_push(b"1234567"), Err(QueueError::Full)); // 11 bytes
         assert_eq!(outbox.try_push(b"1234"), Ok(()));
@@ -365,7 +501,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_sender_gets_room_once_written() {
-        let outbox = Arc::new(Outbox::new(1, 100, None));
+        let outbox = Arc::new(Outbox::new(1, 100, None, None));
         outbox.try_push(b"a").unwrap();
         let waiting = tokio::spawn({
             let outbox = outbox.clone();
@@ -380,7 +516,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_is_last_and_finish_ends_everything() {
-        let outbox = Outbox::new(1, 1, None);
+        let outbox = Outbox::new(1, 1, None, None);
         outbox.try_push(b"full").unwrap();
         outbox.push_close(b"bye").unwrap();
         assert_eq!(outbox.try_push(b"late"), Err(QueueError::Closed));
@@ -389,11 +525,11 @@ mod tests {
         assert_eq!((taken.frames, taken.closing), (2, true));
         assert_eq!(&taken.buf[..], b"fullbye");
 
-        let ended = Outbox::new(8, 64, None);
+        let ended = Outbox::new(8, 64, None, None);
         ended.try_push(b"dropped").unwrap();
         ended.finish(Some(Bytes::from_static(b"last")));
         assert_eq!(ended.push(b"late").await, Err(QueueError::Closed));
-        let Take::Last(Some(last)) = ended.take(false).await else {
+        let Take::Last(Some(last)) = ended.take(false, 0).await else {
             panic!("no last frame")
         };
         assert_eq!(&last[..], b"last");
@@ -407,7 +543,7 @@ mod tests {
         use tokio::io::AsyncReadExt;
         let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
         let (_read, write) = ours.into_split();
-        let outbox = Outbox::new(1024, 1 << 30, Some(Arc::new(WriteHalf::Unix(write))));
+        let outbox = Outbox::new(1024, 1 << 30, Some(Arc::new(WriteHalf::Unix(write))), None);
         outbox.try_push_with(b"one", true).unwrap();
         assert_eq!(outbox.write_through(1), Some((1, 3)));
         let mut got = [0; 3];

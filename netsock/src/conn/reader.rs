@@ -14,6 +14,7 @@ use tokio_util::codec::FramedRead;
 
 use super::dispatch::{handle_now, EventTask, Inbound};
 use super::serve::{serve_now, spawn_request};
+use super::session::{ACK_DELAY, ACK_EVERY};
 use super::{Shared, CLOSE_GRACE};
 use crate::error::DisconnectReason;
 use crate::events::Events;
@@ -46,6 +47,12 @@ pub(super) async fn read_loop<In: Events>(
     // registering with the `Notify` costs a lock.
     let stop = shared.stop.notified();
     tokio::pin!(stop);
+    // A session acknowledges what it received every `ACK_EVERY` frames, and
+    // `ACK_DELAY` after a frame it has not acknowledged.
+    let session = shared.session.as_deref();
+    let ack_timer = tokio::time::sleep(ACK_DELAY);
+    tokio::pin!(ack_timer);
+    let mut ack_armed = false;
     loop {
         // The rest of a read is decoded without looking at the timers and
         // signals below (they cost a waker registration each): they are
@@ -54,12 +61,29 @@ pub(super) async fn read_loop<In: Events>(
         let next = if frame::has_frame(frames.read_buffer()) {
             frames.next().await
         } else {
+            if let Some(session) = session {
+                if let Some(received) = session.ack_due(ACK_EVERY) {
+                    ack(shared, received);
+                } else if session.unacked() && !ack_armed {
+                    ack_armed = true;
+                    ack_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + ACK_DELAY);
+                }
+            }
             // Replies to the requests of a read are queued quietly; once the
             // read's frames are all handled, they go out in one write, from
             // here (see `Outbox::write_through`).
             shared.write_through();
             tokio::select! {
                 biased;
+                () = &mut ack_timer, if ack_armed => {
+                    ack_armed = false;
+                    if let Some(received) = session.and_then(|s| s.ack_due(1)) {
+                        ack(shared, received);
+                    }
+                    continue;
+                }
                 () = &mut beat, if heartbeat.is_some() && closing.is_none() => {
                     let Some((interval, timeout)) = heartbeat else { continue };
                     let now = tokio::time::Instant::now();
@@ -129,8 +153,13 @@ pub(super) async fn read_loop<In: Events>(
             }
         };
         tracing::trace!(socket = %shared.id, ?header, len = payload.len(), "frame in");
+        if let Some(session) = session {
+            if header.is_numbered() {
+                session.note_received();
+            }
+        }
         match header {
-            Header::Event => {
+            Header::Event | Header::Volatile => {
                 // Handled here when nothing is queued before it and its
                 // handler finishes at once; otherwise by the event task.
                 let queued = shared.events_queued.load(Ordering::Acquire) > 0;
@@ -194,6 +223,15 @@ pub(super) async fn read_loop<In: Events>(
                 }
             }
             Header::Pong => {}
+            Header::Ack { received } => {
+                let acknowledged = match session {
+                    Some(session) => session.acknowledged(received).map_err(|e| format!("{e:?}")),
+                    None => Err("an Ack without a session".to_owned()),
+                };
+                if let Err(message) = acknowledged {
+                    return DisconnectReason::Protocol(format!("bad Ack: {message}"));
+                }
+            }
             Header::Close(_) if closing.is_some() => return DisconnectReason::ClosedLocally,
             Header::Close(reason) => return DisconnectReason::ClosedByPeer(reason),
             other => {
@@ -201,6 +239,13 @@ pub(super) async fn read_loop<In: Events>(
                 return DisconnectReason::Protocol(message);
             }
         }
+    }
+}
+
+/// Queues a session's `Ack`, whatever the queue's bounds.
+fn ack<In: Events>(shared: &Shared<In>, received: u64) {
+    if let Ok(frame) = frame::encode(&Header::Ack { received }, None::<&()>, usize::MAX) {
+        let _ = shared.outbox.push_control(&frame);
     }
 }
 

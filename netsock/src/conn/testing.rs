@@ -118,6 +118,7 @@ pub(crate) fn connect(config: Config, buffer: usize) -> Conn {
         peer_max_frame: config.max_frame_size,
         reader: FramedRead::new(read, FrameCodec::new(config.max_frame_size)),
         writer,
+        session: None,
     };
     let carry = Carry::new(Data::default(), Meter::default());
     Conn {

@@ -15,7 +15,15 @@ use crate::events::Events;
 use crate::throttle::warn_throttled;
 use crate::transport::WriteHalf;
 
-pub(super) async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Shared<In>>) {
+/// Writes for one transport: `generation` (see [`Outbox::attach`]); a
+/// recoverable session's next transport gets a writer of its own.
+///
+/// [`Outbox::attach`]: super::outbox::Outbox::attach
+pub(super) async fn write_loop<In: Events>(
+    io: Arc<WriteHalf>,
+    shared: Arc<Shared<In>>,
+    generation: u64,
+) {
     // See `Outbox::take`: a current-thread runtime runs tasks in wake order,
     // so its writer gathers the batch without yielding.
     let gather = matches!(
@@ -25,7 +33,7 @@ pub(super) async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Share
     let mut closed = false;
     let mut watchdog = Watchdog::new(shared.config.write_timeout);
     loop {
-        let mut batch = match shared.outbox.take(gather).await {
+        let mut batch = match shared.outbox.take(gather, generation).await {
             Take::Batch(batch) => batch,
             Take::Last(last) => {
                 if let Some(frame) = last {
@@ -38,9 +46,15 @@ pub(super) async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Share
         tracing::trace!(frames = batch.frames, bytes = batch.buf.len(), "frames out");
         let Batch { buf, done, .. } = &mut batch;
         if let Err(reason) = write_all(&io, buf, done, &mut watchdog).await {
-            // Senders waiting for room learn at once that none will come.
-            shared.outbox.finish(None);
-            shared.stop(Some(reason));
+            // Senders waiting for room learn at once that none will come,
+            // unless a session resumes on another transport.
+            if !shared.resumable(&reason) {
+                shared.outbox.finish(None);
+            }
+            // Unless a newer transport took over meanwhile.
+            if shared.outbox.serves(generation) {
+                shared.stop(Some(reason));
+            }
             break;
         }
         shared.meter.add(|c| &c.frames_out, batch.frames as u64);
@@ -52,7 +66,7 @@ pub(super) async fn write_loop<In: Events>(io: Arc<WriteHalf>, shared: Arc<Share
         }
     }
     // Dropping the last handle on the socket shuts it down.
-    shared.outbox.release();
+    shared.outbox.release(generation);
     drop(io);
     if closed {
         // Our Close is out: the reader waits for the peer to hang up.

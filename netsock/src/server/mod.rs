@@ -3,6 +3,7 @@
 pub(crate) mod cluster;
 pub(crate) mod middleware;
 pub(crate) mod running;
+pub(crate) mod sessions;
 
 use std::fmt;
 use std::future::Future;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
@@ -20,6 +22,7 @@ use crate::broadcast::Broadcast;
 use crate::config::{config_setters, Config, SocketMode};
 use crate::conn::handler_table::{call_caught, BoxFuture};
 use crate::conn::hello;
+use crate::conn::session::{ReplayError, Session};
 use crate::conn::SocketId;
 use crate::conn::{Carry, Handshaken, Shared};
 use crate::error::DisconnectReason;
@@ -30,11 +33,15 @@ use crate::registry::Registry;
 use crate::selector::{Except, Selector};
 use crate::server::middleware::MiddlewareFn;
 use crate::server::middleware::{Handshake, Refusal};
+use crate::server::sessions::Sessions;
 use crate::socket::Socket;
 use crate::sync::{lock, write};
 use crate::throttle::warn_throttled;
 use crate::transport::{Accepted, Listener, SocketFile};
-use crate::wire::frame::{self, CloseReason, Header, RejectReason};
+use crate::wire::frame::{
+    self, CloseReason, Header, LostReason, RejectReason, Resumption, SessionAsk, SessionGrant,
+    SessionToken,
+};
 
 type ConnectionFn<In, Out> = Arc<dyn Fn(Socket<In, Out>) -> BoxFuture<Result<()>> + Send + Sync>;
 
@@ -53,6 +60,8 @@ pub(crate) struct Inner<In: Events, Out: Events> {
     accept_failures: AtomicU64,
     /// One permit per connection in its handshake (`max_handshakes`).
     handshakes: Arc<Semaphore>,
+    /// Recoverable sessions, by token.
+    sessions: Sessions,
     next_id: AtomicU64,
     shutdown: tokio::sync::watch::Sender<bool>,
     /// True while `run` holds the listener.
@@ -165,6 +174,24 @@ impl<In: Events, Out: Events> fmt::Debug for ServerBuilder<In, Out> {
 
 impl<In: Events, Out: Events> ServerBuilder<In, Out> {
     config_setters!();
+
+    /// The sessions this server grants to the clients that ask (see
+    /// [`Recovery`](crate::Recovery)): how long it keeps one after a cut,
+    /// and how much it keeps for each. On by default, with
+    /// [`Recovery::DEFAULT`](crate::Recovery::DEFAULT); `None` grants none
+    /// (a client that asks then connects without).
+    ///
+    /// ```
+    /// # use netsock::{Events, Recovery, Server};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize)] enum Api { Ping }
+    /// use std::time::Duration;
+    /// let brief = Server::<Api>::builder().recovery(Recovery::DEFAULT.with_window(Duration::from_secs(10)));
+    /// let none = Server::<Api>::builder().recovery(None);
+    /// ```
+    pub fn recovery(mut self, recovery: impl Into<Option<crate::config::Recovery>>) -> Self {
+        self.config.recovery = recovery.into();
+        self
+    }
 
     /// The default [`max_connections`](Self::max_connections): 10,000.
     ///
@@ -368,6 +395,7 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
                 connections_total: AtomicU64::new(0),
                 accept_failures: AtomicU64::new(0),
                 handshakes: Arc::new(Semaphore::new(max_handshakes)),
+                sessions: Sessions::default(),
                 next_id: AtomicU64::new(first_id),
                 shutdown: tokio::sync::watch::Sender::new(false),
                 accepting: tokio::sync::watch::Sender::new(false),
@@ -422,7 +450,10 @@ impl<In: Events, Out: Events> Server<In, Out> {
     /// ```
     pub fn builder() -> ServerBuilder<In, Out> {
         ServerBuilder {
-            config: Config::default(),
+            config: Config {
+                recovery: Some(crate::config::Recovery::DEFAULT),
+                ..Config::default()
+            },
             adapter: None,
             _types: PhantomData,
         }
@@ -626,6 +657,12 @@ impl<In: Events, Out: Events> Server<In, Out> {
             traffic: (&*self.inner.counters).into(),
             calls_in_flight: live.iter().map(|m| m.calls_in_flight).sum(),
             queue_depth: live.iter().map(|m| m.queue_depth).sum(),
+            sessions_detached: sockets
+                .iter()
+                .filter(|s| s.conn().detached().is_some())
+                .count() as u64,
+            sessions_resumed: self.inner.sessions.resumed.load(Ordering::Relaxed),
+            sessions_lost: self.inner.sessions.lost.load(Ordering::Relaxed),
         }
     }
 
@@ -968,8 +1005,8 @@ async fn serve_connection<In: Events, Out: Events>(
     drop(inner);
     let mut reader = hello::server_reader(read, &config);
     let handshake = hello::accept::<In, Out>(&mut reader, &mut writer, &config);
-    let hello = match tokio::time::timeout(after, handshake).await {
-        Ok(Ok(hello)) => hello,
+    let (hello, ask) = match tokio::time::timeout(after, handshake).await {
+        Ok(Ok(accepted)) => accepted,
         Ok(Err(Error::Tls { cause, .. })) => {
             warn_throttled!("TLS handshake failed", %peer, error = %cause, "TLS handshake failed");
             count_reject(&server, |r| &r.tls);
@@ -1008,9 +1045,17 @@ async fn serve_connection<In: Events, Out: Events>(
         peer_max_frame: hello.max_frame as usize,
         reader,
         writer,
+        session: None,
+    };
+    // A session asked for, and granted: resumed, or new.
+    let resume = match (&ask, config.recovery) {
+        (Some(SessionAsk::Resume { token, received }), Some(_)) => Some((*token, *received)),
+        _ => None,
     };
     let open = server.upgrade().map_or(0, |inner| inner.registry.len());
-    if open >= config.max_connections {
+    // A session resumed takes no new place; if it is not resumed, the
+    // limit is checked below.
+    if open >= config.max_connections && resume.is_none() {
         warn_throttled!(
             "server full",
             open,
@@ -1031,7 +1076,7 @@ async fn serve_connection<In: Events, Out: Events>(
             peer: peer.clone(),
             cred,
             cert: accepted_cert,
-            auth: hello.auth,
+            auth: hello.auth.clone(),
             data: Default::default(),
         };
         let verdict = tokio::time::timeout(after, run_middleware(&middleware, hs)).await;
@@ -1052,18 +1097,69 @@ async fn serve_connection<In: Events, Out: Events>(
             }
         }
     }
+    let mut lost = None;
+    if let Some((token, received)) = resume {
+        match resume_session(&server, conn, &token, received, &hello.auth).await {
+            Resumed::Done => return,
+            Resumed::No(back, reason) => {
+                conn = *back;
+                lost = Some(reason);
+            }
+        }
+        if open >= config.max_connections {
+            count_reject(&server, |r| &r.full);
+            let reason = format!(
+                "the server is at its limit of {} connections",
+                config.max_connections
+            );
+            hello::reject(&mut conn.writer, RejectReason::Other(reason)).await;
+            return;
+        }
+    }
     let on_end = {
         let server = server.clone();
         Box::new(move |id| {
             if let Some(inner) = server.upgrade() {
+                // What it sent counts the frames it never got to send.
+                if let Some(conn) = inner.registry.get(id).map(|s| s.conn()) {
+                    if let Some(session) = &conn.session {
+                        let sent = session.sent() + conn.outbox.numbered_queued();
+                        inner
+                            .sessions
+                            .bury(session.token(), session.received(), sent);
+                    }
+                }
                 inner.registry.remove(id);
+                inner.sessions.forget(id);
             }
         })
     };
-    let welcome = hello::welcome(id, &config);
     let Some(inner) = server.upgrade() else {
         return;
     };
+    // A new session, when asked for and granted.
+    let grant = match (&ask, config.recovery) {
+        (Some(_), Some(recovery)) => match inner.sessions.grant(id) {
+            Ok(token) => {
+                if lost.is_some() {
+                    inner.sessions.count_lost();
+                }
+                let session = Session::new(token, hello.auth.clone(), recovery);
+                conn.session = Some(Arc::new(session));
+                Some(SessionGrant {
+                    token,
+                    window_ms: recovery.window().as_millis().try_into().unwrap_or(u64::MAX),
+                    resumption: lost.map_or(Resumption::New, Resumption::Lost),
+                })
+            }
+            Err(err) => {
+                tracing::warn!(%err, "no session: the system's random generator failed");
+                None
+            }
+        },
+        _ => None,
+    };
+    let welcome = hello::welcome(id, &config, grant.as_ref());
     let meter = Meter {
         own: Arc::default(),
         server: Some(inner.counters.clone()),
@@ -1112,6 +1208,102 @@ async fn serve_connection<In: Events, Out: Events>(
         }
     }
     socket.start();
+}
+
+/// How a resume went.
+enum Resumed {
+    /// The session has its new transport.
+    Done,
+    /// Not resumed, and why: the connection goes on as a new session.
+    No(Box<Handshaken>, LostReason),
+}
+
+/// Resumes the session `token` names on the connection `conn`, whose
+/// client received `received` numbered frames of it: the same socket gets
+/// the new transport, the `Welcome` says how much the server received, and
+/// both sides send again what the other did not.
+async fn resume_session<In: Events, Out: Events>(
+    server: &Weak<Inner<In, Out>>,
+    mut conn: Handshaken,
+    token: &SessionToken,
+    received: u64,
+    auth: &Option<Vec<u8>>,
+) -> Resumed {
+    let Some(inner) = server.upgrade() else {
+        return Resumed::No(Box::new(conn), LostReason::Unknown);
+    };
+    let found = inner
+        .sessions
+        .take(token)
+        .and_then(|id| inner.registry.get(id).map(|socket| (id, socket.conn())));
+    let Some((id, shared)) = found else {
+        let reason = match inner.sessions.unearth(token) {
+            Some((received, sent)) => LostReason::Expired { received, sent },
+            None => LostReason::Unknown,
+        };
+        return Resumed::No(Box::new(conn), reason);
+    };
+    let Some(session) = shared.session.clone() else {
+        return Resumed::No(Box::new(conn), LostReason::Unknown);
+    };
+    if session.auth != *auth {
+        // Not this client's: the owner may still resume it.
+        inner.sessions.restore(*token, id);
+        return Resumed::No(Box::new(conn), LostReason::NotYours);
+    }
+    let config = inner.config.clone();
+    drop(inner);
+    // The old transport may not have noticed the cut yet: it is dropped.
+    if !shared.detach_now(crate::conn::CLOSE_GRACE).await {
+        return Resumed::No(Box::new(conn), LostReason::Unknown);
+    }
+    let replay = match session.replay_after(received) {
+        Ok(replay) => replay,
+        Err(err) => {
+            tracing::info!(socket = %id, ?err, "the session cannot be resumed");
+            if let Some(inner) = server.upgrade() {
+                inner.sessions.count_lost();
+            }
+            shared.expire(DisconnectReason::PeerHungUp).await;
+            let reason = match err {
+                ReplayError::Lost(reason) => reason,
+                ReplayError::Impossible { .. } => LostReason::Unknown,
+            };
+            return Resumed::No(Box::new(conn), reason);
+        }
+    };
+    let Some(inner) = server.upgrade() else {
+        return Resumed::No(Box::new(conn), LostReason::Unknown);
+    };
+    let token = match inner.sessions.grant(id) {
+        Ok(token) => token,
+        Err(_) => return Resumed::No(Box::new(conn), LostReason::Unknown),
+    };
+    session.set_token(token);
+    let grant = SessionGrant {
+        token,
+        window_ms: session
+            .limits
+            .window()
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX),
+        resumption: Resumption::Resumed {
+            received: session.received(),
+        },
+    };
+    let Ok(welcome) = hello::welcome(id, &config, Some(&grant)) else {
+        return Resumed::No(Box::new(conn), LostReason::Unknown);
+    };
+    inner.sessions.count_resumed();
+    if conn.writer.write_all(&welcome).await.is_err() {
+        // Gone again: the session waits for the next try.
+        return Resumed::Done;
+    }
+    if shared.attach(conn.reader, conn.writer, replay) {
+        tracing::info!(socket = %id, "session resumed");
+    }
+    Resumed::Done
 }
 
 /// Runs the middlewares in order; the first refusal (or panic) wins.

@@ -32,6 +32,8 @@
 //! | 8   | `Ping`       | –                                                         | –              |
 //! | 9   | `Pong`       | –                                                         | –              |
 //! | 10  | `Close`      | [`CloseReason`]                                           | –              |
+//! | 11  | `Ack`        | received `u64`                                            | –              |
+//! | 12  | `Volatile`   | –                                                         | the event enum |
 //!
 //! Integers other than the length prefix and magic are postcard varints
 //! (LEB128; `u16`/`u32`/`u64` as unsigned varints). `Option` is a `0`/`1` byte
@@ -58,6 +60,34 @@
 //! the caller will wait; this implementation hands it to the handler
 //! ([`deadline`](crate::deadline())) and leaves cancelling to the caller's
 //! own timer, which sends the `Cancel`.
+//!
+//! # Sessions
+//!
+//! A client may ask for a *recoverable session* by putting a
+//! [`SessionAsk`] in the `Hello`'s payload (empty until now, and ignored
+//! by servers that do not know sessions: they answer a plain `Welcome`, and
+//! the connection goes on without one). A server that grants it puts a
+//! [`SessionGrant`] in the `Welcome`'s payload: a secret token to resume
+//! with, and how long it keeps the session after a cut. A peer that asks
+//! for nothing pays nothing, and sees none of the frames below.
+//!
+//! On a session, each side counts the **numbered** frames it sends and
+//! receives (see [`Header::is_numbered`]: events, requests, replies,
+//! cancels), from 1 for the session's first. The receiver sends
+//! `Ack { received }`, its count so far, every 64 numbered frames and
+//! 200 ms after a frame it has not acknowledged; the sender keeps each
+//! numbered frame until an `Ack` covers it. A volatile event is sent as
+//! `Volatile` instead of `Event`: not numbered, never sent again.
+//!
+//! After a cut, the client connects again and asks
+//! `SessionAsk::Resume { token, received }`. The server answers
+//! `Resumption::Resumed { received }`, the same connection id, and a new
+//! token; then each side first sends again, in order, the numbered frames
+//! after the count the other gave, then goes on. So, within the window,
+//! every numbered frame arrives exactly once and in order. A session that
+//! cannot be resumed is answered `Resumption::Lost(reason)` with a new
+//! session and a new connection id: what was in flight is lost, and the
+//! client says how much.
 //!
 //! # Closing
 //!
@@ -213,6 +243,172 @@ pub enum Header {
     Pong,
     /// The sender is closing the connection.
     Close(CloseReason),
+    /// On a recoverable session: how many numbered frames the sender has
+    /// received from the peer since the session began (see *Sessions*).
+    Ack {
+        /// Numbered frames received, in all.
+        received: u64,
+    },
+    /// On a recoverable session: a one-way event the sender will not send
+    /// again after a cut (a volatile emit); the payload is the event. Not
+    /// numbered.
+    Volatile,
+}
+
+impl Header {
+    /// Whether this kind is *numbered* on a recoverable session: counted by
+    /// both sides, kept by the sender until acknowledged, and sent again
+    /// after a cut. Everything but the handshake, `Ping`, `Pong`, `Close`,
+    /// `Ack` and `Volatile`.
+    ///
+    /// ```
+    /// use netsock::frame::Header;
+    /// assert!(Header::Event.is_numbered());
+    /// assert!(!Header::Ping.is_numbered());
+    /// assert!(!Header::Volatile.is_numbered());
+    /// ```
+    pub fn is_numbered(&self) -> bool {
+        matches!(
+            self,
+            Header::Event
+                | Header::Request { .. }
+                | Header::Response { .. }
+                | Header::Failure { .. }
+                | Header::Cancel { .. }
+        )
+    }
+}
+
+/// Whether the frame kind with this tag is numbered (see
+/// [`Header::is_numbered`]), from the first body byte of an encoded frame
+/// (every tag is below 128, so one varint byte).
+pub(crate) fn numbered_tag(tag: u8) -> bool {
+    matches!(tag, 3..=7)
+}
+
+/// The tag of [`Header::Event`] and of [`Header::Volatile`], the one body
+/// byte in which the two frames of the same event differ.
+pub(crate) const EVENT_TAG: u8 = 3;
+pub(crate) const VOLATILE_TAG: u8 = 12;
+
+/// A recoverable session's secret: 16 random bytes the server gives the
+/// client in the `Welcome`, which the client shows to resume the session
+/// after a cut. A new one comes with every `Welcome`; the one before it is
+/// then worthless.
+///
+/// ```
+/// use netsock::frame::SessionToken;
+/// let token = SessionToken([7; 16]);
+/// assert_eq!(postcard::to_stdvec(&token).unwrap().len(), 16); // no length prefix
+/// assert_eq!(format!("{token:?}"), "SessionToken(..)"); // never logged
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionToken(pub [u8; 16]);
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(..)")
+    }
+}
+
+/// What a client asks for in the payload of its `Hello` (a peer that
+/// sends no payload asks for nothing, and gets no session).
+///
+/// ```
+/// use netsock::frame::{SessionAsk, SessionToken};
+/// assert_eq!(postcard::to_stdvec(&SessionAsk::New).unwrap(), [0]);
+/// let resume = SessionAsk::Resume { token: SessionToken([1; 16]), received: 300 };
+/// assert_eq!(postcard::to_stdvec(&resume).unwrap()[17..], [172, 2]); // 300 as a varint
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SessionAsk {
+    /// A new recoverable session.
+    New,
+    /// Resume the session `token` names, of which `received` numbered
+    /// frames had arrived here.
+    Resume {
+        /// The token of the last `Welcome`.
+        token: SessionToken,
+        /// Numbered frames this side received from the server.
+        received: u64,
+    },
+}
+
+/// The server's answer to a [`SessionAsk`], in the payload of its
+/// `Welcome`.
+///
+/// ```
+/// use netsock::frame::{Resumption, SessionGrant, SessionToken};
+/// let grant = SessionGrant {
+///     token: SessionToken([2; 16]),
+///     window_ms: 120_000,
+///     resumption: Resumption::Resumed { received: 5 },
+/// };
+/// let bytes = postcard::to_stdvec(&grant).unwrap();
+/// assert_eq!(bytes[16..], [192, 169, 7, 1, 5]); // window, then Resumed (1) and 5
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    /// The token to resume with after the next cut.
+    pub token: SessionToken,
+    /// How long the server keeps the session after a cut, in milliseconds.
+    pub window_ms: u64,
+    /// Whether the session asked for was resumed.
+    pub resumption: Resumption,
+}
+
+/// Whether a session was resumed: part of a [`SessionGrant`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Resumption {
+    /// A new session, as asked.
+    New,
+    /// The session resumed: the server had received `received` numbered
+    /// frames of it. Both sides now send again, in order, what the other
+    /// did not receive.
+    Resumed {
+        /// Numbered frames the server received from the client.
+        received: u64,
+    },
+    /// The session could not be resumed; this is a new one.
+    Lost(LostReason),
+}
+
+/// Why a session could not be resumed.
+///
+/// ```
+/// use netsock::frame::LostReason;
+/// assert_eq!(
+///     LostReason::Unknown.to_string(),
+///     "the server does not know the session (it restarted, or the session expired)"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum LostReason {
+    /// No session has this token: it expired, the server restarted, or
+    /// the token is not (or no longer) valid.
+    #[error("the server does not know the session (it restarted, or the session expired)")]
+    Unknown,
+    /// The token was shown with other credentials (`auth`) than the
+    /// session was opened with.
+    #[error("the session belongs to another client")]
+    NotYours,
+    /// One side had dropped frames the other had not received, to stay
+    /// within its replay bounds.
+    #[error("frames the other side had not received were no longer kept")]
+    Overflowed,
+    /// The session ended before the client came back (its window passed):
+    /// the server had received `received` numbered frames of it, and sent
+    /// `sent`.
+    #[error("the session ended before it was resumed (its window passed)")]
+    Expired {
+        /// Numbered frames the server received from the client.
+        received: u64,
+        /// Numbered frames the server sent.
+        sent: u64,
+    },
 }
 
 /// The handshake opening a connection.
