@@ -8,10 +8,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use netsock::{Addr, CallError, Server, SocketId};
+use netsock::{Addr, CallError, Server, Socket, SocketId};
 use netsock_redis::RedisDriver;
 use tests::cluster::{
-    client, node, node_with, redis_available, Api, ApiEmit, Counted, RedisServer, ENCODED,
+    client, node, node_with, redis_available, Api, ApiEmit, ApiHandle, Counted, RedisServer,
+    ENCODED,
 };
 use tests::{eventually, within};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -387,6 +388,61 @@ async fn riding_out_a_redis_restart() {
     let a = io[0].cluster().metrics().unwrap();
     let failed = a.publish_failed - before.publish_failed;
     assert_eq!(io[1].cluster().metrics().unwrap().missed, failed);
+    for n in &io {
+        n.close().await;
+    }
+}
+
+/// Session recovery in a cluster: a client that resumes on the node that
+/// holds its session keeps its id and its rooms, and what the other nodes
+/// broadcast to its room while it was cut off reaches it, in order.
+/// (Resuming on another node is not possible: the session lives in the
+/// node that granted it; the client gets a new session there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_session_keeps_its_rooms() {
+    if !redis_available() {
+        return;
+    }
+    let redis = RedisServer::start().await;
+    let io = nodes(&redis, 2).await;
+    let dir = tests::TempDir::new();
+    let proxy =
+        tests::proxy::Proxy::start(tests::Transport::Tcp, &dir, io[0].local_addr().clone()).await;
+    let a = Socket::<Api>::builder()
+        .recovery(netsock::Recovery::DEFAULT)
+        .reconnect(netsock::Reconnect::new().initial_delay(Duration::from_millis(5)))
+        .connect(proxy.addr().clone())
+        .await
+        .unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    a.on_line(move |line| {
+        let _ = lines_tx.send(line);
+        async {}
+    });
+    let (back_tx, mut back) = tokio::sync::mpsc::unbounded_channel();
+    a.on_reconnect(move |r| {
+        let _ = back_tx.send(r);
+        async {}
+    });
+    within(a.enter("lobby".into())).await.unwrap();
+    let id = a.id();
+    within(io[1].to("lobby").emit_line("before".into()))
+        .await
+        .unwrap();
+    assert_eq!(within(lines.recv()).await.unwrap(), "before");
+    assert_eq!(proxy.cut(), 1);
+    within(io[1].to("lobby").emit_line("during".into()))
+        .await
+        .unwrap();
+    let r = within(back.recv()).await.unwrap();
+    assert!(r.recovered, "{r:?}");
+    assert_eq!(a.id(), id, "the same socket");
+    within(io[1].to("lobby").emit_line("after".into()))
+        .await
+        .unwrap();
+    assert_eq!(within(lines.recv()).await.unwrap(), "during");
+    assert_eq!(within(lines.recv()).await.unwrap(), "after");
+    a.close().await;
     for n in &io {
         n.close().await;
     }

@@ -121,6 +121,12 @@ fn check_frame(block: &Block) {
                 "SumApi" => payload_round_trip::<SumApi>(name, &header, &payload, value),
                 "Chat" => payload_round_trip::<Chat>(name, &header, &payload, value),
                 "i64" => payload_round_trip::<i64>(name, &header, &payload, value),
+                "SessionAsk" => {
+                    payload_round_trip::<frame::SessionAsk>(name, &header, &payload, value)
+                }
+                "SessionGrant" => {
+                    payload_round_trip::<frame::SessionGrant>(name, &header, &payload, value)
+                }
                 other => panic!("{name}: unknown payload type {other}"),
             }
         }
@@ -176,6 +182,8 @@ fn the_file_covers_every_frame_kind() {
         "Ping",
         "Pong",
         "Close(",
+        "Ack ",
+        "Volatile",
     ] {
         assert!(
             headers.iter().any(|h| h.starts_with(kind)),

@@ -47,7 +47,10 @@ use crate::wire::frame::{CloseReason, LostReason, RejectReason};
 /// handlers are registered once and run once per event. Its
 /// [`id`](crate::Socket::id) changes: the server gives every connection a
 /// new one. Server-side state such as rooms is per connection; rebuild it in
-/// [`on_reconnect`](crate::Socket::on_reconnect).
+/// [`on_reconnect`](crate::Socket::on_reconnect). With
+/// [session recovery](crate::Recovery) a reconnect resumes the session
+/// instead: the id, the server-side state and everything in flight are
+/// kept.
 ///
 /// ```
 /// use netsock::{Events, Reconnect, Socket};
