@@ -49,6 +49,8 @@ pub(crate) struct EventVariant {
     pub(crate) fields: Vec<Field>,
     /// The response type of a request variant.
     pub(crate) response: Option<Type>,
+    /// Whether the request answers with a stream of `response` values.
+    pub(crate) stream: bool,
     /// The variant's name in snake_case, the stem of its methods.
     pub(crate) snake: String,
 }

@@ -76,6 +76,7 @@ fn request_events_model(model: &ServiceModel) -> EventsModel {
                 })
                 .collect(),
             response: Some(m.output.clone()),
+            stream: false,
             snake: m.ident.to_string(),
         })
         .collect();

@@ -34,6 +34,7 @@ pub(crate) mod hello;
 pub(crate) mod outbox;
 mod reader;
 pub(crate) mod serve;
+pub(crate) mod streams;
 #[cfg(test)]
 mod testing;
 mod writer;
@@ -152,6 +153,8 @@ pub(crate) struct Shared<In> {
     pub(crate) outbox: Outbox,
     /// Calls waiting for their reply.
     pub(crate) calls: Calls,
+    /// Streams open both ways.
+    pub(crate) streams: streams::Streams,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
     /// Requests being handled, inline or in a task (see
     /// [`Handling`](serve::Handling)).
@@ -245,6 +248,7 @@ impl<In: Events> Shared<In> {
             outbox: Outbox::new(config.queue_capacity, config.queue_bytes, Some(io.clone())),
             config,
             calls: Calls::default(),
+            streams: streams::Streams::default(),
             running: Mutex::new(HashMap::new()),
             handling: AtomicUsize::new(0),
             events_queued: AtomicUsize::new(0),
@@ -484,6 +488,7 @@ impl<In: Events> Shared<In> {
         // the connection is gone.
         self.outbox.finish(last);
         self.calls.close(&reason);
+        self.streams.close(&reason);
         for (_, handle) in lock(&self.running).drain() {
             handle.abort();
         }

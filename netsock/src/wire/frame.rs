@@ -32,6 +32,9 @@
 //! | 8   | `Ping`       | –                                                         | –              |
 //! | 9   | `Pong`       | –                                                         | –              |
 //! | 10  | `Close`      | [`CloseReason`]                                           | –              |
+//! | 11  | `StreamItem` | id `u64`                                                  | the item value |
+//! | 12  | `StreamEnd`  | id `u64`, error `Option<`[`RemoteError`]`>`                | –              |
+//! | 13  | `Credit`     | id `u64`, items `u32`, bytes `u64`                        | –              |
 //!
 //! Integers other than the length prefix and magic are postcard varints
 //! (LEB128; `u16`/`u32`/`u64` as unsigned varints). `Option` is a `0`/`1` byte
@@ -55,6 +58,28 @@
 //! the caller will wait; this implementation hands it to the handler
 //! ([`deadline`](crate::deadline())) and leaves cancelling to the caller's
 //! own timer, which sends the `Cancel`.
+//!
+//! # Streams
+//!
+//! A stream is a `Request` whose variant is declared as a stream (its
+//! schema text has `=>` where a request's has `->`). The peer accepts it
+//! with an empty `Response` (or refuses it with a `Failure`, as any
+//! request), then sends `StreamItem` frames carrying the request's id, one
+//! item each, and finally one `StreamEnd`: `None` when the stream is
+//! complete, else why it failed. A `Cancel` from the caller, at any time,
+//! stops the stream: nothing more is sent for it.
+//!
+//! **Credit.** The sender may send an item only while it holds credit for
+//! at least one item and one byte. Each stream starts with
+//! [`STREAM_WINDOW_ITEMS`] items and [`STREAM_WINDOW_BYTES`] bytes; each
+//! item sent uses one item and its payload's length in bytes (the byte
+//! credit may go below zero by the last item's size); a `Credit` frame
+//! from the receiver adds to both. This implementation grants back what
+//! its consumer has read, each time that reaches half the window, so a
+//! consumer that stops reading holds the sender at the window. A receiver
+//! that gets an item without credit ends that stream with an error and
+//! sends `Cancel`. Items and credits for an id that has no open stream
+//! (one that just ended or was cancelled) are ignored.
 //!
 //! # Closing
 //!
@@ -120,6 +145,19 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
 /// assert_eq!(netsock::frame::MIN_MAX_FRAME_SIZE, 1024);
 /// ```
 pub const MIN_MAX_FRAME_SIZE: usize = 1024;
+/// The credit in items each stream starts with: the sender may send this
+/// many items before the receiver grants more (see *Streams* above).
+///
+/// ```
+/// assert_eq!(netsock::frame::STREAM_WINDOW_ITEMS, 64);
+/// ```
+pub const STREAM_WINDOW_ITEMS: u32 = 64;
+/// The credit in bytes (of item payloads) each stream starts with.
+///
+/// ```
+/// assert_eq!(netsock::frame::STREAM_WINDOW_BYTES, 256 * 1024);
+/// ```
+pub const STREAM_WINDOW_BYTES: u64 = 256 * 1024;
 /// At most this much buffer is reserved ahead of bytes actually received.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
@@ -210,6 +248,27 @@ pub enum Header {
     Pong,
     /// The sender is closing the connection.
     Close(CloseReason),
+    /// One item of a stream; the payload is the item.
+    StreamItem {
+        /// The stream request's id.
+        id: u64,
+    },
+    /// The stream ended: complete (`None`) or failed.
+    StreamEnd {
+        /// The stream request's id.
+        id: u64,
+        /// Why the stream failed, if it did.
+        error: Option<RemoteError>,
+    },
+    /// The receiver of a stream lets its sender send more.
+    Credit {
+        /// The stream request's id.
+        id: u64,
+        /// How many more items the sender may send.
+        items: u32,
+        /// How many more bytes of item payload the sender may send.
+        bytes: u64,
+    },
 }
 
 /// The handshake opening a connection.
@@ -357,6 +416,16 @@ pub enum RemoteError {
     /// The reply could not be encoded.
     Encode {
         /// Encoder error.
+        message: String,
+    },
+    /// A stream's handler failed (its stream gave an `Err`), saying why.
+    HandlerFailed {
+        /// The error, in words.
+        message: String,
+    },
+    /// The peer broke a stream's rules (an item without credit).
+    StreamProtocol {
+        /// What went wrong.
         message: String,
     },
 }
@@ -692,13 +761,18 @@ impl Header {
     /// The free text this header carries, if any.
     fn text_mut(&mut self) -> Option<&mut String> {
         match self {
-            Header::Failure { error, .. } => match error {
+            Header::Failure { error, .. }
+            | Header::StreamEnd {
+                error: Some(error), ..
+            } => match error {
                 RemoteError::NoHandler { event } | RemoteError::NotARequest { event } => {
                     Some(event)
                 }
                 RemoteError::HandlerPanicked { message }
                 | RemoteError::BadRequest { message }
-                | RemoteError::Encode { message } => Some(message),
+                | RemoteError::Encode { message }
+                | RemoteError::HandlerFailed { message }
+                | RemoteError::StreamProtocol { message } => Some(message),
                 RemoteError::ResponseTooLarge { .. } => None,
             },
             Header::Close(
