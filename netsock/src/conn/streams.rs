@@ -90,7 +90,9 @@ struct Incoming {
 }
 
 struct InState {
-    queue: VecDeque<Bytes>,
+    /// Each item's payload, and its frame body's length (what it cost in
+    /// credit, and is granted back once read).
+    queue: VecDeque<(Bytes, usize)>,
     /// How the stream ended, once it has: given after the queued items.
     end: Option<Result<(), CallError>>,
     waker: Option<Waker>,
@@ -200,7 +202,7 @@ impl Streams {
         }
         s.credit_items -= 1;
         s.credit_bytes = s.credit_bytes.saturating_sub(body as i64);
-        s.queue.push_back(payload);
+        s.queue.push_back((payload, body));
         let waker = s.waker.take();
         drop(s);
         waker.into_iter().for_each(Waker::wake);
@@ -574,9 +576,9 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
             return Poll::Ready(None);
         }
         let mut s = lock(&self.incoming.state);
-        if let Some(payload) = s.queue.pop_front() {
+        if let Some((payload, body)) = s.queue.pop_front() {
             s.read_items += 1;
-            s.read_bytes += payload.len() as u64;
+            s.read_bytes += body as u64;
             let grant = (s.read_items >= STREAM_WINDOW_ITEMS / 2
                 || s.read_bytes >= STREAM_WINDOW_BYTES / 2)
                 && s.end.is_none();

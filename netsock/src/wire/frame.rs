@@ -72,7 +72,7 @@
 //! **Credit.** The sender may send an item only while it holds credit for
 //! at least one item and one byte. Each stream starts with
 //! [`STREAM_WINDOW_ITEMS`] items and [`STREAM_WINDOW_BYTES`] bytes; each
-//! item sent uses one item and its payload's length in bytes (the byte
+//! item sent uses one item and its frame body's length in bytes (the byte
 //! credit may go below zero by the last item's size); a `Credit` frame
 //! from the receiver adds to both. This implementation grants back what
 //! its consumer has read, each time that reaches half the window, so a
