@@ -536,7 +536,9 @@ impl<T: DeserializeOwned> ItemStream<T> {
             self.stop();
         }
     }
+}
 
+impl<T> ItemStream<T> {
     /// Forgets the stream and, unless the peer ended it already, tells the
     /// peer to stop.
     fn stop(&self) {
@@ -555,15 +557,7 @@ impl<T: DeserializeOwned> ItemStream<T> {
 impl<T> Drop for ItemStream<T> {
     fn drop(&mut self) {
         if !self.done {
-            self.link.streams().forget(self.id);
-            let ended = lock(&self.incoming.state).end.is_some();
-            if !ended {
-                if let Ok(cancel) =
-                    frame::encode(&Header::Cancel { id: self.id }, None::<&()>, usize::MAX)
-                {
-                    self.link.clone().send_control(cancel);
-                }
-            }
+            self.stop();
         }
     }
 }
@@ -627,5 +621,54 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
             }
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that sends past its credit fails that stream alone (and is
+    /// told to stop with a `Cancel`); the other streams go on, and frames
+    /// for streams that are not open are dropped.
+    #[test]
+    fn an_item_beyond_the_credit_fails_that_stream_alone() {
+        let streams = Streams::default();
+        let (a, b) = (streams.register(1).unwrap(), streams.register(2).unwrap());
+        for _ in 0..STREAM_WINDOW_ITEMS {
+            assert!(streams.item(1, 10, Bytes::from_static(b"x")).is_none());
+        }
+        let cancel = streams.item(1, 10, Bytes::from_static(b"x")).unwrap();
+        let (header, _) = frame::decode(&cancel.slice(PREFIX_LEN..)).unwrap();
+        assert_eq!(header, Header::Cancel { id: 1 });
+        let end = lock(&a.state).end.clone();
+        assert!(
+            matches!(end, Some(Err(CallError::StreamProtocol { .. }))),
+            "{end:?}"
+        );
+        assert_eq!(lock(&a.state).queue.len(), STREAM_WINDOW_ITEMS as usize);
+        // Stream 2 is untouched, and takes its items.
+        assert!(streams.item(2, 10, Bytes::from_static(b"y")).is_none());
+        assert_eq!(lock(&b.state).queue.len(), 1);
+        assert_eq!(streams.open(), (1, 0));
+        // Unknown ids: nothing happens.
+        assert!(streams.item(9, 10, Bytes::new()).is_none());
+        streams.end(9, None);
+        streams.credit(9, 1, 1);
+        assert!(!streams.cancel(9));
+        // The byte window binds too: one item of a whole window uses it up.
+        let c = streams.register(3).unwrap();
+        let window = STREAM_WINDOW_BYTES as usize;
+        assert!(streams.item(3, window, Bytes::new()).is_none());
+        assert!(streams.item(3, 1, Bytes::new()).is_some());
+        assert!(lock(&c.state).end.is_some());
+        // The end of the connection ends the rest.
+        streams.close(&DisconnectReason::PeerHungUp);
+        let end = lock(&b.state).end.clone();
+        assert_eq!(
+            end,
+            Some(Err(CallError::Disconnected(DisconnectReason::PeerHungUp)))
+        );
+        assert!(streams.register(4).is_err());
     }
 }
