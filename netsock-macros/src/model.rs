@@ -129,6 +129,8 @@ pub(crate) struct ServiceMethod {
     pub(crate) context: Option<(Ident, Type)>,
     /// The declared return type (`()` when omitted).
     pub(crate) output: Type,
+    /// For a method returning `Streaming<T>`: `T`, the stream's items.
+    pub(crate) stream: Option<Type>,
     /// A default body, if the trait provides one.
     pub(crate) default: Option<syn::Block>,
     /// The request variant's name.

@@ -81,7 +81,7 @@ pub use broadcast::Broadcast;
 pub use client::reconnect::{Reconnect, Reconnected};
 pub use config::{Heartbeat, SchemaCheck, SocketMode};
 pub use conn::event_stream::EventStream;
-pub use conn::streams::ItemStream;
+pub use conn::streams::{ItemStream, Streaming};
 pub use conn::{NodeId, SocketId};
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint};

@@ -624,6 +624,76 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
     }
 }
 
+/// What a `#[netsock::service]` method returns to answer with a stream of
+/// `T`: any stream of `T`, or of `Result<T, E>` (an `Err` ends the stream
+/// with its error), boxed. The generated client's method gives an
+/// [`ItemStream<T>`].
+///
+/// ```
+/// use futures_util::stream;
+/// use netsock::{Server, Streaming};
+///
+/// #[netsock::service]
+/// trait Ticker {
+///     async fn ticks(&self, n: u32) -> Streaming<u32>;
+/// }
+///
+/// struct Clock;
+/// impl Ticker for Clock {
+///     async fn ticks(&self, n: u32) -> Streaming<u32> {
+///         Streaming::new(stream::iter(1..=n))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let io = TickerServer::new(Clock).bind("memory://").await?;
+/// io.spawn();
+/// let client = TickerClient::connect(io.local_addr()).await?;
+/// let mut ticks = client.ticks(3).await?;
+/// let mut got = Vec::new();
+/// while let Some(tick) = ticks.next().await {
+///     got.push(tick?);
+/// }
+/// assert_eq!(got, [1, 2, 3]);
+/// # io.close().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Streaming<T>(BoxStream<'static, Result<T, String>>);
+
+impl<T: Send + 'static> Streaming<T> {
+    /// Boxes `stream`, whose items are `T` or `Result<T, E>`.
+    ///
+    /// ```
+    /// use futures_util::stream;
+    /// let plain = netsock::Streaming::<u8>::new(stream::iter([1, 2]));
+    /// let fallible = netsock::Streaming::<u8>::new(stream::iter([Ok(1), Err("sold out")]));
+    /// # drop((plain, fallible));
+    /// ```
+    pub fn new<S, M: 'static>(stream: S) -> Self
+    where
+        S: Stream + Send + 'static,
+        S::Item: StreamItem<T, M>,
+    {
+        Streaming(stream.map(StreamItem::into_item).boxed())
+    }
+}
+
+impl<T> std::fmt::Debug for Streaming<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Streaming")
+    }
+}
+
+impl<T> Stream for Streaming<T> {
+    type Item = Result<T, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
