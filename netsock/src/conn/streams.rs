@@ -140,16 +140,23 @@ struct Outgoing {
 impl Outgoing {
     /// Waits until the receiver lets us send one more item.
     async fn credit(&self) {
+        if self.has_credit() {
+            return;
+        }
         loop {
             let more = self.more.notified();
             tokio::pin!(more);
             more.as_mut().enable();
-            let (items, bytes) = *lock(&self.credit);
-            if items > 0 && bytes > 0 {
+            if self.has_credit() {
                 return;
             }
             more.await;
         }
+    }
+
+    fn has_credit(&self) -> bool {
+        let (items, bytes) = *lock(&self.credit);
+        items > 0 && bytes > 0
     }
 
     fn spend(&self, body: usize) {
@@ -399,7 +406,7 @@ where
 ///
 /// The generated stub (`socket.watch(..)`) gives it once the peer accepted
 /// the request. Items arrive under credit: the peer sends at most a window
-/// ahead of what was read (64 items, 256 KiB), so an `ItemStream` that is
+/// ahead of what was read (1024 items, 256 KiB), so an `ItemStream` that is
 /// not read holds at most that much, and holds its producer. The request's
 /// timeout applies to the first item too. Dropping it cancels the stream:
 /// the handler's stream is dropped on the peer.

@@ -149,9 +149,9 @@ pub const MIN_MAX_FRAME_SIZE: usize = 1024;
 /// many items before the receiver grants more (see *Streams* above).
 ///
 /// ```
-/// assert_eq!(netsock::frame::STREAM_WINDOW_ITEMS, 64);
+/// assert_eq!(netsock::frame::STREAM_WINDOW_ITEMS, 1024);
 /// ```
-pub const STREAM_WINDOW_ITEMS: u32 = 64;
+pub const STREAM_WINDOW_ITEMS: u32 = 1024;
 /// The credit in bytes (of item payloads) each stream starts with.
 ///
 /// ```
