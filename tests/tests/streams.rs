@@ -390,8 +390,16 @@ async fn an_item_over_the_callers_limit_ends_that_stream_alone(t: Transport) {
 }
 
 async fn a_stream_variant_is_not_a_plain_request(t: Transport) {
-    let (io, _probe, _dir) = serve_feed(t).await;
+    let (io, mut probe, _dir) = serve_feed(t).await;
     let socket = client(&io).await;
+    let server_side = within(probe.connected.recv()).await.unwrap();
+    server_side.join("all");
+    let replies = within(io.to("all").request::<u64>(Feed::Count(3))).await;
+    assert_eq!(replies.len(), 1);
+    assert!(
+        matches!(replies[0].1, Err(CallError::StreamProtocol { .. })),
+        "{replies:?}"
+    );
     let err = within(socket.request::<u64>(Feed::Count(3)))
         .await
         .unwrap_err();
