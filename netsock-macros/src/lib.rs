@@ -211,6 +211,10 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 ///   `-> Result<U, E>` therefore gives `Result<Result<U, E>, CallError>`: the
 ///   outer error is the transport's (timeout, disconnected, ..), the inner
 ///   the service's own. Also `socket()`, `into_socket()`, `timeout(duration)`.
+///   A method declared `-> Streaming<T>` (a type path ending in `Streaming`
+///   with one type argument, meant for `netsock::Streaming`) answers with a
+///   stream: its client method returns `Result<ItemStream<T>, CallError>`,
+///   and its schema text has `=>T` (see the book's Streams chapter).
 /// * `CalculatorServer<S>` for any `S: Calculator + Send + Sync + 'static`:
 ///   `CalculatorServer::new(service).bind(addr).await?` returns the
 ///   `Server<CalculatorRequest>` to `run()` or `spawn()`; or
