@@ -231,7 +231,10 @@ async fn the_producer_stops_at_the_window_until_credit_comes(t: Transport) {
         raw.handshake::<Feed>().await,
         Header::Welcome { .. }
     ));
-    let blobs = Feed::Blobs { n: 1000, size: 16 };
+    let blobs = Feed::Blobs {
+        n: 10 * u64::from(STREAM_WINDOW_ITEMS),
+        size: 16,
+    };
     let request = postcard::to_stdvec(&blobs).unwrap();
     let id = 7;
     raw.send(&Header::Request { id, timeout_ms: 0 }, Some(&request))
