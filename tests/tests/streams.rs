@@ -27,6 +27,7 @@ on_both_transports!(
     items_credits_and_cancels_for_unknown_streams_are_ignored,
     an_item_over_the_callers_limit_ends_that_stream_alone,
     a_stream_variant_is_not_a_plain_request,
+    open_streams_are_bounded_per_connection,
 );
 
 async fn client(io: &netsock::Server<Feed>) -> Socket<Feed> {
@@ -415,6 +416,37 @@ async fn a_stream_variant_is_not_a_plain_request(t: Transport) {
         .await
         .unwrap_err();
     assert!(matches!(err, CallError::NotARequest { .. }), "{err:?}");
+    io.close().await;
+}
+
+/// A peer cannot open streams without bound: past the limit the next is
+/// refused, and once one closes another opens.
+async fn open_streams_are_bounded_per_connection(t: Transport) {
+    let dir = TempDir::new();
+    let io = netsock::Server::<Feed>::builder()
+        .max_concurrent_requests(2)
+        .bind(t.addr(&dir))
+        .await
+        .unwrap();
+    io.on_connection(|socket: Socket<Feed>| {
+        let (dropped, _) = tokio::sync::mpsc::unbounded_channel();
+        answer_feed(&socket, Default::default(), dropped);
+        async { Ok(()) }
+    });
+    io.spawn();
+    let socket = client(&io).await;
+    let first = within(socket.endless()).await.unwrap();
+    let _second = within(socket.endless()).await.unwrap();
+    let err = within(socket.endless()).await.unwrap_err();
+    assert!(
+        matches!(&err, CallError::HandlerFailed { message } if message.contains("too many open streams")),
+        "{err:?}"
+    );
+    // Requests are not streams: they still go through.
+    assert_eq!(within(socket.sum(vec![2, 3])).await.unwrap(), 5);
+    drop(first);
+    let mut third = within(socket.endless()).await.unwrap();
+    assert_eq!(within(third.next()).await, Some(Ok(0)));
     io.close().await;
 }
 
