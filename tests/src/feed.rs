@@ -29,6 +29,9 @@ pub enum Feed {
     /// Never yields; reports when dropped.
     #[request(stream = u64)]
     Silent,
+    /// `0..n`, then nothing, without end; reports when dropped.
+    #[request(stream = u64)]
+    StallAfter(u64),
     /// How many items `Blobs` produced so far, on this server.
     #[request(response = u64)]
     Produced,
@@ -91,6 +94,16 @@ pub fn answer_feed(
         let guard = OnDrop(on_drop.clone());
         async move {
             stream::iter(0u64..).map(move |i| {
+                let _ = &guard;
+                i
+            })
+        }
+    });
+    let on_drop = dropped.clone();
+    socket.on_stall_after(move |n| {
+        let guard = OnDrop(on_drop.clone());
+        async move {
+            stream::iter(0..n).chain(stream::pending()).map(move |i| {
                 let _ = &guard;
                 i
             })

@@ -220,6 +220,19 @@ async fn the_first_item_is_due_within_the_timeout(t: Transport) {
     assert_eq!(within(silent.next()).await, None);
     // The handler's stream was cancelled.
     within(probe.dropped.recv()).await.unwrap();
+    // After the first item, no deadline unless asked for: a stream that
+    // stalls after its items fails with the idle timeout.
+    let mut stalled = within(socket.stall_after(2))
+        .await
+        .unwrap()
+        .idle_timeout(short);
+    assert_eq!(within(stalled.next()).await, Some(Ok(0)));
+    assert_eq!(within(stalled.next()).await, Some(Ok(1)));
+    assert_eq!(
+        within(stalled.next()).await,
+        Some(Err(CallError::Timeout { after: short }))
+    );
+    within(probe.dropped.recv()).await.unwrap();
     io.close().await;
 }
 

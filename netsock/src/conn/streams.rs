@@ -444,8 +444,10 @@ pub struct ItemStream<T> {
     id: u64,
     link: Arc<dyn Link>,
     incoming: Arc<Incoming>,
-    /// Until the first item: when the request's timeout runs out.
-    first: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+    /// When waiting for the next item fails, and the timeout it stands for:
+    /// until the first item, the request's; then the idle timeout, if set.
+    timer: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+    idle: Option<Duration>,
     /// The end was given (or the stream was cancelled): nothing more comes.
     done: bool,
     item: PhantomData<fn() -> T>,
@@ -493,7 +495,8 @@ impl Opening {
             id: self.id,
             link: self.link.clone(),
             incoming: self.incoming.clone(),
-            first: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d)), timeout)),
+            timer: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d)), timeout)),
+            idle: None,
             done: false,
             item: PhantomData,
         }
@@ -524,6 +527,22 @@ impl<T: DeserializeOwned> ItemStream<T> {
     /// ```
     pub async fn next(&mut self) -> Option<Result<T, CallError>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Fails the stream with [`CallError::Timeout`] (and cancels it) when,
+    /// once an item was read, no next item arrives within `idle`. Without
+    /// it, only the first item has a deadline (the request's timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use netsock::ItemStream;
+    /// fn watchful(prices: ItemStream<f64>) -> ItemStream<f64> {
+    ///     prices.idle_timeout(Duration::from_secs(30)) // a feed that stalls is an error
+    /// }
+    /// ```
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
+        self
     }
 
     /// Stops the stream now (as dropping it does): the peer's handler
@@ -596,7 +615,10 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
                 }
             });
             drop(s);
-            self.first = None;
+            self.timer = self.idle.map(|idle| {
+                let sleep = tokio::time::sleep_until(tokio::time::Instant::now() + idle);
+                (Box::pin(sleep), idle)
+            });
             if let Some(frame) =
                 credit.and_then(|c| frame::encode(&c, None::<&()>, usize::MAX).ok())
             {
@@ -619,7 +641,7 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
         }
         drop(s);
         let this = &mut *self;
-        if let Some((sleep, after)) = &mut this.first {
+        if let Some((sleep, after)) = &mut this.timer {
             if sleep.as_mut().poll(cx).is_ready() {
                 let after = *after;
                 this.done = true;
