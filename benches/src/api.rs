@@ -26,6 +26,9 @@ pub enum Api {
     /// Broadcast this many `Tick`s to every other connection, then reply.
     #[request(response = u64)]
     Fanout(u32),
+    /// A stream of this many 16-byte items.
+    #[request(stream = [u8; 16])]
+    Ticks(u64),
 }
 
 /// The raw baseline's messages: postcard in a `LengthDelimitedCodec` frame.

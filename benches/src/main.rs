@@ -10,7 +10,7 @@
 //! cargo run --release -p netsock-bench -- all --quick --json
 //! ```
 //!
-//! Workloads: `codec`, `inflight`, `latency`, `events`, `conns`,
+//! Workloads: `codec`, `inflight`, `latency`, `events`, `stream`, `conns`,
 //! `broadcast`, `memory`, `strangers`, `cluster`, `tls` (see `USAGE`).
 //! Nothing here asserts on time.
 
@@ -41,6 +41,8 @@ workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate proces
   inflight   256 calls in flight on one connection, 2-worker runtimes: calls/s
   latency    1 call in flight, current-thread runtimes, both processes on CPU 0: p50
   events     one-way 16-byte events (raw: one write per 64), 2-worker runtimes: events/s
+  stream     a stream of 16-byte items, server to client, under credit (raw: the
+             one-way events above), 2-worker runtimes: items/s; compare with `events`
   conns      100 connections, sequential calls on each, 2-worker runtimes: calls/s
   broadcast  one event to 1,000 connected clients (raw: pre-encoded bytes): deliveries/s
   memory     server RSS per idle connection, 10,000 connections
@@ -61,11 +63,12 @@ options:
   --json     machine-readable output instead of the table
   --only S   run one side only (raw or netsock), e.g. under a profiler";
 
-const ALL: [&str; 11] = [
+const ALL: [&str; 12] = [
     "codec",
     "inflight",
     "latency",
     "events",
+    "stream",
     "conns",
     "broadcast",
     "memory",
@@ -207,6 +210,7 @@ fn run(args: &[String]) -> Result<(), BoxError> {
             "inflight" => inflight(&opts, &mut rows),
             "latency" => latency(&opts, &mut rows),
             "events" => events(&opts, &mut rows),
+            "stream" => stream(&opts, &mut rows),
             "conns" => conns(&opts, &mut rows),
             "broadcast" => broadcast(&opts, &mut rows),
             "memory" => memory(&opts, &mut rows),
@@ -455,6 +459,33 @@ fn events(opts: &Opts, rows: &mut Vec<Row>) {
             },
             |t| Ok(n as f64 / rt.block_on(raw::events(t, n))?),
             |t| Ok(n as f64 / rt.block_on(ns::events(t, n))?),
+        );
+        rows.push(r);
+    }
+}
+
+fn stream(opts: &Opts, rows: &mut Vec<Row>) {
+    let n = opts.size(2_000_000);
+    for (name, unix) in TRANSPORTS {
+        let mut r = row(
+            "a stream of 16-byte items (raw: one-way events), mt",
+            name,
+            "M items/s",
+            1e-6,
+            true,
+        );
+        let rt = runtime(true);
+        pair(
+            opts,
+            &mut r,
+            Setup {
+                unix,
+                multi_thread: true,
+                raw_mode: "rpc",
+                pinned: false,
+            },
+            |t| Ok(n as f64 / rt.block_on(raw::events(t, n))?),
+            |t| Ok(n as f64 / rt.block_on(ns::stream(t, n))?),
         );
         rows.push(r);
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use netsock::{Addr, ClientTls, Server, ServerTls, Socket, TlsRoots};
 
 use crate::api::{Api, ApiEmit, ApiHandle, NUMS, SUM, TICK};
@@ -58,6 +59,7 @@ async fn serve_with(
                 let n = events.load(Ordering::Relaxed);
                 async move { n }
             });
+            socket.on_ticks(|n| async move { futures_util::stream::repeat(TICK).take(n as usize) });
             let me = socket.clone();
             socket.on_fanout(move |n| {
                 let others = me.broadcast();
@@ -202,6 +204,25 @@ pub async fn events(target: &Target, n: u64) -> Result<f64, BoxError> {
     }
     while socket.count().await? < base + n {}
     let secs = start.elapsed().as_secs_f64();
+    socket.close().await;
+    Ok(secs)
+}
+
+/// A stream of `n` 16-byte items from the server, read to its end;
+/// seconds taken.
+pub async fn stream(target: &Target, n: u64) -> Result<f64, BoxError> {
+    let socket = connect(target).await?;
+    let start = Instant::now();
+    let mut items = socket.ticks(n).await?;
+    let mut got = 0;
+    while let Some(item) = items.next().await {
+        item?;
+        got += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if got != n {
+        return Err(format!("{got} items of {n}").into());
+    }
     socket.close().await;
     Ok(secs)
 }

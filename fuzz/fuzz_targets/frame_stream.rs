@@ -155,6 +155,21 @@ enum Op {
     Ping,
     Pong,
     Close(Reason),
+    /// Stream frames, for streams the server never opened (its `Api` has
+    /// none): all are ignored.
+    StreamItem {
+        id: Id,
+        payload: Blob,
+    },
+    StreamEnd {
+        id: Id,
+        error: Option<String>,
+    },
+    Credit {
+        id: Id,
+        items: u32,
+        bytes: u64,
+    },
     /// A whole frame with an arbitrary body.
     Body(Blob),
     /// A bare length prefix: what follows is its body, or it is too large,
@@ -304,6 +319,26 @@ fn encode_op(op: &Op) -> Option<Vec<u8>> {
             };
             frame_of(&Header::Close(reason), &[])
         }
+        Op::StreamItem { id, payload } => {
+            frame_of(&Header::StreamItem { id: id.get() }, &payload.0)
+        }
+        Op::StreamEnd { id, error } => frame_of(
+            &Header::StreamEnd {
+                id: id.get(),
+                error: error
+                    .clone()
+                    .map(|message| RemoteError::HandlerFailed { message }),
+            },
+            &[],
+        ),
+        Op::Credit { id, items, bytes } => frame_of(
+            &Header::Credit {
+                id: id.get(),
+                items: *items,
+                bytes: *bytes,
+            },
+            &[],
+        ),
         Op::Body(body) => {
             let mut wire = (body.0.len() as u32).to_be_bytes().to_vec();
             wire.extend_from_slice(&body.0);

@@ -106,7 +106,7 @@ mod render;
 /// one of the methods netsock reserves: `builder`, `close`, `closed`,
 /// `connect`, `emit`, `events`, `id`, `is_connected`, `on_any`,
 /// `on_disconnect`, `on_reconnect`, `on_error`, `peer_addr`, `peer_cert`, `peer_cred`,
-/// `request`, `start`, `timeout`, `data`, `set_data`, `dropped_events`,
+/// `request`, `request_stream`, `start`, `timeout`, `data`, `set_data`, `dropped_events`,
 /// `metrics`, `try_emit`, `volatile` (methods of `Socket`), `bind`,
 /// `local_addr`, `on_connection`, `run`, `socket`, `sockets`, `middleware`,
 /// `serve`, `shutdown`, `run_until`, `spawn`, `reload_tls` (of `Server`), `broadcast`,
@@ -121,6 +121,10 @@ mod render;
 ///
 /// * `#[request(response = Type)]` on a variant makes it a request; `Type`
 ///   must be `Serialize + DeserializeOwned + Send + 'static`.
+/// * `#[request(stream = Type)]` makes it a stream request, answered with a
+///   stream of `Type`s: the stub gives an `ItemStream<Type>`, the handler's
+///   future a stream of `Type` or `Result<Type, E>` (see the book's Streams
+///   chapter).
 /// * `#[netsock(crate = "::my_netsock")]` on the enum, when the `netsock`
 ///   dependency is renamed in `Cargo.toml`.
 ///
@@ -131,7 +135,8 @@ mod render;
 /// * two variants generating the same method (`FooBar` and `Foo_bar` both
 ///   give `emit_foo_bar`; `Join` and `JoinRequest`, both requests, both give
 ///   `join_request`);
-/// * malformed `#[request]` attributes, and `#[request]` without `response`.
+/// * malformed `#[request]` attributes, `#[request]` without `response` or
+///   `stream`, and with both.
 #[proc_macro_derive(Events, attributes(request, netsock))]
 pub fn derive_events(input: TokenStream) -> TokenStream {
     parse::events(input.into())
@@ -230,6 +235,10 @@ pub fn derive_describe(input: TokenStream) -> TokenStream {
 ///   `-> Result<U, E>` therefore gives `Result<Result<U, E>, CallError>`: the
 ///   outer error is the transport's (timeout, disconnected, ..), the inner
 ///   the service's own. Also `socket()`, `into_socket()`, `timeout(duration)`.
+///   A method declared `-> Streaming<T>` (a type path ending in `Streaming`
+///   with one type argument, meant for `netsock::Streaming`) answers with a
+///   stream: its client method returns `Result<ItemStream<T>, CallError>`,
+///   and its schema text has `=>T` (see the book's Streams chapter).
 /// * `CalculatorServer<S>` for any `S: Calculator + Send + Sync + 'static`:
 ///   `CalculatorServer::new(service).bind(addr).await?` returns the
 ///   `Server<CalculatorRequest>` to `run()` or `spawn()`; or

@@ -49,6 +49,8 @@ pub(crate) struct EventVariant {
     pub(crate) fields: Vec<Field>,
     /// The response type of a request variant.
     pub(crate) response: Option<Type>,
+    /// Whether the request answers with a stream of `response` values.
+    pub(crate) stream: bool,
     /// The variant's name in snake_case, the stem of its methods.
     pub(crate) snake: String,
 }
@@ -127,6 +129,8 @@ pub(crate) struct ServiceMethod {
     pub(crate) context: Option<(Ident, Type)>,
     /// The declared return type (`()` when omitted).
     pub(crate) output: Type,
+    /// For a method returning `Streaming<T>`: `T`, the stream's items.
+    pub(crate) stream: Option<Type>,
     /// A default body, if the trait provides one.
     pub(crate) default: Option<syn::Block>,
     /// The request variant's name.

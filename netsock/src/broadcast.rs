@@ -262,15 +262,19 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
     ) -> Vec<(SocketId, std::result::Result<R, CallError>)> {
         let recipients = self.sockets();
         let cluster = self.registry.upgrade().and_then(|r| r.cluster().cloned());
-        let payload = if Out::VARIANTS
-            .get(event.variant_index() as usize)
-            .is_some_and(|v| v.is_request())
-        {
-            postcard::to_stdvec(&event).map_err(|e| CallError::Codec(e.to_string()))
-        } else {
-            Err(CallError::NotARequest {
+        let payload = match Out::VARIANTS.get(event.variant_index() as usize) {
+            Some(v) if v.stream => Err(CallError::StreamProtocol {
+                message: format!(
+                    "{} answers with a stream, which a broadcast cannot ask for",
+                    v.name
+                ),
+            }),
+            Some(v) if v.is_request() => {
+                postcard::to_stdvec(&event).map_err(|e| CallError::Codec(e.to_string()))
+            }
+            _ => Err(CallError::NotARequest {
                 event: event.variant_name().to_owned(),
-            })
+            }),
         };
         let calls = recipients.into_iter().map(|socket| {
             let socket = match self.timeout {

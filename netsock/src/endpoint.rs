@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{CallError, Result};
 use crate::events::Events;
-use crate::handler::EventOutcome;
+use crate::handler::{EventOutcome, StreamItem};
 
 /// Something that can send events of type `E`: a [`Socket`](crate::Socket) sending `E`, a
 /// [`Server`](crate::Server) (to every client), or a [`Broadcast`](crate::Broadcast) (to
@@ -58,6 +58,13 @@ pub trait Call<E: Events> {
         &self,
         event: E,
     ) -> impl Future<Output = std::result::Result<R, CallError>> + Send;
+
+    /// Sends the stream request variant `event` and gives its items,
+    /// decoded as `T`; see [`Socket::request_stream`](crate::Socket::request_stream).
+    fn request_stream<T: DeserializeOwned + Send + 'static>(
+        &self,
+        event: E,
+    ) -> impl Future<Output = std::result::Result<crate::ItemStream<T>, CallError>> + Send;
 }
 
 /// What receives events of type `E` and answers its requests: a
@@ -113,6 +120,31 @@ pub trait Receive<E: Events> {
         R: Serialize + 'static,
         F: Fn(E) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + Send + 'static;
+
+    /// Registers the handler for the stream request variant at index
+    /// `variant`: its future gives the stream of items (`T`, or
+    /// `Result<T, E>`: see [`StreamItem`]). Out of range: as
+    /// [`on_event`](Receive::on_event).
+    fn on_stream<T, M, S, F, Fut>(&self, variant: u32, handler: F)
+    where
+        T: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: StreamItem<T, M>,
+        F: Fn(E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static;
+
+    /// As [`on_stream`](Receive::on_stream), for a handler that also takes
+    /// the socket.
+    fn on_stream_with<T, M, S, F, Fut>(&self, variant: u32, handler: F)
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: StreamItem<T, M>,
+        F: Fn(Self, E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static;
 }
 
 /// What an endpoint receives and sends. Generated traits are implemented for

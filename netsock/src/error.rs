@@ -402,6 +402,21 @@ pub enum CallError {
     /// as text.
     #[error("the socket's node reports: {0}")]
     Remote(String),
+    /// The peer's stream handler ended its stream with an error: the
+    /// error's text.
+    #[error("the peer's stream failed: {message}")]
+    HandlerFailed {
+        /// The handler's error, in words.
+        message: String,
+    },
+    /// A stream broke the protocol: the peer sent an item beyond the credit
+    /// granted (the stream is cancelled), or the caller asked for a stream
+    /// with a variant that is not one.
+    #[error("stream protocol error: {message}")]
+    StreamProtocol {
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// What went wrong between this node and the other nodes of its cluster
@@ -722,6 +737,8 @@ impl From<RemoteError> for CallError {
                 max: max as usize,
             },
             RemoteError::Encode { message } => CallError::Codec(message),
+            RemoteError::HandlerFailed { message } => CallError::HandlerFailed { message },
+            RemoteError::StreamProtocol { message } => CallError::StreamProtocol { message },
         }
     }
 }

@@ -61,6 +61,9 @@ pub struct Variant {
     pub name: &'static str,
     /// For a request variant, the response type as written, e.g. `"i64"`.
     pub response: Option<&'static str>,
+    /// Whether the request answers with a stream of `response` values
+    /// (declared `#[request(stream = T)]`) rather than one.
+    pub stream: bool,
 }
 
 impl Variant {
@@ -74,6 +77,7 @@ impl Variant {
         Variant {
             name,
             response: None,
+            stream: false,
         }
     }
 
@@ -87,6 +91,23 @@ impl Variant {
         Variant {
             name,
             response: Some(response),
+            stream: false,
+        }
+    }
+
+    /// A stream request variant, answered with a stream of values of the
+    /// named item type (`#[request(stream = T)]`).
+    ///
+    /// ```
+    /// const V: netsock::Variant = netsock::Variant::stream("Watch", "f64");
+    /// assert!(V.is_request() && V.stream);
+    /// assert_eq!(V.response, Some("f64"));
+    /// ```
+    pub const fn stream(name: &'static str, item: &'static str) -> Self {
+        Variant {
+            name,
+            response: Some(item),
+            stream: true,
         }
     }
 

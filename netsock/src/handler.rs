@@ -146,6 +146,46 @@ pub trait RequestHandler<Args, R, M>: Send + Sync + 'static {
     fn call(&self, args: Args) -> Self::Future;
 }
 
+/// What a stream handler's stream may yield: the item `T` itself, or
+/// `Result<T, E>` for any displayable `E`. An `Err` ends the stream: the
+/// caller's stream then yields
+/// [`CallError::HandlerFailed`](crate::CallError::HandlerFailed) with the
+/// error's text, and nothing after it. `M` tells the two apart and is
+/// always inferred (a stream whose item type `T` is itself a `Result`
+/// must yield `Result<T, E>`, so that it is not ambiguous).
+///
+/// ```
+/// use netsock::handler::StreamItem;
+///
+/// fn first<T, M>(item: impl StreamItem<T, M>) -> Result<T, String> {
+///     item.into_item()
+/// }
+/// assert_eq!(first::<u8, _>(7u8), Ok(7));
+/// assert_eq!(first::<u8, _>(Err::<u8, _>("sold out")), Err("sold out".to_string()));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a stream handler's stream must yield `{T}` or `Result<{T}, E>` where `E: Display`, not `{Self}`",
+    label = "the item type of the handler's stream"
+)]
+pub trait StreamItem<T, M>: Send + 'static {
+    /// The item, or the error's text.
+    fn into_item(self) -> Result<T, String>;
+}
+
+impl<T: Send + 'static> StreamItem<T, machinery::Plain> for T {
+    fn into_item(self) -> Result<T, String> {
+        Ok(self)
+    }
+}
+
+impl<T: Send + 'static, E: std::fmt::Display + Send + 'static> StreamItem<T, machinery::Fallible>
+    for Result<T, E>
+{
+    fn into_item(self) -> Result<T, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
 /// The types that tell the handler traits' candidate implementations apart.
 /// Public, since public impls name them, but reachable only through
 /// `netsock::__private`: nobody needs to name them.
@@ -153,6 +193,16 @@ pub(crate) mod machinery {
     use std::future::Future;
 
     use super::{EventHandler, RequestHandler};
+
+    /// Marks a stream's items that are the values themselves.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    pub enum Plain {}
+
+    /// Marks a stream's items that are `Result`s.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    pub enum Fallible {}
 
     /// Marks the implementation for async closures.
     #[doc(hidden)]

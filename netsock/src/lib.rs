@@ -82,6 +82,7 @@ pub use broadcast::Broadcast;
 pub use client::reconnect::{Reconnect, Reconnected, SessionLoss};
 pub use config::{Heartbeat, Recovery, SchemaCheck, SocketMode};
 pub use conn::event_stream::EventStream;
+pub use conn::streams::{ItemStream, Streaming};
 pub use conn::{NodeId, SocketId};
 pub use deadline::deadline;
 pub use endpoint::{Emit, Endpoint};
@@ -203,9 +204,12 @@ pub mod __private {
     //! (`::netsock::__private::..`). Not public API: anything here may
     //! change in any release.
 
+    pub use futures_util::Stream;
     pub use serde;
 
     pub use crate::endpoint::{Call, Receive};
-    pub use crate::handler::machinery::{IsAsyncFn, NeverApplies, NeverFuture, Unimplementable};
+    pub use crate::handler::machinery::{
+        Fallible, IsAsyncFn, NeverApplies, NeverFuture, Plain, Unimplementable,
+    };
     pub use crate::service::combine::{as_str, concat_str, concat_variants, str_len, variants_len};
 }

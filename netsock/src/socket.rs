@@ -19,6 +19,7 @@ use crate::conn::calls::Registered;
 use crate::conn::event_stream::{subscribe, EventStream};
 use crate::conn::handler_table::{BoxFuture, Slot};
 use crate::conn::serve::encode_reply;
+use crate::conn::streams::{item_frames, Opening};
 use crate::conn::SocketId;
 use crate::conn::{QueueError, Shared};
 use crate::error::{
@@ -774,19 +775,96 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         event: Out,
     ) -> std::result::Result<R, CallError> {
         let index = event.variant_index();
-        if !Out::VARIANTS
-            .get(index as usize)
-            .is_some_and(|v| v.is_request())
-        {
-            self.conn().start();
-            return Err(CallError::NotARequest {
-                event: event.variant_name().to_owned(),
-            });
+        match Out::VARIANTS.get(index as usize) {
+            Some(v) if v.stream => {
+                let message = format!(
+                    "{} answers with a stream: call its generated method, or `request_stream`",
+                    v.name
+                );
+                return Err(CallError::StreamProtocol { message });
+            }
+            Some(v) if v.is_request() => {}
+            _ => {
+                self.conn().start();
+                return Err(CallError::NotARequest {
+                    event: event.variant_name().to_owned(),
+                });
+            }
         }
         self.call(move |id, timeout_ms, max| {
             frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
         })
         .await
+    }
+
+    /// Sends a stream request variant (`#[request(stream = T)]`) and, once
+    /// the peer accepted it, gives its items as they come; see
+    /// [`ItemStream`](crate::ItemStream). Generated stubs
+    /// (`socket.watch(symbol)`) call this. The socket's request timeout
+    /// covers the acceptance and the first item.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { #[request(stream = u8)] Digits(u32) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let io = Server::<Api>::bind("memory://").await?;
+    /// # io.spawn();
+    /// # io.on_connection(|s: Socket<Api>| async move {
+    /// #     s.on_digits(|n| async move {
+    /// #         futures_util::stream::iter(n.to_string().into_bytes().into_iter().map(|d| d - b'0'))
+    /// #     });
+    /// #     Ok(())
+    /// # });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let mut digits = socket.request_stream::<u8>(Api::Digits(407)).await?;
+    /// assert_eq!(digits.next().await.transpose()?, Some(4));
+    /// assert_eq!(digits.next().await.transpose()?, Some(0));
+    /// assert_eq!(digits.next().await.transpose()?, Some(7));
+    /// assert!(digits.next().await.is_none());
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request_stream<T: DeserializeOwned>(
+        &self,
+        event: Out,
+    ) -> std::result::Result<crate::ItemStream<T>, CallError> {
+        let index = event.variant_index();
+        match Out::VARIANTS.get(index as usize) {
+            Some(v) if v.stream => {}
+            Some(v) if v.is_request() => {
+                let message = format!(
+                    "{} answers with one value, not a stream: call `request`",
+                    v.name
+                );
+                return Err(CallError::StreamProtocol { message });
+            }
+            _ => {
+                self.conn().start();
+                return Err(CallError::NotARequest {
+                    event: event.variant_name().to_owned(),
+                });
+            }
+        }
+        let deadline = tokio::time::Instant::now().checked_add(self.timeout);
+        // Filled by the attempt whose frame leaves (an earlier one's, on a
+        // connection that broke first, is replaced).
+        let opening = std::sync::Mutex::new(None);
+        let slot = &opening;
+        self.call_on(
+            move |conn, id, timeout_ms, max| {
+                *crate::sync::lock(slot) = Opening::new(conn, id).ok();
+                frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
+            },
+            |_| Ok(()),
+        )
+        .await?;
+        let opening = crate::sync::lock(&opening)
+            .take()
+            .ok_or_else(|| CallError::Disconnected(self.conn().gone()))?;
+        Ok(opening.accepted(deadline, self.timeout))
     }
 
     /// Makes one call: registers a pending id, queues the frame `make`
@@ -810,6 +888,27 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     pub(crate) async fn call_with<R>(
         &self,
         make: impl Fn(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
+        decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
+    ) -> std::result::Result<R, CallError> {
+        self.call_on(
+            move |_, id, timeout_ms, max| make(id, timeout_ms, max),
+            decode,
+        )
+        .await
+    }
+
+    /// [`call_with`](Self::call_with), with `make` also given the
+    /// connection (a stream request opens its side there first). `make`
+    /// may run more than once: again for the next connection when the
+    /// first broke before the frame could leave.
+    async fn call_on<R>(
+        &self,
+        make: impl Fn(
+            &Arc<Shared<In>>,
+            u64,
+            u32,
+            usize,
+        ) -> std::result::Result<bytes::Bytes, FrameError>,
         decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
     ) -> std::result::Result<R, CallError> {
         // A client's call made while offline waits for the connection to be
@@ -849,7 +948,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                 tokio::spawn(async move { crate::conn::calls::sweep(&conn.calls).await });
             }
             let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-            let frame = make(id, timeout_ms, conn.max_out).map_err(|e| {
+            let frame = make(&conn, id, timeout_ms, conn.max_out).map_err(|e| {
                 // Never sent: nothing to cancel.
                 conn.calls.forget(id);
                 match e {
@@ -1466,9 +1565,73 @@ impl<In: Events, Out: Events> crate::endpoint::Call<Out> for Socket<In, Out> {
     ) -> impl std::future::Future<Output = std::result::Result<R, CallError>> + Send {
         Socket::request(self, event)
     }
+
+    fn request_stream<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        event: Out,
+    ) -> impl std::future::Future<Output = std::result::Result<crate::ItemStream<T>, CallError>> + Send
+    {
+        Socket::request_stream(self, event)
+    }
+}
+
+impl<In: Events, Out: Events> Socket<In, Out> {
+    fn set_stream<T, M, S, Fut>(
+        &self,
+        variant: u32,
+        handler: impl Fn(In) -> Option<Fut> + Send + Sync + 'static,
+    ) where
+        T: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<T, M>,
+        Fut: Future<Output = S> + Send + 'static,
+    {
+        let f = Arc::new(move |value: In, id: u64, max: usize| match handler(value) {
+            Some(stream) => Box::pin(async move { item_frames::<T, M, S>(stream.await, id, max) })
+                as BoxFuture<_>,
+            None => {
+                let error = RemoteError::HandlerPanicked {
+                    message: GONE.to_owned(),
+                };
+                let failed = futures_util::stream::iter([Err(error)]);
+                Box::pin(std::future::ready(
+                    Box::pin(failed) as crate::conn::streams::ItemFrames
+                )) as BoxFuture<_>
+            }
+        });
+        self.set_slot(variant, Slot::Stream(f));
+    }
 }
 
 impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
+    fn on_stream<T, M, S, F, Fut>(&self, variant: u32, handler: F)
+    where
+        T: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<T, M>,
+        F: Fn(In) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static,
+    {
+        self.set_stream::<T, M, S, Fut>(variant, move |value| Some(handler(value)));
+    }
+
+    fn on_stream_with<T, M, S, F, Fut>(&self, variant: u32, handler: F)
+    where
+        T: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<T, M>,
+        F: Fn(Self, In) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static,
+    {
+        let me = self.downgrade();
+        self.set_stream::<T, M, S, Fut>(variant, move |value| {
+            me.upgrade().map(|socket| handler(socket, value))
+        });
+    }
+
     fn on_event<F, Fut>(&self, variant: u32, handler: F)
     where
         F: Fn(In) -> Fut + Send + Sync + 'static,

@@ -270,5 +270,6 @@ pub fn hello<E: Events>() -> Hello {
 
 pub mod api;
 pub mod cluster;
+pub mod feed;
 pub mod proxy;
 pub mod soak;

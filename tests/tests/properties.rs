@@ -17,6 +17,8 @@ fn remote_error() -> impl Strategy<Value = RemoteError> {
         (any::<u64>(), any::<u64>())
             .prop_map(|(size, max)| RemoteError::ResponseTooLarge { size, max }),
         ".*".prop_map(|message| RemoteError::Encode { message }),
+        ".*".prop_map(|message| RemoteError::HandlerFailed { message }),
+        ".*".prop_map(|message| RemoteError::StreamProtocol { message }),
     ]
 }
 
@@ -85,6 +87,14 @@ fn header() -> impl Strategy<Value = Header> {
         Just(Header::Ping),
         Just(Header::Pong),
         close_reason().prop_map(Header::Close),
+        any::<u64>().prop_map(|id| Header::StreamItem { id }),
+        (any::<u64>(), proptest::option::of(remote_error()))
+            .prop_map(|(id, error)| Header::StreamEnd { id, error }),
+        (any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(id, items, bytes)| Header::Credit {
+            id,
+            items,
+            bytes
+        }),
     ]
 }
 
@@ -92,7 +102,10 @@ fn header() -> impl Strategy<Value = Header> {
 fn has_payload(h: &Header) -> bool {
     matches!(
         h,
-        Header::Event | Header::Request { .. } | Header::Response { .. }
+        Header::Event
+            | Header::Request { .. }
+            | Header::Response { .. }
+            | Header::StreamItem { .. }
     )
 }
 

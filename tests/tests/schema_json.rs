@@ -217,3 +217,26 @@ fn the_schema_id_did_not_change() {
         "CalculatorRequest{Sum{numbers:Vec<i64>}->i64,Div{a:i64,b:i64}->Result<i64,DivideByZero>,Reset->()}"
     );
 }
+
+/// A stream request says so: `stream` holds its items' type, `response`
+/// is null.
+#[test]
+fn a_stream_variant() {
+    #[derive(Events, Serialize, Deserialize, Debug)]
+    enum Prices {
+        #[request(stream = f64)]
+        Watch(String),
+        #[request(response = u32)]
+        Count,
+    }
+    let json = Prices::schema_json();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let watch = &doc["variants"][0];
+    assert_eq!(watch["request"], true);
+    assert_eq!(watch["response"], serde_json::Value::Null);
+    assert_eq!(watch["stream"], serde_json::json!({"type": "f64"}));
+    let count = &doc["variants"][1];
+    assert_eq!(count["response"], serde_json::json!({"type": "u32"}));
+    assert_eq!(count["stream"], serde_json::Value::Null);
+    check_ids::<Prices>(&json);
+}

@@ -26,6 +26,13 @@ enum Chat {
     Message { text: String, total_clients: usize },
 }
 
+/// A subscription: a request answered with a stream of prices.
+#[derive(Events, Serialize, Deserialize, Debug)]
+enum Prices {
+    #[request(stream = f64)]
+    Watch(String),
+}
+
 const VECTORS: &str = include_str!("../../book/src/wire-vectors.txt");
 
 /// One block of the file: its `key: value` fields, in order.
@@ -184,6 +191,9 @@ fn the_file_covers_every_frame_kind() {
         "Close(",
         "Ack ",
         "Volatile",
+        "StreamItem ",
+        "StreamEnd ",
+        "Credit ",
     ] {
         assert!(
             headers.iter().any(|h| h.starts_with(kind)),
@@ -205,8 +215,10 @@ fn schema_texts_are_what_the_derive_makes() {
         Chat::SCHEMA,
         "Chat{Message{text:String,total_clients:usize}}"
     );
+    assert_eq!(Prices::SCHEMA, "Prices{Watch(String)=>f64}");
     assert!(texts.iter().any(|t| t == SumApi::SCHEMA));
     assert!(texts.iter().any(|t| t == Chat::SCHEMA));
+    assert!(texts.iter().any(|t| t == Prices::SCHEMA));
     assert_eq!(SumApi::SCHEMA_ID, SchemaId(0x7654_8073_a819_0951));
 }
 

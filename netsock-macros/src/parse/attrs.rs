@@ -57,9 +57,19 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> CratePath {
     krate
 }
 
-/// Reads `#[request(response = T)]` from a variant's attributes: `Ok(None)`
-/// for an event variant, `Ok(Some(T))` for a request variant.
-pub(crate) fn request(attrs: &[Attribute], errors: &mut Errors) -> Option<Type> {
+/// What `#[request(..)]` declares: the reply type, and whether the
+/// request answers with a stream of them.
+pub(crate) struct RequestAttr {
+    pub(crate) ty: Type,
+    pub(crate) stream: bool,
+}
+
+/// Reads `#[request(response = T)]` or `#[request(stream = T)]` from a
+/// variant's attributes: `None` for an event variant.
+pub(crate) fn request(attrs: &[Attribute], errors: &mut Errors) -> Option<RequestAttr> {
+    const NEEDS: &str =
+        "a request variant needs its response type, `#[request(response = Type)]`, \
+                         or its item type, `#[request(stream = Type)]`";
     let mut found = None;
     for attr in attrs.iter().filter(|a| a.path().is_ident("request")) {
         if found.is_some() {
@@ -69,42 +79,44 @@ pub(crate) fn request(attrs: &[Attribute], errors: &mut Errors) -> Option<Type> 
             ));
             continue;
         }
-        let mut response = None;
+        let mut response: Option<RequestAttr> = None;
         let parsed = match &attr.meta {
             syn::Meta::List(_) => attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("response") {
+                let stream = meta.path.is_ident("stream");
+                if meta.path.is_ident("response") || stream {
                     if response.is_some() {
-                        return Err(meta.error("duplicate `response`"));
+                        return Err(meta.error(
+                            "a request has one of `response = Type` (one reply) and \
+                             `stream = Type` (a stream of items), once",
+                        ));
                     }
                     let value = meta.value()?;
                     let ty = value.parse::<Type>().map_err(|e| {
                         syn::Error::new(
                             e.span(),
-                            "expected the response type after `response =`, e.g. `#[request(response = i64)]`",
+                            "expected a type after `response =` or `stream =`, e.g. `#[request(response = i64)]`",
                         )
                     })?;
-                    response = Some(ty);
+                    response = Some(RequestAttr { ty, stream });
                     Ok(())
                 } else {
                     Err(meta.error(
-                        "unknown `request` argument; expected `response = Type`, e.g. `#[request(response = i64)]`",
+                        "unknown `request` argument; expected `response = Type` (one reply) or \
+                         `stream = Type` (a stream of items), e.g. `#[request(response = i64)]`",
                     ))
                 }
             }),
-            _ => Err(syn::Error::new_spanned(
-                attr,
-                "a request variant needs its response type: `#[request(response = Type)]`",
-            )),
+            _ => Err(syn::Error::new_spanned(attr, NEEDS)),
         };
         match (parsed, response) {
-            (Ok(()), Some(ty)) => found = Some(ty),
-            (Ok(()), None) => errors.push(syn::Error::new_spanned(
-                attr,
-                "a request variant needs its response type: `#[request(response = Type)]`",
-            )),
+            (Ok(()), Some(r)) => found = Some(r),
+            (Ok(()), None) => errors.push(syn::Error::new_spanned(attr, NEEDS)),
             (Err(e), _) => errors.push(e),
         }
-        found.get_or_insert_with(|| syn::parse_quote!(()));
+        found.get_or_insert_with(|| RequestAttr {
+            ty: syn::parse_quote!(()),
+            stream: false,
+        });
     }
     found
 }

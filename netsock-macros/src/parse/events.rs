@@ -50,7 +50,9 @@ pub(crate) fn events(input: TokenStream) -> syn::Result<EventsModel> {
     }
     let mut variants = Vec::new();
     for v in &data.variants {
-        let response = attrs::request(&v.attrs, &mut errors);
+        let request = attrs::request(&v.attrs, &mut errors);
+        let stream = request.as_ref().is_some_and(|r| r.stream);
+        let response = request.map(|r| r.ty);
         let (shape, fields) = match &v.fields {
             Fields::Unit => (Shape::Unit, Vec::new()),
             Fields::Named(f) => (
@@ -97,6 +99,7 @@ pub(crate) fn events(input: TokenStream) -> syn::Result<EventsModel> {
             shape,
             fields,
             response,
+            stream,
             snake: names::snake_case(&v.ident.unraw().to_string()),
         });
     }

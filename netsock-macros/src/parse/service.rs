@@ -174,6 +174,7 @@ fn service_trait(krate: CratePath, item: ItemTrait) -> syn::Result<ServiceModel>
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => (**ty).clone(),
         };
+        let stream = streaming_item(&output);
         let variant = names::ident(&names::camel_case(&name), sig.ident.span());
         let variant_name = variant.to_string();
         if let Some(first) = variants.get(&variant_name) {
@@ -195,6 +196,7 @@ fn service_trait(krate: CratePath, item: ItemTrait) -> syn::Result<ServiceModel>
             args,
             context,
             output,
+            stream,
             default: f.default.clone(),
             variant,
         });
@@ -228,5 +230,25 @@ fn item_head(item: &syn::Item) -> TokenStream {
             quote!(#k #n)
         }
         other => other.to_token_stream(),
+    }
+}
+
+/// The item type `T` of a method returning `Streaming<T>` (as
+/// `netsock::Streaming<T>`, or by any path ending so): such a method
+/// answers with a stream.
+fn streaming_item(output: &syn::Type) -> Option<syn::Type> {
+    let syn::Type::Path(path) = output else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Streaming" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>()[..] {
+        [syn::GenericArgument::Type(item)] => Some(item.clone()),
+        _ => None,
     }
 }

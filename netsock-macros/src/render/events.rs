@@ -29,7 +29,8 @@ pub(crate) fn events(model: EventsModel) -> TokenStream {
     }
 }
 
-/// The canonical schema text: `Enum{Unit,Tuple(T),Struct{a:T},Req(T)->R}`.
+/// The canonical schema text: `Enum{Unit,Tuple(T),Struct{a:T},Req(T)->R,Watch(T)=>I}`
+/// (`=>`: a stream of `I`).
 pub(super) fn schema(model: &EventsModel) -> String {
     let variants: Vec<String> = model.variants.iter().map(variant_schema).collect();
     format!("{}{{{}}}", model.ident, variants.join(","))
@@ -55,7 +56,7 @@ fn variant_schema(v: &EventVariant) -> String {
         Shape::Struct => out.push_str(&format!("{{{}}}", fields.join(","))),
     }
     if let Some(response) = &v.response {
-        out.push_str("->");
+        out.push_str(if v.stream { "=>" } else { "->" });
         out.push_str(&names::schema_text(response));
     }
     out
@@ -106,7 +107,10 @@ pub(super) fn impl_events(model: &EventsModel) -> TokenStream {
             None => quote!(#krate::Variant::event(#vname)),
             Some(r) => {
                 let rname = names::schema_text(r);
-                quote!(#krate::Variant::request(#vname, #rname))
+                match v.stream {
+                    true => quote!(#krate::Variant::stream(#vname, #rname)),
+                    false => quote!(#krate::Variant::request(#vname, #rname)),
+                }
             }
         }
     });
@@ -127,7 +131,12 @@ pub(super) fn impl_events(model: &EventsModel) -> TokenStream {
             None => quote!(#krate::schema::VariantDef::event(#vname, #fields)),
             Some(r) => {
                 let response = super::describe::describe_type(krate, r);
-                quote!(#krate::schema::VariantDef::request(#vname, #fields, #response))
+                match v.stream {
+                    true => quote!(#krate::schema::VariantDef::stream(#vname, #fields, #response)),
+                    false => {
+                        quote!(#krate::schema::VariantDef::request(#vname, #fields, #response))
+                    }
+                }
             }
         }
     });
@@ -161,6 +170,7 @@ fn trait_emit(model: &EventsModel) -> TokenStream {
     );
     let methods = model.variants.iter().map(|v| match &v.response {
         None => fn_emit(model, v),
+        Some(item) if v.stream => fn_call_stream(model, v, item),
         Some(response) => fn_call(model, v, response),
     });
     quote! {
@@ -307,6 +317,36 @@ fn fn_call(model: &EventsModel, v: &EventVariant, resp: &Type) -> TokenStream {
     }
 }
 
+/// `fn x(&self, fields..) -> Result<ItemStream<Item>, CallError>` for a
+/// stream request variant.
+fn fn_call_stream(model: &EventsModel, v: &EventVariant, item: &Type) -> TokenStream {
+    let krate = &model.krate;
+    let name = &model.ident;
+    let docs = &v.docs;
+    let call = method_ident(v, &v.names().send);
+    let params = params(v);
+    let value = construct(model, v);
+    let doc = format!(
+        "Sends the `{}` stream request; once the peer accepts it, gives its items as they \
+         come (dropping the stream cancels it).",
+        v.ident
+    );
+    quote! {
+        #(#docs)*
+        #[doc = ""]
+        #[doc = #doc]
+        fn #call(&self, #(#params),*)
+            -> impl ::core::future::Future<
+                Output = ::core::result::Result<#krate::ItemStream<#item>, #krate::CallError>,
+            > + ::core::marker::Send
+        where
+            Self: #krate::__private::Call<#name>,
+        {
+            #krate::__private::Call::<#name>::request_stream::<#item>(self, #value)
+        }
+    }
+}
+
 /// `fn on_x(&self, handler)`, or with `with_socket` `fn on_x_with(&self,
 /// handler)` whose handler also takes the socket; for a request variant the
 /// value of the handler's future is the reply.
@@ -341,7 +381,31 @@ fn fn_on(model: &EventsModel, v: &EventVariant, index: u32, with_socket: bool) -
         true => "the socket, then the fields",
         false => "the fields",
     };
+    let stream_bounds = match (&v.response, v.stream) {
+        (Some(item), true) => quote! {
+            __NetsockS: #krate::__private::Stream + ::core::marker::Send + 'static,
+            <__NetsockS as #krate::__private::Stream>::Item:
+                #krate::handler::StreamItem<#item, __NetsockI>,
+            __NetsockI: 'static,
+        },
+        _ => quote!(),
+    };
+    let stream_params = v.stream.then(|| quote!(, __NetsockS, __NetsockI));
     let (register, bound, call, doc) = match &v.response {
+        Some(_) if v.stream => (
+            format_ident!("on_stream{}", if with_socket { "_with" } else { "" }),
+            quote!(#krate::handler::RequestHandler<#args, __NetsockS, __NetsockM>),
+            quote!(#krate::handler::RequestHandler::<#args, __NetsockS, __NetsockM>::call),
+            format!(
+                "Answers `{}` stream requests: `handler` takes {takes} as separate arguments, \
+                 in declaration order, and its future gives the stream of items \
+                 (`|..| async move {{ futures::stream::iter(..) }}`): items of the declared \
+                 type, or `Result`s of them, where an `Err` ends the stream with its error. \
+                 The stream is polled only as the caller's credit allows, and dropped if the \
+                 caller cancels. Replaces any earlier handler.",
+                v.ident
+            ),
+        ),
         None => (
             format_ident!("on_event{}", if with_socket { "_with" } else { "" }),
             quote!(#krate::handler::EventHandler<#args, __NetsockM>),
@@ -365,15 +429,20 @@ fn fn_on(model: &EventsModel, v: &EventVariant, index: u32, with_socket: bool) -
             ),
         ),
     };
+    let turbofish = match (&v.response, v.stream) {
+        (Some(item), true) => quote!(::<#item, __NetsockI, __NetsockS, _, _>),
+        _ => quote!(),
+    };
     quote! {
         #[doc = #doc]
-        fn #on<__NetsockF, __NetsockFut, __NetsockM>(&self, #handler: __NetsockF)
+        fn #on<__NetsockF, __NetsockFut, __NetsockM #stream_params>(&self, #handler: __NetsockF)
         where
             Self: #krate::__private::Receive<#name> #sized,
             __NetsockF: ::core::ops::Fn(#socket_type #(#types),*) -> __NetsockFut,
             __NetsockF: #bound,
+            #stream_bounds
         {
-            #krate::__private::Receive::<#name>::#register(
+            #krate::__private::Receive::<#name>::#register #turbofish(
                 self,
                 #index,
                 move |#socket_param #value: #name| match #value {

@@ -75,7 +75,8 @@ fn request_events_model(model: &ServiceModel) -> EventsModel {
                     ty: ty.clone(),
                 })
                 .collect(),
-            response: Some(m.output.clone()),
+            response: Some(m.stream.clone().unwrap_or_else(|| m.output.clone())),
+            stream: m.stream.is_some(),
             snake: m.ident.to_string(),
         })
         .collect();
@@ -287,6 +288,20 @@ fn fn_client_method(model: &ServiceModel, m: &ServiceMethod) -> TokenStream {
     } else {
         quote!(#request::#variant { #(#names),* })
     };
+    if let Some(item) = &m.stream {
+        return quote! {
+            #(#docs)*
+            pub async fn #ident(&self, #(#params),*)
+                -> ::core::result::Result<#krate::ItemStream<#item>, #krate::CallError>
+            {
+                self.socket
+                    .request_stream::<#item>(
+                        <__NetsockE as #krate::service::Embeds<#request>>::wrap(#value),
+                    )
+                    .await
+            }
+        };
+    }
     quote! {
         #(#docs)*
         pub async fn #ident(&self, #(#params),*)
@@ -429,11 +444,15 @@ fn handler(
         .context
         .as_ref()
         .map(|_| quote!(let #ctx = ::core::clone::Clone::clone(&#ctx);));
+    let register = match &m.stream {
+        Some(item) => quote!(on_stream::<#item, #krate::__private::Fallible, _, _, _>),
+        None => quote!(on_request),
+    };
     quote! {
         {
             let #service = ::core::clone::Clone::clone(&self.service);
             #clone_ctx
-            #krate::__private::Receive::<__NetsockE>::on_request(
+            #krate::__private::Receive::<__NetsockE>::#register(
                 #socket,
                 <__NetsockE as #krate::service::Embeds<#request>>::OFFSET + #index,
                 move |#value: __NetsockE| {

@@ -129,6 +129,8 @@ impl From<&CallError> for WireCallError {
             },
             CallError::Codec(m) => WireCallError::Codec(m.clone()),
             CallError::Remote(m) => WireCallError::Other(m.clone()),
+            // Streams do not cross nodes; said in words, in case.
+            other => WireCallError::Other(other.to_string()),
         }
     }
 }

@@ -27,6 +27,10 @@ pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<Outcome> + Send + Sync
 /// Takes the request, its id and the largest frame the peer accepts.
 pub(crate) type RequestFn<In> =
     Arc<dyn Fn(In, u64, usize) -> BoxFuture<Option<Bytes>> + Send + Sync>;
+/// Gets the stream request's value, its id and the largest frame the peer
+/// accepts; gives the handler's stream as frames.
+pub(crate) type StreamFn<In> =
+    Arc<dyn Fn(In, u64, usize) -> BoxFuture<super::streams::ItemFrames> + Send + Sync>;
 pub(crate) type DisconnectFn = Arc<dyn Fn(DisconnectReason) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type ErrorFn = Arc<dyn Fn(SocketError) + Send + Sync>;
 pub(crate) type AnyFn<In> = Arc<dyn Fn(&In) + Send + Sync>;
@@ -35,6 +39,7 @@ pub(crate) enum Slot<In> {
     Empty,
     Event(EventFn<In>),
     Request(RequestFn<In>),
+    Stream(StreamFn<In>),
 }
 
 impl<In> Clone for Slot<In> {
@@ -43,6 +48,7 @@ impl<In> Clone for Slot<In> {
             Slot::Empty => Slot::Empty,
             Slot::Event(f) => Slot::Event(f.clone()),
             Slot::Request(f) => Slot::Request(f.clone()),
+            Slot::Stream(f) => Slot::Stream(f.clone()),
         }
     }
 }
@@ -101,7 +107,10 @@ impl<In> Handlers<In> {
 
     /// Whether a request of this variant has a handler.
     pub(crate) fn takes_request(&self, index: u32) -> bool {
-        matches!(self.slots.get(index as usize), Some(Slot::Request(_)))
+        matches!(
+            self.slots.get(index as usize),
+            Some(Slot::Request(_) | Slot::Stream(_))
+        )
     }
 
     /// Adds a `once_*` call waiting for the next event of this variant,

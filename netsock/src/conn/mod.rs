@@ -35,6 +35,7 @@ pub(crate) mod outbox;
 mod reader;
 pub(crate) mod serve;
 pub(crate) mod session;
+pub(crate) mod streams;
 #[cfg(test)]
 mod testing;
 mod writer;
@@ -154,6 +155,8 @@ pub(crate) struct Shared<In> {
     pub(crate) outbox: Outbox,
     /// Calls waiting for their reply.
     pub(crate) calls: Calls,
+    /// Streams open both ways.
+    pub(crate) streams: streams::Streams,
     pub(crate) running: Mutex<HashMap<u64, AbortHandle>>,
     /// Requests being handled, inline or in a task (see
     /// [`Handling`](serve::Handling)).
@@ -270,6 +273,7 @@ impl<In: Events> Shared<In> {
             ),
             config,
             calls: Calls::default(),
+            streams: streams::Streams::default(),
             running: Mutex::new(HashMap::new()),
             handling: AtomicUsize::new(0),
             events_queued: AtomicUsize::new(0),
@@ -676,6 +680,7 @@ impl<In: Events> Shared<In> {
         // the connection is gone.
         self.outbox.finish(last);
         self.calls.close(&reason);
+        self.streams.close(&reason);
         for (_, handle) in lock(&self.running).drain() {
             handle.abort();
         }

@@ -216,7 +216,15 @@ pub(super) async fn read_loop<In: Events>(
                 if let Some(handle) = lock(&shared.running).remove(&id) {
                     handle.abort();
                 }
+                shared.streams.cancel(id);
             }
+            Header::StreamItem { id } => {
+                if let Some(cancel) = shared.streams.item(id, body.len(), payload) {
+                    let _ = shared.outbox.try_push(&cancel);
+                }
+            }
+            Header::StreamEnd { id, error } => shared.streams.end(id, error),
+            Header::Credit { id, items, bytes } => shared.streams.credit(id, items, bytes),
             Header::Ping => {
                 if let Ok(pong) = frame::encode(&Header::Pong, None::<&()>, usize::MAX) {
                     let _ = shared.outbox.try_push(&pong);

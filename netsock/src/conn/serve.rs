@@ -128,7 +128,7 @@ pub(super) fn spawn_request<In: Events>(
 
 /// Runs the handler for one request and returns the reply frame.
 pub(super) async fn answer<In: Events>(
-    shared: &Shared<In>,
+    shared: &Arc<Shared<In>>,
     id: u64,
     payload: Bytes,
 ) -> Option<Bytes> {
@@ -161,11 +161,21 @@ pub(super) async fn answer<In: Events>(
         shared.settle.wait(registered).await;
     }
     let slot = read(&shared.handlers).slot(index);
-    let Slot::Request(handler) = slot else {
-        let event = event.to_owned();
-        return failure(id, RemoteError::NoHandler { event }, shared.max_out);
+    let outcome = match slot {
+        Slot::Request(handler) => call_caught(|v| handler(v, id, shared.max_out), value).await,
+        Slot::Stream(handler) => {
+            match call_caught(|v| handler(v, id, shared.max_out), value).await {
+                // The stream's pump sends the `Response` that accepts it.
+                Ok(items) => Ok(super::streams::start(shared, id, items)),
+                Err(message) => Err(message),
+            }
+        }
+        _ => {
+            let event = event.to_owned();
+            return failure(id, RemoteError::NoHandler { event }, shared.max_out);
+        }
     };
-    match call_caught(|v| handler(v, id, shared.max_out), value).await {
+    match outcome {
         Ok(reply) => reply,
         Err(message) => {
             warn_throttled!("request handler panicked", socket = %shared.id, %event, %message, "request handler panicked");

@@ -187,11 +187,16 @@ fn variant(index: usize, v: &VariantDef, event: bool, names: &[String]) -> Json 
     ];
     fields(&v.fields, names, &mut obj, false);
     if event {
+        // A stream request answers with a stream of its `stream` type, not
+        // one `response`.
+        let answer = v.response.as_ref().map_or(Json::Null, |r| ty(r, names));
+        let (response, stream) = match v.stream {
+            true => (Json::Null, answer),
+            false => (answer, Json::Null),
+        };
         obj.push(("request", Json::Bool(v.response.is_some())));
-        obj.push((
-            "response",
-            v.response.as_ref().map_or(Json::Null, |r| ty(r, names)),
-        ));
+        obj.push(("response", response));
+        obj.push(("stream", stream));
     }
     Json::Obj(obj)
 }

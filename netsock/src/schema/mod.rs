@@ -183,8 +183,12 @@ pub struct VariantDef {
     pub name: &'static str,
     /// Its fields.
     pub fields: Fields,
-    /// For a request variant of an event enum, the response type.
+    /// For a request variant of an event enum, the response type (for a
+    /// stream request, the type of its items).
     pub response: Option<Type>,
+    /// A stream request: the peer answers with a stream of `response`
+    /// values.
+    pub stream: bool,
 }
 
 impl VariantDef {
@@ -199,6 +203,7 @@ impl VariantDef {
             name,
             fields,
             response: None,
+            stream: false,
         }
     }
 
@@ -214,6 +219,23 @@ impl VariantDef {
             name,
             fields,
             response: Some(response),
+            stream: false,
+        }
+    }
+
+    /// A stream request variant, answered with a stream of `item` values.
+    ///
+    /// ```
+    /// use netsock::schema::{Fields, Type, VariantDef};
+    /// let v = VariantDef::stream("Watch", Fields::Newtype(Type::String), Type::F64);
+    /// assert!(v.stream && v.response == Some(Type::F64));
+    /// ```
+    pub fn stream(name: &'static str, fields: Fields, item: Type) -> VariantDef {
+        VariantDef {
+            name,
+            fields,
+            response: Some(item),
+            stream: true,
         }
     }
 }

@@ -32,8 +32,11 @@
 //! | 8   | `Ping`       | –                                                         | –              |
 //! | 9   | `Pong`       | –                                                         | –              |
 //! | 10  | `Close`      | [`CloseReason`]                                           | –              |
-//! | 11  | `Ack`        | received `u64`                                            | –              |
-//! | 12  | `Volatile`   | –                                                         | the event enum |
+//! | 11  | `StreamItem` | id `u64`                                                  | the item value |
+//! | 12  | `StreamEnd`  | id `u64`, error `Option<`[`RemoteError`]`>`                | –              |
+//! | 13  | `Credit`     | id `u64`, items `u32`, bytes `u64`                        | –              |
+//! | 14  | `Ack`        | received `u64`                                            | –              |
+//! | 15  | `Volatile`   | –                                                         | the event enum |
 //!
 //! Integers other than the length prefix and magic are postcard varints
 //! (LEB128; `u16`/`u32`/`u64` as unsigned varints). `Option` is a `0`/`1` byte
@@ -61,6 +64,28 @@
 //! ([`deadline`](crate::deadline())) and leaves cancelling to the caller's
 //! own timer, which sends the `Cancel`.
 //!
+//! # Streams
+//!
+//! A stream is a `Request` whose variant is declared as a stream (its
+//! schema text has `=>` where a request's has `->`). The peer accepts it
+//! with an empty `Response` (or refuses it with a `Failure`, as any
+//! request), then sends `StreamItem` frames carrying the request's id, one
+//! item each, and finally one `StreamEnd`: `None` when the stream is
+//! complete, else why it failed. A `Cancel` from the caller, at any time,
+//! stops the stream: nothing more is sent for it.
+//!
+//! **Credit.** The sender may send an item only while it holds credit for
+//! at least one item and one byte. Each stream starts with
+//! [`STREAM_WINDOW_ITEMS`] items and [`STREAM_WINDOW_BYTES`] bytes; each
+//! item sent uses one item and its frame body's length in bytes (the byte
+//! credit may go below zero by the last item's size); a `Credit` frame
+//! from the receiver adds to both. This implementation grants back what
+//! its consumer has read, each time that reaches half the window, so a
+//! consumer that stops reading holds the sender at the window. A receiver
+//! that gets an item without credit ends that stream with an error and
+//! sends `Cancel`. Items and credits for an id that has no open stream
+//! (one that just ended or was cancelled) are ignored.
+//!
 //! # Sessions
 //!
 //! A client may ask for a *recoverable session* by putting a
@@ -72,8 +97,8 @@
 //! for nothing pays nothing, and sees none of the frames below.
 //!
 //! On a session, each side counts the **numbered** frames it sends and
-//! receives (see [`Header::is_numbered`]: events, requests, replies,
-//! cancels), from 1 for the session's first. The receiver sends
+//! receives (see [`Header::is_numbered`]: events, requests, replies, stream
+//! frames, cancels), from 1 for the session's first. The receiver sends
 //! `Ack { received }`, its count so far, every 64 numbered frames and
 //! 200 ms after a frame it has not acknowledged; the sender keeps each
 //! numbered frame until an `Ack` covers it. A volatile event is sent as
@@ -153,6 +178,19 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
 /// assert_eq!(netsock::frame::MIN_MAX_FRAME_SIZE, 1024);
 /// ```
 pub const MIN_MAX_FRAME_SIZE: usize = 1024;
+/// The credit in items each stream starts with: the sender may send this
+/// many items before the receiver grants more (see *Streams* above).
+///
+/// ```
+/// assert_eq!(netsock::frame::STREAM_WINDOW_ITEMS, 1024);
+/// ```
+pub const STREAM_WINDOW_ITEMS: u32 = 1024;
+/// The credit in bytes (of item payloads) each stream starts with.
+///
+/// ```
+/// assert_eq!(netsock::frame::STREAM_WINDOW_BYTES, 256 * 1024);
+/// ```
+pub const STREAM_WINDOW_BYTES: u64 = 256 * 1024;
 /// At most this much buffer is reserved ahead of bytes actually received.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
@@ -243,6 +281,27 @@ pub enum Header {
     Pong,
     /// The sender is closing the connection.
     Close(CloseReason),
+    /// One item of a stream; the payload is the item.
+    StreamItem {
+        /// The stream request's id.
+        id: u64,
+    },
+    /// The stream ended: complete (`None`) or failed.
+    StreamEnd {
+        /// The stream request's id.
+        id: u64,
+        /// Why the stream failed, if it did.
+        error: Option<RemoteError>,
+    },
+    /// The receiver of a stream lets its sender send more.
+    Credit {
+        /// The stream request's id.
+        id: u64,
+        /// How many more items the sender may send.
+        items: u32,
+        /// How many more bytes of item payload the sender may send.
+        bytes: u64,
+    },
     /// On a recoverable session: how many numbered frames the sender has
     /// received from the peer since the session began (see *Sessions*).
     Ack {
@@ -259,7 +318,8 @@ impl Header {
     /// Whether this kind is *numbered* on a recoverable session: counted by
     /// both sides, kept by the sender until acknowledged, and sent again
     /// after a cut. Everything but the handshake, `Ping`, `Pong`, `Close`,
-    /// `Ack` and `Volatile`.
+    /// `Ack` and `Volatile`: streams' items, ends and credits included, so
+    /// that a stream resumes with its session.
     ///
     /// ```
     /// use netsock::frame::Header;
@@ -275,6 +335,9 @@ impl Header {
                 | Header::Response { .. }
                 | Header::Failure { .. }
                 | Header::Cancel { .. }
+                | Header::StreamItem { .. }
+                | Header::StreamEnd { .. }
+                | Header::Credit { .. }
         )
     }
 }
@@ -283,13 +346,13 @@ impl Header {
 /// [`Header::is_numbered`]), from the first body byte of an encoded frame
 /// (every tag is below 128, so one varint byte).
 pub(crate) fn numbered_tag(tag: u8) -> bool {
-    matches!(tag, 3..=7)
+    matches!(tag, 3..=7 | 11..=13)
 }
 
 /// The tag of [`Header::Event`] and of [`Header::Volatile`], the one body
 /// byte in which the two frames of the same event differ.
 pub(crate) const EVENT_TAG: u8 = 3;
-pub(crate) const VOLATILE_TAG: u8 = 12;
+pub(crate) const VOLATILE_TAG: u8 = 15;
 
 /// A recoverable session's secret: 16 random bytes the server gives the
 /// client in the `Welcome`, which the client shows to resume the session
@@ -556,6 +619,16 @@ pub enum RemoteError {
     /// The reply could not be encoded.
     Encode {
         /// Encoder error.
+        message: String,
+    },
+    /// A stream's handler failed (its stream gave an `Err`), saying why.
+    HandlerFailed {
+        /// The error, in words.
+        message: String,
+    },
+    /// The peer broke a stream's rules (an item without credit).
+    StreamProtocol {
+        /// What went wrong.
         message: String,
     },
 }
@@ -917,13 +990,18 @@ impl Header {
     /// The free text this header carries, if any.
     fn text_mut(&mut self) -> Option<&mut String> {
         match self {
-            Header::Failure { error, .. } => match error {
+            Header::Failure { error, .. }
+            | Header::StreamEnd {
+                error: Some(error), ..
+            } => match error {
                 RemoteError::NoHandler { event } | RemoteError::NotARequest { event } => {
                     Some(event)
                 }
                 RemoteError::HandlerPanicked { message }
                 | RemoteError::BadRequest { message }
-                | RemoteError::Encode { message } => Some(message),
+                | RemoteError::Encode { message }
+                | RemoteError::HandlerFailed { message }
+                | RemoteError::StreamProtocol { message } => Some(message),
                 RemoteError::ResponseTooLarge { .. } => None,
             },
             Header::Close(
