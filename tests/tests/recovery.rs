@@ -22,6 +22,7 @@ on_both_transports!(
     a_session_past_its_window_reports_exactly_what_was_lost,
     tokens_not_the_clients_own_are_refused,
     a_client_without_recovery_gets_no_session,
+    a_stream_carries_on_across_cuts,
 );
 
 /// Events each way in the run under cuts (the long run: `RECOVERY_EVENTS`).
@@ -370,4 +371,37 @@ async fn a_client_without_recovery_gets_no_session(t: Transport) {
     assert_eq!(served.io.metrics().connections_total, 2);
     socket.close().await;
     served.io.close().await;
+}
+
+/// A stream open across cuts carries on: with recovery its frames are
+/// numbered like the rest, so its items arrive once each, in order, and
+/// its credit is not lost with a cut.
+async fn a_stream_carries_on_across_cuts(t: Transport) {
+    use tests::feed::{serve_feed, Feed, FeedEmit};
+    let (io, _probe, dir) = serve_feed(t).await;
+    let proxy = Proxy::start(t, &dir, io.local_addr().clone()).await;
+    proxy.chaos(5_000, 60_000);
+    let socket = within(
+        Socket::<Feed>::builder()
+            .recovery(Recovery::DEFAULT)
+            .reconnect(fast())
+            .connect(proxy.addr()),
+    )
+    .await
+    .unwrap();
+    let n = 100_000;
+    let mut items = within(socket.timeout(Duration::from_secs(30)).count(n))
+        .await
+        .unwrap();
+    for expected in 0..n {
+        let item = tokio::time::timeout(Duration::from_secs(30), items.next())
+            .await
+            .unwrap_or_else(|_| panic!("item {expected} never came"));
+        assert_eq!(item, Some(Ok(expected)));
+    }
+    assert_eq!(within(items.next()).await, None, "the stream ends");
+    let cuts = proxy.chaos_cuts();
+    assert!(cuts >= 3, "only {cuts} cuts");
+    socket.close().await;
+    io.close().await;
 }
