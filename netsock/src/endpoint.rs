@@ -58,13 +58,6 @@ pub trait Call<E: Events> {
         &self,
         event: E,
     ) -> impl Future<Output = std::result::Result<R, CallError>> + Send;
-
-    /// Sends the stream request variant `event` and gives its items,
-    /// decoded as `T`; see [`Socket::request_stream`](crate::Socket::request_stream).
-    fn request_stream<T: DeserializeOwned + Send + 'static>(
-        &self,
-        event: E,
-    ) -> impl Future<Output = std::result::Result<crate::ItemStream<T>, CallError>> + Send;
 }
 
 /// What receives events of type `E` and answers its requests: a

@@ -19,7 +19,7 @@ use crate::conn::calls::Registered;
 use crate::conn::event_stream::{subscribe, EventStream};
 use crate::conn::handler_table::{BoxFuture, Slot};
 use crate::conn::serve::encode_reply;
-use crate::conn::streams::{item_frames, Opening};
+use crate::conn::streams::{item_frames, ItemStream, Opening};
 use crate::conn::SocketId;
 use crate::conn::{QueueError, Shared};
 use crate::error::{
@@ -830,7 +830,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     pub async fn request_stream<T: DeserializeOwned>(
         &self,
         event: Out,
-    ) -> std::result::Result<crate::ItemStream<T>, CallError> {
+    ) -> std::result::Result<ItemStream<T>, CallError> {
         let index = event.variant_index();
         match Out::VARIANTS.get(index as usize) {
             Some(v) if v.stream => {}
@@ -1565,11 +1565,13 @@ impl<In: Events, Out: Events> crate::endpoint::Call<Out> for Socket<In, Out> {
     ) -> impl std::future::Future<Output = std::result::Result<R, CallError>> + Send {
         Socket::request(self, event)
     }
+}
 
+impl<In: Events, Out: Events> crate::conn::streams::CallStream<Out> for Socket<In, Out> {
     fn request_stream<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         event: Out,
-    ) -> impl std::future::Future<Output = std::result::Result<crate::ItemStream<T>, CallError>> + Send
+    ) -> impl std::future::Future<Output = std::result::Result<ItemStream<T>, CallError>> + Send
     {
         Socket::request_stream(self, event)
     }

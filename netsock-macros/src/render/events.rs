@@ -340,9 +340,9 @@ fn fn_call_stream(model: &EventsModel, v: &EventVariant, item: &Type) -> TokenSt
                 Output = ::core::result::Result<#krate::ItemStream<#item>, #krate::CallError>,
             > + ::core::marker::Send
         where
-            Self: #krate::__private::Call<#name>,
+            Self: #krate::__private::CallStream<#name>,
         {
-            #krate::__private::Call::<#name>::request_stream::<#item>(self, #value)
+            #krate::__private::CallStream::<#name>::request_stream::<#item>(self, #value)
         }
     }
 }

@@ -29,8 +29,11 @@ pub(crate) type RequestFn<In> =
     Arc<dyn Fn(In, u64, usize) -> BoxFuture<Option<Bytes>> + Send + Sync>;
 /// Gets the stream request's value, its id and the largest frame the peer
 /// accepts; gives the handler's stream as frames.
-pub(crate) type StreamFn<In> =
-    Arc<dyn Fn(In, u64, usize) -> BoxFuture<super::streams::ItemFrames> + Send + Sync>;
+pub(crate) type StreamFn<In> = Arc<dyn Fn(In, u64, usize) -> BoxFuture<ItemFrames> + Send + Sync>;
+/// A handler's stream, as the stream pump sees it: complete `StreamItem`
+/// frames, or why the stream failed.
+pub(crate) type ItemFrames =
+    futures_util::stream::BoxStream<'static, Result<Bytes, crate::wire::frame::RemoteError>>;
 pub(crate) type DisconnectFn = Arc<dyn Fn(DisconnectReason) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type ErrorFn = Arc<dyn Fn(SocketError) + Send + Sync>;
 pub(crate) type AnyFn<In> = Arc<dyn Fn(&In) + Send + Sync>;

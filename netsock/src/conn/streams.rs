@@ -40,9 +40,7 @@ use crate::wire::frame::{
     self, Header, RemoteError, PREFIX_LEN, STREAM_WINDOW_BYTES, STREAM_WINDOW_ITEMS,
 };
 
-/// A handler's stream, as the pump sees it: complete `StreamItem` frames,
-/// or why the stream failed.
-pub(crate) type ItemFrames = BoxStream<'static, Result<Bytes, RemoteError>>;
+pub(crate) use super::handler_table::ItemFrames;
 
 /// The streams open on one connection, both ways.
 #[derive(Default)]
@@ -293,11 +291,8 @@ pub(super) fn start<In: Events>(
         if t.outgoing.len() >= limit && !t.outgoing.contains_key(&id) {
             drop(t);
             let message = format!("too many open streams on this connection (at most {limit})");
-            return super::serve::failure(
-                id,
-                RemoteError::HandlerFailed { message },
-                shared.max_out,
-            );
+            let error = RemoteError::HandlerFailed { message };
+            return frame::encode_control(Header::Failure { id, error }, shared.max_out).ok();
         }
         if let Some(earlier) = t.outgoing.insert(id, outgoing.clone()) {
             // A reused id: as for requests, the earlier one stops.
@@ -398,6 +393,25 @@ where
             std::future::ready(go)
         })
         .boxed()
+}
+
+/// What can make a stream request of type `E` and give its items: a
+/// [`Socket`](crate::Socket) sending `E`. The stream stubs generated in
+/// `{Enum}Emit` call it. Not public API (it is reached through
+/// `netsock::__private`); next to [`ItemStream`], so that the traits below
+/// the connection need not know it.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot make `{E}` stream requests: only a `Socket` can",
+    label = "not a socket"
+)]
+pub trait CallStream<E: crate::events::Events> {
+    /// Sends the stream request variant `event` and gives its items,
+    /// decoded as `T`; see [`Socket::request_stream`](crate::Socket::request_stream).
+    fn request_stream<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        event: E,
+    ) -> impl std::future::Future<Output = Result<ItemStream<T>, crate::error::CallError>> + Send;
 }
 
 /// A stream of items from the peer, the answer to a stream request: a
