@@ -697,58 +697,75 @@ fn idle_rss(
     Ok((after as f64 - before as f64) / n as f64)
 }
 
-/// Starts a netsock server on plain TCP and one on TLS, warms each up once,
-/// then alternates them `reps` times: TCP figures in the row's `raw`
-/// column, TLS figures in its `netsock` column.
+/// Warms up once, then alternates `plain` and `variant` runs `reps` times:
+/// `plain` figures in the row's `raw` column, `variant` figures in its
+/// `netsock` column.
+fn alternate(
+    opts: &Opts,
+    row: &mut Row,
+    mut plain: impl FnMut() -> Result<f64, BoxError>,
+    mut variant: impl FnMut() -> Result<f64, BoxError>,
+) -> Result<(), BoxError> {
+    for rep in 0..=opts.reps {
+        let (a, b) = (plain()?, variant()?);
+        if rep > 0 {
+            row.raw.push(a);
+            row.netsock.push(b);
+        }
+    }
+    Ok(())
+}
+
+/// A netsock server on plain TCP and one on TLS, [alternated](alternate):
+/// TCP in the `raw` column, TLS in the `netsock` column.
 fn tls_pair(
     opts: &Opts,
     row: &mut Row,
     multi_thread: bool,
     pinned: bool,
-    mut run: impl FnMut(&Target) -> Result<f64, BoxError>,
+    run: impl FnMut(&Target) -> Result<f64, BoxError>,
 ) {
     let rt = if multi_thread { "mt" } else { "ct" };
+    let run = std::cell::RefCell::new(run);
     let result = (|| -> Result<(), BoxError> {
         let tcp = child::spawn_on("netsock", "tcp", rt, "rpc", pinned, &opts.dir)?;
         let tls = child::spawn_on("netsock", "tls", rt, "rpc", pinned, &opts.dir)?;
-        for rep in 0..=opts.reps {
-            let plain = run(&tcp.target)?;
-            let secure = run(&tls.target)?;
-            if rep > 0 {
-                row.raw.push(plain);
-                row.netsock.push(secure);
-            }
-        }
-        Ok(())
+        alternate(
+            opts,
+            row,
+            || (run.borrow_mut())(&tcp.target),
+            || (run.borrow_mut())(&tls.target),
+        )
     })();
     if let Err(e) = result {
         row.error = Some(e.to_string());
     }
 }
 
-/// Starts one netsock server, warms up once, then alternates clients
-/// without and with session recovery `reps` times: figures without in the
-/// row's `raw` column, with in its `netsock` column.
+/// One netsock server, its clients without and with session recovery
+/// [alternated](alternate): without in the `raw` column, with in the
+/// `netsock` column.
 fn recovery_pair(
     opts: &Opts,
     row: &mut Row,
     unix: bool,
-    mut run: impl FnMut(&Target) -> Result<f64, BoxError>,
+    run: impl FnMut(&Target) -> Result<f64, BoxError>,
 ) {
+    let run = std::cell::RefCell::new(run);
+    let with = |on: bool, target: &Target| {
+        ns::RECOVERY.store(on, std::sync::atomic::Ordering::Relaxed);
+        let figure = (run.borrow_mut())(target);
+        ns::RECOVERY.store(false, std::sync::atomic::Ordering::Relaxed);
+        figure
+    };
     let result = (|| -> Result<(), BoxError> {
         let server = child::spawn("netsock", unix, "mt", "rpc", false, &opts.dir)?;
-        for rep in 0..=opts.reps {
-            ns::RECOVERY.store(false, std::sync::atomic::Ordering::Relaxed);
-            let off = run(&server.target)?;
-            ns::RECOVERY.store(true, std::sync::atomic::Ordering::Relaxed);
-            let on = run(&server.target)?;
-            ns::RECOVERY.store(false, std::sync::atomic::Ordering::Relaxed);
-            if rep > 0 {
-                row.raw.push(off);
-                row.netsock.push(on);
-            }
-        }
-        Ok(())
+        alternate(
+            opts,
+            row,
+            || with(false, &server.target),
+            || with(true, &server.target),
+        )
     })();
     if let Err(e) = result {
         row.error = Some(e.to_string());

@@ -479,6 +479,25 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         write(&self.on_reconnect).clear();
     }
 
+    /// Waits `delay`, then dials, resuming `old`'s session if `resume`;
+    /// `None` when `close()` woke it first.
+    async fn dial_after(
+        &self,
+        delay: Duration,
+        old: &Arc<Shared<In>>,
+        resume: bool,
+    ) -> Option<Result<Dialed<In>>> {
+        let carry = old.carry();
+        tokio::select! {
+            () = self.wake.notified() => None,
+            dialed = async {
+                tokio::time::sleep(delay).await;
+                let resume = resume.then_some(old);
+                dial::<In, Out>(&self.addr, &self.config, self.auth.clone(), carry, resume).await
+            } => Some(dialed),
+        }
+    }
+
     /// Adds a hook run after each reconnect.
     pub(crate) fn on_reconnect(&self, hook: ReconnectFn) {
         write(&self.on_reconnect).push(hook);
@@ -589,15 +608,10 @@ async fn reconnect<In: Events, Out: Events>(
         }
         let delay = policy.delay(attempt);
         tracing::info!(attempt, ?delay, "reconnecting");
-        let dialed = tokio::select! {
-            () = link.wake.notified() => None,
-            dialed = async {
-                tokio::time::sleep(delay).await;
-                dial::<In, Out>(&link.addr, &link.config, link.auth.clone(), old.carry(), None)
-                    .await
-                    .and_then(fresh)
-            } => Some(dialed),
-        };
+        let dialed = link
+            .dial_after(delay, old, false)
+            .await
+            .map(|dialed| dialed.and_then(fresh));
         let new = match dialed {
             // Woken by `close()`.
             None if lock(&link.state).closing => {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::client::reconnect::{is_retryable, Reconnected, SessionLoss};
-use crate::client::{dial, Dialed, Redialer};
+use crate::client::{Dialed, Redialer};
 use crate::conn::handler_table::call_caught;
 use crate::conn::session::frames;
 use crate::conn::Shared;
@@ -50,13 +50,7 @@ pub(super) async fn resume<In: Events, Out: Events>(
         }
         let delay = policy.delay(attempt);
         tracing::info!(attempt, ?delay, "resuming the session");
-        let dialed = tokio::select! {
-            () = link.wake.notified() => None,
-            dialed = async {
-                tokio::time::sleep(delay).await;
-                dial::<In, Out>(&link.addr, &link.config, link.auth.clone(), old.carry(), Some(old)).await
-            } => Some(dialed),
-        };
+        let dialed = link.dial_after(delay, old, true).await;
         let (next, lost) = match dialed {
             // Woken by `close()`: the next turn ends the socket.
             None => continue,

@@ -1056,18 +1056,7 @@ async fn serve_connection<In: Events, Out: Events>(
     // A session resumed takes no new place; if it is not resumed, the
     // limit is checked below.
     if open >= config.max_connections && resume.is_none() {
-        warn_throttled!(
-            "server full",
-            open,
-            max = config.max_connections,
-            "refusing a connection: server full"
-        );
-        count_reject(&server, |r| &r.full);
-        let reason = format!(
-            "the server is at its limit of {} connections",
-            config.max_connections
-        );
-        hello::reject(&mut conn.writer, RejectReason::Other(reason)).await;
+        refuse_full(&server, &mut conn.writer, open, config.max_connections).await;
         return;
     }
     if !middleware.is_empty() {
@@ -1107,12 +1096,7 @@ async fn serve_connection<In: Events, Out: Events>(
             }
         }
         if open >= config.max_connections {
-            count_reject(&server, |r| &r.full);
-            let reason = format!(
-                "the server is at its limit of {} connections",
-                config.max_connections
-            );
-            hello::reject(&mut conn.writer, RejectReason::Other(reason)).await;
+            refuse_full(&server, &mut conn.writer, open, config.max_connections).await;
             return;
         }
     }
@@ -1208,6 +1192,24 @@ async fn serve_connection<In: Events, Out: Events>(
         }
     }
     socket.start();
+}
+
+/// Refuses a connection because `open` connections are at the limit `max`.
+async fn refuse_full<In: Events, Out: Events>(
+    server: &Weak<Inner<In, Out>>,
+    writer: &mut crate::transport::WriteHalf,
+    open: usize,
+    max: usize,
+) {
+    warn_throttled!(
+        "server full",
+        open,
+        max,
+        "refusing a connection: server full"
+    );
+    count_reject(server, |r| &r.full);
+    let reason = format!("the server is at its limit of {max} connections");
+    hello::reject(writer, RejectReason::Other(reason)).await;
 }
 
 /// How a resume went.
