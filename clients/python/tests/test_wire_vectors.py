@@ -11,7 +11,7 @@ from typing import Any
 
 import netsock
 from netsock.codec import TypeTable
-from netsock.frames import Field, Header, Tagged, decode_body, encode_frame
+from netsock.frames import Field, Header, Tagged, VariantSpec, decode_body, encode_frame
 from netsock.postcard import Reader
 from netsock.schema import Schema
 
@@ -85,6 +85,10 @@ def debug_field(f: Field, value: Any) -> str:
         return "[" + ", ".join(str(b) for b in value) + "]"
     if f.name == "Option<Vec<u8>>":
         return "None" if value is None else "Some([" + ", ".join(str(b) for b in value) + "])"
+    if f.name == "SessionToken":
+        return "SessionToken(..)"
+    if f.name == "Option<RemoteError>":
+        return "None" if value is None else f"Some({debug_tagged(value)})"
     if isinstance(value, Tagged):
         return debug_tagged(value)
     return str(value)
@@ -111,9 +115,53 @@ def debug_value(value: Any) -> str:
     return str(value)
 
 
+# The session payloads of Hello and Welcome (the package never asks for a
+# session; these only read the book's vectors).
+TOKEN = Field("SessionToken", lambda out, v: out.extend(v), lambda r: r.take(16))
+U64 = Field("u64", netsock.postcard.write_varint, lambda r: r.varint(64))
+
+
+class SessionAsk(Tagged):
+    VARIANTS = (VariantSpec("New"), VariantSpec("Resume", (("token", TOKEN), ("received", U64))))
+
+
+class LostReason(Tagged):
+    VARIANTS = (
+        VariantSpec("Unknown"),
+        VariantSpec("NotYours"),
+        VariantSpec("Overflowed"),
+        VariantSpec("Expired", (("received", U64), ("sent", U64))),
+    )
+
+
+class Resumption(Tagged):
+    VARIANTS = (
+        VariantSpec("New"),
+        VariantSpec("Resumed", (("received", U64),)),
+        VariantSpec("Lost", (("reason", Field("LostReason", lambda out, v: v.write(out), LostReason.read)),), tuple_like=True),
+    )
+
+
+def debug_session(header: Header, payload: bytes) -> str:
+    r = Reader(payload)
+    if header.kind == "Hello":
+        text = f"SessionAsk: {debug_tagged(SessionAsk.read(r))}"
+    else:
+        token, window = TOKEN.read(r), U64.read(r)
+        assert len(token) == 16
+        text = (
+            f"SessionGrant: SessionGrant {{ token: SessionToken(..), window_ms: {window}, "
+            f"resumption: {debug_tagged(Resumption.read(r))} }}"
+        )
+    assert not r.rest(), "trailing bytes after the session payload"
+    return text
+
+
 def debug_payload(header: Header, payload: bytes, type_name: str) -> str:
     """The payload as the file writes it: `TYPE: VALUE`, TYPE the one the
     vector names (the bytes alone do not say)."""
+    if header.kind in ("Hello", "Welcome") and payload:
+        return debug_session(header, payload)
     if not header.spec.payload:
         return "-"
     if type_name == "i64":
@@ -167,7 +215,7 @@ class WireVectors(unittest.TestCase):
                 self.assertEqual(decoded, payload)
 
     def test_unknown_kinds_and_reasons_do_not_decode(self) -> None:
-        for body in (b"\x0b", b"\x02\x08", b"\x0a\x05", b"\x06\x01\x06", b"\xff\xff\xff\xff\x7f"):
+        for body in (b"\x10", b"\x02\x08", b"\x0a\x05", b"\x06\x01\x08", b"\x0c\x01\x01\x08", b"\xff\xff\xff\xff\x7f"):
             with self.subTest(body.hex()), self.assertRaises(netsock.DecodeError):
                 decode_body(body)
 

@@ -31,6 +31,7 @@ from .errors import (
     DisconnectReason,
     EncodeFailed,
     FrameTooLarge,
+    HandlerFailed,
     HandlerPanicked,
     HandshakeTimeout,
     InvalidAddr,
@@ -44,6 +45,7 @@ from .errors import (
     SchemaError,
     SchemaMismatch,
     SocketError,
+    StreamProtocol,
     Timeout,
     ValidationError,
     VersionMismatch,
@@ -52,6 +54,7 @@ from .frames import CloseReason, RejectReason, RemoteError, schema_id
 from .schema import Schema, Variant, load_schema
 from .server import Server, serve
 from .socket import Socket
+from .stream import ItemStream
 
 __version__ = "0.1.0"
 
@@ -71,9 +74,11 @@ __all__ = [
     "DisconnectReason",
     "EncodeFailed",
     "FrameTooLarge",
+    "HandlerFailed",
     "HandlerPanicked",
     "HandshakeTimeout",
     "InvalidAddr",
+    "ItemStream",
     "NetsockError",
     "NoHandler",
     "NotARequest",
@@ -90,6 +95,7 @@ __all__ = [
     "Server",
     "Socket",
     "SocketError",
+    "StreamProtocol",
     "Timeout",
     "ValidationError",
     "Variant",

@@ -31,11 +31,13 @@ from .errors import (
     DisconnectReason,
     EncodeFailed,
     FrameTooLarge,
+    HandlerFailed,
     HandlerPanicked,
     NoHandler,
     NotARequest,
     ResponseTooLarge,
     SocketError,
+    StreamProtocol,
     Timeout,
     ValidationError,
 )
@@ -50,6 +52,8 @@ from .frames import (
     encode_control,
     encode_frame,
 )
+
+from .stream import ItemStream
 
 if TYPE_CHECKING:
     from .schema import Schema, Variant
@@ -165,6 +169,10 @@ def call_error(error: RemoteError) -> CallError:
             return ResponseTooLarge(f["size"], f["max"])
         case "Encode":
             return EncodeFailed(f["message"])
+        case "HandlerFailed":
+            return HandlerFailed(f["message"])
+        case "StreamProtocol":
+            return StreamProtocol(f["message"])
     return CallError(f"the peer failed the request: {error!r}")
 
 
@@ -208,6 +216,7 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self._pending: dict[int, tuple[asyncio.Future[Any], Variant]] = {}
         self._next_id = 0
+        self._streams: dict[int, ItemStream] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._requests = asyncio.Semaphore(config.max_concurrent_requests)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -261,6 +270,9 @@ class Connection:
         for fut, _ in pending.values():
             if not fut.done():
                 fut.set_exception(Disconnected(reason))
+        streams, self._streams = self._streams, {}
+        for stream in streams.values():
+            stream._finish(Disconnected(reason))
         running, self._running = self._running, {}
         for task in running.values():
             task.cancel()
@@ -357,10 +369,46 @@ class Connection:
         finally:
             self._pending.pop(rid, None)
 
+    async def open_stream(self, variant: Variant, payload: bytes, timeout: float | None) -> ItemStream:
+        """Sends a stream ``Request`` and waits (within ``timeout``) until
+        the peer accepts it; the same timeout, from now, bounds the wait for
+        the first item. On a timeout, or when the caller is cancelled,
+        sends ``Cancel``."""
+        rid = self._new_id()
+        timeout_ms = 0 if timeout is None else min(_U32_MAX, max(1, round(timeout * 1000)))
+        frame = encode_frame(Header("Request", id=rid, timeout_ms=timeout_ms), payload, self.send_limit)
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        stream = ItemStream(self, rid, variant)
+        start = self._loop.time()
+        stream._set_first_deadline(None if timeout is None else start + timeout, timeout)
+        self._pending[rid] = (fut, variant)
+        self._streams[rid] = stream  # items may follow the acceptance at once
+        try:
+            await self._send(frame)
+            done, _ = await asyncio.wait({fut}, timeout=timeout)
+            if not done:
+                self._cancel_call(rid)
+                self._streams.pop(rid, None)
+                raise Timeout(timeout or 0.0)
+            fut.result()
+            return stream
+        except BaseException:
+            if self._streams.pop(rid, None) is not None and self._pending.get(rid) is not None:
+                self._cancel_call(rid)
+            raise
+        finally:
+            self._pending.pop(rid, None)
+
+    def _cancel_stream(self, rid: int) -> None:
+        """The reader stopped a stream: ``Cancel``, and what comes for it
+        is ignored."""
+        if self._streams.pop(rid, None) is not None:
+            self._write_control(Header("Cancel", id=rid))
+
     def _new_id(self) -> int:
         while True:
             self._next_id = self._next_id % _U64_MAX + 1
-            if self._next_id not in self._pending:
+            if self._next_id not in self._pending and self._next_id not in self._streams:
                 return self._next_id
 
     def _cancel_call(self, rid: int) -> None:
@@ -458,6 +506,8 @@ class Connection:
             return self._reply_failure(rid, RemoteError("BadRequest", message=str(e)))
         if not variant.request:
             return self._reply_failure(rid, RemoteError("NotARequest", event=variant.name))
+        if variant.stream is not None:  # this package consumes streams, it does not serve them
+            return self._reply_failure(rid, RemoteError("NoHandler", event=variant.name))
         handler = self.host._request_handler(variant.name)
         if handler is None:
             return self._reply_failure(rid, RemoteError("NoHandler", event=variant.name))
@@ -512,6 +562,9 @@ class Connection:
         fut, variant = entry
         if fut.done():
             return None
+        if variant.stream is not None:  # an empty Response accepts the stream
+            fut.set_result(None)
+            return None
         try:
             fut.set_result(variant.decode_response(payload))
         except DecodeError as e:
@@ -521,6 +574,7 @@ class Connection:
     async def _on_failure(self, header: Header, payload: bytes) -> None:
         entry = self._pending.pop(header.id, None)
         if entry is not None and not entry[0].done():
+            self._streams.pop(header.id, None)
             entry[0].set_exception(call_error(header.error))
         return None
 
@@ -529,6 +583,24 @@ class Connection:
         if task is not None:
             task.cancel()
         return None
+
+    async def _on_stream_item(self, header: Header, payload: bytes) -> None:
+        stream = self._streams.get(header.id)
+        if stream is not None:  # else ended or cancelled: ignored
+            stream._push(payload, 1 + _varint_len(header.id) + len(payload))
+        return None
+
+    async def _on_stream_end(self, header: Header, payload: bytes) -> None:
+        stream = self._streams.pop(header.id, None)
+        if stream is not None:
+            stream._finish(None if header.error is None else call_error(header.error))
+        return None
+
+    async def _on_credit(self, header: Header, payload: bytes) -> None:
+        return None  # this side sends no streams
+
+    async def _on_ack(self, header: Header, payload: bytes) -> None:
+        return None  # sessions only; this side never asks for one
 
     async def _on_ping(self, header: Header, payload: bytes) -> None:
         self._write_control(Header("Pong"))
@@ -547,7 +619,7 @@ class Connection:
             return DisconnectReason("ClosedLocally")
         return DisconnectReason("ClosedByPeer", close=header.reason)
 
-    HELD_KINDS: ClassVar[frozenset[str]] = frozenset({"Event", "Request"})
+    HELD_KINDS: ClassVar[frozenset[str]] = frozenset({"Event", "Request", "Volatile"})
     """The kinds :meth:`start` with ``hold`` keeps until :meth:`release`
     (at most ``max_concurrent_requests`` of them; then reading waits)."""
 
@@ -560,8 +632,21 @@ class Connection:
         "Ping": _on_ping,
         "Pong": _on_pong,
         "Close": _on_close,
+        "StreamItem": _on_stream_item,
+        "StreamEnd": _on_stream_end,
+        "Credit": _on_credit,
+        "Ack": _on_ack,
+        "Volatile": _on_event,
     }
     """The handler of each frame kind after the handshake."""
+
+
+def _varint_len(n: int) -> int:
+    size = 1
+    while n >= 0x80:
+        n >>= 7
+        size += 1
+    return size
 
 
 def _context(when: float | None) -> contextvars.Context:

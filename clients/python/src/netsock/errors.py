@@ -6,7 +6,8 @@
 * :class:`CallError` and its kinds for one request, as ``CallError`` in Rust:
   :class:`Timeout`, :class:`Disconnected`, :class:`NoHandler`,
   :class:`NotARequest`, :class:`HandlerPanicked`, :class:`BadRequest`,
-  :class:`ResponseTooLarge`, :class:`EncodeFailed`, plus
+  :class:`ResponseTooLarge`, :class:`EncodeFailed`, :class:`HandlerFailed`,
+  :class:`StreamProtocol`, plus
   :class:`FrameTooLarge` and :class:`CodecError`. Each has a ``kind``, the
   Rust variant's name.
 * :class:`ValidationError` when a value does not match the schema (raised
@@ -46,6 +47,8 @@ __all__ = [
     "NoHandler",
     "NotARequest",
     "HandlerPanicked",
+    "HandlerFailed",
+    "StreamProtocol",
     "BadRequest",
     "ResponseTooLarge",
     "EncodeFailed",
@@ -274,6 +277,27 @@ class EncodeFailed(CallError):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(f"the peer could not encode its reply: {message}")
+
+
+class HandlerFailed(CallError):
+    """The peer's stream handler ended its stream with an error (its text)."""
+
+    kind = "HandlerFailed"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(f"the peer's stream failed: {message}")
+
+
+class StreamProtocol(CallError):
+    """A stream broke the protocol: the peer sent an item beyond the credit
+    granted (the stream is cancelled), or the variant is not a stream."""
+
+    kind = "StreamProtocol"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(f"stream protocol error: {message}")
 
 
 class FrameTooLarge(CallError):

@@ -3,8 +3,8 @@ and the handshake, reject, close and failure reasons.
 
 A frame is a 4-byte big-endian body length, then the body: the postcard
 encoding of a :class:`Header` (its variant index is the frame's
-:class:`Kind`), then, for ``Event``, ``Request`` and ``Response``, the
-payload running to the end. The Rust source of truth is
+:class:`Kind`), then, for ``Event``, ``Request``, ``Response``,
+``StreamItem`` and ``Volatile``, the payload running to the end. The Rust source of truth is
 ``netsock/src/wire/frame.rs``; the book's *Wire protocol* chapter is the
 specification.
 
@@ -33,6 +33,8 @@ __all__ = [
     "DEFAULT_MAX_FRAME",
     "MIN_MAX_FRAME",
     "PREFIX_LEN",
+    "STREAM_WINDOW_ITEMS",
+    "STREAM_WINDOW_BYTES",
     "Kind",
     "Tagged",
     "Header",
@@ -55,6 +57,10 @@ MIN_MAX_FRAME = 1024
 """The smallest frame limit a peer may announce."""
 PREFIX_LEN = 4
 """The length prefix: 4 bytes, big-endian."""
+STREAM_WINDOW_ITEMS = 1024
+"""The credit in items each stream starts with (``STREAM_WINDOW_ITEMS`` in Rust)."""
+STREAM_WINDOW_BYTES = 256 * 1024
+"""The credit in bytes (of item frame bodies) each stream starts with."""
 
 
 def schema_id(text: str) -> int:
@@ -83,6 +89,11 @@ class Kind(IntEnum):
     PING = 8
     PONG = 9
     CLOSE = 10
+    STREAM_ITEM = 11
+    STREAM_END = 12
+    CREDIT = 13
+    ACK = 14
+    VOLATILE = 15
 
 
 # --- field encodings --------------------------------------------------------------
@@ -320,7 +331,24 @@ class RemoteError(Tagged):
         VariantSpec("BadRequest", (("message", STR),)),
         VariantSpec("ResponseTooLarge", (("size", U64), ("max", U64))),
         VariantSpec("Encode", (("message", STR),)),
+        VariantSpec("HandlerFailed", (("message", STR),)),
+        VariantSpec("StreamProtocol", (("message", STR),)),
     )
+
+
+def _write_opt_error(out: bytearray, v: RemoteError | None) -> None:
+    if v is None:
+        out.append(0)
+    else:
+        out.append(1)
+        v.write(out)
+
+
+def _read_opt_error(r: Reader) -> Tagged | None:
+    return RemoteError.read(r) if r.bool() else None
+
+
+OPT_REMOTE_ERROR = Field("Option<RemoteError>", _write_opt_error, _read_opt_error)
 
 
 class Header(Tagged):
@@ -351,11 +379,16 @@ class Header(Tagged):
         VariantSpec("Ping"),
         VariantSpec("Pong"),
         VariantSpec("Close", (("reason", _nested(CloseReason)),), tuple_like=True),
+        VariantSpec("StreamItem", (("id", U64),), payload=True),
+        VariantSpec("StreamEnd", (("id", U64), ("error", OPT_REMOTE_ERROR))),
+        VariantSpec("Credit", (("id", U64), ("items", U32), ("bytes", U64))),
+        VariantSpec("Ack", (("received", U64),)),
+        VariantSpec("Volatile", payload=True),
     )
 
 
 # Kind and Header agree.
-assert [v.name.upper() for v in Header.VARIANTS] == [k.name for k in Kind]
+assert [v.name.upper() for v in Header.VARIANTS] == [k.name.replace("_", "") for k in Kind]
 
 
 def encode_frame(header: Header, payload: bytes = b"", max_frame: int | None = None) -> bytes:

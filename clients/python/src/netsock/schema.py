@@ -34,10 +34,19 @@ class Variant:
     """One variant of the event enum: an event, or a request with a
     ``response`` type."""
 
-    def __init__(self, codec: VariantCodec, request: bool, response: Codec | None, raw: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        codec: VariantCodec,
+        request: bool,
+        response: Codec | None,
+        raw: Mapping[str, Any],
+        stream: Codec | None = None,
+    ) -> None:
         self.codec = codec
         self.request = request
         self.response = response
+        self.stream = stream
+        """A stream request's item type (its ``stream`` key), else ``None``."""
         self.raw = raw
         """The variant's JSON object, keys this package does not read included."""
 
@@ -63,6 +72,8 @@ class Variant:
 
     def __repr__(self) -> str:
         arrow = f" -> {self.response.name}" if self.response is not None else ""
+        if self.stream is not None:
+            arrow = f" => {self.stream.name}"
         return f"<Variant {self.codec.signature()}{arrow}>"
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Any]:
@@ -107,6 +118,12 @@ class Variant:
         response = self.response
         assert response is not None
         return _decode(response.decode, payload, f"the reply to {self.name}")
+
+    def decode_item(self, payload: bytes) -> Any:
+        """A stream item, decoded. Raises :class:`~netsock.DecodeError`."""
+        stream = self.stream
+        assert stream is not None
+        return _decode(stream.decode, payload, f"an item of the {self.name} stream")
 
     def value(self, fields: list[Any]) -> Any:
         """The fields as one value (``None``, the newtype's value, a tuple,
@@ -155,10 +172,17 @@ class Schema:
         for codec, raw in zip(codecs, raw_variants):
             request = bool(raw.get("request", False))
             response = raw.get("response")
-            if request and response is None:
-                raise SchemaError(f"{self.name}.{codec.name}: a request needs a `response` type")
-            reply = self.types.codec(response, f"{self.name}.{codec.name}.response") if request else None
-            self.variants.append(Variant(codec, request, reply, raw))
+            item = raw.get("stream")
+            where = f"{self.name}.{codec.name}"
+            if item is not None and not request:
+                raise SchemaError(f"{where}: a `stream` type on a variant that is not a request")
+            if item is not None and response is not None:
+                raise SchemaError(f"{where}: a request has a `response` or a `stream` type, not both")
+            if request and response is None and item is None:
+                raise SchemaError(f"{where}: a request needs a `response` (or a `stream`) type")
+            reply = self.types.codec(response, f"{where}.response") if request and item is None else None
+            items = self.types.codec(item, f"{where}.stream") if item is not None else None
+            self.variants.append(Variant(codec, request, reply, raw, items))
         self._by_name = {v.name: v for v in self.variants}
 
     @classmethod

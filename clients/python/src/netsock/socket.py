@@ -19,6 +19,7 @@ from .errors import Disconnected, DisconnectReason, SocketError, ValidationError
 
 if TYPE_CHECKING:
     from .schema import Schema, Variant
+    from .stream import ItemStream
 
 __all__ = ["Socket", "EventStream"]
 
@@ -27,6 +28,7 @@ log = logging.getLogger("netsock")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNSET: Any = object()
+_STREAM: Any = object()  # _encode's `request` for a stream request
 
 
 class Socket:
@@ -97,7 +99,11 @@ class Socket:
             async def total(numbers):
                 return sum(numbers)
         """
-        self.schema.variant(name)  # a clear error for a name the schema lacks
+        variant = self.schema.variant(name)  # a clear error for a name the schema lacks
+        if variant.stream is not None:
+            raise ValidationError(
+                name, "an event or a request variant", name, f"{name} is a stream request; this package cannot serve streams"
+            )
 
         def register(fn: F) -> F:
             if not callable(fn):
@@ -184,6 +190,22 @@ class Socket:
         sends ``Cancel`` too."""
         return await self._request(name, args, fields, self.config.request_timeout)
 
+    async def request_stream(self, name: str, /, *args: Any, **fields: Any) -> ItemStream:
+        """Sends the stream request ``name`` (a variant with a ``stream``
+        item type) and returns, once the peer accepts it, an
+        :class:`~netsock.ItemStream` of its items::
+
+            stream = await socket.request_stream("Watch", "AAPL")
+            async with stream:
+                async for price in stream:
+                    ...
+
+        Raises a :class:`~netsock.CallError` if the peer refuses it
+        (:class:`~netsock.NoHandler`, ...) or does not answer within
+        ``request_timeout`` (:class:`~netsock.Timeout`, the peer was sent
+        ``Cancel``); that timeout also bounds the wait for the first item."""
+        return await self._request_stream(name, args, fields, self.config.request_timeout)
+
     def timeout(self, seconds: float | None) -> _Timed:
         """This socket with another request timeout (``None``: wait
         forever): ``await socket.timeout(0.5).request("Sum", [1])``."""
@@ -210,8 +232,15 @@ class Socket:
 
     # --- sending -------------------------------------------------------------------
 
-    def _encode(self, name: str, args: Any, fields: Any, request: bool) -> tuple[Variant, bytes]:
+    def _encode(self, name: str, args: Any, fields: Any, request: Any) -> tuple[Variant, bytes]:
         variant, payload = self.schema.encode(name, *args, **fields)
+        if variant.stream is not None and request is not _STREAM:
+            raise ValidationError(name, "a request variant", name, f"{name} is a stream request; use request_stream()")
+        if request is _STREAM:
+            if variant.stream is None:
+                what = "request" if variant.request else "event"
+                raise ValidationError(name, "a stream request variant", name, f"{name} is not a stream (it is an {what})")
+            return variant, payload
         if variant.request != request:
             if request:
                 raise ValidationError(name, "a request variant", name, f"{name} is an event; emit it instead")
@@ -226,6 +255,11 @@ class Socket:
         variant, payload = self._encode(name, args, fields, request=True)
         conn = self._live()
         return await conn.call(variant, payload, timeout)
+
+    async def _request_stream(self, name: str, args: Any, fields: Any, timeout: float | None) -> ItemStream:
+        variant, payload = self._encode(name, args, fields, request=_STREAM)
+        conn = self._live()
+        return await conn.open_stream(variant, payload, timeout)
 
     def _live(self) -> Connection:
         conn = self._conn
@@ -340,6 +374,11 @@ class _Timed:
     async def request(self, name: str, /, *args: Any, **fields: Any) -> Any:
         """:meth:`Socket.request` with this timeout."""
         return await self._socket._request(name, args, fields, self._seconds)
+
+    async def request_stream(self, name: str, /, *args: Any, **fields: Any) -> ItemStream:
+        """:meth:`Socket.request_stream` with this timeout (for the
+        acceptance and the first item)."""
+        return await self._socket._request_stream(name, args, fields, self._seconds)
 
 
 class EventStream:
