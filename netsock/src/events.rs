@@ -245,7 +245,7 @@ pub trait Events: Serialize + DeserializeOwned + Send + 'static {
     ///   "schema_text": "Api{Ping}",
     ///   "schema_id": "9419ba1d30f182e3",
     ///   "variants": [
-    ///     {"index": 0, "name": "Ping", "shape": "unit", "request": false, "response": null}
+    ///     {"index": 0, "name": "Ping", "shape": "unit", "request": false, "response": null, "stream": null}
     ///   ],
     ///   "types": {}
     /// }

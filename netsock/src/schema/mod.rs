@@ -227,7 +227,7 @@ impl VariantDef {
     ///
     /// ```
     /// use netsock::schema::{Fields, Type, VariantDef};
-    /// let v = VariantDef::stream("Watch", Fields::Newtype(Type::String), Type::F64);
+    /// let v = VariantDef::stream("Watch", Fields::Newtype(Type::Str), Type::F64);
     /// assert!(v.stream && v.response == Some(Type::F64));
     /// ```
     pub fn stream(name: &'static str, fields: Fields, item: Type) -> VariantDef {
