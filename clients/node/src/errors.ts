@@ -105,7 +105,9 @@ export type CallErrorKind =
   | "BadRequest"
   | "ResponseTooLarge"
   | "Encode"
-  | "FrameTooLarge";
+  | "FrameTooLarge"
+  | "HandlerFailed"
+  | "StreamProtocol";
 
 /**
  * A request failed. Each kind is its own subclass (`TimeoutError`,

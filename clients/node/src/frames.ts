@@ -27,6 +27,8 @@ export type RemoteError =
   | { kind: "BadRequest"; message: string }
   | { kind: "ResponseTooLarge"; size: bigint; max: bigint }
   | { kind: "Encode"; message: string }
+  | { kind: "HandlerFailed"; message: string }
+  | { kind: "StreamProtocol"; message: string }
   | { kind: "Unknown"; index: number };
 
 export interface Hello {
@@ -52,7 +54,15 @@ export type Header =
   | { kind: "Cancel"; id: bigint }
   | { kind: "Ping" }
   | { kind: "Pong" }
-  | { kind: "Close"; reason: CloseReason };
+  | { kind: "Close"; reason: CloseReason }
+  // Streams: this package consumes none yet, but knows their frames.
+  | { kind: "StreamItem"; id: bigint }
+  | { kind: "StreamEnd"; id: bigint; error: RemoteError | null }
+  | { kind: "Credit"; id: bigint; items: number; bytes: bigint }
+  // Recoverable sessions: only sent to a peer that asked for one, which
+  // this package never does.
+  | { kind: "Ack"; received: bigint }
+  | { kind: "Volatile" };
 
 const KINDS = [
   "Hello",
@@ -66,6 +76,11 @@ const KINDS = [
   "Ping",
   "Pong",
   "Close",
+  "StreamItem",
+  "StreamEnd",
+  "Credit",
+  "Ack",
+  "Volatile",
 ] as const;
 
 const REJECTS = [
@@ -78,7 +93,16 @@ const REJECTS = [
   "FrameLimitTooSmall",
   "SchemaDiffers",
 ] as const;
-const REMOTE_ERRORS = ["NoHandler", "NotARequest", "HandlerPanicked", "BadRequest", "ResponseTooLarge", "Encode"] as const;
+const REMOTE_ERRORS = [
+  "NoHandler",
+  "NotARequest",
+  "HandlerPanicked",
+  "BadRequest",
+  "ResponseTooLarge",
+  "Encode",
+  "HandlerFailed",
+  "StreamProtocol",
+] as const;
 const CLOSES = ["Normal", "FrameTooLarge", "Protocol", "Shutdown", "Application"] as const;
 
 function indexOf(list: readonly string[], kind: string): number {
@@ -145,17 +169,29 @@ export function encodeHeader(h: Header, w: Writer): void {
     case "Cancel":
       w.varint(h.id);
       return;
-    case "Failure": {
+    case "Failure":
       w.varint(h.id);
-      const e = h.error;
-      w.varint(indexOf(REMOTE_ERRORS, e.kind));
-      if (e.kind === "NoHandler" || e.kind === "NotARequest") w.string(e.event);
-      else if (e.kind === "ResponseTooLarge") {
-        w.varint(e.size);
-        w.varint(e.max);
-      } else if (e.kind !== "Unknown") w.string(e.message);
+      encodeRemoteError(h.error, w);
       return;
-    }
+    case "StreamItem":
+      w.varint(h.id);
+      return;
+    case "StreamEnd":
+      w.varint(h.id);
+      if (h.error === null) w.byte(0);
+      else {
+        w.byte(1);
+        encodeRemoteError(h.error, w);
+      }
+      return;
+    case "Credit":
+      w.varint(h.id);
+      w.varint(h.items);
+      w.varint(h.bytes);
+      return;
+    case "Ack":
+      w.varint(h.received);
+      return;
     case "Close": {
       const c = h.reason;
       w.varint(indexOf(CLOSES, c.kind));
@@ -168,6 +204,24 @@ export function encodeHeader(h: Header, w: Writer): void {
     default:
       return;
   }
+}
+
+function encodeRemoteError(e: RemoteError, w: Writer): void {
+  w.varint(indexOf(REMOTE_ERRORS, e.kind));
+  if (e.kind === "NoHandler" || e.kind === "NotARequest") w.string(e.event);
+  else if (e.kind === "ResponseTooLarge") {
+    w.varint(e.size);
+    w.varint(e.max);
+  } else if (e.kind !== "Unknown") w.string(e.message);
+}
+
+function decodeRemoteError(r: Reader): RemoteError {
+  const index = r.varint32();
+  const k = REMOTE_ERRORS[index];
+  if (k === "NoHandler" || k === "NotARequest") return { kind: k, event: r.string() };
+  if (k === "ResponseTooLarge") return { kind: k, size: r.varintBig(64), max: r.varintBig(64) };
+  if (k === undefined) return { kind: "Unknown", index };
+  return { kind: k, message: r.string() };
 }
 
 /** A whole frame: the prefix, the header, the payload. */
@@ -224,7 +278,18 @@ function decodeHeader(r: Reader): Header {
     case "Event":
     case "Ping":
     case "Pong":
+    case "Volatile":
       return { kind };
+    case "StreamItem":
+      return { kind, id: r.varintBig(64) };
+    case "StreamEnd": {
+      const id = r.varintBig(64);
+      return { kind, id, error: bool(r) ? decodeRemoteError(r) : null };
+    }
+    case "Credit":
+      return { kind, id: r.varintBig(64), items: r.varint32(), bytes: r.varintBig(64) };
+    case "Ack":
+      return { kind, received: r.varintBig(64) };
     case "Request":
       return { kind, id: r.varintBig(64), timeoutMs: r.varint32() };
     case "Response":
@@ -232,14 +297,7 @@ function decodeHeader(r: Reader): Header {
       return { kind, id: r.varintBig(64) };
     case "Failure": {
       const id = r.varintBig(64);
-      const index = r.varint32();
-      const k = REMOTE_ERRORS[index];
-      let error: RemoteError;
-      if (k === "NoHandler" || k === "NotARequest") error = { kind: k, event: r.string() };
-      else if (k === "ResponseTooLarge") error = { kind: k, size: r.varintBig(64), max: r.varintBig(64) };
-      else if (k === undefined) error = { kind: "Unknown", index };
-      else error = { kind: k, message: r.string() };
-      return { kind, id, error };
+      return { kind, id, error: decodeRemoteError(r) };
     }
     case "Close": {
       const index = r.varint32();

@@ -75,7 +75,12 @@ export type VariantShape =
 export type Variant = VariantShape & { index: number; name: string };
 
 /** A variant of the event enum: a `Variant`, plus whether it is a request and its reply type. */
-export type EventVariant = Variant & { request: boolean; response: Type | null };
+export type EventVariant = Variant & {
+  request: boolean;
+  response: Type | null;
+  /** A stream request's item type (absent in documents from before streams). */
+  stream?: Type | null;
+};
 
 /** A named type in `types`. */
 export type TypeDef =

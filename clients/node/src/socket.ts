@@ -244,6 +244,7 @@ export class Socket<E extends EventMap = AnyEvents> {
   private async call(name: string, payloadValue: unknown, options: CallOptions): Promise<never> {
     const variant = this.schema.variant(name);
     if (!variant.request) throw new NotARequestError(name);
+    if (variant.stream) throw new NetsockError(`${name} answers with a stream, which this package does not consume yet`);
     const payload = this.schema.encodeVariant(name, payloadValue);
     const link = this.link;
     if (!link?.isOpen) throw new DisconnectedError("the socket is not connected");
@@ -391,6 +392,7 @@ export class Socket<E extends EventMap = AnyEvents> {
       case "Pong":
         return;
       case "Event":
+      case "Volatile":
         this.onEvent(frame.payload);
         return;
       case "Request":
@@ -473,6 +475,11 @@ export class Socket<E extends EventMap = AnyEvents> {
       fail({ kind: "NotARequest", event: variant.name });
       return;
     }
+    if (variant.stream) {
+      // This package serves no streams yet.
+      fail({ kind: "NoHandler", event: variant.name });
+      return;
+    }
     const handler = this.handlers.get(variant.name);
     if (!handler) {
       fail({ kind: "NoHandler", event: variant.name });
@@ -541,6 +548,10 @@ function remoteError(e: RemoteError): CallError {
       return new ResponseTooLargeError(e.size, e.max);
     case "Encode":
       return new EncodeError(e.message);
+    case "HandlerFailed":
+      return new CallError("HandlerFailed", `the peer's handler failed: ${e.message}`);
+    case "StreamProtocol":
+      return new CallError("StreamProtocol", `stream protocol error: ${e.message}`);
     case "Unknown":
       return new CallError("HandlerPanicked", `the peer failed the request with an error this version does not know (variant ${e.index})`);
   }

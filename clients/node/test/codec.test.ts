@@ -240,7 +240,7 @@ test("garbage payloads are DecodeErrors, never crashes", () => {
 });
 
 test("an unknown frame kind or garbage header is a ProtocolError naming it", () => {
-  assert.throws(() => decodeFrame(new Uint8Array([11])), (e: Error) => e instanceof ProtocolError && /unknown frame kind 11/.test(e.message));
+  assert.throws(() => decodeFrame(new Uint8Array([16])), (e: Error) => e instanceof ProtocolError && /unknown frame kind 16/.test(e.message));
   assert.throws(() => decodeFrame(new Uint8Array([])), ProtocolError);
   assert.throws(() => decodeFrame(new Uint8Array([0, 1, 2])), ProtocolError);
   assert.throws(() => decodeFrame(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff])), ProtocolError);
