@@ -23,6 +23,7 @@ on_both_transports!(
     tokens_not_the_clients_own_are_refused,
     a_client_without_recovery_gets_no_session,
     a_stream_carries_on_across_cuts,
+    a_killed_server_process_loses_the_session_cleanly,
 );
 
 /// Events each way in the run under cuts (the long run: `RECOVERY_EVENTS`).
@@ -404,4 +405,71 @@ async fn a_stream_carries_on_across_cuts(t: Transport) {
     assert!(cuts >= 3, "only {cuts} cuts");
     socket.close().await;
     io.close().await;
+}
+
+/// A server in a child process, and its address.
+async fn child_server(
+    t: Transport,
+    dir: &TempDir,
+    name: &str,
+) -> (tokio::process::Child, netsock::Addr) {
+    use tokio::io::AsyncBufReadExt;
+    let path = dir.path().join(name);
+    let transport = if t == Transport::Unix { "unix" } else { "tcp" };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stream_producer"))
+        .arg(transport)
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start a server process");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    within(tokio::io::BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("read the address");
+    let addr = match t {
+        Transport::Unix => netsock::Addr::unix(&path),
+        Transport::Tcp => {
+            let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+            netsock::Addr::tcp("127.0.0.1", port.expect("a port"))
+        }
+    };
+    (child, addr)
+}
+
+/// A server process killed mid-session (SIGKILL: nothing said, nothing
+/// kept) and another started in its place: the client's resume is refused
+/// as `Unknown`, it reports the loss (what the server sent: unknown), and
+/// carries on with a new session on the new process.
+async fn a_killed_server_process_loses_the_session_cleanly(t: Transport) {
+    use tests::feed::{Feed, FeedEmit};
+    let dir = TempDir::new();
+    let (mut first, first_addr) = child_server(t, &dir, "first.sock").await;
+    let proxy = Proxy::start(t, &dir, first_addr).await;
+    let socket = within(
+        Socket::<Feed>::builder()
+            .recovery(Recovery::DEFAULT)
+            .reconnect(fast())
+            .connect(proxy.addr()),
+    )
+    .await
+    .unwrap();
+    let (tx, mut reconnects) = mpsc::unbounded_channel();
+    socket.on_reconnect(move |r| {
+        let _ = tx.send(r);
+        async {}
+    });
+    assert_eq!(within(socket.sum(vec![1, 2])).await, Ok(3));
+    let (second, second_addr) = child_server(t, &dir, "second.sock").await;
+    proxy.retarget(second_addr);
+    first.kill().await.unwrap();
+    let r = within(reconnects.recv()).await.unwrap();
+    assert!(!r.recovered, "{r:?}");
+    let lost = r.lost.expect("a loss");
+    assert_eq!((lost.why, lost.received), (LostReason::Unknown, None));
+    assert_eq!(within(socket.sum(vec![2, 2])).await, Ok(4));
+    socket.close().await;
+    drop(second);
 }
