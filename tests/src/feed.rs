@@ -147,3 +147,36 @@ pub async fn serve_feed(t: Transport) -> (Server<Feed>, Probe, TempDir) {
     };
     (io, probe, dir)
 }
+
+/// Starts the `stream_producer` binary (its path: the test's
+/// `env!("CARGO_BIN_EXE_stream_producer")`) as a child process serving
+/// [`Feed`] on `transport` (`"tcp"` or `"unix"`, at `path`); gives it and
+/// its address. It serves until its stdin closes, or it is killed.
+pub async fn start_producer(
+    bin: &str,
+    transport: &str,
+    path: &std::path::Path,
+) -> (tokio::process::Child, netsock::Addr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(bin)
+        .arg(transport)
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start stream_producer");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    crate::within(tokio::io::BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("read the address");
+    let addr = match transport {
+        "unix" => netsock::Addr::unix(path),
+        _ => {
+            let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+            netsock::Addr::tcp("127.0.0.1", port.expect("a port"))
+        }
+    };
+    (child, addr)
+}

@@ -407,46 +407,16 @@ async fn a_stream_carries_on_across_cuts(t: Transport) {
     io.close().await;
 }
 
-/// A server in a child process, and its address.
-async fn child_server(
-    t: Transport,
-    dir: &TempDir,
-    name: &str,
-) -> (tokio::process::Child, netsock::Addr) {
-    use tokio::io::AsyncBufReadExt;
-    let path = dir.path().join(name);
-    let transport = if t == Transport::Unix { "unix" } else { "tcp" };
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stream_producer"))
-        .arg(transport)
-        .arg(&path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start a server process");
-    let mut line = String::new();
-    let stdout = child.stdout.take().expect("stdout");
-    within(tokio::io::BufReader::new(stdout).read_line(&mut line))
-        .await
-        .expect("read the address");
-    let addr = match t {
-        Transport::Unix => netsock::Addr::unix(&path),
-        Transport::Tcp => {
-            let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
-            netsock::Addr::tcp("127.0.0.1", port.expect("a port"))
-        }
-    };
-    (child, addr)
-}
-
 /// A server process killed mid-session (SIGKILL: nothing said, nothing
 /// kept) and another started in its place: the client's resume is refused
 /// as `Unknown`, it reports the loss (what the server sent: unknown), and
 /// carries on with a new session on the new process.
 async fn a_killed_server_process_loses_the_session_cleanly(t: Transport) {
-    use tests::feed::{Feed, FeedEmit};
+    use tests::feed::{start_producer, Feed, FeedEmit};
     let dir = TempDir::new();
-    let (mut first, first_addr) = child_server(t, &dir, "first.sock").await;
+    let bin = env!("CARGO_BIN_EXE_stream_producer");
+    let transport = if t == Transport::Unix { "unix" } else { "tcp" };
+    let (mut first, first_addr) = start_producer(bin, transport, &dir.path().join("1.sock")).await;
     let proxy = Proxy::start(t, &dir, first_addr).await;
     let socket = within(
         Socket::<Feed>::builder()
@@ -462,7 +432,7 @@ async fn a_killed_server_process_loses_the_session_cleanly(t: Transport) {
         async {}
     });
     assert_eq!(within(socket.sum(vec![1, 2])).await, Ok(3));
-    let (second, second_addr) = child_server(t, &dir, "second.sock").await;
+    let (second, second_addr) = start_producer(bin, transport, &dir.path().join("2.sock")).await;
     proxy.retarget(second_addr);
     first.kill().await.unwrap();
     let r = within(reconnects.recv()).await.unwrap();

@@ -4,15 +4,13 @@
 //! producer (to the frame, by a hand-driven peer, and in memory, with the
 //! producer in another process), and what a hostile peer can send.
 
-use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use netsock::frame::{Header, STREAM_WINDOW_BYTES, STREAM_WINDOW_ITEMS};
 use netsock::{CallError, Socket};
-use tests::feed::{answer_feed, serve_feed, Feed, FeedEmit, FeedHandle};
+use tests::feed::{answer_feed, serve_feed, start_producer, Feed, FeedEmit, FeedHandle};
 use tests::{on_both_transports, within, Raw, TempDir, Transport};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 on_both_transports!(
     items_arrive_in_order_then_the_end,
@@ -486,27 +484,9 @@ async fn a_gigabyte_stream_to_a_sleeping_consumer_keeps_both_processes_small(tra
     const BOUND: u64 = 64 * 1024 * 1024;
     let dir = TempDir::new();
     let path = dir.path().join("producer.sock");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stream_producer"))
-        .arg(transport)
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start stream_producer");
+    let (mut child, addr) =
+        start_producer(env!("CARGO_BIN_EXE_stream_producer"), transport, &path).await;
     let pid = child.id().expect("pid");
-    let mut line = String::new();
-    let stdout = child.stdout.take().expect("stdout");
-    within(BufReader::new(stdout).read_line(&mut line))
-        .await
-        .expect("read the address");
-    let addr = match transport {
-        "unix" => netsock::Addr::unix(&path),
-        _ => {
-            let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
-            netsock::Addr::tcp("127.0.0.1", port.expect("a port"))
-        }
-    };
     let socket = within(Socket::<Feed>::connect(&addr)).await.unwrap();
     // Warm both sides up with a small stream, then take the baselines.
     let warm = collect(within(socket.blobs(200, SIZE)).await.unwrap()).await;
