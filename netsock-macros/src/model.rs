@@ -51,6 +51,9 @@ pub(crate) struct EventVariant {
     pub(crate) response: Option<Type>,
     /// Whether the request answers with a stream of `response` values.
     pub(crate) stream: bool,
+    /// The type of the items the request carries to its handler, if it
+    /// carries an upload.
+    pub(crate) upload: Option<Type>,
     /// The variant's name in snake_case, the stem of its methods.
     pub(crate) snake: String,
 }

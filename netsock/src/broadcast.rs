@@ -263,10 +263,15 @@ impl<In: Events, Out: Events> Broadcast<In, Out> {
         let recipients = self.sockets();
         let cluster = self.registry.upgrade().and_then(|r| r.cluster().cloned());
         let payload = match Out::VARIANTS.get(event.variant_index() as usize) {
-            Some(v) if v.stream => Err(CallError::StreamProtocol {
+            Some(v) if v.stream || v.upload.is_some() => Err(CallError::StreamProtocol {
                 message: format!(
-                    "{} answers with a stream, which a broadcast cannot ask for",
-                    v.name
+                    "{} {}, which a broadcast cannot ask for",
+                    v.name,
+                    if v.stream {
+                        "answers with a stream"
+                    } else {
+                        "carries an upload"
+                    }
                 ),
             }),
             Some(v) if v.is_request() => {

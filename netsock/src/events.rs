@@ -64,6 +64,10 @@ pub struct Variant {
     /// Whether the request answers with a stream of `response` values
     /// (declared `#[request(stream = T)]`) rather than one.
     pub stream: bool,
+    /// For a request that carries a stream of items to its handler (an
+    /// upload, declared `#[request(upload = U, ..)]`), their type as
+    /// written.
+    pub upload: Option<&'static str>,
 }
 
 impl Variant {
@@ -78,6 +82,7 @@ impl Variant {
             name,
             response: None,
             stream: false,
+            upload: None,
         }
     }
 
@@ -92,6 +97,7 @@ impl Variant {
             name,
             response: Some(response),
             stream: false,
+            upload: None,
         }
     }
 
@@ -108,6 +114,21 @@ impl Variant {
             name,
             response: Some(item),
             stream: true,
+            upload: None,
+        }
+    }
+
+    /// This request variant, carrying a stream of values of the named type
+    /// from the caller to the handler (`#[request(upload = U, ..)]`).
+    ///
+    /// ```
+    /// const V: netsock::Variant = netsock::Variant::request("Store", "u64").with_upload("Vec<u8>");
+    /// assert_eq!(V.upload, Some("Vec<u8>"));
+    /// ```
+    pub const fn with_upload(self, item: &'static str) -> Self {
+        Variant {
+            upload: Some(item),
+            ..self
         }
     }
 

@@ -207,7 +207,7 @@ pub mod __private {
     pub use futures_util::Stream;
     pub use serde;
 
-    pub use crate::conn::streams::CallStream;
+    pub use crate::conn::streams::{CallStream, ReceiveUpload};
     pub use crate::endpoint::{Call, Receive};
     pub use crate::handler::machinery::{
         Fallible, IsAsyncFn, NeverApplies, NeverFuture, Plain, Unimplementable,

@@ -19,7 +19,7 @@ use crate::conn::calls::Registered;
 use crate::conn::event_stream::{subscribe, EventStream};
 use crate::conn::handler_table::{BoxFuture, Slot};
 use crate::conn::serve::encode_reply;
-use crate::conn::streams::{item_frames, ItemStream, Opening};
+use crate::conn::streams::{item_frames, Dir, ItemStream, Opening, Sending, Upload};
 use crate::conn::SocketId;
 use crate::conn::{QueueError, Shared};
 use crate::error::{
@@ -774,23 +774,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         &self,
         event: Out,
     ) -> std::result::Result<R, CallError> {
-        let index = event.variant_index();
-        match Out::VARIANTS.get(index as usize) {
-            Some(v) if v.stream => {
-                let message = format!(
-                    "{} answers with a stream: call its generated method, or `request_stream`",
-                    v.name
-                );
-                return Err(CallError::StreamProtocol { message });
-            }
-            Some(v) if v.is_request() => {}
-            _ => {
-                self.conn().start();
-                return Err(CallError::NotARequest {
-                    event: event.variant_name().to_owned(),
-                });
-            }
-        }
+        self.check_request(&event, false, false)?;
         self.call(move |id, timeout_ms, max| {
             frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
         })
@@ -831,40 +815,185 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         &self,
         event: Out,
     ) -> std::result::Result<ItemStream<T>, CallError> {
-        let index = event.variant_index();
-        match Out::VARIANTS.get(index as usize) {
-            Some(v) if v.stream => {}
-            Some(v) if v.is_request() => {
-                let message = format!(
-                    "{} answers with one value, not a stream: call `request`",
-                    v.name
-                );
-                return Err(CallError::StreamProtocol { message });
+        self.check_request(&event, true, false)?;
+        self.open_stream(event, None::<fn(&Arc<Shared<In>>, u64) -> Sending>)
+            .await
+    }
+
+    /// Sends a request variant that carries an upload (`#[request(upload =
+    /// U, response = R)]`) with the items of `upload`, and waits for the
+    /// reply. The items go out right after the request, under the
+    /// handler's credit (so a handler that reads slowly holds `upload`),
+    /// until `upload` ends (an `Err` item ends it with that error) or the
+    /// reply comes. Generated stubs (`socket.store(name, chunks)`) call
+    /// this.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { #[request(upload = u32, response = u64)] Total }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let io = Server::<Api>::bind("memory://").await?;
+    /// # io.spawn();
+    /// io.on_connection(|s: Socket<Api>| async move {
+    ///     s.on_total(|mut numbers: netsock::ItemStream<u32>| async move {
+    ///         let mut sum = 0;
+    ///         while let Some(Ok(n)) = numbers.next().await {
+    ///             sum += u64::from(n);
+    ///         }
+    ///         sum
+    ///     });
+    ///     Ok(())
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let numbers = futures_util::stream::iter(1..=100u32);
+    /// let sum: u64 = socket.request_upload::<u64, u32, _, _>(Api::Total, numbers).await?;
+    /// assert_eq!(sum, 5050);
+    /// assert_eq!(socket.total(futures_util::stream::iter([1, 2])).await?, 3); // generated
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request_upload<R, U, M, S>(
+        &self,
+        event: Out,
+        upload: S,
+    ) -> std::result::Result<R, CallError>
+    where
+        R: DeserializeOwned,
+        U: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<U, M>,
+    {
+        self.check_request(&event, false, true)?;
+        // Stops the upload when the reply comes (or the call is dropped).
+        let sending = std::sync::Mutex::new(None);
+        let slot = &sending;
+        self.call_on(
+            move |_, id, timeout_ms, max| {
+                frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
+            },
+            Some(move |conn: &Arc<Shared<In>>, id| {
+                *lock(slot) = Some(upload_sending::<In, U, M, S>(conn, id, upload));
+            }),
+            |payload| {
+                postcard::from_bytes(&payload).map_err(|e| {
+                    let ty = std::any::type_name::<R>();
+                    CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
+                })
+            },
+        )
+        .await
+    }
+
+    /// Sends a request variant that carries an upload and answers with a
+    /// stream (`#[request(upload = U, stream = T)]`): both flow at once,
+    /// each under its own credit. The upload goes on until it ends, or
+    /// the answer's [`ItemStream`] is dropped.
+    ///
+    /// ```
+    /// # use netsock::{Events, Server, Socket};
+    /// # #[derive(Events, serde::Serialize, serde::Deserialize, Debug)]
+    /// # enum Api { #[request(upload = String, stream = usize)] Lengths }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let io = Server::<Api>::bind("memory://").await?;
+    /// # io.spawn();
+    /// io.on_connection(|s: Socket<Api>| async move {
+    ///     // Each word in, its length out, as they come.
+    ///     s.on_lengths(|words: netsock::ItemStream<String>| async move {
+    ///         futures_util::StreamExt::map(words, |w| w.map(|w| w.len()))
+    ///     });
+    ///     Ok(())
+    /// });
+    /// let socket = Socket::<Api>::connect(io.local_addr()).await?;
+    /// let words = futures_util::stream::iter(["a", "bb", "ccc"].map(String::from));
+    /// let mut lengths = socket.lengths(words).await?;
+    /// assert_eq!(lengths.next().await.transpose()?, Some(1));
+    /// assert_eq!(lengths.next().await.transpose()?, Some(2));
+    /// assert_eq!(lengths.next().await.transpose()?, Some(3));
+    /// assert!(lengths.next().await.is_none());
+    /// # io.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request_upload_stream<T, U, M, S>(
+        &self,
+        event: Out,
+        upload: S,
+    ) -> std::result::Result<ItemStream<T>, CallError>
+    where
+        T: DeserializeOwned,
+        U: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<U, M>,
+    {
+        self.check_request(&event, true, true)?;
+        let start =
+            move |conn: &Arc<Shared<In>>, id| upload_sending::<In, U, M, S>(conn, id, upload);
+        self.open_stream(event, Some(start)).await
+    }
+
+    /// Checks that `event` is a request variant of the kind being made:
+    /// answered with a stream or not, carrying an upload or not.
+    fn check_request(
+        &self,
+        event: &Out,
+        stream: bool,
+        upload: bool,
+    ) -> std::result::Result<(), CallError> {
+        let index = event.variant_index() as usize;
+        let Some(v) = Out::VARIANTS.get(index).filter(|v| v.is_request()) else {
+            self.conn().start();
+            return Err(CallError::NotARequest {
+                event: event.variant_name().to_owned(),
+            });
+        };
+        let call = match (v.stream, v.upload.is_some()) {
+            (s, u) if (s, u) == (stream, upload) => return Ok(()),
+            (false, false) => "answers with one value: call `request`",
+            (true, false) => "answers with a stream: call `request_stream`",
+            (false, true) => "carries an upload: call `request_upload`",
+            (true, true) => {
+                "carries an upload and answers with a stream: call `request_upload_stream`"
             }
-            _ => {
-                self.conn().start();
-                return Err(CallError::NotARequest {
-                    event: event.variant_name().to_owned(),
-                });
-            }
-        }
+        };
+        let message = format!("{} {call}, or its generated method", v.name);
+        Err(CallError::StreamProtocol { message })
+    }
+
+    /// Sends a stream request (its answer's side open before the frame
+    /// leaves) and gives its items once accepted; `upload` starts the
+    /// upload it carries, once its frame is queued.
+    async fn open_stream<T: DeserializeOwned>(
+        &self,
+        event: Out,
+        upload: Option<impl FnOnce(&Arc<Shared<In>>, u64) -> Sending>,
+    ) -> std::result::Result<ItemStream<T>, CallError> {
         let deadline = tokio::time::Instant::now().checked_add(self.timeout);
         // Filled by the attempt whose frame leaves (an earlier one's, on a
         // connection that broke first, is replaced).
         let opening = std::sync::Mutex::new(None);
-        let slot = &opening;
+        let sending = std::sync::Mutex::new(None);
+        let (slot, sent) = (&opening, &sending);
         self.call_on(
             move |conn, id, timeout_ms, max| {
-                *crate::sync::lock(slot) = Opening::new(conn, id).ok();
+                *lock(slot) = Opening::new(conn, id).ok();
                 frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
             },
+            upload
+                .map(|start| move |conn: &Arc<Shared<In>>, id| *lock(sent) = Some(start(conn, id))),
             |_| Ok(()),
         )
         .await?;
-        let opening = crate::sync::lock(&opening)
+        let opening = lock(&opening)
             .take()
             .ok_or_else(|| CallError::Disconnected(self.conn().gone()))?;
-        Ok(opening.accepted(deadline, self.timeout))
+        let sending = lock(&sending).take();
+        Ok(opening.accepted(deadline, self.timeout, sending))
     }
 
     /// Makes one call: registers a pending id, queues the frame `make`
@@ -892,6 +1021,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     ) -> std::result::Result<R, CallError> {
         self.call_on(
             move |_, id, timeout_ms, max| make(id, timeout_ms, max),
+            None::<fn(&Arc<Shared<In>>, u64)>,
             decode,
         )
         .await
@@ -900,7 +1030,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// [`call_with`](Self::call_with), with `make` also given the
     /// connection (a stream request opens its side there first). `make`
     /// may run more than once: again for the next connection when the
-    /// first broke before the frame could leave.
+    /// first broke before the frame could leave. `queued` runs once the
+    /// frame is queued, given its connection and id (an upload starts
+    /// there, its items after the request).
     async fn call_on<R>(
         &self,
         make: impl Fn(
@@ -909,6 +1041,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             u32,
             usize,
         ) -> std::result::Result<bytes::Bytes, FrameError>,
+        queued: Option<impl FnOnce(&Arc<Shared<In>>, u64)>,
         decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
     ) -> std::result::Result<R, CallError> {
         // A client's call made while offline waits for the connection to be
@@ -983,6 +1116,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             // to join this one soon: write it from here rather than wake the
             // writer.
             None => {
+                if let Some(queued) = queued {
+                    queued(&conn, id);
+                }
                 if alone {
                     shared.write_through();
                 }
@@ -994,8 +1130,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             Some(frame) => {
                 tokio::pin!(reply);
                 tokio::select! {
-                    queued = shared.queue(&frame) => match queued {
-                        Ok(()) => reply.await,
+                    pushed = shared.queue(&frame) => match pushed {
+                        Ok(()) => {
+                            if let Some(queued) = queued {
+                                queued(&conn, id);
+                            }
+                            reply.await
+                        }
                         Err(_) => Err(CallError::Disconnected(shared.gone())),
                     },
                     reply = &mut reply => reply,
@@ -1575,13 +1716,105 @@ impl<In: Events, Out: Events> crate::conn::streams::CallStream<Out> for Socket<I
     {
         Socket::request_stream(self, event)
     }
+
+    fn request_upload<R, U, M, S>(
+        &self,
+        event: Out,
+        upload: S,
+    ) -> impl std::future::Future<Output = std::result::Result<R, CallError>> + Send
+    where
+        R: DeserializeOwned + Send + 'static,
+        U: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<U, M>,
+    {
+        Socket::request_upload(self, event, upload)
+    }
+
+    fn request_upload_stream<T, U, M, S>(
+        &self,
+        event: Out,
+        upload: S,
+    ) -> impl std::future::Future<Output = std::result::Result<ItemStream<T>, CallError>> + Send
+    where
+        T: DeserializeOwned + Send + 'static,
+        U: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<U, M>,
+    {
+        Socket::request_upload_stream(self, event, upload)
+    }
+}
+
+/// Starts sending `upload` as the upload of request `id` on `conn`.
+fn upload_sending<In: Events, U, M, S>(conn: &Arc<Shared<In>>, id: u64, upload: S) -> Sending
+where
+    U: Serialize + 'static,
+    M: 'static,
+    S: futures_util::Stream + Send + 'static,
+    S::Item: crate::handler::StreamItem<U, M>,
+{
+    let items = item_frames::<U, M, S>(upload, Dir::Upload, id, conn.max_out);
+    Sending::start(conn, id, items)
+}
+
+/// What a handler registered through a socket that was dropped meanwhile
+/// answers.
+fn gone() -> RemoteError {
+    RemoteError::HandlerPanicked {
+        message: GONE.to_owned(),
+    }
+}
+
+/// The upload a request carries, for its handler.
+fn uploaded<U>(upload: Option<Upload>) -> std::result::Result<ItemStream<U>, RemoteError> {
+    upload
+        .map(Upload::items)
+        .ok_or_else(|| RemoteError::StreamProtocol {
+            message: "the request's upload could not be opened (the connection is ending)"
+                .to_owned(),
+        })
 }
 
 impl<In: Events, Out: Events> Socket<In, Out> {
+    /// Registers a request handler: `handler` gives the reply's future, or
+    /// why it cannot run.
+    fn set_request<R, Fut>(
+        &self,
+        variant: u32,
+        handler: impl Fn(In, Option<Upload>) -> std::result::Result<Fut, RemoteError>
+            + Send
+            + Sync
+            + 'static,
+    ) where
+        R: Serialize + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let f =
+            Arc::new(
+                move |value: In, id: u64, max: usize, upload| match handler(value, upload) {
+                    Ok(reply) => {
+                        Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
+                    }
+                    Err(error) => Box::pin(std::future::ready(crate::conn::serve::failure(
+                        id, error, max,
+                    ))) as BoxFuture<_>,
+                },
+            );
+        self.set_slot(variant, Slot::Request(f));
+    }
+
+    /// Registers a stream request handler: `handler` gives the future of
+    /// its stream, or why it cannot run.
     fn set_stream<T, M, S, Fut>(
         &self,
         variant: u32,
-        handler: impl Fn(In) -> Option<Fut> + Send + Sync + 'static,
+        handler: impl Fn(In, Option<Upload>) -> std::result::Result<Fut, RemoteError>
+            + Send
+            + Sync
+            + 'static,
     ) where
         T: Serialize + 'static,
         M: 'static,
@@ -1589,20 +1822,77 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         S::Item: crate::handler::StreamItem<T, M>,
         Fut: Future<Output = S> + Send + 'static,
     {
-        let f = Arc::new(move |value: In, id: u64, max: usize| match handler(value) {
-            Some(stream) => Box::pin(async move { item_frames::<T, M, S>(stream.await, id, max) })
-                as BoxFuture<_>,
-            None => {
-                let error = RemoteError::HandlerPanicked {
-                    message: GONE.to_owned(),
-                };
-                let failed = futures_util::stream::iter([Err(error)]);
-                Box::pin(std::future::ready(
-                    Box::pin(failed) as crate::conn::streams::ItemFrames
-                )) as BoxFuture<_>
-            }
-        });
+        let f =
+            Arc::new(
+                move |value: In, id: u64, max: usize, upload| match handler(value, upload) {
+                    Ok(stream) => Box::pin(async move {
+                        item_frames::<T, M, S>(stream.await, Dir::Answer, id, max)
+                    }) as BoxFuture<_>,
+                    Err(error) => {
+                        let failed = futures_util::stream::iter([Err(error)]);
+                        Box::pin(std::future::ready(
+                            Box::pin(failed) as crate::conn::streams::ItemFrames
+                        )) as BoxFuture<_>
+                    }
+                },
+            );
         self.set_slot(variant, Slot::Stream(f));
+    }
+}
+
+impl<In: Events, Out: Events> crate::conn::streams::ReceiveUpload<In> for Socket<In, Out> {
+    fn on_upload<U, R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        R: Serialize + 'static,
+        F: Fn(In, ItemStream<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        self.set_request(variant, move |value, upload| {
+            Ok(handler(value, uploaded(upload)?))
+        });
+    }
+
+    fn on_upload_with<U, R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        R: Serialize + 'static,
+        F: Fn(Self, In, ItemStream<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let me = self.downgrade();
+        self.set_request(variant, move |value, upload| {
+            let socket = me.upgrade().ok_or_else(gone)?;
+            Ok(handler(socket, value, uploaded(upload)?))
+        });
+    }
+
+    fn on_upload_stream<U, T, M, S, F, Fut>(&self, variant: u32, handler: F)
+    where
+        T: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<T, M>,
+        F: Fn(In, ItemStream<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static,
+    {
+        self.set_stream::<T, M, S, Fut>(variant, move |value, upload| {
+            Ok(handler(value, uploaded(upload)?))
+        });
+    }
+
+    fn on_upload_stream_with<U, T, M, S, F, Fut>(&self, variant: u32, handler: F)
+    where
+        T: Serialize + 'static,
+        M: 'static,
+        S: futures_util::Stream + Send + 'static,
+        S::Item: crate::handler::StreamItem<T, M>,
+        F: Fn(Self, In, ItemStream<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static,
+    {
+        let me = self.downgrade();
+        self.set_stream::<T, M, S, Fut>(variant, move |value, upload| {
+            let socket = me.upgrade().ok_or_else(gone)?;
+            Ok(handler(socket, value, uploaded(upload)?))
+        });
     }
 }
 
@@ -1616,7 +1906,7 @@ impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
         F: Fn(In) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = S> + Send + 'static,
     {
-        self.set_stream::<T, M, S, Fut>(variant, move |value| Some(handler(value)));
+        self.set_stream::<T, M, S, Fut>(variant, move |value, _| Ok(handler(value)));
     }
 
     fn on_stream_with<T, M, S, F, Fut>(&self, variant: u32, handler: F)
@@ -1629,8 +1919,8 @@ impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
         Fut: Future<Output = S> + Send + 'static,
     {
         let me = self.downgrade();
-        self.set_stream::<T, M, S, Fut>(variant, move |value| {
-            me.upgrade().map(|socket| handler(socket, value))
+        self.set_stream::<T, M, S, Fut>(variant, move |value, _| {
+            Ok(handler(me.upgrade().ok_or_else(gone)?, value))
         });
     }
 
@@ -1671,21 +1961,9 @@ impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
         Fut: Future<Output = R> + Send + 'static,
     {
         let me = self.downgrade();
-        let f = Arc::new(move |value: In, id: u64, max: usize| match me.upgrade() {
-            Some(socket) => {
-                let reply = handler(socket, value);
-                Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
-            }
-            None => {
-                let error = RemoteError::HandlerPanicked {
-                    message: GONE.to_owned(),
-                };
-                Box::pin(std::future::ready(crate::conn::serve::failure(
-                    id, error, max,
-                ))) as BoxFuture<_>
-            }
+        self.set_request(variant, move |value, _| {
+            Ok(handler(me.upgrade().ok_or_else(gone)?, value))
         });
-        self.set_slot(variant, Slot::Request(f));
     }
 
     fn once_event(&self, variant: u32) -> impl Future<Output = Result<In>> + Send {
@@ -1712,11 +1990,7 @@ impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
         F: Fn(In) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        let f = Arc::new(move |value: In, id: u64, max: usize| {
-            let reply = handler(value);
-            Box::pin(async move { encode_reply(id, &reply.await, max) }) as BoxFuture<_>
-        });
-        self.set_slot(variant, Slot::Request(f));
+        self.set_request(variant, move |value, _| Ok(handler(value)));
     }
 }
 

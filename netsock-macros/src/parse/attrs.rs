@@ -57,19 +57,25 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> CratePath {
     krate
 }
 
-/// What `#[request(..)]` declares: the reply type, and whether the
-/// request answers with a stream of them.
+/// What `#[request(..)]` declares: the reply type, whether the request
+/// answers with a stream of them, and the type of the items it carries to
+/// its handler, if it carries an upload.
 pub(crate) struct RequestAttr {
     pub(crate) ty: Type,
     pub(crate) stream: bool,
+    pub(crate) upload: Option<Type>,
 }
 
-/// Reads `#[request(response = T)]` or `#[request(stream = T)]` from a
-/// variant's attributes: `None` for an event variant.
+/// Reads `#[request(response = T)]` or `#[request(stream = T)]`, either
+/// with `upload = U`, from a variant's attributes: `None` for an event
+/// variant.
 pub(crate) fn request(attrs: &[Attribute], errors: &mut Errors) -> Option<RequestAttr> {
     const NEEDS: &str =
         "a request variant needs its response type, `#[request(response = Type)]`, \
                          or its item type, `#[request(stream = Type)]`";
+    const EXPECTED: &str = "expected `response = Type` (one reply) or `stream = Type` (a stream \
+                            of items), and optionally `upload = Type` (items the request carries), \
+                            e.g. `#[request(response = i64)]`";
     let mut found = None;
     for attr in attrs.iter().filter(|a| a.path().is_ident("request")) {
         if found.is_some() {
@@ -79,43 +85,47 @@ pub(crate) fn request(attrs: &[Attribute], errors: &mut Errors) -> Option<Reques
             ));
             continue;
         }
-        let mut response: Option<RequestAttr> = None;
+        let mut response: Option<(Type, bool)> = None;
+        let mut upload: Option<Type> = None;
         let parsed = match &attr.meta {
             syn::Meta::List(_) => attr.parse_nested_meta(|meta| {
                 let stream = meta.path.is_ident("stream");
-                if meta.path.is_ident("response") || stream {
-                    if response.is_some() {
-                        return Err(meta.error(
-                            "a request has one of `response = Type` (one reply) and \
-                             `stream = Type` (a stream of items), once",
-                        ));
-                    }
-                    let value = meta.value()?;
-                    let ty = value.parse::<Type>().map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "expected a type after `response =` or `stream =`, e.g. `#[request(response = i64)]`",
-                        )
-                    })?;
-                    response = Some(RequestAttr { ty, stream });
-                    Ok(())
-                } else {
-                    Err(meta.error(
-                        "unknown `request` argument; expected `response = Type` (one reply) or \
-                         `stream = Type` (a stream of items), e.g. `#[request(response = i64)]`",
-                    ))
+                let is_upload = meta.path.is_ident("upload");
+                if !(meta.path.is_ident("response") || stream || is_upload) {
+                    return Err(meta.error(format!("unknown `request` argument; {EXPECTED}")));
                 }
+                if (is_upload && upload.is_some()) || (!is_upload && response.is_some()) {
+                    return Err(meta.error(
+                        "a request has one of `response = Type` (one reply) and \
+                         `stream = Type` (a stream of items), once, and at most one \
+                         `upload = Type`",
+                    ));
+                }
+                let value = meta.value()?;
+                let ty = value.parse::<Type>().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "expected a type after `response =`, `stream =` or `upload =`, \
+                         e.g. `#[request(response = i64)]`",
+                    )
+                })?;
+                match is_upload {
+                    true => upload = Some(ty),
+                    false => response = Some((ty, stream)),
+                }
+                Ok(())
             }),
             _ => Err(syn::Error::new_spanned(attr, NEEDS)),
         };
         match (parsed, response) {
-            (Ok(()), Some(r)) => found = Some(r),
+            (Ok(()), Some((ty, stream))) => found = Some(RequestAttr { ty, stream, upload }),
             (Ok(()), None) => errors.push(syn::Error::new_spanned(attr, NEEDS)),
             (Err(e), _) => errors.push(e),
         }
         found.get_or_insert_with(|| RequestAttr {
             ty: syn::parse_quote!(()),
             stream: false,
+            upload: None,
         });
     }
     found

@@ -52,6 +52,7 @@ pub(crate) fn events(input: TokenStream) -> syn::Result<EventsModel> {
     for v in &data.variants {
         let request = attrs::request(&v.attrs, &mut errors);
         let stream = request.as_ref().is_some_and(|r| r.stream);
+        let upload = request.as_ref().and_then(|r| r.upload.clone());
         let response = request.map(|r| r.ty);
         let (shape, fields) = match &v.fields {
             Fields::Unit => (Shape::Unit, Vec::new()),
@@ -79,11 +80,12 @@ pub(crate) fn events(input: TokenStream) -> syn::Result<EventsModel> {
                     .collect(),
             ),
         };
-        if fields.len() > 12 {
+        let most = if upload.is_some() { 11 } else { 12 };
+        if fields.len() > most {
             errors.push(syn::Error::new_spanned(
                 &v.fields,
-                "a netsock event has at most 12 fields (its handler takes one argument per \
-                 field); group them into a struct",
+                "a netsock event has at most 12 fields, 11 with an upload (its handler \
+                 takes one argument per field, then the upload); group them into a struct",
             ));
         }
         if let Some((_, discriminant)) = &v.discriminant {
@@ -100,6 +102,7 @@ pub(crate) fn events(input: TokenStream) -> syn::Result<EventsModel> {
             fields,
             response,
             stream,
+            upload,
             snake: names::snake_case(&v.ident.unraw().to_string()),
         });
     }

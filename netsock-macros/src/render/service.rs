@@ -77,6 +77,7 @@ fn request_events_model(model: &ServiceModel) -> EventsModel {
                 .collect(),
             response: Some(m.stream.clone().unwrap_or_else(|| m.output.clone())),
             stream: m.stream.is_some(),
+            upload: None,
             snake: m.ident.to_string(),
         })
         .collect();

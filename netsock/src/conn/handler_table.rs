@@ -15,6 +15,7 @@ use futures_util::FutureExt;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
+use super::streams::Upload;
 use crate::error::{DisconnectReason, SocketError};
 use crate::sync::lock;
 
@@ -23,13 +24,14 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 /// error (reported to the error hook).
 pub(crate) type Outcome = Result<(), String>;
 pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<Outcome> + Send + Sync>;
-/// Gets the request value and its id; returns the complete reply frame.
-/// Takes the request, its id and the largest frame the peer accepts.
+/// Takes the request, its id, the largest frame the peer accepts and the
+/// upload the request carries, if it does; returns the complete reply
+/// frame.
 pub(crate) type RequestFn<In> =
-    Arc<dyn Fn(In, u64, usize) -> BoxFuture<Option<Bytes>> + Send + Sync>;
-/// Gets the stream request's value, its id and the largest frame the peer
-/// accepts; gives the handler's stream as frames.
-pub(crate) type StreamFn<In> = Arc<dyn Fn(In, u64, usize) -> BoxFuture<ItemFrames> + Send + Sync>;
+    Arc<dyn Fn(In, u64, usize, Option<Upload>) -> BoxFuture<Option<Bytes>> + Send + Sync>;
+/// Takes what a [`RequestFn`] takes; gives the handler's stream as frames.
+pub(crate) type StreamFn<In> =
+    Arc<dyn Fn(In, u64, usize, Option<Upload>) -> BoxFuture<ItemFrames> + Send + Sync>;
 /// A handler's stream, as the stream pump sees it: complete `StreamItem`
 /// frames, or why the stream failed.
 pub(crate) type ItemFrames =

@@ -15,6 +15,7 @@ use tokio_util::codec::FramedRead;
 use super::dispatch::{handle_now, EventTask, Inbound};
 use super::serve::{serve_now, spawn_request};
 use super::session::{ACK_DELAY, ACK_EVERY};
+use super::streams::Dir;
 use super::{Shared, CLOSE_GRACE};
 use crate::error::DisconnectReason;
 use crate::events::Events;
@@ -193,7 +194,12 @@ pub(super) async fn read_loop<In: Events>(
             }
             Header::Request { id, timeout_ms } => {
                 let request = (id, arrived.into_std(), timeout_ms);
-                let Some(work) = serve_now(shared, request, payload).await else {
+                // An upload's items follow its request at once: its side
+                // opens here, before they are read.
+                let upload = carries_upload::<In>(&payload)
+                    .then(|| shared.streams.expect_upload(shared.clone(), id))
+                    .flatten();
+                let Some(work) = serve_now(shared, request, payload, upload).await else {
                     continue;
                 };
                 shared.write_through();
@@ -219,12 +225,21 @@ pub(super) async fn read_loop<In: Events>(
                 shared.streams.cancel(id);
             }
             Header::StreamItem { id } => {
-                if let Some(cancel) = shared.streams.item(id, body.len(), payload) {
+                if let Some(cancel) = shared.streams.item(Dir::Answer, id, body.len(), payload) {
                     let _ = shared.outbox.try_push(&cancel);
                 }
             }
-            Header::StreamEnd { id, error } => shared.streams.end(id, error),
-            Header::Credit { id, items, bytes } => shared.streams.credit(id, items, bytes),
+            Header::StreamEnd { id, error } => shared.streams.end(Dir::Answer, id, error),
+            Header::Credit { id, items, bytes } => {
+                shared.streams.credit(Dir::Answer, id, items, bytes)
+            }
+            Header::UploadItem { id } => {
+                shared.streams.item(Dir::Upload, id, body.len(), payload);
+            }
+            Header::UploadEnd { id, error } => shared.streams.end(Dir::Upload, id, error),
+            Header::UploadCredit { id, items, bytes } => {
+                shared.streams.credit(Dir::Upload, id, items, bytes)
+            }
             Header::Ping => {
                 if let Ok(pong) = frame::encode(&Header::Pong, None::<&()>, usize::MAX) {
                     let _ = shared.outbox.try_push(&pong);
@@ -248,6 +263,16 @@ pub(super) async fn read_loop<In: Events>(
             }
         }
     }
+}
+
+/// Whether a request's payload is of a variant that carries an upload (its
+/// first varint is the variant index).
+fn carries_upload<In: Events>(payload: &[u8]) -> bool {
+    postcard::take_from_bytes::<u32>(payload).is_ok_and(|(index, _)| {
+        In::VARIANTS
+            .get(index as usize)
+            .is_some_and(|v| v.upload.is_some())
+    })
 }
 
 /// Queues a session's `Ack`, whatever the queue's bounds.

@@ -14,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::handler_table::{call_caught, Slot};
+use super::streams::{Dir, Upload};
 use super::{QueueError, Shared};
 use crate::events::{variant_name, Events};
 use crate::sync::{lock, read};
@@ -30,6 +31,7 @@ pub(super) async fn serve_now<In: Events>(
     shared: &Arc<Shared<In>>,
     (id, arrived, timeout_ms): (u64, std::time::Instant, u32),
     payload: Bytes,
+    upload: Option<Upload>,
 ) -> Option<(Work, tracing::Span, Handling<In>)> {
     let span = tracing::debug_span!("request", id, event = tracing::field::Empty);
     let handling = Handling::new(shared);
@@ -37,7 +39,7 @@ pub(super) async fn serve_now<In: Events>(
     let mut work: Work = Box::pin(crate::deadline::with_deadline(
         arrived,
         timeout_ms,
-        async move { answer(&task_shared, id, payload).await },
+        async move { answer(&task_shared, id, payload, upload).await },
     ));
     // Not started: the handlers may not be registered yet; wait in a task.
     if !*shared.started.borrow() {
@@ -126,11 +128,13 @@ pub(super) fn spawn_request<In: Events>(
     );
 }
 
-/// Runs the handler for one request and returns the reply frame.
+/// Runs the handler for one request (giving it the upload the request
+/// carries, if any) and returns the reply frame.
 pub(super) async fn answer<In: Events>(
     shared: &Arc<Shared<In>>,
     id: u64,
     payload: Bytes,
+    upload: Option<Upload>,
 ) -> Option<Bytes> {
     let value = match postcard::from_bytes::<In>(&payload) {
         Ok(value) => value,
@@ -162,11 +166,13 @@ pub(super) async fn answer<In: Events>(
     }
     let slot = read(&shared.handlers).slot(index);
     let outcome = match slot {
-        Slot::Request(handler) => call_caught(|v| handler(v, id, shared.max_out), value).await,
+        Slot::Request(handler) => {
+            call_caught(|v| handler(v, id, shared.max_out, upload), value).await
+        }
         Slot::Stream(handler) => {
-            match call_caught(|v| handler(v, id, shared.max_out), value).await {
+            match call_caught(|v| handler(v, id, shared.max_out, upload), value).await {
                 // The stream's pump sends the `Response` that accepts it.
-                Ok(items) => Ok(super::streams::start(shared, id, items)),
+                Ok(items) => Ok(super::streams::start(shared, Dir::Answer, id, items)),
                 Err(message) => Err(message),
             }
         }

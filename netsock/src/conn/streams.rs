@@ -1,12 +1,14 @@
-//! Streams: a request answered with many items, under credit.
+//! Streams: a request answered with many items, or carrying many (an
+//! upload), under credit.
 //!
-//! The caller's side is an [`ItemStream`]: its items wait in a queue that
+//! Both directions work alike, told apart by [`Dir`]. The reading side is
+//! an [`ItemStream`]: its items wait in a queue that
 //! the reader fills and the consumer empties; each time the consumer has
 //! read half the window, it grants that much back with a `Credit` frame,
 //! so the queue never holds more than the window (the peer that sends
 //! beyond it is cut off: see [`Streams::item`]).
 //!
-//! The answering side is a *pump* task per stream: it waits for credit,
+//! The sending side is a *pump* task per stream: it waits for credit,
 //! then takes the handler's next item and queues its frame; without credit
 //! it does not poll the handler's stream at all, so a consumer that stops
 //! reading stops the producer. A `Cancel`, or the end of the connection,
@@ -42,7 +44,41 @@ use crate::wire::frame::{
 
 pub(crate) use super::handler_table::ItemFrames;
 
-/// The streams open on one connection, both ways.
+/// Which way a stream's items flow, relative to its request.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum Dir {
+    /// From the handler to the caller: a request answered with a stream.
+    Answer,
+    /// From the caller to the handler: the stream a request carries.
+    Upload,
+}
+
+impl Dir {
+    fn item(self, id: u64) -> Header {
+        match self {
+            Dir::Answer => Header::StreamItem { id },
+            Dir::Upload => Header::UploadItem { id },
+        }
+    }
+
+    fn end(self, id: u64, error: Option<RemoteError>) -> Header {
+        match self {
+            Dir::Answer => Header::StreamEnd { id, error },
+            Dir::Upload => Header::UploadEnd { id, error },
+        }
+    }
+
+    fn credit(self, id: u64, items: u32, bytes: u64) -> Header {
+        match self {
+            Dir::Answer => Header::Credit { id, items, bytes },
+            Dir::Upload => Header::UploadCredit { id, items, bytes },
+        }
+    }
+}
+
+/// The streams open on one connection, both ways, by direction and
+/// request id (this side's own ids for the answers it reads and the
+/// uploads it sends; the peer's for the others).
 #[derive(Default)]
 pub(crate) struct Streams {
     tables: Mutex<Tables>,
@@ -52,10 +88,10 @@ pub(crate) struct Streams {
 struct Tables {
     /// Set when the connection ended: no stream opens any more.
     closed: Option<DisconnectReason>,
-    /// Streams this side asked for, by request id.
-    incoming: HashMap<u64, Arc<Incoming>>,
-    /// Streams this side answers, by the peer's request id.
-    outgoing: HashMap<u64, Arc<Outgoing>>,
+    /// Streams this side reads.
+    incoming: HashMap<(Dir, u64), Arc<Incoming>>,
+    /// Streams this side sends.
+    outgoing: HashMap<(Dir, u64), Arc<Outgoing>>,
 }
 
 /// What frames the connection sends for a stream, without knowing its
@@ -169,28 +205,30 @@ impl Outgoing {
 const MAX_CREDIT: i64 = 1 << 48;
 
 impl Streams {
-    /// Opens the caller's side of stream `id`, before its request is sent.
-    fn register(&self, id: u64) -> Result<Arc<Incoming>, CallError> {
+    /// Opens the reading side of stream `id`: for an answer, before its
+    /// request is sent; for an upload, as its request arrives.
+    fn register(&self, dir: Dir, id: u64) -> Result<Arc<Incoming>, CallError> {
         let mut t = lock(&self.tables);
         if let Some(reason) = &t.closed {
             return Err(CallError::Disconnected(reason.clone()));
         }
         let incoming = Arc::new(Incoming::new());
-        t.incoming.insert(id, incoming.clone());
+        t.incoming.insert((dir, id), incoming.clone());
         Ok(incoming)
     }
 
-    fn forget(&self, id: u64) {
-        lock(&self.tables).incoming.remove(&id);
+    fn forget(&self, dir: Dir, id: u64) {
+        lock(&self.tables).incoming.remove(&(dir, id));
     }
 
     /// An item of stream `id` arrived, its frame body `body` bytes long.
-    /// Gives the `Cancel` frame to send when the peer sent it without
-    /// credit (that stream then fails, and only that one). An item for no
+    /// Gives the `Cancel` frame to send when the peer sent an answer's item
+    /// without credit (that stream then fails, and only that one; an
+    /// upload sent beyond its credit fails for its handler). An item for no
     /// open stream (one that ended, or that we cancelled) is dropped.
-    pub(crate) fn item(&self, id: u64, body: usize, payload: Bytes) -> Option<Bytes> {
-        let Some(incoming) = lock(&self.tables).incoming.get(&id).cloned() else {
-            tracing::trace!(id, "stream item for no open stream, dropped");
+    pub(crate) fn item(&self, dir: Dir, id: u64, body: usize, payload: Bytes) -> Option<Bytes> {
+        let Some(incoming) = lock(&self.tables).incoming.get(&(dir, id)).cloned() else {
+            tracing::trace!(id, ?dir, "stream item for no open stream, dropped");
             return None;
         };
         let mut s = lock(&incoming.state);
@@ -199,11 +237,14 @@ impl Streams {
         }
         if s.credit_items <= 0 || s.credit_bytes <= 0 {
             drop(s);
-            self.forget(id);
+            self.forget(dir, id);
             let message = "the peer sent a stream item beyond the credit granted".to_owned();
-            tracing::warn!(id, "{message}");
+            tracing::warn!(id, ?dir, "{message}");
             incoming.end(Err(CallError::StreamProtocol { message }));
-            return frame::encode(&Header::Cancel { id }, None::<&()>, usize::MAX).ok();
+            return match dir {
+                Dir::Answer => frame::encode(&Header::Cancel { id }, None::<&()>, usize::MAX).ok(),
+                Dir::Upload => None,
+            };
         }
         s.credit_items -= 1;
         s.credit_bytes = s.credit_bytes.saturating_sub(body as i64);
@@ -215,18 +256,18 @@ impl Streams {
     }
 
     /// Stream `id` ended, as `error` says.
-    pub(crate) fn end(&self, id: u64, error: Option<RemoteError>) {
-        let Some(incoming) = lock(&self.tables).incoming.remove(&id) else {
-            tracing::trace!(id, "end of no open stream, ignored");
+    pub(crate) fn end(&self, dir: Dir, id: u64, error: Option<RemoteError>) {
+        let Some(incoming) = lock(&self.tables).incoming.remove(&(dir, id)) else {
+            tracing::trace!(id, ?dir, "end of no open stream, ignored");
             return;
         };
         incoming.end(error.map_or(Ok(()), |e| Err(e.into())));
     }
 
     /// The peer grants stream `id` more credit.
-    pub(crate) fn credit(&self, id: u64, items: u32, bytes: u64) {
-        let Some(outgoing) = lock(&self.tables).outgoing.get(&id).cloned() else {
-            tracing::trace!(id, "credit for no open stream, ignored");
+    pub(crate) fn credit(&self, dir: Dir, id: u64, items: u32, bytes: u64) {
+        let Some(outgoing) = lock(&self.tables).outgoing.get(&(dir, id)).cloned() else {
+            tracing::trace!(id, ?dir, "credit for no open stream, ignored");
             return;
         };
         let mut c = lock(&outgoing.credit);
@@ -236,11 +277,37 @@ impl Streams {
         outgoing.more.notify_one();
     }
 
-    /// The peer cancelled stream `id`: its pump stops, dropping the
-    /// handler's stream. False if no such stream is open.
+    /// The peer cancelled its request `id`: the pump of the stream
+    /// answering it stops, dropping the handler's stream, and its upload is
+    /// no longer read. False if no answer to it was open.
     pub(crate) fn cancel(&self, id: u64) -> bool {
-        let removed = lock(&self.tables).outgoing.remove(&id);
+        let mut t = lock(&self.tables);
+        t.incoming.remove(&(Dir::Upload, id));
+        let removed = t.outgoing.remove(&(Dir::Answer, id));
+        drop(t);
         removed.map(|o| o.abort.abort()).is_some()
+    }
+
+    /// Stops sending the upload of this side's request `id` (the request
+    /// was answered, or given up).
+    pub(crate) fn stop_upload(&self, id: u64) {
+        let removed = lock(&self.tables).outgoing.remove(&(Dir::Upload, id));
+        if let Some(outgoing) = removed {
+            outgoing.abort.abort();
+        }
+    }
+
+    /// Opens the handler's side of the upload that the peer's request `id`
+    /// carries, as the request arrives (before any of its items can).
+    /// `None` once the connection has ended.
+    pub(crate) fn expect_upload(&self, link: Arc<dyn Link>, id: u64) -> Option<Upload> {
+        let incoming = self.register(Dir::Upload, id).ok()?;
+        Some(Upload {
+            id,
+            link,
+            incoming,
+            armed: true,
+        })
     }
 
     /// The connection ended: every stream we read ends with
@@ -267,12 +334,15 @@ impl Streams {
     }
 }
 
-/// Starts answering stream request `id` with `items`: the pump queues the
-/// empty `Response` that accepts it, then the items as credit allows, then
-/// `StreamEnd`. Gives the `Failure` frame to send instead when the stream
+/// Starts sending the stream of request `id` in direction `dir`, `items`
+/// made by [`item_frames`] for it. Answering a stream request, the pump
+/// queues the empty `Response` that accepts it, then the items as credit
+/// allows, then `StreamEnd`; sending an upload, the items then
+/// `UploadEnd`. Gives the `Failure` frame to send instead when an answer
 /// cannot open (too many open, or the connection is ending).
-pub(super) fn start<In: Events>(
+pub(crate) fn start<In: Events>(
     shared: &Arc<Shared<In>>,
+    dir: Dir,
     id: u64,
     items: ItemFrames,
 ) -> Option<Bytes> {
@@ -288,19 +358,23 @@ pub(super) fn start<In: Events>(
         if t.closed.is_some() {
             return None;
         }
-        if t.outgoing.len() >= limit && !t.outgoing.contains_key(&id) {
+        let answers = t.outgoing.keys().filter(|k| k.0 == Dir::Answer).count();
+        if dir == Dir::Answer && answers >= limit && !t.outgoing.contains_key(&(dir, id)) {
             drop(t);
             let message = format!("too many open streams on this connection (at most {limit})");
             let error = RemoteError::HandlerFailed { message };
             return frame::encode_control(Header::Failure { id, error }, shared.max_out).ok();
         }
-        if let Some(earlier) = t.outgoing.insert(id, outgoing.clone()) {
+        if let Some(earlier) = t.outgoing.insert((dir, id), outgoing.clone()) {
             // A reused id: as for requests, the earlier one stops.
             earlier.abort.abort();
         }
     }
     let task_shared = shared.clone();
-    let pump = Abortable::new(pump(task_shared, id, outgoing.clone(), items), registration);
+    let pump = Abortable::new(
+        pump(task_shared, dir, id, outgoing.clone(), items),
+        registration,
+    );
     let shared = shared.clone();
     tokio::spawn(
         async move {
@@ -308,30 +382,34 @@ pub(super) fn start<In: Events>(
             // Done or aborted: the entry goes, unless it is a newer stream's.
             let mut t = lock(&shared.streams.tables);
             if t.outgoing
-                .get(&id)
+                .get(&(dir, id))
                 .is_some_and(|o| Arc::ptr_eq(o, &outgoing))
             {
-                t.outgoing.remove(&id);
+                t.outgoing.remove(&(dir, id));
             }
         }
-        .instrument(tracing::debug_span!("stream", id)),
+        .instrument(tracing::debug_span!("stream", id, ?dir)),
     );
     None
 }
 
 async fn pump<In: Events>(
     shared: Arc<Shared<In>>,
+    dir: Dir,
     id: u64,
     outgoing: Arc<Outgoing>,
     mut items: ItemFrames,
 ) {
-    let Ok(accepted) = frame::encode(&Header::Response { id }, None::<&()>, shared.max_out) else {
-        return;
-    };
-    if shared.queue(&accepted).await.is_err() {
-        return;
+    if dir == Dir::Answer {
+        let accepted = frame::encode(&Header::Response { id }, None::<&()>, shared.max_out);
+        let Ok(accepted) = accepted else {
+            return;
+        };
+        if shared.queue(&accepted).await.is_err() {
+            return;
+        }
+        shared.meter.add(|c| &c.requests_served, 1);
     }
-    shared.meter.add(|c| &c.requests_served, 1);
     let error = loop {
         outgoing.credit().await;
         match std::panic::AssertUnwindSafe(items.next())
@@ -353,17 +431,18 @@ async fn pump<In: Events>(
             }
         }
     };
-    // The stream is over: drop it before telling the caller.
+    // The stream is over: drop it before telling the reader.
     drop(items);
-    if let Ok(end) = frame::encode_control(Header::StreamEnd { id, error }, shared.max_out) {
+    if let Ok(end) = frame::encode_control(dir.end(id, error), shared.max_out) {
         let _ = shared.queue(&end).await;
     }
 }
 
-/// The frames of a handler's stream: each item encoded as a `StreamItem`
-/// of request `id`, within the caller's limit `max`; an item's `Err` ends
-/// the stream with its text, as does an item that cannot travel.
-pub(crate) fn item_frames<T, M, S>(stream: S, id: u64, max: usize) -> ItemFrames
+/// The frames of a stream: each item encoded as a `StreamItem` (or, for an
+/// upload, an `UploadItem`) of request `id`, within the peer's limit
+/// `max`; an item's `Err` ends the stream with its text, as does an item
+/// that cannot travel.
+pub(crate) fn item_frames<T, M, S>(stream: S, dir: Dir, id: u64, max: usize) -> ItemFrames
 where
     T: serde::Serialize,
     M: 'static,
@@ -376,7 +455,7 @@ where
             let item = item
                 .into_item()
                 .map_err(|message| RemoteError::HandlerFailed { message })?;
-            frame::encode(&Header::StreamItem { id }, Some(&item), max).map_err(|e| match e {
+            frame::encode(&dir.item(id), Some(&item), max).map_err(|e| match e {
                 frame::FrameError::TooLarge { size, max } => RemoteError::ResponseTooLarge {
                     size: size as u64,
                     max: max as u64,
@@ -412,6 +491,89 @@ pub trait CallStream<E: crate::events::Events> {
         &self,
         event: E,
     ) -> impl std::future::Future<Output = Result<ItemStream<T>, crate::error::CallError>> + Send;
+
+    /// Sends the request variant `event` carrying the items of `upload`,
+    /// and decodes the reply as `R`; see
+    /// [`Socket::request_upload`](crate::Socket::request_upload).
+    fn request_upload<R, U, M, S>(
+        &self,
+        event: E,
+        upload: S,
+    ) -> impl std::future::Future<Output = Result<R, crate::error::CallError>> + Send
+    where
+        R: serde::de::DeserializeOwned + Send + 'static,
+        U: serde::Serialize + 'static,
+        M: 'static,
+        S: Stream + Send + 'static,
+        S::Item: StreamItem<U, M>;
+
+    /// Sends the request variant `event` carrying the items of `upload`,
+    /// and gives the items it answers with; see
+    /// [`Socket::request_upload_stream`](crate::Socket::request_upload_stream).
+    fn request_upload_stream<T, U, M, S>(
+        &self,
+        event: E,
+        upload: S,
+    ) -> impl std::future::Future<Output = Result<ItemStream<T>, crate::error::CallError>> + Send
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+        U: serde::Serialize + 'static,
+        M: 'static,
+        S: Stream + Send + 'static,
+        S::Item: StreamItem<U, M>;
+}
+
+/// What registers handlers for requests of type `E` that carry an upload:
+/// a [`Socket`](crate::Socket) receiving `E`. The `on_*` methods generated
+/// for such variants call it, by the variant's index. Not public API (it is
+/// reached through `netsock::__private`); next to [`ItemStream`], which its
+/// handlers take.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot handle incoming `{E}` requests itself: only a `Socket` has handlers",
+    label = "not a socket"
+)]
+pub trait ReceiveUpload<E: crate::events::Events> {
+    /// Registers the handler for the request variant at index `variant`,
+    /// which carries an upload of `U`s: it takes the request and the
+    /// upload's items, and the value of its future is the reply.
+    fn on_upload<U, R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        R: serde::Serialize + 'static,
+        F: Fn(E, ItemStream<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static;
+
+    /// As [`on_upload`](ReceiveUpload::on_upload), for a handler that also
+    /// takes the socket.
+    fn on_upload_with<U, R, F, Fut>(&self, variant: u32, handler: F)
+    where
+        Self: Sized,
+        R: serde::Serialize + 'static,
+        F: Fn(Self, E, ItemStream<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static;
+
+    /// As [`on_upload`](ReceiveUpload::on_upload), for a request that
+    /// answers with a stream: the handler's future gives it.
+    fn on_upload_stream<U, T, M, S, F, Fut>(&self, variant: u32, handler: F)
+    where
+        T: serde::Serialize + 'static,
+        M: 'static,
+        S: Stream + Send + 'static,
+        S::Item: StreamItem<T, M>,
+        F: Fn(E, ItemStream<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static;
+
+    /// As [`on_upload_stream`](ReceiveUpload::on_upload_stream), for a
+    /// handler that also takes the socket.
+    fn on_upload_stream_with<U, T, M, S, F, Fut>(&self, variant: u32, handler: F)
+    where
+        Self: Sized,
+        T: serde::Serialize + 'static,
+        M: 'static,
+        S: Stream + Send + 'static,
+        S::Item: StreamItem<T, M>,
+        F: Fn(Self, E, ItemStream<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static;
 }
 
 /// A stream of items from the peer, the answer to a stream request: a
@@ -456,6 +618,7 @@ pub trait CallStream<E: crate::events::Events> {
 /// ```
 pub struct ItemStream<T> {
     id: u64,
+    dir: Dir,
     link: Arc<dyn Link>,
     incoming: Arc<Incoming>,
     /// When waiting for the next item fails, and the timeout it stands for:
@@ -464,7 +627,71 @@ pub struct ItemStream<T> {
     idle: Option<Duration>,
     /// The end was given (or the stream was cancelled): nothing more comes.
     done: bool,
+    /// The upload this side sends with the same request, if any: it stops
+    /// when this stream goes.
+    _sending: Option<Sending>,
     item: PhantomData<fn() -> T>,
+}
+
+/// The upload this side is sending for its request `id`: dropping it stops
+/// the upload's pump (the request was answered, or given up).
+pub(crate) struct Sending {
+    id: u64,
+    link: Arc<dyn Link>,
+}
+
+impl Sending {
+    /// Starts sending `items` (made by [`item_frames`] for [`Dir::Upload`])
+    /// as the upload of request `id`, whose `Request` frame is queued.
+    pub(crate) fn start<In: Events>(shared: &Arc<Shared<In>>, id: u64, items: ItemFrames) -> Self {
+        start(shared, Dir::Upload, id, items);
+        Sending {
+            id,
+            link: shared.clone(),
+        }
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.link.streams().stop_upload(self.id);
+    }
+}
+
+/// The handler's side of an upload, as its request arrives: given to the
+/// handler as an [`ItemStream`], or, if no handler takes it, dropped, and
+/// then the upload is no longer read.
+pub(crate) struct Upload {
+    id: u64,
+    link: Arc<dyn Link>,
+    incoming: Arc<Incoming>,
+    armed: bool,
+}
+
+impl Upload {
+    /// The upload's items, decoded as `T`.
+    pub(crate) fn items<T>(mut self) -> ItemStream<T> {
+        self.armed = false;
+        ItemStream {
+            id: self.id,
+            dir: Dir::Upload,
+            link: self.link.clone(),
+            incoming: self.incoming.clone(),
+            timer: None,
+            idle: None,
+            done: false,
+            _sending: None,
+            item: PhantomData,
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.armed {
+            self.link.streams().forget(Dir::Upload, self.id);
+        }
+    }
 }
 
 impl<T> std::fmt::Debug for ItemStream<T> {
@@ -488,7 +715,7 @@ pub(crate) struct Opening {
 
 impl Opening {
     pub(crate) fn new<In: Events>(shared: &Arc<Shared<In>>, id: u64) -> Result<Self, CallError> {
-        let incoming = shared.streams.register(id)?;
+        let incoming = shared.streams.register(Dir::Answer, id)?;
         Ok(Opening {
             id,
             link: shared.clone(),
@@ -499,19 +726,24 @@ impl Opening {
 
     /// The peer accepted: the items, whose first is due by `deadline`
     /// (`None`: no deadline), `timeout` after the request was made.
+    /// With `sending`, the upload the request carries, which goes on
+    /// until the stream is dropped.
     pub(crate) fn accepted<T>(
         mut self,
         deadline: Option<tokio::time::Instant>,
         timeout: Duration,
+        sending: Option<Sending>,
     ) -> ItemStream<T> {
         self.armed = false;
         ItemStream {
             id: self.id,
+            dir: Dir::Answer,
             link: self.link.clone(),
             incoming: self.incoming.clone(),
             timer: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d)), timeout)),
             idle: None,
             done: false,
+            _sending: sending,
             item: PhantomData,
         }
     }
@@ -520,7 +752,7 @@ impl Opening {
 impl Drop for Opening {
     fn drop(&mut self) {
         if self.armed {
-            self.link.streams().forget(self.id);
+            self.link.streams().forget(Dir::Answer, self.id);
         }
     }
 }
@@ -580,11 +812,12 @@ impl<T: DeserializeOwned> ItemStream<T> {
 
 impl<T> ItemStream<T> {
     /// Forgets the stream and, unless the peer ended it already, tells the
-    /// peer to stop.
+    /// peer to stop: an answer's with a `Cancel`; an upload is simply no
+    /// longer read (the handler's reply stops it).
     fn stop(&self) {
-        self.link.streams().forget(self.id);
+        self.link.streams().forget(self.dir, self.id);
         let ended = lock(&self.incoming.state).end.is_some();
-        if !ended {
+        if !ended && self.dir == Dir::Answer {
             if let Ok(cancel) =
                 frame::encode(&Header::Cancel { id: self.id }, None::<&()>, usize::MAX)
             {
@@ -622,11 +855,7 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
                 s.read_bytes = 0;
                 s.credit_items += i64::from(items);
                 s.credit_bytes = s.credit_bytes.saturating_add(bytes as i64);
-                Header::Credit {
-                    id: self.id,
-                    items,
-                    bytes,
-                }
+                self.dir.credit(self.id, items, bytes)
             });
             drop(s);
             self.timer = self.idle.map(|idle| {
@@ -747,11 +976,18 @@ mod tests {
     #[test]
     fn an_item_beyond_the_credit_fails_that_stream_alone() {
         let streams = Streams::default();
-        let (a, b) = (streams.register(1).unwrap(), streams.register(2).unwrap());
+        let (a, b) = (
+            streams.register(Dir::Answer, 1).unwrap(),
+            streams.register(Dir::Answer, 2).unwrap(),
+        );
         for _ in 0..STREAM_WINDOW_ITEMS {
-            assert!(streams.item(1, 10, Bytes::from_static(b"x")).is_none());
+            assert!(streams
+                .item(Dir::Answer, 1, 10, Bytes::from_static(b"x"))
+                .is_none());
         }
-        let cancel = streams.item(1, 10, Bytes::from_static(b"x")).unwrap();
+        let cancel = streams
+            .item(Dir::Answer, 1, 10, Bytes::from_static(b"x"))
+            .unwrap();
         let (header, _) = frame::decode(&cancel.slice(PREFIX_LEN..)).unwrap();
         assert_eq!(header, Header::Cancel { id: 1 });
         let end = lock(&a.state).end.clone();
@@ -761,19 +997,21 @@ mod tests {
         );
         assert_eq!(lock(&a.state).queue.len(), STREAM_WINDOW_ITEMS as usize);
         // Stream 2 is untouched, and takes its items.
-        assert!(streams.item(2, 10, Bytes::from_static(b"y")).is_none());
+        assert!(streams
+            .item(Dir::Answer, 2, 10, Bytes::from_static(b"y"))
+            .is_none());
         assert_eq!(lock(&b.state).queue.len(), 1);
         assert_eq!(streams.open(), (1, 0));
         // Unknown ids: nothing happens.
-        assert!(streams.item(9, 10, Bytes::new()).is_none());
-        streams.end(9, None);
-        streams.credit(9, 1, 1);
+        assert!(streams.item(Dir::Answer, 9, 10, Bytes::new()).is_none());
+        streams.end(Dir::Answer, 9, None);
+        streams.credit(Dir::Answer, 9, 1, 1);
         assert!(!streams.cancel(9));
         // The byte window binds too: one item of a whole window uses it up.
-        let c = streams.register(3).unwrap();
+        let c = streams.register(Dir::Answer, 3).unwrap();
         let window = STREAM_WINDOW_BYTES as usize;
-        assert!(streams.item(3, window, Bytes::new()).is_none());
-        assert!(streams.item(3, 1, Bytes::new()).is_some());
+        assert!(streams.item(Dir::Answer, 3, window, Bytes::new()).is_none());
+        assert!(streams.item(Dir::Answer, 3, 1, Bytes::new()).is_some());
         assert!(lock(&c.state).end.is_some());
         // The end of the connection ends the rest.
         streams.close(&DisconnectReason::PeerHungUp);
@@ -782,6 +1020,6 @@ mod tests {
             end,
             Some(Err(CallError::Disconnected(DisconnectReason::PeerHungUp)))
         );
-        assert!(streams.register(4).is_err());
+        assert!(streams.register(Dir::Answer, 4).is_err());
     }
 }

@@ -231,7 +231,7 @@ where
     Fut: Future<Output = R> + Send + 'static,
 {
     write(&shared.handlers).slots[variant as usize] =
-        Slot::Request(Arc::new(move |value, id, max| {
+        Slot::Request(Arc::new(move |value, id, max, _upload| {
             let reply = handler(value);
             Box::pin(async move { encode_reply(id, &reply.await, max) })
         }));

@@ -197,6 +197,11 @@ fn variant(index: usize, v: &VariantDef, event: bool, names: &[String]) -> Json 
         obj.push(("request", Json::Bool(v.response.is_some())));
         obj.push(("response", response));
         obj.push(("stream", stream));
+        // Only on the variants that carry one, so that documents without
+        // uploads read as before.
+        if let Some(upload) = &v.upload {
+            obj.push(("upload", ty(upload, names)));
+        }
     }
     Json::Obj(obj)
 }

@@ -189,6 +189,9 @@ pub struct VariantDef {
     /// A stream request: the peer answers with a stream of `response`
     /// values.
     pub stream: bool,
+    /// For a request that carries a stream of items to its handler (an
+    /// upload), their type.
+    pub upload: Option<Type>,
 }
 
 impl VariantDef {
@@ -204,6 +207,7 @@ impl VariantDef {
             fields,
             response: None,
             stream: false,
+            upload: None,
         }
     }
 
@@ -220,6 +224,7 @@ impl VariantDef {
             fields,
             response: Some(response),
             stream: false,
+            upload: None,
         }
     }
 
@@ -236,6 +241,21 @@ impl VariantDef {
             fields,
             response: Some(item),
             stream: true,
+            upload: None,
+        }
+    }
+
+    /// This request variant, carrying an upload of `item` values.
+    ///
+    /// ```
+    /// use netsock::schema::{Fields, Type, VariantDef};
+    /// let v = VariantDef::request("Store", Fields::Unit, Type::U64).with_upload(Type::Bytes);
+    /// assert_eq!(v.upload, Some(Type::Bytes));
+    /// ```
+    pub fn with_upload(self, item: Type) -> VariantDef {
+        VariantDef {
+            upload: Some(item),
+            ..self
         }
     }
 }

@@ -37,6 +37,9 @@
 //! | 13  | `Credit`     | id `u64`, items `u32`, bytes `u64`                        | –              |
 //! | 14  | `Ack`        | received `u64`                                            | –              |
 //! | 15  | `Volatile`   | –                                                         | the event enum |
+//! | 16  | `UploadItem` | id `u64`                                                  | the item value |
+//! | 17  | `UploadEnd`  | id `u64`, error `Option<`[`RemoteError`]`>`                | –              |
+//! | 18  | `UploadCredit` | id `u64`, items `u32`, bytes `u64`                      | –              |
 //!
 //! Integers other than the length prefix and magic are postcard varints
 //! (LEB128; `u16`/`u32`/`u64` as unsigned varints). `Option` is a `0`/`1` byte
@@ -85,6 +88,20 @@
 //! that gets an item without credit ends that stream with an error and
 //! sends `Cancel`. Items and credits for an id that has no open stream
 //! (one that just ended or was cancelled) are ignored.
+//!
+//! **Uploads.** A request whose variant is declared with an upload (its
+//! schema text has `<=` and the item type after its fields) carries a
+//! stream the other way, from the caller to the handler, by the same rules
+//! with the kinds `UploadItem`, `UploadEnd` and `UploadCredit`: right after
+//! its `Request` the caller sends `UploadItem` frames carrying its own
+//! request id, then one `UploadEnd` (`None`: complete; else why its source
+//! failed); the handler's side grants credit with `UploadCredit`. The
+//! caller stops sending once the request is answered (`Response`,
+//! `Failure`, or, for a request that also answers with a stream, its
+//! `StreamEnd`) or cancelled. A handler that stops reading the upload
+//! early simply grants no more: items beyond what it read are dropped.
+//! Both directions of one request (an upload and a stream answer) are
+//! independent streams under their own credit.
 //!
 //! # Sessions
 //!
@@ -312,6 +329,28 @@ pub enum Header {
     /// again after a cut (a volatile emit); the payload is the event. Not
     /// numbered.
     Volatile,
+    /// One item of the stream a request carries (an upload), from its
+    /// caller; the payload is the item.
+    UploadItem {
+        /// The caller's request id.
+        id: u64,
+    },
+    /// The caller's upload ended: complete (`None`) or its source failed.
+    UploadEnd {
+        /// The caller's request id.
+        id: u64,
+        /// Why the upload failed, if it did.
+        error: Option<RemoteError>,
+    },
+    /// The handler's side lets the caller send more upload items.
+    UploadCredit {
+        /// The caller's request id.
+        id: u64,
+        /// How many more items the caller may send.
+        items: u32,
+        /// How many more bytes of item payload the caller may send.
+        bytes: u64,
+    },
 }
 
 impl Header {
@@ -338,6 +377,9 @@ impl Header {
                 | Header::StreamItem { .. }
                 | Header::StreamEnd { .. }
                 | Header::Credit { .. }
+                | Header::UploadItem { .. }
+                | Header::UploadEnd { .. }
+                | Header::UploadCredit { .. }
         )
     }
 }
@@ -346,7 +388,7 @@ impl Header {
 /// [`Header::is_numbered`]), from the first body byte of an encoded frame
 /// (every tag is below 128, so one varint byte).
 pub(crate) fn numbered_tag(tag: u8) -> bool {
-    matches!(tag, 3..=7 | 11..=13)
+    matches!(tag, 3..=7 | 11..=13 | 16..=18)
 }
 
 /// The tag of [`Header::Event`] and of [`Header::Volatile`], the one body
@@ -992,6 +1034,9 @@ impl Header {
         match self {
             Header::Failure { error, .. }
             | Header::StreamEnd {
+                error: Some(error), ..
+            }
+            | Header::UploadEnd {
                 error: Some(error), ..
             } => match error {
                 RemoteError::NoHandler { event } | RemoteError::NotARequest { event } => {
