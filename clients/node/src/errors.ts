@@ -123,11 +123,14 @@ export class CallError extends NetsockError {
   }
 }
 
-/** No reply within the request's timeout; a `Cancel` was sent. */
+/** No reply within the request's timeout (for a stream: no item); a `Cancel` was sent. */
 export class TimeoutError extends CallError {
   override name = "TimeoutError";
-  constructor(readonly afterMs: number) {
-    super("Timeout", `no reply within ${afterMs} ms; the request was cancelled`);
+  constructor(
+    readonly afterMs: number,
+    what = "no reply",
+  ) {
+    super("Timeout", `${what} within ${afterMs} ms; the request was cancelled`);
   }
 }
 
@@ -195,6 +198,22 @@ export class EncodeError extends CallError {
   override name = "EncodeError";
   constructor(readonly detail: string) {
     super("Encode", `the peer could not encode its reply: ${detail}`);
+  }
+}
+
+/** A stream's handler on the peer ended it with an error (`StreamEnd` with `HandlerFailed`). */
+export class HandlerFailedError extends CallError {
+  override name = "HandlerFailedError";
+  constructor(readonly detail: string) {
+    super("HandlerFailed", `the peer's handler failed: ${detail}`);
+  }
+}
+
+/** A stream's rules were broken (an item beyond the credit granted), by the peer or, as it says, by this side. */
+export class StreamProtocolError extends CallError {
+  override name = "StreamProtocolError";
+  constructor(readonly detail: string) {
+    super("StreamProtocol", `stream protocol error: ${detail}`);
   }
 }
 

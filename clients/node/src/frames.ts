@@ -1,7 +1,8 @@
 /**
  * Frames: a 4-byte big-endian length, then a body made of a postcard
- * header (the frame kind and its fields) and, for `Event`, `Request` and
- * `Response`, a payload running to the end. See the book's "Wire protocol"
+ * header (the frame kind and its fields) and, for `Event`, `Request`,
+ * `Response`, `StreamItem`, `Volatile` and `UploadItem`, a payload running
+ * to the end. See the book's "Wire protocol"
  * chapter. A new frame kind is one more `case` in `encodeHeader` and
  * `decodeFrame`; a kind this version does not know is a `ProtocolError`.
  */
@@ -18,6 +19,10 @@ export const DEFAULT_MAX_FRAME = 8 * 1024 * 1024;
 export const MIN_MAX_FRAME = 1024;
 /** The length prefix's size. */
 export const PREFIX_LEN = 4;
+/** The credit in items every stream starts with (`STREAM_WINDOW_ITEMS` in Rust). */
+export const STREAM_WINDOW_ITEMS = 1024;
+/** The credit in bytes (of item frame bodies) every stream starts with: 256 KiB. */
+export const STREAM_WINDOW_BYTES = 256 * 1024;
 
 /** A request failed on the peer, as sent in a `Failure` frame. */
 export type RemoteError =
@@ -55,14 +60,19 @@ export type Header =
   | { kind: "Ping" }
   | { kind: "Pong" }
   | { kind: "Close"; reason: CloseReason }
-  // Streams: this package consumes none yet, but knows their frames.
+  // Streams: this package consumes them (`requestStream`) but serves none.
   | { kind: "StreamItem"; id: bigint }
   | { kind: "StreamEnd"; id: bigint; error: RemoteError | null }
   | { kind: "Credit"; id: bigint; items: number; bytes: bigint }
   // Recoverable sessions: only sent to a peer that asked for one, which
   // this package never does.
   | { kind: "Ack"; received: bigint }
-  | { kind: "Volatile" };
+  | { kind: "Volatile" }
+  // Upload streams (the caller's items to the handler): this package sends
+  // none and serves none, but knows their frames.
+  | { kind: "UploadItem"; id: bigint }
+  | { kind: "UploadEnd"; id: bigint; error: RemoteError | null }
+  | { kind: "UploadCredit"; id: bigint; items: number; bytes: bigint };
 
 const KINDS = [
   "Hello",
@@ -81,6 +91,9 @@ const KINDS = [
   "Credit",
   "Ack",
   "Volatile",
+  "UploadItem",
+  "UploadEnd",
+  "UploadCredit",
 ] as const;
 
 const REJECTS = [
@@ -174,9 +187,11 @@ export function encodeHeader(h: Header, w: Writer): void {
       encodeRemoteError(h.error, w);
       return;
     case "StreamItem":
+    case "UploadItem":
       w.varint(h.id);
       return;
     case "StreamEnd":
+    case "UploadEnd":
       w.varint(h.id);
       if (h.error === null) w.byte(0);
       else {
@@ -185,6 +200,7 @@ export function encodeHeader(h: Header, w: Writer): void {
       }
       return;
     case "Credit":
+    case "UploadCredit":
       w.varint(h.id);
       w.varint(h.items);
       w.varint(h.bytes);
@@ -281,12 +297,15 @@ function decodeHeader(r: Reader): Header {
     case "Volatile":
       return { kind };
     case "StreamItem":
+    case "UploadItem":
       return { kind, id: r.varintBig(64) };
-    case "StreamEnd": {
+    case "StreamEnd":
+    case "UploadEnd": {
       const id = r.varintBig(64);
       return { kind, id, error: bool(r) ? decodeRemoteError(r) : null };
     }
     case "Credit":
+    case "UploadCredit":
       return { kind, id: r.varintBig(64), items: r.varint32(), bytes: r.varintBig(64) };
     case "Ack":
       return { kind, received: r.varintBig(64) };

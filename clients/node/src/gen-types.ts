@@ -8,7 +8,9 @@
  * ```
  *
  * For each document it writes the event map (a type named after the enum,
- * one entry per variant: `payload`, `request`, `response`) and a type for
+ * one entry per variant: `payload`, `request`, `response`, and `stream`
+ * for a stream request's item type, `upload` for the item type of an
+ * upload the request carries) and a type for
  * every named type, in the representation `schema.ts` describes. Use it as
  * `loadSchema<Interop>(json)`.
  */
@@ -111,8 +113,11 @@ export function generateTypes(docs: SchemaDocument[]): string {
   for (const doc of docs) {
     loadSchema(doc); // checks the document
     const lines = doc.variants.map((v) => {
-      const response = v.request ? tsType(v.response ?? { type: "unit" }) : "never";
-      return `  ${key(v.name)}: { payload: ${content(v)}; request: ${v.request}; response: ${response} };`;
+      const response = v.request && !v.stream ? tsType(v.response ?? { type: "unit" }) : "never";
+      // A stream request's items (`requestStream`), an upload's items: only on those variants.
+      const stream = v.stream ? `; stream: ${tsType(v.stream)}` : "";
+      const upload = v.upload ? `; upload: ${tsType(v.upload)}` : "";
+      return `  ${key(v.name)}: { payload: ${content(v)}; request: ${v.request}; response: ${response}${stream}${upload} };`;
     });
     out.push(
       `/**`,

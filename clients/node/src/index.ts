@@ -14,16 +14,28 @@ export type {
   Caller,
   DisconnectInfo,
   EventNames,
+  HandledNames,
   Handler,
   HandlerContext,
   PayloadArgs,
   RequestNames,
   SocketOptions,
+  StreamItemOf,
+  StreamNames,
 } from "./socket.js";
+export { ItemStream } from "./stream.js";
 export { connect, parseAddress, ClientSocket } from "./client.js";
 export type { Address, ConnectOptions, ReconnectOptions } from "./client.js";
 export { Server, ServerSocket } from "./server.js";
 export type { HelloInfo, ServerOptions } from "./server.js";
-export { DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSION, decodeFrame, encodeFrame } from "./frames.js";
+export {
+  DEFAULT_MAX_FRAME,
+  MIN_MAX_FRAME,
+  PROTOCOL_VERSION,
+  STREAM_WINDOW_BYTES,
+  STREAM_WINDOW_ITEMS,
+  decodeFrame,
+  encodeFrame,
+} from "./frames.js";
 export type { Frame, Header, RemoteError } from "./frames.js";
 export { fnv1a64, Reader, Writer } from "./postcard.js";

@@ -80,6 +80,12 @@ export type EventVariant = Variant & {
   response: Type | null;
   /** A stream request's item type (absent in documents from before streams). */
   stream?: Type | null;
+  /**
+   * The item type of the upload stream a request carries from its caller
+   * (absent in documents from before uploads). This package sends no
+   * uploads and serves none.
+   */
+  upload?: Type | null;
 };
 
 /** A named type in `types`. */
@@ -108,6 +114,10 @@ export interface VariantSpec {
   payload: unknown;
   request: boolean;
   response: unknown;
+  /** A stream request's item type (`requestStream`); absent otherwise. */
+  stream?: unknown;
+  /** The item type of the upload a request carries; absent otherwise. */
+  upload?: unknown;
 }
 
 /** An event enum's variants by name: what `netsock-types` generates. */
@@ -115,7 +125,7 @@ export type EventMap = { [name: string]: VariantSpec };
 
 /** The event map of a schema without generated types: any name, any payload. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyEvents = { [name: string]: { payload: any; request: boolean; response: any } };
+export type AnyEvents = { [name: string]: { payload: any; request: boolean; response: any; stream: any; upload: any } };
 
 const INT_RANGES: Record<string, [bigint, bigint]> = {
   u8: [0n, 0xffn],
@@ -564,6 +574,12 @@ export class Schema<E extends EventMap = AnyEvents> {
   decodeResponse(v: EventVariant, bytes: Uint8Array): unknown {
     return this.codec.decode(v.response ?? { type: "unit" }, new Reader(bytes));
   }
+
+  /** One item of stream request variant `v`'s stream; a `DecodeError` if it does not fit. */
+  decodeItem(v: EventVariant, bytes: Uint8Array): unknown {
+    if (!v.stream) throw new DecodeError(`${v.name} is not a stream request`);
+    return this.codec.decode(v.stream, new Reader(bytes));
+  }
 }
 
 /**
@@ -642,7 +658,16 @@ function checkDocument(doc: SchemaDocument): void {
   };
   for (const v of doc.variants) {
     checkVariant(v, doc.name);
-    if (v.request && v.response !== null) checkType(v.response, `${doc.name}.${v.name} response`);
+    const at = `${doc.name}.${v.name}`;
+    const stream = v.stream ?? null;
+    const upload = v.upload ?? null;
+    if (!v.request && (stream !== null || upload !== null)) {
+      fail(`${at}: a \`${stream !== null ? "stream" : "upload"}\` type on a variant that is not a request`);
+    }
+    if (stream !== null && v.response !== null) fail(`${at}: a request has a \`response\` or a \`stream\` type, not both`);
+    if (v.request && v.response !== null) checkType(v.response, `${at} response`);
+    if (stream !== null) checkType(stream, `${at} stream`);
+    if (upload !== null) checkType(upload, `${at} upload`);
   }
   for (const [name, def] of Object.entries(doc.types)) {
     switch (def.kind) {

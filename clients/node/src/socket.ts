@@ -13,12 +13,14 @@ import {
   DisconnectedError,
   EncodeError,
   FrameTooLargeError,
+  HandlerFailedError,
   HandlerPanickedError,
   NetsockError,
   NoHandlerError,
   NotARequestError,
   ProtocolError,
   ResponseTooLargeError,
+  StreamProtocolError,
   TimeoutError,
   describeClose,
   type CloseReason,
@@ -26,19 +28,53 @@ import {
 import { DEFAULT_MAX_FRAME, type Frame, type RemoteError } from "./frames.js";
 import type { Link, LinkEnd } from "./link.js";
 import type { AnyEvents, EventMap, EventVariant, Schema } from "./schema.js";
+import { ItemStream } from "./stream.js";
+
+type IsAny<T> = 0 extends 1 & T ? true : false;
 
 /** The variants of `E` that are events (not requests). */
 export type EventNames<E extends EventMap> = {
   [K in keyof E & string]: E[K]["request"] extends true ? never : K;
 }[keyof E & string];
 
-/** The variants of `E` that are requests. */
+/**
+ * Whether variant spec `S` has the key `Key` (`stream`, `upload`) with a
+ * type: "yes", "no" (absent or `never`), or "any" (an untyped schema).
+ */
+type Carries<S, Key extends string> = S extends { [P in Key]: infer T }
+  ? IsAny<T> extends true
+    ? "any"
+    : [T] extends [never]
+      ? "no"
+      : "yes"
+  : "no";
+
+/** The variants of `E` that are requests answered with one reply (`request`). */
 export type RequestNames<E extends EventMap> = {
-  [K in keyof E & string]: E[K]["request"] extends false ? never : K;
+  [K in keyof E & string]: E[K]["request"] extends false
+    ? never
+    : Carries<E[K], "stream"> extends "yes"
+      ? never
+      : Carries<E[K], "upload"> extends "yes"
+        ? never
+        : K;
 }[keyof E & string];
 
-/** The arguments after the variant name: none for a unit variant, else the payload. */
-export type PayloadArgs<P> = [P] extends [undefined] ? [] : [payload: P];
+/** The variants of `E` that are stream requests (`requestStream`). */
+export type StreamNames<E extends EventMap> = {
+  [K in keyof E & string]: Carries<E[K], "stream"> extends "no" ? never : Carries<E[K], "upload"> extends "yes" ? never : K;
+}[keyof E & string];
+
+/** The variants of `E` this package can handle with `on`: events and plain requests (not streams, not uploads). */
+export type HandledNames<E extends EventMap> = {
+  [K in keyof E & string]: Carries<E[K], "stream"> extends "yes" ? never : Carries<E[K], "upload"> extends "yes" ? never : K;
+}[keyof E & string];
+
+/** The item type of stream request spec `S`. */
+export type StreamItemOf<S> = S extends { stream: infer T } ? T : unknown;
+
+/** The arguments after the variant name: none for a unit variant, else the payload (optional for an untyped schema). */
+export type PayloadArgs<P> = IsAny<P> extends true ? [payload?: P] : [P] extends [undefined] ? [] : [payload: P];
 
 /** What a handler may return: for a request, its reply (or a promise of it). */
 export type HandlerResult<S extends EventMap[string]> = S["request"] extends true
@@ -63,10 +99,20 @@ export type Handler<E extends EventMap, K extends keyof E & string> = (
 
 /** Per-call options. */
 export interface CallOptions {
-  /** Give up (and send `Cancel`) after this many ms; 0: wait for ever. Default: the socket's `requestTimeoutMs`. */
+  /**
+   * Give up (and send `Cancel`) after this many ms; 0: wait for ever.
+   * Default: the socket's `requestTimeoutMs`. For `requestStream`, the
+   * wait for the first item (or the end); later items may take longer.
+   */
   timeoutMs?: number;
   /** Give up (and send `Cancel`) when this signal aborts. */
   signal?: AbortSignal;
+  /**
+   * `requestStream` only: give up (and send `Cancel`) when the reader has
+   * waited this many ms for an item after the first; 0 (the default): no
+   * limit. A reader that is slow itself never times out.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** A socket's settings. Every field has a default. */
@@ -129,6 +175,7 @@ export class Socket<E extends EventMap = AnyEvents> {
   private readonly handlers = new Map<string, AnyHandler>();
   private readonly pending = new Map<bigint, Pending>();
   private readonly incoming = new Map<bigint, AbortController>();
+  private readonly streams = new Map<bigint, ItemStream<unknown>>();
   private nextId = 1n;
   private heartbeat: NodeJS.Timeout | null = null;
   private pingSentAt: number | null = null;
@@ -155,8 +202,10 @@ export class Socket<E extends EventMap = AnyEvents> {
    * request (return the reply, or a promise of it; a throw becomes the
    * caller's `HandlerPanicked`). Replaces an earlier handler for it.
    */
-  on<K extends keyof E & string>(name: K, handler: Handler<E, K>): this {
-    this.schema.variant(name);
+  on<K extends HandledNames<E>>(name: K, handler: Handler<E, K>): this {
+    const variant = this.schema.variant(name);
+    if (variant.stream) throw new NetsockError(`${name} is a stream request, which this package does not serve`);
+    if (variant.upload) throw new NetsockError(`${name} carries an upload stream, which this package does not serve`);
     this.handlers.set(name, handler as unknown as AnyHandler);
     return this;
   }
@@ -228,11 +277,26 @@ export class Socket<E extends EventMap = AnyEvents> {
     return this.call(name, args[0], {});
   }
 
-  /** The same socket, whose `request` uses these options: `socket.with({ timeoutMs: 100 }).request(...)`. */
+  /**
+   * Sends stream request `name` and returns its items as an async iterator
+   * (see {@link ItemStream}): `for await (const n of socket.requestStream("Count", 5n))`.
+   * The request goes at once; the peer's refusal, a disconnect and the
+   * timeout (`requestTimeoutMs`, or `with({ timeoutMs })`: the wait for the
+   * first item) reject the iteration with a `CallError`. A payload that
+   * does not fit the schema, or a variant that is not a stream request,
+   * throws here.
+   */
+  requestStream<K extends StreamNames<E>>(name: K, ...args: PayloadArgs<E[K]["payload"]>): ItemStream<StreamItemOf<E[K]>> {
+    return this.openStream(name, args[0], {}) as ItemStream<StreamItemOf<E[K]>>;
+  }
+
+  /** The same socket, whose `request` and `requestStream` use these options: `socket.with({ timeoutMs: 100 }).request(...)`. */
   with(options: CallOptions): Caller<E> {
     return {
       request: <K extends RequestNames<E>>(name: K, ...args: PayloadArgs<E[K]["payload"]>) =>
         this.call(name, args[0], options) as Promise<E[K]["response"]>,
+      requestStream: <K extends StreamNames<E>>(name: K, ...args: PayloadArgs<E[K]["payload"]>) =>
+        this.openStream(name, args[0], options) as ItemStream<StreamItemOf<E[K]>>,
     };
   }
 
@@ -244,7 +308,8 @@ export class Socket<E extends EventMap = AnyEvents> {
   private async call(name: string, payloadValue: unknown, options: CallOptions): Promise<never> {
     const variant = this.schema.variant(name);
     if (!variant.request) throw new NotARequestError(name);
-    if (variant.stream) throw new NetsockError(`${name} answers with a stream, which this package does not consume yet`);
+    if (variant.upload) throw new NetsockError(uploadRefusal(name));
+    if (variant.stream) throw new NetsockError(`${name} answers with a stream: consume it with requestStream()`);
     const payload = this.schema.encodeVariant(name, payloadValue);
     const link = this.link;
     if (!link?.isOpen) throw new DisconnectedError("the socket is not connected");
@@ -283,6 +348,63 @@ export class Socket<E extends EventMap = AnyEvents> {
       if (timeoutMs > 0 && timeoutMs <= 0x7fffffff) timer = setTimeout(() => giveUp(new TimeoutError(timeoutMs)), timeoutMs);
       options.signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  private openStream(name: string, payloadValue: unknown, options: CallOptions): ItemStream<unknown> {
+    const variant = this.schema.variant(name);
+    if (variant.upload) throw new NetsockError(uploadRefusal(name));
+    if (!variant.stream) {
+      const what = variant.request ? "a request answered with one reply: call it with request()" : "an event: emit it";
+      throw new NetsockError(`${name} is not a stream request; it is ${what}`);
+    }
+    const payload = this.schema.encodeVariant(name, payloadValue);
+    const link = this.link;
+    const id = this.nextId++;
+    const forget = () => {
+      if (this.streams.get(id) === stream) this.streams.delete(id);
+    };
+    const stream: ItemStream<unknown> = new ItemStream(
+      id,
+      name,
+      {
+        credit: (items, bytes) => {
+          link?.send({ kind: "Credit", id, items, bytes: BigInt(bytes) });
+        },
+        cancel: () => {
+          forget();
+          link?.send({ kind: "Cancel", id });
+        },
+        forget,
+        decode: (bytes) => this.schema.decodeItem(variant, bytes),
+        report: (error) => this.report(error),
+      },
+      options.idleTimeoutMs ?? 0,
+    );
+    if (!link?.isOpen) {
+      stream.finish(new DisconnectedError("the socket is not connected"));
+      return stream;
+    }
+    if (options.signal?.aborted) {
+      stream.finish(new CancelledError());
+      return stream;
+    }
+    this.streams.set(id, stream);
+    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    try {
+      link.send({ kind: "Request", id, timeoutMs: Math.min(timeoutMs, 0xffffffff) }, payload);
+    } catch (e) {
+      if (e instanceof FrameTooLargeError) stream.finish(new CallFrameTooLargeError(e.size, e.max));
+      else stream.finish(new DisconnectedError((e as Error).message));
+      return stream;
+    }
+    stream.setFirstItemTimeout(timeoutMs);
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = () => stream.failAndCancel(new CancelledError());
+      signal.addEventListener("abort", onAbort, { once: true });
+      stream.onEnded(() => signal.removeEventListener("abort", onAbort));
+    }
+    return stream;
   }
 
   /** Closes the connection in order (`Close(Normal)`); a client does not reconnect after it. */
@@ -332,6 +454,9 @@ export class Socket<E extends EventMap = AnyEvents> {
     }
     for (const controller of this.incoming.values()) controller.abort();
     this.incoming.clear();
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const stream of streams) stream.finish(new DisconnectedError(reason));
     const info: DisconnectInfo = { reason, ...(end.close && { close: end.close }), ...(end.error && { error: end.error }) };
     for (const l of this.disconnectListeners) this.safely(() => l(info));
     this.onLinkEnd?.(info);
@@ -401,7 +526,13 @@ export class Socket<E extends EventMap = AnyEvents> {
       case "Response":
       case "Failure": {
         const p = this.pending.get(h.id);
-        if (!p) return; // cancelled or timed out: ignored
+        if (!p) {
+          const stream = this.streams.get(h.id);
+          if (!stream) return; // cancelled or timed out: ignored
+          if (h.kind === "Response") stream.accept(); // an empty Response accepts the stream
+          else stream.finish(remoteError(h.error)); // refused
+          return;
+        }
         this.pending.delete(h.id);
         p.cleanup();
         if (h.kind === "Failure") {
@@ -418,6 +549,22 @@ export class Socket<E extends EventMap = AnyEvents> {
       case "Cancel":
         this.incoming.get(h.id)?.abort();
         this.incoming.delete(h.id);
+        return;
+      case "StreamItem":
+        // Its frame body: the tag (one byte), the id, the payload. An id
+        // with no open stream (ended, cancelled) is ignored.
+        this.streams.get(h.id)?.push(frame.payload, 1 + varintLength(h.id) + frame.payload.length);
+        return;
+      case "StreamEnd":
+        this.streams.get(h.id)?.finish(h.error ? remoteError(h.error) : null);
+        return;
+      case "Credit":
+        return; // this side serves no streams
+      case "UploadItem":
+      case "UploadEnd":
+      case "UploadCredit":
+        // This side neither sends nor serves uploads: an upload request is
+        // answered NoHandler, and what follows it for that id is ignored.
         return;
       default: {
         const message = `unexpected ${h.kind} frame after the handshake`;
@@ -475,8 +622,9 @@ export class Socket<E extends EventMap = AnyEvents> {
       fail({ kind: "NotARequest", event: variant.name });
       return;
     }
-    if (variant.stream) {
-      // This package serves no streams yet.
+    if (variant.stream || variant.upload) {
+      // This package serves no streams and takes no uploads; the upload's
+      // items that follow are ignored (see `dispatch`).
       fail({ kind: "NoHandler", event: variant.name });
       return;
     }
@@ -532,6 +680,20 @@ export class Socket<E extends EventMap = AnyEvents> {
 /** A socket with call options set: see {@link Socket.with}. */
 export interface Caller<E extends EventMap> {
   request<K extends RequestNames<E>>(name: K, ...args: PayloadArgs<E[K]["payload"]>): Promise<E[K]["response"]>;
+  requestStream<K extends StreamNames<E>>(name: K, ...args: PayloadArgs<E[K]["payload"]>): ItemStream<StreamItemOf<E[K]>>;
+}
+
+function uploadRefusal(name: string): string {
+  return `${name} carries an upload stream from the caller, which this package does not send`;
+}
+
+function varintLength(n: bigint): number {
+  let size = 1;
+  while (n >= 0x80n) {
+    n >>= 7n;
+    size++;
+  }
+  return size;
 }
 
 function remoteError(e: RemoteError): CallError {
@@ -549,9 +711,9 @@ function remoteError(e: RemoteError): CallError {
     case "Encode":
       return new EncodeError(e.message);
     case "HandlerFailed":
-      return new CallError("HandlerFailed", `the peer's handler failed: ${e.message}`);
+      return new HandlerFailedError(e.message);
     case "StreamProtocol":
-      return new CallError("StreamProtocol", `stream protocol error: ${e.message}`);
+      return new StreamProtocolError(e.message);
     case "Unknown":
       return new CallError("HandlerPanicked", `the peer failed the request with an error this version does not know (variant ${e.index})`);
   }

@@ -3,9 +3,13 @@
 import { readFileSync } from "node:fs";
 
 import { Server, connect, loadSchema } from "../dist/index.js";
+import type { Feed } from "./generated/feed.js";
+import type { Files } from "./generated/files.js";
 import type { Interop, Kind, Shape } from "./generated/interop.js";
 
 const schema = loadSchema<Interop>(readFileSync("interop.json", "utf8"));
+const feed = loadSchema<Feed>(readFileSync("feed.json", "utf8"));
+const files = loadSchema<Files>(readFileSync("uploads.json", "utf8"));
 
 export async function client(): Promise<void> {
   const socket = await connect("tcp://127.0.0.1:7000", schema);
@@ -77,4 +81,36 @@ export async function server(): Promise<void> {
   });
   const count: number = io.sockets.size;
   console.log(count);
+}
+
+export async function streams(): Promise<void> {
+  const socket = await connect("tcp://127.0.0.1:7000", feed);
+  for await (const n of socket.requestStream("Count", 5n)) {
+    const item: bigint = n;
+    console.log(item);
+  }
+  for await (const text of socket.timeout(100).requestStream("Blobs", { n: 3n, size: 8 })) console.log(text.toUpperCase());
+  const endless = socket.with({ idleTimeoutMs: 100 }).requestStream("Endless");
+  const first: IteratorResult<bigint> = await endless.next();
+  endless.cancel();
+  const produced: bigint = await socket.request("Produced");
+  socket.on("Note", (n) => console.log(n + 1n));
+  console.log(first, produced, endless.buffered);
+
+  // @ts-expect-error: Count is a stream: requestStream, not request
+  await socket.request("Count", 5n);
+  // @ts-expect-error: Sum answers with one reply, not a stream
+  socket.requestStream("Sum", [1n]);
+  // @ts-expect-error: Count's items are bigints
+  for await (const s of socket.requestStream("Count", 1n)) console.log(s satisfies string);
+  // @ts-expect-error: this package serves no streams
+  socket.on("Count", () => 1n);
+
+  const uploads = await connect("tcp://127.0.0.1:7000", files);
+  const total: bigint = await uploads.request("Sum", [1n]);
+  // @ts-expect-error: Put carries an upload, which this package does not send
+  await uploads.request("Put", "notes.txt");
+  // @ts-expect-error: nor serve
+  uploads.on("Put", () => 1n);
+  console.log(total);
 }

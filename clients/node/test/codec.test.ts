@@ -14,6 +14,7 @@ import {
   encodeFrame,
   fnv1a64,
   loadSchema,
+  type Header,
 } from "../src/index.js";
 import { FIXTURE_TEXT, REPO_DIR, interop, sampleShape } from "./helpers.js";
 
@@ -240,8 +241,40 @@ test("garbage payloads are DecodeErrors, never crashes", () => {
 });
 
 test("an unknown frame kind or garbage header is a ProtocolError naming it", () => {
-  assert.throws(() => decodeFrame(new Uint8Array([16])), (e: Error) => e instanceof ProtocolError && /unknown frame kind 16/.test(e.message));
+  assert.throws(() => decodeFrame(new Uint8Array([19])), (e: Error) => e instanceof ProtocolError && /unknown frame kind 19 .*kinds 0 to 18/.test(e.message));
   assert.throws(() => decodeFrame(new Uint8Array([])), ProtocolError);
   assert.throws(() => decodeFrame(new Uint8Array([0, 1, 2])), ProtocolError);
   assert.throws(() => decodeFrame(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff])), ProtocolError);
+});
+
+test("upload frames (16 to 18): byte-exact by the postcard rules, and round trips", () => {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex").replace(/(..)(?!$)/g, "$1 ");
+  const u64Max = (1n << 64n) - 1n;
+  const cases: [Header, Uint8Array | undefined, string][] = [
+    // tag 16, id 1, then the payload (the u64 42)
+    [{ kind: "UploadItem", id: 1n }, new Uint8Array([0x2a]), "00 00 00 03 10 01 2a"],
+    // id 300 = ac 02; the payload runs to the end
+    [{ kind: "UploadItem", id: 300n }, new Uint8Array([3, 0x61, 0x62, 0x63]), "00 00 00 07 10 ac 02 03 61 62 63"],
+    // tag 17, id, None
+    [{ kind: "UploadEnd", id: 300n, error: null }, undefined, "00 00 00 04 11 ac 02 00"],
+    // Some(HandlerFailed("x")): 01, variant 6, the string
+    [{ kind: "UploadEnd", id: 2n, error: { kind: "HandlerFailed", message: "x" } }, undefined, "00 00 00 06 11 02 01 06 01 78"],
+    // Some(ResponseTooLarge { size 9, max 8 })
+    [{ kind: "UploadEnd", id: 2n, error: { kind: "ResponseTooLarge", size: 9n, max: 8n } }, undefined, "00 00 00 06 11 02 01 04 09 08"],
+    // tag 18, id 1, items 512 = 80 04, bytes 131072 = 80 80 08
+    [{ kind: "UploadCredit", id: 1n, items: 512, bytes: 131072n }, undefined, "00 00 00 07 12 01 80 04 80 80 08"],
+    // the extremes: a 10-byte id, u32::MAX items (5 bytes), u64::MAX bytes
+    [
+      { kind: "UploadCredit", id: u64Max, items: 0xffffffff, bytes: u64Max },
+      undefined,
+      "00 00 00 1a 12 ff ff ff ff ff ff ff ff ff 01 ff ff ff ff 0f ff ff ff ff ff ff ff ff ff 01",
+    ],
+  ];
+  for (const [header, payload, bytes] of cases) {
+    const frame = encodeFrame(header, payload);
+    assert.equal(hex(frame), bytes, header.kind);
+    const decoded = decodeFrame(frame.subarray(4));
+    assert.deepEqual(decoded.header, header);
+    assert.deepEqual([...decoded.payload], [...(payload ?? [])]);
+  }
 });

@@ -146,3 +146,75 @@ export function waitFor<T>(what: string, register: (done: (value: T) => void) =>
     });
   });
 }
+
+/** The Feed schema of tests/src/feed.rs (the Rust `stream_producer` serves it), typed as `netsock-types` writes it. */
+export const FEED_TEXT = readFileSync(join(PACKAGE_DIR, "test/feed.json"), "utf8");
+export type Feed = {
+  Count: { payload: bigint; request: true; response: never; stream: bigint };
+  Blobs: { payload: { n: bigint; size: number }; request: true; response: never; stream: string };
+  FailAfter: { payload: bigint; request: true; response: never; stream: bigint };
+  Endless: { payload: undefined; request: true; response: never; stream: bigint };
+  Silent: { payload: undefined; request: true; response: never; stream: bigint };
+  StallAfter: { payload: bigint; request: true; response: never; stream: bigint };
+  Produced: { payload: undefined; request: true; response: bigint };
+  Sum: { payload: Array<bigint>; request: true; response: bigint };
+  Note: { payload: bigint; request: false; response: never };
+};
+export const feed = () => loadSchema<Feed>(FEED_TEXT);
+
+let producerPath: string | null = null;
+
+/**
+ * The Rust `stream_producer` (tests/src/bin/stream_producer.rs), found as
+ * clients/python/tests/test_streams.py finds it: `NETSOCK_STREAM_PRODUCER_BIN`,
+ * else next to `NETSOCK_INTEROP_BIN` (`<target>/debug/examples/interop` →
+ * `<target>/debug/stream_producer`), else built with cargo.
+ */
+export function producerBin(): string {
+  if (producerPath) return producerPath;
+  const fromEnv = process.env["NETSOCK_STREAM_PRODUCER_BIN"];
+  if (fromEnv) return (producerPath = fromEnv);
+  const interopPath = process.env["NETSOCK_INTEROP_BIN"];
+  if (interopPath) {
+    const candidate = resolve(dirname(interopPath), "../stream_producer");
+    if (existsSync(candidate)) return (producerPath = candidate);
+  }
+  const result = spawnSync("cargo", ["build", "--quiet", "--locked", "-p", "tests", "--bin", "stream_producer"], {
+    cwd: REPO_DIR,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (result.status !== 0) throw new Error("cargo build -p tests --bin stream_producer failed");
+  const target = process.env["CARGO_TARGET_DIR"] ?? join(REPO_DIR, "target");
+  return (producerPath = resolve(REPO_DIR, target, "debug/stream_producer"));
+}
+
+/** `stream_producer tcp|unix [PATH]`, once it printed its address; stop it by closing its stdin (or kill it). */
+export async function startProducer(
+  transport: "tcp" | "unix",
+  path?: string,
+): Promise<{ child: ChildProcessWithoutNullStreams; addr: string; stop: () => Promise<void> }> {
+  const child = spawn(producerBin(), path ? [transport, path] : [transport]);
+  child.stdin.on("error", () => {}); // closing it after a kill
+  child.stderr.on("data", (d: Buffer) => process.stderr.write(d));
+  const lines = createInterface({ input: child.stdout });
+  const first = await waitFor<string>(
+    "stream_producer's address",
+    (done) => {
+      lines.once("line", done);
+      child.once("exit", (code) => done(`exited with ${code}`));
+    },
+    60_000,
+  );
+  lines.close();
+  if (first.startsWith("exited with")) throw new Error(`stream_producer ${first} before listening`);
+  return {
+    child,
+    addr: first.trim(), // `HOST:PORT` or a Unix socket path: both forms `connect` takes
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.stdin.end();
+      }),
+  };
+}

@@ -11,6 +11,8 @@ import { FIXTURE_TEXT, PACKAGE_DIR } from "./helpers.js";
 
 const TSC = join(PACKAGE_DIR, "node_modules/typescript/bin/tsc");
 const GENERATED = join(PACKAGE_DIR, "test-types/generated/interop.d.ts");
+const GENERATED_FEED = join(PACKAGE_DIR, "test-types/generated/feed.d.ts");
+const GENERATED_FILES = join(PACKAGE_DIR, "test-types/generated/files.d.ts");
 
 function tsc(file: string): { status: number | null; output: string } {
   const r = spawnSync(
@@ -24,10 +26,33 @@ function tsc(file: string): { status: number | null; output: string } {
 before(() => {
   mkdirSync(join(PACKAGE_DIR, "test-types/generated"), { recursive: true });
   // The CLI, as a user runs it (the package's bin).
-  const r = spawnSync(process.execPath, [join(PACKAGE_DIR, "dist/gen-types.js"), join(PACKAGE_DIR, "test/interop.json"), "-o", GENERATED], {
-    encoding: "utf8",
-  });
-  assert.equal(r.status, 0, r.stderr);
+  for (const [input, output] of [
+    ["interop.json", GENERATED],
+    ["feed.json", GENERATED_FEED],
+    ["uploads.json", GENERATED_FILES],
+  ] as const) {
+    const r = spawnSync(process.execPath, [join(PACKAGE_DIR, "dist/gen-types.js"), join(PACKAGE_DIR, "test", input), "-o", output], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+  }
+});
+
+test("netsock-types types a stream request's items (stream) and an upload's (upload)", () => {
+  const feed = readFileSync(GENERATED_FEED, "utf8");
+  for (const line of [
+    "export type Feed = {",
+    "  Count: { payload: bigint; request: true; response: never; stream: bigint };",
+    "  Blobs: { payload: { n: bigint; size: number }; request: true; response: never; stream: string };",
+    "  Endless: { payload: undefined; request: true; response: never; stream: bigint };",
+    "  Produced: { payload: undefined; request: true; response: bigint };",
+    "  Note: { payload: bigint; request: false; response: never };",
+  ]) {
+    assert.ok(feed.includes(line), `missing: ${line}`);
+  }
+  const files = readFileSync(GENERATED_FILES, "utf8");
+  assert.ok(files.includes("  Put: { payload: string; request: true; response: bigint; upload: Uint8Array };"), files);
+  assert.ok(files.includes("  Sum: { payload: Array<bigint>; request: true; response: bigint };"), files);
 });
 
 test("netsock-types writes the event map and every named type", () => {

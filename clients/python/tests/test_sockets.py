@@ -446,7 +446,7 @@ class Garbage(Base):
             peer = RawPeer(reader, writer)
             await peer.recv()
             peer.send(Header("Welcome", id=7, max_frame=4096))
-            peer.send_body(b"\x10\x01\x02")
+            peer.send_body(b"\x13\x01\x02")  # 19: no such frame kind
             await peer.recv_kind("Close")
             await peer.at_eof()
             writer.close()
@@ -457,7 +457,7 @@ class Garbage(Base):
             self.assertEqual(socket.id, 7)
             reason = await asyncio.wait_for(socket.closed(), 10)
         self.assertEqual(reason.kind, "Protocol")
-        self.assertIn("unknown Header variant 16", reason.message)
+        self.assertIn("unknown Header variant 19", reason.message)
 
 
 class Handshakes(Base):

@@ -508,6 +508,8 @@ class Connection:
             return self._reply_failure(rid, RemoteError("NotARequest", event=variant.name))
         if variant.stream is not None:  # this package consumes streams, it does not serve them
             return self._reply_failure(rid, RemoteError("NoHandler", event=variant.name))
+        if variant.upload is not None:  # nor does it take uploads; their items are then ignored
+            return self._reply_failure(rid, RemoteError("NoHandler", event=variant.name))
         handler = self.host._request_handler(variant.name)
         if handler is None:
             return self._reply_failure(rid, RemoteError("NoHandler", event=variant.name))
@@ -602,6 +604,13 @@ class Connection:
     async def _on_ack(self, header: Header, payload: bytes) -> None:
         return None  # sessions only; this side never asks for one
 
+    async def _on_upload(self, header: Header, payload: bytes) -> None:
+        # UploadItem, UploadEnd, UploadCredit: this side sends no uploads
+        # and takes none (an upload request is answered NoHandler), so no
+        # upload is ever tracked, and these are ignored, as the protocol
+        # says of frames for an id with no open stream.
+        return None
+
     async def _on_ping(self, header: Header, payload: bytes) -> None:
         self._write_control(Header("Pong"))
         if self._reason is None and not self._eof and not self._writer.is_closing():
@@ -637,6 +646,9 @@ class Connection:
         "Credit": _on_credit,
         "Ack": _on_ack,
         "Volatile": _on_event,
+        "UploadItem": _on_upload,
+        "UploadEnd": _on_upload,
+        "UploadCredit": _on_upload,
     }
     """The handler of each frame kind after the handshake."""
 

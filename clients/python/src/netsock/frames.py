@@ -4,7 +4,7 @@ and the handshake, reject, close and failure reasons.
 A frame is a 4-byte big-endian body length, then the body: the postcard
 encoding of a :class:`Header` (its variant index is the frame's
 :class:`Kind`), then, for ``Event``, ``Request``, ``Response``,
-``StreamItem`` and ``Volatile``, the payload running to the end. The Rust source of truth is
+``StreamItem``, ``Volatile`` and ``UploadItem``, the payload running to the end. The Rust source of truth is
 ``netsock/src/wire/frame.rs``; the book's *Wire protocol* chapter is the
 specification.
 
@@ -94,6 +94,9 @@ class Kind(IntEnum):
     CREDIT = 13
     ACK = 14
     VOLATILE = 15
+    UPLOAD_ITEM = 16
+    UPLOAD_END = 17
+    UPLOAD_CREDIT = 18
 
 
 # --- field encodings --------------------------------------------------------------
@@ -384,6 +387,11 @@ class Header(Tagged):
         VariantSpec("Credit", (("id", U64), ("items", U32), ("bytes", U64))),
         VariantSpec("Ack", (("received", U64),)),
         VariantSpec("Volatile", payload=True),
+        # Uploads: a stream from a request's caller to its handler. This
+        # package sends none and takes none, but knows their frames.
+        VariantSpec("UploadItem", (("id", U64),), payload=True),
+        VariantSpec("UploadEnd", (("id", U64), ("error", OPT_REMOTE_ERROR))),
+        VariantSpec("UploadCredit", (("id", U64), ("items", U32), ("bytes", U64))),
     )
 
 

@@ -41,12 +41,17 @@ class Variant:
         response: Codec | None,
         raw: Mapping[str, Any],
         stream: Codec | None = None,
+        upload: Codec | None = None,
     ) -> None:
         self.codec = codec
         self.request = request
         self.response = response
         self.stream = stream
         """A stream request's item type (its ``stream`` key), else ``None``."""
+        self.upload = upload
+        """The item type of the upload stream the request carries from its
+        caller (its ``upload`` key, absent in older documents), else
+        ``None``. This package sends no uploads and serves none."""
         self.raw = raw
         """The variant's JSON object, keys this package does not read included."""
 
@@ -173,16 +178,20 @@ class Schema:
             request = bool(raw.get("request", False))
             response = raw.get("response")
             item = raw.get("stream")
+            upload = raw.get("upload")
             where = f"{self.name}.{codec.name}"
             if item is not None and not request:
                 raise SchemaError(f"{where}: a `stream` type on a variant that is not a request")
+            if upload is not None and not request:
+                raise SchemaError(f"{where}: an `upload` type on a variant that is not a request")
             if item is not None and response is not None:
                 raise SchemaError(f"{where}: a request has a `response` or a `stream` type, not both")
             if request and response is None and item is None:
                 raise SchemaError(f"{where}: a request needs a `response` (or a `stream`) type")
             reply = self.types.codec(response, f"{where}.response") if request and item is None else None
             items = self.types.codec(item, f"{where}.stream") if item is not None else None
-            self.variants.append(Variant(codec, request, reply, raw, items))
+            uploads = self.types.codec(upload, f"{where}.upload") if upload is not None else None
+            self.variants.append(Variant(codec, request, reply, raw, items, uploads))
         self._by_name = {v.name: v for v in self.variants}
 
     @classmethod

@@ -104,6 +104,10 @@ class Socket:
             raise ValidationError(
                 name, "an event or a request variant", name, f"{name} is a stream request; this package cannot serve streams"
             )
+        if variant.upload is not None:
+            raise ValidationError(
+                name, "an event or a request variant", name, f"{name} carries an upload stream; this package cannot serve uploads"
+            )
 
         def register(fn: F) -> F:
             if not callable(fn):
@@ -234,6 +238,13 @@ class Socket:
 
     def _encode(self, name: str, args: Any, fields: Any, request: Any) -> tuple[Variant, bytes]:
         variant, payload = self.schema.encode(name, *args, **fields)
+        if variant.upload is not None:
+            raise ValidationError(
+                name,
+                "a variant without an upload",
+                name,
+                f"{name} carries an upload stream from the caller, which this package does not send",
+            )
         if variant.stream is not None and request is not _STREAM:
             raise ValidationError(name, "a request variant", name, f"{name} is a stream request; use request_stream()")
         if request is _STREAM:
