@@ -1,5 +1,7 @@
 //! What both sides speak: the netsock event enum and the raw baseline's
-//! messages, plus the fixed request and event payloads.
+//! messages, plus the fixed request and event payloads. The tarpc side's
+//! service, the same `Sum` request, is `tp::Bench` (behind the `tarpc`
+//! feature).
 
 use bytes::{BufMut, BytesMut};
 use netsock::Events;

@@ -1,14 +1,20 @@
 //! netsock's benchmark harness: each workload through a hand-written raw
-//! tokio baseline and through netsock, over TCP (127.0.0.1) and Unix sockets,
-//! client and server in separate processes (this binary run again as
-//! `netsock-bench serve ...`). Prints a Markdown table of medians and
-//! min–max over the repetitions, and the ratio netsock/raw.
+//! tokio baseline and through netsock, and the request-reply workloads
+//! (`inflight`, `latency`, `conns`, `memory`) through tarpc as well, over
+//! TCP (127.0.0.1) and Unix sockets, client and server in separate processes
+//! (this binary run again as `netsock-bench serve ...`). Prints a Markdown
+//! table of medians and min–max over the repetitions, and the ratios
+//! netsock/raw and netsock/tarpc.
 //!
 //! ```text
 //! cargo run --release -p netsock-bench -- all            # every workload
 //! cargo run --release -p netsock-bench -- inflight events --reps 9
+//! cargo run --release -p netsock-bench -- inflight latency conns memory --reps 5
 //! cargo run --release -p netsock-bench -- all --quick --json
 //! ```
+//!
+//! The tarpc side (module `tp`) needs the package's `tarpc` feature, on by
+//! default; built without it, the tarpc column stays empty.
 //!
 //! Workloads: `codec`, `inflight`, `latency`, `events`, `stream`, `conns`,
 //! `broadcast`, `memory`, `strangers`, `cluster`, `tls` (see `USAGE`).
@@ -21,6 +27,37 @@ mod codec;
 mod ns;
 mod raw;
 mod report;
+#[cfg(feature = "tarpc")]
+mod tp;
+
+/// Built without the `tarpc` feature: the tarpc side is never run
+/// ([`HAVE_TARPC`]), these only keep the workloads' code the same.
+#[cfg(not(feature = "tarpc"))]
+mod tp {
+    use crate::child::Target;
+    use crate::BoxError;
+
+    const OFF: &str = "built without the `tarpc` feature";
+
+    pub async fn serve(_: Option<&str>) -> Result<(), BoxError> {
+        Err(OFF.into())
+    }
+    pub async fn inflight(_: &Target, _: u64, _: u64) -> Result<f64, BoxError> {
+        Err(OFF.into())
+    }
+    pub async fn latency(_: &Target, _: usize) -> Result<f64, BoxError> {
+        Err(OFF.into())
+    }
+    pub async fn conns(_: &Target, _: usize, _: u64) -> Result<f64, BoxError> {
+        Err(OFF.into())
+    }
+    pub async fn open_idle(_: &Target, _: usize) -> Result<Vec<()>, BoxError> {
+        Err(OFF.into())
+    }
+}
+
+/// Whether this build has the tarpc side.
+const HAVE_TARPC: bool = cfg!(feature = "tarpc");
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,18 +71,19 @@ use tokio::io::AsyncReadExt;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "\
-usage: netsock-bench [WORKLOAD...|all] [--reps N] [--quick] [--json] [--only raw|netsock]
+usage: netsock-bench [WORKLOAD...|all] [--reps N] [--quick] [--json] [--only raw|netsock|tarpc]
 
-workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate processes):
+workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate processes;
+those marked + through tarpc too, the \"tarpc\" column):
   codec      encode/decode of one request frame, in process
-  inflight   256 calls in flight on one connection, 2-worker runtimes: calls/s
-  latency    1 call in flight, current-thread runtimes, both processes on CPU 0: p50
+  inflight + 256 calls in flight on one connection, 2-worker runtimes: calls/s
+  latency  + 1 call in flight, current-thread runtimes, both processes on CPU 0: p50
   events     one-way 16-byte events (raw: one write per 64), 2-worker runtimes: events/s
   stream     a stream of 16-byte items, server to client, under credit (raw: the
              one-way events above), 2-worker runtimes: items/s; compare with `events`
-  conns      100 connections, sequential calls on each, 2-worker runtimes: calls/s
+  conns    + 100 connections, sequential calls on each, 2-worker runtimes: calls/s
   broadcast  one event to 1,000 connected clients (raw: pre-encoded bytes): deliveries/s
-  memory     server RSS per idle connection, 10,000 connections
+  memory   + server RSS per idle connection, 10,000 connections
   strangers  server RSS per unauthenticated connection, 200 of them, each holding
              a partial 4,000-byte first frame (netsock keeps at most 256 such)
   cluster    through a redis-server of its own (from PATH): a broadcast to 1,000
@@ -60,8 +98,9 @@ workloads (raw tokio baseline and netsock, TCP and Unix sockets, separate proces
 options:
   --reps N   repetitions per figure (default 5), after one warm-up run
   --quick    smaller sizes, for a smoke run
-  --json     machine-readable output instead of the table
-  --only S   run one side only (raw or netsock), e.g. under a profiler";
+  --json     machine-readable output instead of the table (\"ratio\" is netsock/raw,
+             \"ratio_tarpc\" netsock/tarpc)
+  --only S   run one side only (raw, netsock or tarpc), e.g. under a profiler";
 
 const ALL: [&str; 12] = [
     "codec",
@@ -84,8 +123,16 @@ pub(crate) struct Opts {
     json: bool,
     taskset: bool,
     pub(crate) dir: PathBuf,
-    /// Run one side only: `raw` or `netsock`.
+    /// Run one side only: `raw`, `netsock` or `tarpc`.
     only: Option<String>,
+}
+
+/// Which sides of a figure run.
+#[derive(Clone, Copy)]
+struct Sides {
+    raw: bool,
+    netsock: bool,
+    tarpc: bool,
 }
 
 impl Opts {
@@ -95,6 +142,16 @@ impl Opts {
             (full / 10).max(1)
         } else {
             full
+        }
+    }
+
+    /// The sides to run, after `--only`; tarpc only if built in.
+    fn sides(&self) -> Sides {
+        let only = self.only.as_deref();
+        Sides {
+            raw: only.map_or(true, |s| s == "raw"),
+            netsock: only.map_or(true, |s| s == "netsock"),
+            tarpc: HAVE_TARPC && only.map_or(true, |s| s == "tarpc"),
         }
     }
 }
@@ -151,8 +208,9 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
             match imp {
                 Some("raw") => raw::serve(unix, mode == Some("fanout")).await,
                 Some("netsock") => ns::serve(unix, tls.as_deref()).await,
+                Some("tarpc") => tp::serve(unix).await,
                 Some("cluster") => ns::serve_cluster(unix, mode.ok_or("no Redis URL")?).await,
-                _ => Err("serve: IMPL is raw or netsock".into()),
+                _ => Err("serve: IMPL is raw, netsock or tarpc".into()),
             }
         };
         tokio::select! {
@@ -184,7 +242,11 @@ fn run(args: &[String]) -> Result<(), BoxError> {
             "--quick" => opts.quick = true,
             "--only" => match it.next().map(String::as_str) {
                 Some(side @ ("raw" | "netsock")) => opts.only = Some(side.to_owned()),
-                _ => return Err("--only needs raw or netsock".into()),
+                Some("tarpc") if HAVE_TARPC => opts.only = Some("tarpc".to_owned()),
+                Some("tarpc") => {
+                    return Err("--only tarpc: built without the `tarpc` feature".into())
+                }
+                _ => return Err("--only needs raw, netsock or tarpc".into()),
             },
             "--json" => opts.json = true,
             "-h" | "--help" => {
@@ -288,6 +350,7 @@ pub(crate) fn row(
         higher_is_better: higher,
         raw: Vec::new(),
         netsock: Vec::new(),
+        tarpc: Vec::new(),
         error: None,
     }
 }
@@ -304,37 +367,52 @@ struct Setup<'a> {
     pinned: bool,
 }
 
-/// Starts a raw and a netsock server, warms each up once, then alternates
-/// raw and netsock runs `reps` times. Each run returns the figure.
+/// A tarpc side's run, for the workloads that have one.
+type TarpcRun<'a> = Option<&'a mut dyn FnMut(&Target) -> Result<f64, BoxError>>;
+
+/// Starts a raw, a netsock and (with `tarpc_run`) a tarpc server, warms
+/// each up once, then alternates raw, netsock and tarpc runs `reps` times.
+/// Each run returns the figure. `--only` leaves the other servers unstarted.
 fn pair(
     opts: &Opts,
     row: &mut Row,
     setup: Setup<'_>,
     mut raw_run: impl FnMut(&Target) -> Result<f64, BoxError>,
     mut ns_run: impl FnMut(&Target) -> Result<f64, BoxError>,
+    mut tarpc_run: TarpcRun<'_>,
 ) {
     let rt = if setup.multi_thread { "mt" } else { "ct" };
     let (unix, pinned) = (setup.unix, setup.pinned);
-    let (raw, ns) = match opts.only.as_deref() {
-        Some("raw") => (true, false),
-        Some("netsock") => (false, true),
-        _ => (true, true),
-    };
+    let sides = opts.sides();
     let result = (|| -> Result<(), BoxError> {
-        let raw_server = child::spawn("raw", unix, rt, setup.raw_mode, pinned, &opts.dir)?;
-        let ns_server = child::spawn("netsock", unix, rt, "rpc", pinned, &opts.dir)?;
+        let start = |on: bool, imp: &str, mode: &str| -> Result<Option<child::Server>, BoxError> {
+            Ok(if on {
+                Some(child::spawn(imp, unix, rt, mode, pinned, &opts.dir)?)
+            } else {
+                None
+            })
+        };
+        let raw_server = start(sides.raw, "raw", setup.raw_mode)?;
+        let ns_server = start(sides.netsock, "netsock", "rpc")?;
+        let tarpc_server = start(sides.tarpc && tarpc_run.is_some(), "tarpc", "rpc")?;
         for rep in 0..=opts.reps {
             // Repetition 0 is the warm-up.
-            if raw {
-                let figure = raw_run(&raw_server.target)?;
+            if let Some(server) = &raw_server {
+                let figure = raw_run(&server.target)?;
                 if rep > 0 {
                     row.raw.push(figure);
                 }
             }
-            if ns {
-                let figure = ns_run(&ns_server.target)?;
+            if let Some(server) = &ns_server {
+                let figure = ns_run(&server.target)?;
                 if rep > 0 {
                     row.netsock.push(figure);
+                }
+            }
+            if let (Some(server), Some(run)) = (&tarpc_server, tarpc_run.as_mut()) {
+                let figure = run(&server.target)?;
+                if rep > 0 {
+                    row.tarpc.push(figure);
                 }
             }
         }
@@ -397,6 +475,7 @@ fn inflight(opts: &Opts, rows: &mut Vec<Row>) {
             },
             |t| Ok(total as f64 / rt.block_on(raw::inflight(t, total, 256))?),
             |t| Ok(total as f64 / rt.block_on(ns::inflight(t, total, 256))?),
+            Some(&mut |t| Ok(total as f64 / rt.block_on(tp::inflight(t, total, 256))?)),
         );
         rows.push(r);
     }
@@ -429,6 +508,7 @@ fn latency(opts: &Opts, rows: &mut Vec<Row>) {
             },
             |t| rt.block_on(raw::latency(t, calls)),
             |t| rt.block_on(ns::latency(t, calls)),
+            Some(&mut |t| rt.block_on(tp::latency(t, calls))),
         );
         rows.push(r);
     }
@@ -459,6 +539,7 @@ fn events(opts: &Opts, rows: &mut Vec<Row>) {
             },
             |t| Ok(n as f64 / rt.block_on(raw::events(t, n))?),
             |t| Ok(n as f64 / rt.block_on(ns::events(t, n))?),
+            None,
         );
         rows.push(r);
     }
@@ -486,6 +567,7 @@ fn stream(opts: &Opts, rows: &mut Vec<Row>) {
             },
             |t| Ok(n as f64 / rt.block_on(raw::events(t, n))?),
             |t| Ok(n as f64 / rt.block_on(ns::stream(t, n))?),
+            None,
         );
         rows.push(r);
     }
@@ -514,6 +596,7 @@ fn conns(opts: &Opts, rows: &mut Vec<Row>) {
             },
             |t| Ok(total / rt.block_on(raw::conns(t, 100, per))?),
             |t| Ok(total / rt.block_on(ns::conns(t, 100, per))?),
+            Some(&mut |t| Ok(total / rt.block_on(tp::conns(t, 100, per))?)),
         );
         rows.push(r);
     }
@@ -558,6 +641,7 @@ fn broadcast(opts: &Opts, rows: &mut Vec<Row>) {
                     Ok(total / ns::broadcast(t, rx, clients as u64, events).await?)
                 })
             },
+            None,
         );
         rows.push(r);
         rt.block_on(async { drop((raw_rx, ns_rx)) });
@@ -568,30 +652,50 @@ fn broadcast(opts: &Opts, rows: &mut Vec<Row>) {
 /// each made one call, held idle; the growth divided by `n`.
 fn memory(opts: &Opts, rows: &mut Vec<Row>) {
     let n = if opts.quick { 1_000 } else { 10_000 };
+    let sides = opts.sides();
     for (name, unix) in TRANSPORTS {
         let label = format!("server memory per idle connection ({n} connections)");
         let mut r = row(&label, name, "KiB", 1.0 / 1024.0, false);
         let result = (|| -> Result<(), BoxError> {
             for rep in 0..=opts.reps {
-                let raw = idle_rss(&opts.dir, "raw", unix, n, |t| {
-                    let rt = runtime(true);
-                    let held = rt.block_on(raw::open_idle(t, n))?;
-                    Ok(Box::new(InRuntime {
-                        held: Some(held),
-                        rt,
-                    }))
-                })?;
-                let ns = idle_rss(&opts.dir, "netsock", unix, n, |t| {
-                    let rt = runtime(true);
-                    let held = rt.block_on(ns::open_idle(t, n))?;
-                    Ok(Box::new(InRuntime {
-                        held: Some(held),
-                        rt,
-                    }))
-                })?;
-                if rep > 0 {
-                    r.raw.push(raw);
-                    r.netsock.push(ns);
+                if sides.raw {
+                    let raw = idle_rss(&opts.dir, "raw", unix, n, |t| {
+                        let rt = runtime(true);
+                        let held = rt.block_on(raw::open_idle(t, n))?;
+                        Ok(Box::new(InRuntime {
+                            held: Some(held),
+                            rt,
+                        }))
+                    })?;
+                    if rep > 0 {
+                        r.raw.push(raw);
+                    }
+                }
+                if sides.netsock {
+                    let ns = idle_rss(&opts.dir, "netsock", unix, n, |t| {
+                        let rt = runtime(true);
+                        let held = rt.block_on(ns::open_idle(t, n))?;
+                        Ok(Box::new(InRuntime {
+                            held: Some(held),
+                            rt,
+                        }))
+                    })?;
+                    if rep > 0 {
+                        r.netsock.push(ns);
+                    }
+                }
+                if sides.tarpc {
+                    let tarpc = idle_rss(&opts.dir, "tarpc", unix, n, |t| {
+                        let rt = runtime(true);
+                        let held = rt.block_on(tp::open_idle(t, n))?;
+                        Ok(Box::new(InRuntime {
+                            held: Some(held),
+                            rt,
+                        }))
+                    })?;
+                    if rep > 0 {
+                        r.tarpc.push(tarpc);
+                    }
                 }
             }
             Ok(())

@@ -1,5 +1,7 @@
-//! Repetitions summarised: median and min–max per side, the ratio
-//! netsock/raw, as a Markdown table or JSON.
+//! Repetitions summarised: median and min–max per side (raw, netsock,
+//! tarpc), the ratios netsock/raw and netsock/tarpc, as a Markdown table or
+//! JSON. A side that did not run (tarpc on most workloads) shows "–", or
+//! `null` and an empty list in JSON.
 
 /// The `q` quantile (0..=1) of `values`, nearest rank; sorts in place.
 pub fn percentile(values: &mut [f64], q: f64) -> f64 {
@@ -19,6 +21,8 @@ pub struct Row {
     pub higher_is_better: bool,
     pub raw: Vec<f64>,
     pub netsock: Vec<f64>,
+    /// The tarpc side: empty on the workloads without one.
+    pub tarpc: Vec<f64>,
     /// Why a side has no figures, if it failed.
     pub error: Option<String>,
 }
@@ -72,8 +76,14 @@ fn fmt(v: f64) -> String {
 }
 
 impl Row {
+    /// netsock/raw of the medians.
     fn ratio(&self) -> Option<f64> {
         Some(median(&self.netsock)? / median(&self.raw)?)
+    }
+
+    /// netsock/tarpc of the medians.
+    fn ratio_tarpc(&self) -> Option<f64> {
+        Some(median(&self.netsock)? / median(&self.tarpc)?)
     }
 }
 
@@ -81,28 +91,30 @@ impl Row {
 /// a target (say 1.15) is not rounded onto it.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| workload | transport | unit | raw: median (min–max) | netsock: median (min–max) | netsock/raw | better |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| workload | transport | unit | raw: median (min–max) | netsock: median (min–max) | tarpc: median (min–max) | netsock/raw | netsock/tarpc | better |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
+    let three = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.3}"));
     for row in rows {
-        let ratio = row.ratio().map_or("–".into(), |r| format!("{r:.3}"));
         let better = if row.higher_is_better {
             "higher"
         } else {
             "lower"
         };
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.workload,
             row.transport,
             row.unit,
             cell(&row.raw, row.scale),
             cell(&row.netsock, row.scale),
-            ratio,
+            cell(&row.tarpc, row.scale),
+            three(row.ratio()),
+            three(row.ratio_tarpc()),
             better
         );
         if let Some(e) = &row.error {
-            s += &format!("| ↳ error: {} | | | | | | |\n", e.replace('|', "/"));
+            s += &format!("| ↳ error: {} | | | | | | | | |\n", e.replace('|', "/"));
         }
     }
     s
@@ -130,7 +142,8 @@ fn json_opt(v: Option<f64>) -> String {
     v.map_or("null".into(), |v| format!("{v}"))
 }
 
-/// The rows as a JSON document; `meta` are extra string fields.
+/// The rows as a JSON document; `meta` are extra string fields. `ratio` is
+/// netsock/raw, `ratio_tarpc` netsock/tarpc, both of the medians.
 pub fn json(rows: &[Row], meta: &[(&str, String)]) -> String {
     let mut s = String::from("{\n");
     for (k, v) in meta {
@@ -140,17 +153,21 @@ pub fn json(rows: &[Row], meta: &[(&str, String)]) -> String {
     for (i, row) in rows.iter().enumerate() {
         s += &format!(
             "    {{\"workload\": {}, \"transport\": {}, \"unit\": {}, \"higher_is_better\": {}, \
-             \"raw\": {}, \"netsock\": {}, \"raw_median\": {}, \"netsock_median\": {}, \
-             \"ratio\": {}, \"error\": {}}}{}\n",
+             \"raw\": {}, \"netsock\": {}, \"tarpc\": {}, \"raw_median\": {}, \
+             \"netsock_median\": {}, \"tarpc_median\": {}, \"ratio\": {}, \"ratio_tarpc\": {}, \
+             \"error\": {}}}{}\n",
             json_str(&row.workload),
             json_str(row.transport),
             json_str(row.unit),
             row.higher_is_better,
             json_list(&row.raw, row.scale),
             json_list(&row.netsock, row.scale),
+            json_list(&row.tarpc, row.scale),
             json_opt(median(&row.raw).map(|m| m * row.scale)),
             json_opt(median(&row.netsock).map(|m| m * row.scale)),
+            json_opt(median(&row.tarpc).map(|m| m * row.scale)),
             json_opt(row.ratio()),
+            json_opt(row.ratio_tarpc()),
             row.error.as_deref().map_or("null".into(), json_str),
             if i + 1 < rows.len() { "," } else { "" }
         );
