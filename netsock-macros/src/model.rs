@@ -134,6 +134,9 @@ pub(crate) struct ServiceMethod {
     pub(crate) output: Type,
     /// For a method returning `Streaming<T>`: `T`, the stream's items.
     pub(crate) stream: Option<Type>,
+    /// For a method taking `name: ItemStream<U>` last (an upload): its name
+    /// and `U`.
+    pub(crate) upload: Option<(Ident, Type)>,
     /// A default body, if the trait provides one.
     pub(crate) default: Option<syn::Block>,
     /// The request variant's name.

@@ -164,8 +164,8 @@ pub trait RequestHandler<Args, R, M>: Send + Sync + 'static {
 /// assert_eq!(first::<u8, _>(Err::<u8, _>("sold out")), Err("sold out".to_string()));
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "a stream handler's stream must yield `{T}` or `Result<{T}, E>` where `E: Display`, not `{Self}`",
-    label = "the item type of the handler's stream"
+    message = "a stream (a handler's answer, or an upload) must yield `{T}` or `Result<{T}, E>` where `E: Display`, not `{Self}`",
+    label = "the item type of this stream"
 )]
 pub trait StreamItem<T, M>: Send + 'static {
     /// The item, or the error's text.

@@ -240,3 +240,33 @@ fn a_stream_variant() {
     assert_eq!(count["stream"], serde_json::Value::Null);
     check_ids::<Prices>(&json);
 }
+
+/// A request that carries an upload has an `upload` key with the type of
+/// its items, beside its `response` or `stream`; other variants have none.
+#[test]
+fn an_upload_variant() {
+    #[derive(Events, Serialize, Deserialize, Debug)]
+    enum Store {
+        #[request(upload = Vec<u8>, response = u64)]
+        Put(String),
+        #[request(upload = String, stream = u32)]
+        Lengths,
+        #[request(response = u32)]
+        Count,
+    }
+    assert_eq!(
+        Store::SCHEMA,
+        "Store{Put(String)<=Vec<u8>->u64,Lengths<=String=>u32,Count->u32}"
+    );
+    let json = Store::schema_json();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let put = &doc["variants"][0];
+    assert_eq!(put["response"], serde_json::json!({"type": "u64"}));
+    let bytes = serde_json::json!({"type": "seq", "item": {"type": "u8"}});
+    assert_eq!(put["upload"], bytes);
+    let lengths = &doc["variants"][1];
+    assert_eq!(lengths["stream"], serde_json::json!({"type": "u32"}));
+    assert_eq!(lengths["upload"], serde_json::json!({"type": "string"}));
+    assert!(doc["variants"][2].get("upload").is_none());
+    check_ids::<Store>(&json);
+}

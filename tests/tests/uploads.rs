@@ -407,3 +407,49 @@ async fn a_hostile_uploader_fails_its_own_upload_alone(t: Transport) {
     assert_eq!(tally.count, 10);
     io.close().await;
 }
+
+/// A service method taking an `ItemStream` last carries an upload; one
+/// that also returns a `Streaming` answers with a stream.
+#[netsock::service]
+trait Archive {
+    /// Stores the chunks under `name`; gives how many bytes.
+    async fn store(&self, name: String, chunks: ItemStream<Vec<u8>>) -> u64;
+    /// Gives each number doubled, as they come.
+    async fn double(&self, numbers: ItemStream<i64>) -> netsock::Streaming<i64>;
+}
+
+struct Disk;
+
+impl Archive for Disk {
+    async fn store(&self, _name: String, mut chunks: ItemStream<Vec<u8>>) -> u64 {
+        let mut bytes = 0;
+        while let Some(Ok(chunk)) = chunks.next().await {
+            bytes += chunk.len() as u64;
+        }
+        bytes
+    }
+
+    async fn double(&self, numbers: ItemStream<i64>) -> netsock::Streaming<i64> {
+        netsock::Streaming::new(numbers.map(|n| n.map(|n| 2 * n).map_err(|e| e.to_string())))
+    }
+}
+
+on_both_transports!(a_service_method_takes_an_upload);
+
+async fn a_service_method_takes_an_upload(t: Transport) {
+    let dir = TempDir::new();
+    let io = ArchiveServer::new(Disk).bind(t.addr(&dir)).await.unwrap();
+    io.spawn();
+    let client = within(ArchiveClient::connect(io.local_addr()))
+        .await
+        .unwrap();
+    let chunks = stream::iter((0..100).map(|k| vec![0u8; k]));
+    let stored = within(client.store("a.bin".into(), chunks)).await.unwrap();
+    assert_eq!(stored, (0..100u64).sum::<u64>());
+    let doubled = within(client.double(stream::iter([1i64, -2, 3])))
+        .await
+        .unwrap();
+    let doubled: Vec<i64> = within(doubled.map(Result::unwrap).collect()).await;
+    assert_eq!(doubled, [2, -4, 6]);
+    io.close().await;
+}

@@ -33,6 +33,13 @@ enum Prices {
     Watch(String),
 }
 
+/// An upload: a request carrying a stream of chunks.
+#[derive(Events, Serialize, Deserialize, Debug)]
+enum Store {
+    #[request(upload = Vec<u8>, response = u64)]
+    Put(String),
+}
+
 const VECTORS: &str = include_str!("../../book/src/wire-vectors.txt");
 
 /// One block of the file: its `key: value` fields, in order.
@@ -194,6 +201,9 @@ fn the_file_covers_every_frame_kind() {
         "StreamItem ",
         "StreamEnd ",
         "Credit ",
+        "UploadItem ",
+        "UploadEnd ",
+        "UploadCredit ",
     ] {
         assert!(
             headers.iter().any(|h| h.starts_with(kind)),
@@ -216,6 +226,8 @@ fn schema_texts_are_what_the_derive_makes() {
         "Chat{Message{text:String,total_clients:usize}}"
     );
     assert_eq!(Prices::SCHEMA, "Prices{Watch(String)=>f64}");
+    assert_eq!(Store::SCHEMA, "Store{Put(String)<=Vec<u8>->u64}");
+    assert!(texts.iter().any(|t| t == Store::SCHEMA));
     assert!(texts.iter().any(|t| t == SumApi::SCHEMA));
     assert!(texts.iter().any(|t| t == Chat::SCHEMA));
     assert!(texts.iter().any(|t| t == Prices::SCHEMA));

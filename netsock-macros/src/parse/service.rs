@@ -139,6 +139,7 @@ fn service_trait(krate: CratePath, item: ItemTrait) -> syn::Result<ServiceModel>
         }
         let mut context = None;
         let mut args = Vec::new();
+        let mut upload: Option<(Ident, Type)> = None;
         for (k, input) in inputs.enumerate() {
             let FnArg::Typed(pt) = input else { continue };
             let Pat::Ident(pi) = &*pt.pat else {
@@ -168,13 +169,27 @@ fn service_trait(krate: CratePath, item: ItemTrait) -> syn::Result<ServiceModel>
                 ));
                 continue;
             }
+            if let Some((first, _)) = &upload {
+                errors.push(syn::Error::new_spanned(
+                    &pt.pat,
+                    format!(
+                        "the upload parameter `{first}: ItemStream<..>` comes last: the \
+                         request's other parameters travel with it, its items after it"
+                    ),
+                ));
+                continue;
+            }
+            if let Some(item) = generic_item(&pt.ty, "ItemStream") {
+                upload = Some((pi.ident.clone(), item));
+                continue;
+            }
             args.push((pi.ident.clone(), (*pt.ty).clone()));
         }
         let output = match &sig.output {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => (**ty).clone(),
         };
-        let stream = streaming_item(&output);
+        let stream = generic_item(&output, "Streaming");
         let variant = names::ident(&names::camel_case(&name), sig.ident.span());
         let variant_name = variant.to_string();
         if let Some(first) = variants.get(&variant_name) {
@@ -197,6 +212,7 @@ fn service_trait(krate: CratePath, item: ItemTrait) -> syn::Result<ServiceModel>
             context,
             output,
             stream,
+            upload,
             default: f.default.clone(),
             variant,
         });
@@ -233,15 +249,16 @@ fn item_head(item: &syn::Item) -> TokenStream {
     }
 }
 
-/// The item type `T` of a method returning `Streaming<T>` (as
-/// `netsock::Streaming<T>`, or by any path ending so): such a method
-/// answers with a stream.
-fn streaming_item(output: &syn::Type) -> Option<syn::Type> {
-    let syn::Type::Path(path) = output else {
+/// The item type `T` of `Streaming<T>` or `ItemStream<T>` (as
+/// `netsock::Streaming<T>`, or by any path ending so): a method returning
+/// a `Streaming` answers with a stream; one taking an `ItemStream` last
+/// carries an upload.
+fn generic_item(ty: &syn::Type, name: &str) -> Option<syn::Type> {
+    let syn::Type::Path(path) = ty else {
         return None;
     };
     let last = path.path.segments.last()?;
-    if last.ident != "Streaming" {
+    if last.ident != name {
         return None;
     }
     let syn::PathArguments::AngleBracketed(args) = &last.arguments else {

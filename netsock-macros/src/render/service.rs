@@ -7,7 +7,9 @@ use quote::{format_ident, quote};
 use syn::Ident;
 
 use super::events;
-use crate::model::{EventVariant, EventsModel, Field, ServiceMethod, ServiceModel, Shape};
+use crate::model::{
+    CratePath, EventVariant, EventsModel, Field, ServiceMethod, ServiceModel, Shape,
+};
 use crate::names;
 
 /// `#[netsock::service]`: every item, in order.
@@ -77,7 +79,7 @@ fn request_events_model(model: &ServiceModel) -> EventsModel {
                 .collect(),
             response: Some(m.stream.clone().unwrap_or_else(|| m.output.clone())),
             stream: m.stream.is_some(),
-            upload: None,
+            upload: m.upload.as_ref().map(|(_, item)| item.clone()),
             snake: m.ident.to_string(),
         })
         .collect();
@@ -100,7 +102,10 @@ fn trait_service(model: &ServiceModel) -> TokenStream {
     let ident = &item.ident;
     let colon = &item.colon_token;
     let supertraits = &item.supertraits;
-    let methods = model.methods.iter().map(fn_trait_method);
+    let methods = model
+        .methods
+        .iter()
+        .map(|m| fn_trait_method(&model.krate, m));
     let doc = format!(
         "A netsock service (see `#[netsock::service]`): serve it with [`{}`], call it with [`{}`].",
         server_ident(model),
@@ -116,12 +121,16 @@ fn trait_service(model: &ServiceModel) -> TokenStream {
     }
 }
 
-fn fn_trait_method(m: &ServiceMethod) -> TokenStream {
+fn fn_trait_method(krate: &CratePath, m: &ServiceMethod) -> TokenStream {
     let attrs = &m.attrs;
     let ident = &m.ident;
     let output = &m.output;
     let context = m.context.as_ref().map(|(n, t)| quote!(#n: #t,));
-    let args = m.args.iter().map(|(n, t)| quote!(#n: #t));
+    let args = m.args.iter().map(|(n, t)| quote!(#n: #t)).chain(
+        m.upload
+            .as_ref()
+            .map(|(n, t)| quote!(#n: #krate::ItemStream<#t>)),
+    );
     let body = match &m.default {
         Some(block) => quote!({ async move #block }),
         None => quote!(;),
@@ -289,6 +298,36 @@ fn fn_client_method(model: &ServiceModel, m: &ServiceMethod) -> TokenStream {
     } else {
         quote!(#request::#variant { #(#names),* })
     };
+    if let Some((upload, item_in)) = &m.upload {
+        let (answer, make) = match &m.stream {
+            Some(item) => (
+                quote!(#krate::ItemStream<#item>),
+                quote!(request_upload_stream::<#item, #item_in, __NetsockM, __NetsockU>),
+            ),
+            None => (
+                quote!(#output),
+                quote!(request_upload::<#output, #item_in, __NetsockM, __NetsockU>),
+            ),
+        };
+        return quote! {
+            #(#docs)*
+            pub async fn #ident<__NetsockU, __NetsockM>(&self, #(#params,)* #upload: __NetsockU)
+                -> ::core::result::Result<#answer, #krate::CallError>
+            where
+                __NetsockU: #krate::__private::Stream + ::core::marker::Send + 'static,
+                <__NetsockU as #krate::__private::Stream>::Item:
+                    #krate::handler::StreamItem<#item_in, __NetsockM>,
+                __NetsockM: 'static,
+            {
+                self.socket
+                    .#make(
+                        <__NetsockE as #krate::service::Embeds<#request>>::wrap(#value),
+                        #upload,
+                    )
+                    .await
+            }
+        };
+    }
     if let Some(item) = &m.stream {
         return quote! {
             #(#docs)*
@@ -445,24 +484,39 @@ fn handler(
         .context
         .as_ref()
         .map(|_| quote!(let #ctx = ::core::clone::Clone::clone(&#ctx);));
-    let register = match &m.stream {
-        Some(item) => quote!(on_stream::<#item, #krate::__private::Fallible, _, _, _>),
-        None => quote!(on_request),
+    let fallible = quote!(#krate::__private::Fallible);
+    let (receive, register) = match (&m.stream, &m.upload) {
+        (Some(item), None) => (
+            quote!(Receive),
+            quote!(on_stream::<#item, #fallible, _, _, _>),
+        ),
+        (None, None) => (quote!(Receive), quote!(on_request)),
+        (Some(item), Some((_, up))) => (
+            quote!(ReceiveUpload),
+            quote!(on_upload_stream::<#up, #item, #fallible, _, _, _>),
+        ),
+        (None, Some((_, up))) => (quote!(ReceiveUpload), quote!(on_upload::<#up, _, _, _>)),
     };
+    // The upload, after the request's fields.
+    let upload = m.upload.as_ref().map(|(_, up)| {
+        let local = names::hidden("__netsock_upload");
+        (quote!(, #local: #krate::ItemStream<#up>), quote!(#local))
+    });
+    let (upload_param, upload_arg) = upload.unzip();
     quote! {
         {
             let #service = ::core::clone::Clone::clone(&self.service);
             #clone_ctx
-            #krate::__private::Receive::<__NetsockE>::#register(
+            #krate::__private::#receive::<__NetsockE>::#register(
                 #socket,
                 <__NetsockE as #krate::service::Embeds<#request>>::OFFSET + #index,
-                move |#value: __NetsockE| {
+                move |#value: __NetsockE #upload_param| {
                     let #service = ::core::clone::Clone::clone(&#service);
                     #clone_ctx_again
                     async move {
                         match <__NetsockE as #krate::service::Embeds<#request>>::unwrap(#value) {
                             ::core::option::Option::Some(#pattern) => {
-                                <__NetsockS as #service_trait>::#method(&*#service, #ctx_arg #(#locals),*).await
+                                <__NetsockS as #service_trait>::#method(&*#service, #ctx_arg #(#locals,)* #upload_arg).await
                             }
                             #[allow(unreachable_patterns)]
                             _ => ::core::unreachable!("netsock dispatches by variant index"),
