@@ -317,3 +317,14 @@ impl_handlers!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13);
 /// assert_eq!(netsock::handler::MAX_HANDLER_ARGS, 12);
 /// ```
 pub const MAX_HANDLER_ARGS: usize = 12;
+
+/// The message of a caught panic (a handler's, or an observer's).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}

@@ -84,7 +84,7 @@ pub(super) async fn event_loop<In: Events>(
                 Ok(Ok(())) => {}
                 Ok(Err(message)) => shared.report(SocketError::HandlerFailed { event, message }),
                 Err(p) => {
-                    let message = super::handler_table::panic_message(&*p);
+                    let message = crate::handler::panic_message(&*p);
                     shared.report(SocketError::HandlerPanicked { event, message });
                 }
             }
@@ -134,7 +134,7 @@ pub(super) async fn handle_now<In: Events>(
         }
         Ok(Poll::Pending) => Some(Inbound::Running((handler, event))),
         Err(p) => {
-            let message = super::handler_table::panic_message(&*p);
+            let message = crate::handler::panic_message(&*p);
             shared.report(SocketError::HandlerPanicked { event, message });
             None
         }
@@ -182,7 +182,7 @@ pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> 
     match std::panic::catch_unwind(AssertUnwindSafe(|| handler(value))) {
         Ok(future) => Started::Running((future, event)),
         Err(p) => {
-            let message = super::handler_table::panic_message(&*p);
+            let message = crate::handler::panic_message(&*p);
             shared.report(SocketError::HandlerPanicked { event, message });
             Started::Done
         }

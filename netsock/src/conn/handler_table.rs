@@ -1,7 +1,6 @@
 //! The per-socket handler table and the calls into user code (with panics
 //! caught, so a faulty handler fails alone).
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -15,8 +14,9 @@ use futures_util::FutureExt;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use super::streams::Upload;
+use super::streams::{ItemFrames, Upload};
 use crate::error::{DisconnectReason, SocketError};
+use crate::handler::panic_message;
 use crate::sync::lock;
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -32,10 +32,6 @@ pub(crate) type RequestFn<In> =
 /// Takes what a [`RequestFn`] takes; gives the handler's stream as frames.
 pub(crate) type StreamFn<In> =
     Arc<dyn Fn(In, u64, usize, Option<Upload>) -> BoxFuture<ItemFrames> + Send + Sync>;
-/// A handler's stream, as the stream pump sees it: complete `StreamItem`
-/// frames, or why the stream failed.
-pub(crate) type ItemFrames =
-    futures_util::stream::BoxStream<'static, Result<Bytes, crate::wire::frame::RemoteError>>;
 pub(crate) type DisconnectFn = Arc<dyn Fn(DisconnectReason) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type ErrorFn = Arc<dyn Fn(SocketError) + Send + Sync>;
 pub(crate) type AnyFn<In> = Arc<dyn Fn(&In) + Send + Sync>;
@@ -244,17 +240,6 @@ impl Settle {
                 _ = tokio::time::sleep_until(until) => {}
             }
         }
-    }
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
     }
 }
 

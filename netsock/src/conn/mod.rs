@@ -574,7 +574,7 @@ impl<In: Events> Shared<In> {
         let any = read(&self.handlers).any.clone();
         if let Some(any) = any {
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| any(value))) {
-                let message = handler_table::panic_message(&*p);
+                let message = crate::handler::panic_message(&*p);
                 tracing::warn!(socket = %self.id, %message, "on_any observer panicked");
             }
         }

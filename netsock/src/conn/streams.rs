@@ -32,17 +32,18 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use super::handler_table::panic_message;
 use super::Shared;
 use crate::error::{CallError, DisconnectReason};
 use crate::events::Events;
-use crate::handler::StreamItem;
+use crate::handler::{panic_message, StreamItem};
 use crate::sync::lock;
 use crate::wire::frame::{
     self, Header, RemoteError, PREFIX_LEN, STREAM_WINDOW_BYTES, STREAM_WINDOW_ITEMS,
 };
 
-pub(crate) use super::handler_table::ItemFrames;
+/// A stream as its pump sees it: complete item frames, or why the stream
+/// failed.
+pub(crate) type ItemFrames = BoxStream<'static, Result<Bytes, RemoteError>>;
 
 /// Which way a stream's items flow, relative to its request.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
