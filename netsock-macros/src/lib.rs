@@ -106,7 +106,7 @@ mod render;
 /// one of the methods netsock reserves: `builder`, `close`, `closed`,
 /// `connect`, `emit`, `events`, `id`, `is_connected`, `on_any`,
 /// `on_disconnect`, `on_reconnect`, `on_error`, `peer_addr`, `peer_cert`, `peer_cred`,
-/// `request`, `request_stream`, `start`, `timeout`, `data`, `set_data`, `dropped_events`,
+/// `request`, `request_stream`, `request_upload`, `request_upload_stream`, `start`, `timeout`, `data`, `set_data`, `dropped_events`,
 /// `metrics`, `try_emit`, `volatile` (methods of `Socket`), `bind`,
 /// `local_addr`, `on_connection`, `run`, `socket`, `sockets`, `middleware`,
 /// `serve`, `shutdown`, `run_until`, `spawn`, `reload_tls` (of `Server`), `broadcast`,
