@@ -672,9 +672,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # }
     /// ```
     pub async fn emit(&self, event: Out) -> Result<()> {
-        let frame = self.encode_event(&event)?;
+        let name = event.variant_name();
+        // Queued at once, as nearly always; else the frame waits for room.
+        let Some(frame) = self.offer_event(&event, Mode::Wait)? else {
+            return Ok(());
+        };
         match &self.link {
-            Link::Client(client) => client.send(frame, event.variant_name()).await,
+            Link::Client(client) => client.send(frame, name).await,
             Link::Accepted(shared) => match shared.queue(&frame).await {
                 Ok(()) => Ok(()),
                 Err(_) => Err(Error::Disconnected(shared.gone())),
@@ -682,29 +686,51 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    fn encode_event(&self, event: &Out) -> Result<bytes::Bytes> {
-        let conn = self.conn();
+    /// Encodes `event` and queues it if the queue has room now (a client
+    /// offline buffers it, or drops a volatile one). The frame is built in
+    /// a reused buffer and copied into the queue: no allocation of its own.
+    /// Gives the frame when it must wait for room (`Mode::Wait` only);
+    /// with the other modes a full queue is `QueueFull`.
+    fn offer_event(&self, event: &Out, mode: Mode) -> Result<Option<bytes::Bytes>> {
+        let name = event.variant_name();
+        // A client online: one look at its link gives the connection to
+        // queue on; offline, or when that connection just broke, `offer`
+        // routes the frame (to the buffer, or to the next connection).
+        let (conn, online) = match &self.link {
+            Link::Accepted(shared) => (shared.clone(), true),
+            Link::Client(client) => match client.online() {
+                Ok(conn) => (conn, true),
+                Err(_) => (client.current(), false),
+            },
+        };
         conn.start();
-        Ok(frame::encode(&Header::Event, Some(event), conn.max_out)?)
+        frame::with_scratch(|buf| {
+            frame::encode_into(buf, &Header::Event, Some(event), conn.max_out)?;
+            let try_queue = |conn: &Shared<In>| match mode {
+                Mode::Volatile => conn.try_queue_volatile(buf),
+                _ => conn.try_queue(buf),
+            };
+            let queued = match &self.link {
+                Link::Accepted(shared) => try_queue(shared),
+                Link::Client(client) => match online.then(|| try_queue(&conn)) {
+                    Some(Err(QueueError::Closed)) | None => client.offer(buf, name, mode)?,
+                    Some(queued) => queued,
+                },
+            };
+            match queued {
+                Ok(()) => Ok(None),
+                Err(QueueError::Full) if mode == Mode::Wait => {
+                    Ok(Some(bytes::Bytes::copy_from_slice(buf)))
+                }
+                Err(QueueError::Full) => Err(Error::QueueFull { event: name }),
+                Err(QueueError::Closed) => Err(Error::Disconnected(conn.gone())),
+            }
+        })
     }
 
     /// `try_emit`, or a volatile emit: never waits.
     fn emit_now(&self, event: Out, mode: Mode) -> Result<()> {
-        let frame = self.encode_event(&event)?;
-        let name = event.variant_name();
-        let shared = match &self.link {
-            Link::Client(client) => return client.try_send(frame, name, mode),
-            Link::Accepted(shared) => shared,
-        };
-        let queued = match mode {
-            Mode::Volatile => shared.try_queue_volatile(&frame),
-            _ => shared.try_queue(&frame),
-        };
-        match queued {
-            Ok(()) => Ok(()),
-            Err(QueueError::Full) => Err(Error::QueueFull { event: name }),
-            Err(QueueError::Closed) => Err(Error::Disconnected(shared.gone())),
-        }
+        self.offer_event(&event, mode).map(drop)
     }
 
     /// Sends a one-way event if the outgoing queue has room now, without

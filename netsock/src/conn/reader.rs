@@ -53,6 +53,11 @@ pub(super) async fn read_loop<In: Events>(
     let ack_timer = tokio::time::sleep(ACK_DELAY);
     tokio::pin!(ack_timer);
     let mut ack_armed = false;
+    let mut tally = Tally {
+        meter: &shared.meter,
+        frames: 0,
+        bytes: 0,
+    };
     loop {
         // The rest of a read is decoded without looking at the timers and
         // signals below (they cost a waker registration each): they are
@@ -61,6 +66,7 @@ pub(super) async fn read_loop<In: Events>(
         let next = if frame::has_frame(frames.read_buffer()) {
             frames.next().await
         } else {
+            tally.flush();
             if let Some(session) = session {
                 if let Some(received) = session.ack_due(ACK_EVERY) {
                     ack(shared, received);
@@ -141,11 +147,10 @@ pub(super) async fn read_loop<In: Events>(
             arrived = tokio::time::Instant::now();
         }
         last_seen = arrived;
-        shared.meter.add(|c| &c.frames_in, 1);
-        shared
-            .meter
-            .add(|c| &c.bytes_in, (body.len() + frame::PREFIX_LEN) as u64);
-        let (header, payload) = match frame::decode(&body) {
+        let size = body.len();
+        tally.frames += 1;
+        tally.bytes += (size + frame::PREFIX_LEN) as u64;
+        let (header, payload) = match frame::decode_body(body) {
             Ok(decoded) => decoded,
             Err(err) => {
                 warn_throttled!("protocol error", socket = %shared.id, error = %err, "protocol error");
@@ -163,7 +168,7 @@ pub(super) async fn read_loop<In: Events>(
                 // Handled here when nothing is queued before it and its
                 // handler finishes at once; otherwise by the event task.
                 let queued = shared.events_queued.load(Ordering::Acquire) > 0;
-                let inbound = if queued || !*shared.started.borrow() {
+                let inbound = if queued || !shared.has_started() {
                     Inbound::Payload(payload)
                 } else {
                     match handle_now(shared, payload).await {
@@ -184,6 +189,7 @@ pub(super) async fn read_loop<In: Events>(
                         return DisconnectReason::ClosedLocally
                     }
                 };
+                tally.flush();
                 let send = task.tx.send(inbound);
                 match Box::pin(unless_stopped(shared, stop.as_mut(), send)).await {
                     Ok(Ok(())) => {}
@@ -200,6 +206,7 @@ pub(super) async fn read_loop<In: Events>(
                 let permit = match permits.clone().try_acquire_owned() {
                     Ok(permit) => permit,
                     Err(_) => {
+                        tally.flush();
                         let permit = permits.clone().acquire_owned();
                         match Box::pin(unless_stopped(shared, stop.as_mut(), permit)).await {
                             Ok(Ok(permit)) => permit,
@@ -219,7 +226,7 @@ pub(super) async fn read_loop<In: Events>(
                 shared.streams.cancel(id);
             }
             Header::StreamItem { id } => {
-                if let Some(cancel) = shared.streams.item(id, body.len(), payload) {
+                if let Some(cancel) = shared.streams.item(id, size, payload) {
                     let _ = shared.outbox.try_push(&cancel);
                 }
             }
@@ -247,6 +254,32 @@ pub(super) async fn read_loop<In: Events>(
                 return DisconnectReason::Protocol(message);
             }
         }
+    }
+}
+
+/// The frames and bytes read, added to the socket's (and its server's)
+/// counters once per read rather than once per frame, and whenever the
+/// reader waits or stops.
+struct Tally<'a> {
+    meter: &'a crate::metrics::Meter,
+    frames: u64,
+    bytes: u64,
+}
+
+impl Tally<'_> {
+    fn flush(&mut self) {
+        if self.frames > 0 {
+            self.meter
+                .add(|c| &c.frames_in, std::mem::take(&mut self.frames));
+            self.meter
+                .add(|c| &c.bytes_in, std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+impl Drop for Tally<'_> {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 

@@ -144,7 +144,7 @@
 //! # Ok::<(), netsock::Error>(())
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -825,9 +825,8 @@ impl Decoder for FrameCodec {
             self.drained = true;
             return Ok(None);
         }
-        let mut frame = src.split_to(PREFIX_LEN + len);
-        let _ = frame.split_to(PREFIX_LEN);
-        Ok(Some(frame.freeze()))
+        src.advance(PREFIX_LEN);
+        Ok(Some(src.split_to(len).freeze()))
     }
 
     /// At the end of the stream, a partial frame is
@@ -981,7 +980,7 @@ pub fn encode_with_payload(
 
 /// Runs `f` with an empty buffer, this thread's own when it is free, so
 /// that building a frame allocates only the frame it gives.
-fn with_scratch<R>(f: impl FnOnce(&mut BytesMut) -> R) -> R {
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut BytesMut) -> R) -> R {
     thread_local! {
         static SCRATCH: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
     }
@@ -1015,6 +1014,15 @@ struct Open<'a> {
 impl<'a> Open<'a> {
     fn start(buf: &'a mut BytesMut, header: &Header) -> Result<Self, FrameError> {
         let at = buf.len();
+        if let Header::Event = header {
+            // The placeholder prefix and the tag, the most frequent frame's.
+            buf.extend_from_slice(&[0, 0, 0, 0, EVENT_TAG]);
+            return Ok(Open {
+                buf,
+                at,
+                done: false,
+            });
+        }
         // The placeholder prefix, and the header when it is written by hand:
         // one copy into the buffer.
         let mut head = [0; PREFIX_LEN + MAX_HAND_HEADER];
@@ -1162,10 +1170,70 @@ impl Header {
 /// # Ok::<(), netsock::Error>(())
 /// ```
 pub fn decode(body: &Bytes) -> Result<(Header, Bytes), FrameError> {
+    if let Some((header, len)) = take_header(body) {
+        return Ok((header, body.slice(len..)));
+    }
     let (header, rest) =
         postcard::take_from_bytes::<Header>(body).map_err(|e| FrameError::Header(e.to_string()))?;
     let payload = body.slice(body.len() - rest.len()..);
     Ok((header, payload))
+}
+
+/// [`decode`], taking the body: the payload is the body's own bytes (no
+/// new reference to count).
+pub(crate) fn decode_body(mut body: Bytes) -> Result<(Header, Bytes), FrameError> {
+    let (header, len) = match take_header(&body) {
+        Some(read) => read,
+        None => {
+            let (header, rest) = postcard::take_from_bytes::<Header>(&body)
+                .map_err(|e| FrameError::Header(e.to_string()))?;
+            (header, body.len() - rest.len())
+        }
+    };
+    body.advance(len);
+    Ok((header, body))
+}
+
+/// Reads the headers [`put_header`] writes by hand, as postcard would,
+/// without going through serde; gives the header and its length. `None`
+/// for anything else (other kinds, and whatever postcard would refuse),
+/// which postcard then reads.
+fn take_header(body: &[u8]) -> Option<(Header, usize)> {
+    /// A postcard varint of at most `max_len` bytes whose last byte is at
+    /// most `last_max`, from `at` on.
+    fn varint(body: &[u8], at: &mut usize, max_len: usize, last_max: u8) -> Option<u64> {
+        let mut value = 0;
+        for i in 0..max_len {
+            let byte = *body.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return (i + 1 < max_len || byte <= last_max).then_some(value);
+            }
+        }
+        None
+    }
+    let u64 = |at: &mut usize| varint(body, at, 10, 0x01);
+    let u32 = |at: &mut usize| varint(body, at, 5, 0x0f).map(|v| v as u32);
+    let mut at = 1;
+    let header = match *body.first()? {
+        EVENT_TAG => Header::Event,
+        VOLATILE_TAG => Header::Volatile,
+        4 => Header::Request {
+            id: u64(&mut at)?,
+            timeout_ms: u32(&mut at)?,
+        },
+        5 => Header::Response { id: u64(&mut at)? },
+        7 => Header::Cancel { id: u64(&mut at)? },
+        8 => Header::Ping,
+        9 => Header::Pong,
+        11 => Header::StreamItem { id: u64(&mut at)? },
+        14 => Header::Ack {
+            received: u64(&mut at)?,
+        },
+        _ => return None,
+    };
+    Some((header, at))
 }
 
 #[cfg(test)]
@@ -1274,6 +1342,53 @@ mod tests {
             put_header(&mut out, &Header::Close(CloseReason::Normal)),
             None
         );
+    }
+
+    /// The headers read by hand are read as postcard reads them, and
+    /// whatever postcard refuses is left to it: every short body made of
+    /// a hand-read tag and bytes around the varints' edges.
+    #[test]
+    fn hand_read_headers_are_postcards() {
+        let tags = [3u8, 4, 5, 7, 8, 9, 11, 14, 15];
+        let bytes = [0u8, 1, 2, 0x0f, 0x10, 0x7f, 0x80, 0x81, 0xff];
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        for &tag in &tags {
+            bodies.push(vec![tag]);
+            for &a in &bytes {
+                bodies.push(vec![tag, a]);
+                for &b in &bytes {
+                    bodies.push(vec![tag, a, b]);
+                    for &c in &bytes {
+                        bodies.push(vec![tag, a, b, c]);
+                    }
+                }
+            }
+            // Long varints: 4 to 11 continuation bytes, then each last byte.
+            for run in 4..=11 {
+                for &last in &bytes {
+                    for second in [None, Some(0u8), Some(0x10)] {
+                        let mut body = vec![tag];
+                        body.extend(std::iter::repeat(0xff).take(run));
+                        body.push(last);
+                        body.extend(second);
+                        bodies.push(body.clone());
+                        // The same as the second field of a request.
+                        let mut request = vec![tag, 1];
+                        request.extend_from_slice(&body[1..]);
+                        bodies.push(request);
+                    }
+                }
+            }
+        }
+        for body in bodies {
+            let theirs = postcard::take_from_bytes::<Header>(&body)
+                .ok()
+                .map(|(header, rest)| (header, body.len() - rest.len()));
+            match take_header(&body) {
+                Some(ours) => assert_eq!(Some(ours), theirs, "{body:?}"),
+                None => assert!(!tags.contains(&body[0]) || theirs.is_none(), "{body:?}"),
+            }
+        }
     }
 
     /// A frame that fails to build leaves the buffer as it was, even when
