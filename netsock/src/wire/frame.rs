@@ -1181,7 +1181,13 @@ pub fn decode(body: &Bytes) -> Result<(Header, Bytes), FrameError> {
 
 /// [`decode`], taking the body: the payload is the body's own bytes (no
 /// new reference to count).
+#[inline]
 pub(crate) fn decode_body(mut body: Bytes) -> Result<(Header, Bytes), FrameError> {
+    if body.first() == Some(&EVENT_TAG) {
+        // The most frequent frame, a tag alone.
+        body.advance(1);
+        return Ok((Header::Event, body));
+    }
     let (header, len) = match take_header(&body) {
         Some(read) => read,
         None => {
