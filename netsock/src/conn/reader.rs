@@ -53,11 +53,6 @@ pub(super) async fn read_loop<In: Events>(
     let ack_timer = tokio::time::sleep(ACK_DELAY);
     tokio::pin!(ack_timer);
     let mut ack_armed = false;
-    let mut tally = Tally {
-        meter: &shared.meter,
-        frames: 0,
-        bytes: 0,
-    };
     loop {
         // The rest of a read is decoded without looking at the timers and
         // signals below (they cost a waker registration each): they are
@@ -66,7 +61,6 @@ pub(super) async fn read_loop<In: Events>(
         let next = if frame::has_frame(frames.read_buffer()) {
             frames.next().await
         } else {
-            tally.flush();
             if let Some(session) = session {
                 if let Some(received) = session.ack_due(ACK_EVERY) {
                     ack(shared, received);
@@ -148,8 +142,12 @@ pub(super) async fn read_loop<In: Events>(
         }
         last_seen = arrived;
         let size = body.len();
-        tally.frames += 1;
-        tally.bytes += (size + frame::PREFIX_LEN) as u64;
+        // Counted before anything the frame does can be seen (a call it
+        // completes, say).
+        shared.meter.add(|c| &c.frames_in, 1);
+        shared
+            .meter
+            .add(|c| &c.bytes_in, (size + frame::PREFIX_LEN) as u64);
         let (header, payload) = match frame::decode_body(body) {
             Ok(decoded) => decoded,
             Err(err) => {
@@ -189,7 +187,6 @@ pub(super) async fn read_loop<In: Events>(
                         return DisconnectReason::ClosedLocally
                     }
                 };
-                tally.flush();
                 let send = task.tx.send(inbound);
                 match Box::pin(unless_stopped(shared, stop.as_mut(), send)).await {
                     Ok(Ok(())) => {}
@@ -206,7 +203,6 @@ pub(super) async fn read_loop<In: Events>(
                 let permit = match permits.clone().try_acquire_owned() {
                     Ok(permit) => permit,
                     Err(_) => {
-                        tally.flush();
                         let permit = permits.clone().acquire_owned();
                         match Box::pin(unless_stopped(shared, stop.as_mut(), permit)).await {
                             Ok(Ok(permit)) => permit,
@@ -254,32 +250,6 @@ pub(super) async fn read_loop<In: Events>(
                 return DisconnectReason::Protocol(message);
             }
         }
-    }
-}
-
-/// The frames and bytes read, added to the socket's (and its server's)
-/// counters once per read rather than once per frame, and whenever the
-/// reader waits or stops.
-struct Tally<'a> {
-    meter: &'a crate::metrics::Meter,
-    frames: u64,
-    bytes: u64,
-}
-
-impl Tally<'_> {
-    fn flush(&mut self) {
-        if self.frames > 0 {
-            self.meter
-                .add(|c| &c.frames_in, std::mem::take(&mut self.frames));
-            self.meter
-                .add(|c| &c.bytes_in, std::mem::take(&mut self.bytes));
-        }
-    }
-}
-
-impl Drop for Tally<'_> {
-    fn drop(&mut self) {
-        self.flush();
     }
 }
 
