@@ -1559,11 +1559,17 @@ const GONE: &str = "the socket was dropped before its handler could run";
 /// How the registry delivers broadcasts to a server's socket.
 impl<In: Events, Out: Events> Member for Socket<In, Out> {
     fn max_out(&self) -> usize {
-        self.conn().max_out
+        match &self.link {
+            Link::Accepted(shared) => shared.max_out,
+            Link::Client(client) => client.current().max_out,
+        }
     }
 
     fn offer(&self, frame: &[u8]) -> std::result::Result<(), QueueError> {
-        self.conn().try_queue(frame)
+        match &self.link {
+            Link::Accepted(shared) => shared.try_queue(frame),
+            Link::Client(client) => client.current().try_queue(frame),
+        }
     }
 
     fn missed(&self, event: &'static str, why: MissReason) {
