@@ -817,9 +817,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                 });
             }
         }
-        self.call(move |id, timeout_ms, max| {
-            frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
-        })
+        self.call_on(
+            move |_, id, timeout_ms, max, buf| {
+                let header = Header::Request { id, timeout_ms };
+                frame::encode_into(buf, &header, Some(&event), max).map(drop)
+            },
+            decode_reply,
+        )
         .await
     }
 
@@ -880,9 +884,10 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         let opening = std::sync::Mutex::new(None);
         let slot = &opening;
         self.call_on(
-            move |conn, id, timeout_ms, max| {
+            move |conn, id, timeout_ms, max, buf| {
                 *crate::sync::lock(slot) = Opening::new(conn, id).ok();
-                frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
+                let header = Header::Request { id, timeout_ms };
+                frame::encode_into(buf, &header, Some(&event), max).map(drop)
             },
             |_| Ok(()),
         )
@@ -900,13 +905,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         &self,
         make: impl Fn(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
     ) -> std::result::Result<R, CallError> {
-        self.call_with(make, |payload| {
-            postcard::from_bytes(&payload).map_err(|e| {
-                let ty = std::any::type_name::<R>();
-                CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
-            })
-        })
-        .await
+        self.call_with(make, decode_reply).await
     }
 
     /// [`call`](Self::call), with the reply's payload given to `decode`
@@ -917,16 +916,21 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
     ) -> std::result::Result<R, CallError> {
         self.call_on(
-            move |_, id, timeout_ms, max| make(id, timeout_ms, max),
+            move |_, id, timeout_ms, max, buf| {
+                buf.extend_from_slice(&make(id, timeout_ms, max)?);
+                Ok(())
+            },
             decode,
         )
         .await
     }
 
     /// [`call_with`](Self::call_with), with `make` also given the
-    /// connection (a stream request opens its side there first). `make`
-    /// may run more than once: again for the next connection when the
-    /// first broke before the frame could leave.
+    /// connection (a stream request opens its side there first), and
+    /// appending the frame to a buffer (the thread's scratch buffer, copied
+    /// into the queue: a frame of its own is made only when it must wait
+    /// for room). `make` may run more than once: again for the next
+    /// connection when the first broke before the frame could leave.
     async fn call_on<R>(
         &self,
         make: impl Fn(
@@ -934,7 +938,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             u64,
             u32,
             usize,
-        ) -> std::result::Result<bytes::Bytes, FrameError>,
+            &mut bytes::BytesMut,
+        ) -> std::result::Result<(), FrameError>,
         decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
     ) -> std::result::Result<R, CallError> {
         // A client's call made while offline waits for the connection to be
@@ -974,7 +979,15 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                 tokio::spawn(async move { crate::conn::calls::sweep(&conn.calls).await });
             }
             let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-            let frame = make(&conn, id, timeout_ms, conn.max_out).map_err(|e| {
+            let pushed = frame::with_scratch(|buf| {
+                make(&conn, id, timeout_ms, conn.max_out, buf)?;
+                Ok(match conn.outbox.try_push_with(buf, alone) {
+                    Ok(()) => Ok(()),
+                    // Kept, to wait for room (or to learn the end).
+                    Err(err) => Err((err, bytes::Bytes::copy_from_slice(buf))),
+                })
+            })
+            .map_err(|e| {
                 // Never sent: nothing to cancel.
                 conn.calls.forget(id);
                 match e {
@@ -982,19 +995,12 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                     e => CallError::Codec(e.to_string()),
                 }
             })?;
-            match conn.outbox.try_push_with(&frame, alone) {
-                Err(QueueError::Closed) if self.redials_after(&conn) => {
+            match pushed {
+                Err((QueueError::Closed, _)) if self.redials_after(&conn) => {
                     conn.calls.forget(id);
                     continue;
                 }
-                pushed => {
-                    break (
-                        conn,
-                        id,
-                        pushed.map(|()| None).unwrap_or(Some(frame)),
-                        alone,
-                    )
-                }
+                pushed => break (conn, id, pushed.err().map(|(_, frame)| frame), alone),
             }
         };
         let shared = &*conn;
@@ -1505,6 +1511,14 @@ impl<In: Events> Drop for PendingCall<'_, In> {
             }
         }
     }
+}
+
+/// Decodes a reply's payload as `R`.
+fn decode_reply<R: DeserializeOwned>(payload: bytes::Bytes) -> std::result::Result<R, CallError> {
+    postcard::from_bytes(&payload).map_err(|e| {
+        let ty = std::any::type_name::<R>();
+        CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
+    })
 }
 
 /// A socket handle whose emits never wait: see [`Socket::volatile`].

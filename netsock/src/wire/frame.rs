@@ -870,7 +870,15 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 
     #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        if data.len() <= 10 {
+            // A varint, mostly: byte by byte beats a call to `memcpy`.
+            self.0.reserve(data.len());
+            for &byte in data {
+                self.0.put_u8(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
         Ok(())
     }
 
