@@ -48,12 +48,14 @@ pub fn deadline() -> Option<Instant> {
 }
 
 /// Runs `work` with the deadline of a request that arrived at `arrived` and
-/// whose caller waits `timeout_ms` (0: no deadline).
-pub(crate) async fn with_deadline<F: std::future::Future>(
+/// whose caller waits `timeout_ms` (0: no deadline). The scope's future
+/// itself, not an `async fn` around it, which would move `work` (a
+/// request's whole state) once more when first polled.
+pub(crate) fn with_deadline<F: std::future::Future>(
     arrived: Instant,
     timeout_ms: u32,
     work: F,
-) -> F::Output {
+) -> impl std::future::Future<Output = F::Output> {
     let deadline = (timeout_ms > 0).then(|| arrived + Duration::from_millis(u64::from(timeout_ms)));
-    DEADLINE.scope(deadline, work).await
+    DEADLINE.scope(deadline, work)
 }

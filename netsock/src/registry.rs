@@ -158,6 +158,25 @@ impl<S: Member> Registry<S> {
     /// The sockets `selector` picks, in id order.
     pub(crate) fn select(&self, selector: &Selector) -> Vec<S> {
         let state = lock(&self.state);
+        if selector.rooms.is_empty() && selector.sockets.is_empty() {
+            // Everyone but the exceptions: one pass over the sockets, no
+            // look-up per id (a broadcast to all is the common case).
+            let excepted = |id: &SocketId| {
+                selector.except.iter().any(|except| match except {
+                    Except::Socket(out) => out == id,
+                    Except::Room(room) => state.rooms.get(room).is_some_and(|m| m.contains(id)),
+                })
+            };
+            let mut picked = Vec::with_capacity(state.sockets.len());
+            picked.extend(
+                state
+                    .sockets
+                    .iter()
+                    .filter(|(id, _)| !excepted(id))
+                    .map(|(_, socket)| socket.clone()),
+            );
+            return picked;
+        }
         let mut ids: Vec<SocketId> = if selector.rooms.is_empty() && selector.sockets.is_empty() {
             state.sockets.keys().copied().collect()
         } else {

@@ -672,9 +672,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// # }
     /// ```
     pub async fn emit(&self, event: Out) -> Result<()> {
-        let frame = self.encode_event(&event)?;
+        let name = event.variant_name();
+        // Queued at once, as nearly always; else the frame waits for room.
+        let Some(frame) = self.offer_event(&event, Mode::Wait)? else {
+            return Ok(());
+        };
         match &self.link {
-            Link::Client(client) => client.send(frame, event.variant_name()).await,
+            Link::Client(client) => client.send(frame, name).await,
             Link::Accepted(shared) => match shared.queue(&frame).await {
                 Ok(()) => Ok(()),
                 Err(_) => Err(Error::Disconnected(shared.gone())),
@@ -682,29 +686,51 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         }
     }
 
-    fn encode_event(&self, event: &Out) -> Result<bytes::Bytes> {
-        let conn = self.conn();
+    /// Encodes `event` and queues it if the queue has room now (a client
+    /// offline buffers it, or drops a volatile one). The frame is built in
+    /// a reused buffer and copied into the queue: no allocation of its own.
+    /// Gives the frame when it must wait for room (`Mode::Wait` only);
+    /// with the other modes a full queue is `QueueFull`.
+    fn offer_event(&self, event: &Out, mode: Mode) -> Result<Option<bytes::Bytes>> {
+        let name = event.variant_name();
+        // A client online: one look at its link gives the connection to
+        // queue on; offline, or when that connection just broke, `offer`
+        // routes the frame (to the buffer, or to the next connection).
+        let (conn, online) = match &self.link {
+            Link::Accepted(shared) => (shared.clone(), true),
+            Link::Client(client) => match client.online() {
+                Ok(conn) => (conn, true),
+                Err(_) => (client.current(), false),
+            },
+        };
         conn.start();
-        Ok(frame::encode(&Header::Event, Some(event), conn.max_out)?)
+        frame::with_scratch(|buf| {
+            frame::encode_into(buf, &Header::Event, Some(event), conn.max_out)?;
+            let try_queue = |conn: &Shared<In>| match mode {
+                Mode::Volatile => conn.try_queue_volatile(buf),
+                _ => conn.try_queue(buf),
+            };
+            let queued = match &self.link {
+                Link::Accepted(shared) => try_queue(shared),
+                Link::Client(client) => match online.then(|| try_queue(&conn)) {
+                    Some(Err(QueueError::Closed)) | None => client.offer(buf, name, mode)?,
+                    Some(queued) => queued,
+                },
+            };
+            match queued {
+                Ok(()) => Ok(None),
+                Err(QueueError::Full) if mode == Mode::Wait => {
+                    Ok(Some(bytes::Bytes::copy_from_slice(buf)))
+                }
+                Err(QueueError::Full) => Err(Error::QueueFull { event: name }),
+                Err(QueueError::Closed) => Err(Error::Disconnected(conn.gone())),
+            }
+        })
     }
 
     /// `try_emit`, or a volatile emit: never waits.
     fn emit_now(&self, event: Out, mode: Mode) -> Result<()> {
-        let frame = self.encode_event(&event)?;
-        let name = event.variant_name();
-        let shared = match &self.link {
-            Link::Client(client) => return client.try_send(frame, name, mode),
-            Link::Accepted(shared) => shared,
-        };
-        let queued = match mode {
-            Mode::Volatile => shared.try_queue_volatile(&frame),
-            _ => shared.try_queue(&frame),
-        };
-        match queued {
-            Ok(()) => Ok(()),
-            Err(QueueError::Full) => Err(Error::QueueFull { event: name }),
-            Err(QueueError::Closed) => Err(Error::Disconnected(shared.gone())),
-        }
+        self.offer_event(&event, mode).map(drop)
     }
 
     /// Sends a one-way event if the outgoing queue has room now, without
@@ -775,9 +801,14 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         event: Out,
     ) -> std::result::Result<R, CallError> {
         self.check_request(&event, false, false)?;
-        self.call(move |id, timeout_ms, max| {
-            frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
-        })
+        self.call_on(
+            move |_, id, timeout_ms, max, buf| {
+                let header = Header::Request { id, timeout_ms };
+                frame::encode_into(buf, &header, Some(&event), max).map(drop)
+            },
+            None::<fn(&Arc<Shared<In>>, u64)>,
+            decode_reply,
+        )
         .await
     }
 
@@ -872,18 +903,14 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         let sending = std::sync::Mutex::new(None);
         let slot = &sending;
         self.call_on(
-            move |_, id, timeout_ms, max| {
-                frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
+            move |_, id, timeout_ms, max, buf| {
+                let header = Header::Request { id, timeout_ms };
+                frame::encode_into(buf, &header, Some(&event), max).map(drop)
             },
             Some(move |conn: &Arc<Shared<In>>, id| {
                 *lock(slot) = Some(upload_sending::<In, U, M, S>(conn, id, upload));
             }),
-            |payload| {
-                postcard::from_bytes(&payload).map_err(|e| {
-                    let ty = std::any::type_name::<R>();
-                    CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
-                })
-            },
+            decode_reply,
         )
         .await
     }
@@ -980,9 +1007,10 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         let sending = std::sync::Mutex::new(None);
         let (slot, sent) = (&opening, &sending);
         self.call_on(
-            move |conn, id, timeout_ms, max| {
+            move |conn, id, timeout_ms, max, buf| {
                 *lock(slot) = Opening::new(conn, id).ok();
-                frame::encode(&Header::Request { id, timeout_ms }, Some(&event), max)
+                let header = Header::Request { id, timeout_ms };
+                frame::encode_into(buf, &header, Some(&event), max).map(drop)
             },
             upload
                 .map(|start| move |conn: &Arc<Shared<In>>, id| *lock(sent) = Some(start(conn, id))),
@@ -1003,13 +1031,7 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         &self,
         make: impl Fn(u64, u32, usize) -> std::result::Result<bytes::Bytes, FrameError>,
     ) -> std::result::Result<R, CallError> {
-        self.call_with(make, |payload| {
-            postcard::from_bytes(&payload).map_err(|e| {
-                let ty = std::any::type_name::<R>();
-                CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
-            })
-        })
-        .await
+        self.call_with(make, decode_reply).await
     }
 
     /// [`call`](Self::call), with the reply's payload given to `decode`
@@ -1020,7 +1042,10 @@ impl<In: Events, Out: Events> Socket<In, Out> {
         decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
     ) -> std::result::Result<R, CallError> {
         self.call_on(
-            move |_, id, timeout_ms, max| make(id, timeout_ms, max),
+            move |_, id, timeout_ms, max, buf| {
+                buf.extend_from_slice(&make(id, timeout_ms, max)?);
+                Ok(())
+            },
             None::<fn(&Arc<Shared<In>>, u64)>,
             decode,
         )
@@ -1028,11 +1053,13 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     }
 
     /// [`call_with`](Self::call_with), with `make` also given the
-    /// connection (a stream request opens its side there first). `make`
-    /// may run more than once: again for the next connection when the
-    /// first broke before the frame could leave. `queued` runs once the
-    /// frame is queued, given its connection and id (an upload starts
-    /// there, its items after the request).
+    /// connection (a stream request opens its side there first), and
+    /// appending the frame to a buffer (the thread's scratch buffer, copied
+    /// into the queue: a frame of its own is made only when it must wait
+    /// for room). `make` may run more than once: again for the next
+    /// connection when the first broke before the frame could leave.
+    /// `queued` runs once the frame is queued, given its connection and id
+    /// (an upload starts there, its items after the request).
     async fn call_on<R>(
         &self,
         make: impl Fn(
@@ -1040,7 +1067,8 @@ impl<In: Events, Out: Events> Socket<In, Out> {
             u64,
             u32,
             usize,
-        ) -> std::result::Result<bytes::Bytes, FrameError>,
+            &mut bytes::BytesMut,
+        ) -> std::result::Result<(), FrameError>,
         queued: Option<impl FnOnce(&Arc<Shared<In>>, u64)>,
         decode: impl FnOnce(bytes::Bytes) -> std::result::Result<R, CallError>,
     ) -> std::result::Result<R, CallError> {
@@ -1081,7 +1109,15 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                 tokio::spawn(async move { crate::conn::calls::sweep(&conn.calls).await });
             }
             let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-            let frame = make(&conn, id, timeout_ms, conn.max_out).map_err(|e| {
+            let pushed = frame::with_scratch(|buf| {
+                make(&conn, id, timeout_ms, conn.max_out, buf)?;
+                Ok(match conn.outbox.try_push_with(buf, alone) {
+                    Ok(()) => Ok(()),
+                    // Kept, to wait for room (or to learn the end).
+                    Err(err) => Err((err, bytes::Bytes::copy_from_slice(buf))),
+                })
+            })
+            .map_err(|e| {
                 // Never sent: nothing to cancel.
                 conn.calls.forget(id);
                 match e {
@@ -1089,19 +1125,12 @@ impl<In: Events, Out: Events> Socket<In, Out> {
                     e => CallError::Codec(e.to_string()),
                 }
             })?;
-            match conn.outbox.try_push_with(&frame, alone) {
-                Err(QueueError::Closed) if self.redials_after(&conn) => {
+            match pushed {
+                Err((QueueError::Closed, _)) if self.redials_after(&conn) => {
                     conn.calls.forget(id);
                     continue;
                 }
-                pushed => {
-                    break (
-                        conn,
-                        id,
-                        pushed.map(|()| None).unwrap_or(Some(frame)),
-                        alone,
-                    )
-                }
+                pushed => break (conn, id, pushed.err().map(|(_, frame)| frame), alone),
             }
         };
         let shared = &*conn;
@@ -1622,6 +1651,14 @@ impl<In: Events> Drop for PendingCall<'_, In> {
     }
 }
 
+/// Decodes a reply's payload as `R`.
+fn decode_reply<R: DeserializeOwned>(payload: bytes::Bytes) -> std::result::Result<R, CallError> {
+    postcard::from_bytes(&payload).map_err(|e| {
+        let ty = std::any::type_name::<R>();
+        CallError::Codec(format!("cannot decode the reply as {ty}: {e}"))
+    })
+}
+
 /// A socket handle whose emits never wait: see [`Socket::volatile`].
 pub struct Volatile<In: Events, Out: Events = In> {
     socket: Socket<In, Out>,
@@ -1674,11 +1711,17 @@ const GONE: &str = "the socket was dropped before its handler could run";
 /// How the registry delivers broadcasts to a server's socket.
 impl<In: Events, Out: Events> Member for Socket<In, Out> {
     fn max_out(&self) -> usize {
-        self.conn().max_out
+        match &self.link {
+            Link::Accepted(shared) => shared.max_out,
+            Link::Client(client) => client.current().max_out,
+        }
     }
 
     fn offer(&self, frame: &[u8]) -> std::result::Result<(), QueueError> {
-        self.conn().try_queue(frame)
+        match &self.link {
+            Link::Accepted(shared) => shared.try_queue(frame),
+            Link::Client(client) => client.current().try_queue(frame),
+        }
     }
 
     fn missed(&self, event: &'static str, why: MissReason) {

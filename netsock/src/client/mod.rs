@@ -328,7 +328,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
     /// offline buffer.
     fn route(
         &self,
-        frame: &Bytes,
+        frame: &[u8],
         event: &'static str,
         mode: Mode,
     ) -> Result<Option<Arc<Shared<In>>>> {
@@ -339,7 +339,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         let State { conn, offline, .. } = &mut *state;
         match offline {
             Some(offline) => self
-                .buffer(offline, conn, frame.clone(), event, mode)
+                .buffer(offline, conn, Bytes::copy_from_slice(frame), event, mode)
                 .map(|()| None),
             None => Ok(Some(conn.clone())),
         }
@@ -359,21 +359,26 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         }
     }
 
-    /// Sends an event frame if the queue has room; buffers it while offline
-    /// (or drops it, if volatile).
-    pub(crate) fn try_send(&self, frame: Bytes, event: &'static str, mode: Mode) -> Result<()> {
+    /// Queues an event frame if the queue has room now; buffers it while
+    /// offline (or drops it, if volatile). `Full` when the queue has no
+    /// room; never `Closed`.
+    pub(crate) fn offer(
+        &self,
+        frame: &[u8],
+        event: &'static str,
+        mode: Mode,
+    ) -> Result<std::result::Result<(), QueueError>> {
         loop {
-            let Some(conn) = self.route(&frame, event, mode)? else {
-                return Ok(());
+            let Some(conn) = self.route(frame, event, mode)? else {
+                return Ok(Ok(()));
             };
             let queued = match mode {
-                Mode::Volatile => conn.try_queue_volatile(&frame),
-                _ => conn.try_queue(&frame),
+                Mode::Volatile => conn.try_queue_volatile(frame),
+                _ => conn.try_queue(frame),
             };
             match queued {
-                Ok(()) => return Ok(()),
-                Err(QueueError::Full) => return Err(Error::QueueFull { event }),
                 Err(QueueError::Closed) => self.broke(&conn)?,
+                done => return Ok(done),
             }
         }
     }

@@ -42,7 +42,7 @@ mod writer;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures_util::future::AbortHandle;
@@ -167,6 +167,9 @@ pub(crate) struct Shared<In> {
     idle: Notify,
     pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
     pub(crate) started: Arc<watch::Sender<bool>>,
+    /// `started` was seen true (it never goes back): read on every event
+    /// and emit without the watch's lock.
+    started_seen: AtomicBool,
     /// A client socket's first moments, when what has no handler yet waits.
     pub(crate) settle: Arc<Settle>,
     pub(crate) state: watch::Sender<Option<DisconnectReason>>,
@@ -185,7 +188,7 @@ pub(crate) struct Shared<In> {
     parked: Mutex<Option<Parked>>,
     /// The `on_disconnect` hooks ran when the transport broke (a client's
     /// session): not again when the session then ends.
-    told: std::sync::atomic::AtomicBool,
+    told: AtomicBool,
 }
 
 /// A detached session's event task and end hook, kept for its next
@@ -280,6 +283,7 @@ impl<In: Events> Shared<In> {
             idle: Notify::new(),
             handlers: carry.handlers,
             started: carry.started,
+            started_seen: AtomicBool::new(false),
             settle: carry.settle,
             state: watch::Sender::new(None),
             stop: Notify::new(),
@@ -291,7 +295,7 @@ impl<In: Events> Shared<In> {
             session: conn.session,
             transport: watch::Sender::new(None),
             parked: Mutex::new(None),
-            told: std::sync::atomic::AtomicBool::new(false),
+            told: AtomicBool::new(false),
         });
         shared.run(conn.reader, io, 0, None, on_end);
         shared
@@ -521,12 +525,27 @@ impl<In: Events> Shared<In> {
 
     /// Lets incoming events and requests through to the handlers.
     pub(crate) fn start(&self) {
-        // A read first: emits call this every time, and the socket is
-        // nearly always started already.
-        if !*self.started.borrow() {
-            self.started
-                .send_if_modified(|s| !std::mem::replace(s, true));
+        // Emits call this every time, and the socket is nearly always
+        // started already.
+        if self.has_started() {
+            return;
         }
+        self.started
+            .send_if_modified(|s| !std::mem::replace(s, true));
+        self.started_seen.store(true, Ordering::Release);
+    }
+
+    /// Whether the socket has started (incoming events and requests go
+    /// through to the handlers).
+    pub(crate) fn has_started(&self) -> bool {
+        if self.started_seen.load(Ordering::Acquire) {
+            return true;
+        }
+        let started = *self.started.borrow();
+        if started {
+            self.started_seen.store(true, Ordering::Release);
+        }
+        started
     }
 
     async fn wait_started(&self) {

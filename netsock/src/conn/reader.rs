@@ -142,11 +142,14 @@ pub(super) async fn read_loop<In: Events>(
             arrived = tokio::time::Instant::now();
         }
         last_seen = arrived;
+        let size = body.len();
+        // Counted before anything the frame does can be seen (a call it
+        // completes, say).
         shared.meter.add(|c| &c.frames_in, 1);
         shared
             .meter
-            .add(|c| &c.bytes_in, (body.len() + frame::PREFIX_LEN) as u64);
-        let (header, payload) = match frame::decode(&body) {
+            .add(|c| &c.bytes_in, (size + frame::PREFIX_LEN) as u64);
+        let (header, payload) = match frame::decode_body(body) {
             Ok(decoded) => decoded,
             Err(err) => {
                 warn_throttled!("protocol error", socket = %shared.id, error = %err, "protocol error");
@@ -164,7 +167,7 @@ pub(super) async fn read_loop<In: Events>(
                 // Handled here when nothing is queued before it and its
                 // handler finishes at once; otherwise by the event task.
                 let queued = shared.events_queued.load(Ordering::Acquire) > 0;
-                let inbound = if queued || !*shared.started.borrow() {
+                let inbound = if queued || !shared.has_started() {
                     Inbound::Payload(payload)
                 } else {
                     match handle_now(shared, payload).await {
@@ -225,7 +228,7 @@ pub(super) async fn read_loop<In: Events>(
                 shared.streams.cancel(id);
             }
             Header::StreamItem { id } => {
-                if let Some(cancel) = shared.streams.item(Dir::Answer, id, body.len(), payload) {
+                if let Some(cancel) = shared.streams.item(Dir::Answer, id, size, payload) {
                     let _ = shared.outbox.try_push(&cancel);
                 }
             }
@@ -234,7 +237,7 @@ pub(super) async fn read_loop<In: Events>(
                 shared.streams.credit(Dir::Answer, id, items, bytes)
             }
             Header::UploadItem { id } => {
-                shared.streams.item(Dir::Upload, id, body.len(), payload);
+                shared.streams.item(Dir::Upload, id, size, payload);
             }
             Header::UploadEnd { id, error } => shared.streams.end(Dir::Upload, id, error),
             Header::UploadCredit { id, items, bytes } => {

@@ -42,7 +42,7 @@ pub(super) async fn serve_now<In: Events>(
         async move { answer(&task_shared, id, payload, upload).await },
     ));
     // Not started: the handlers may not be registered yet; wait in a task.
-    if !*shared.started.borrow() {
+    if !shared.has_started() {
         return Some((work, span, handling));
     }
     let polled = std::future::poll_fn(|cx| Poll::Ready(span.in_scope(|| work.as_mut().poll(cx))));

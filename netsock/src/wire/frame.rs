@@ -161,7 +161,7 @@
 //! # Ok::<(), netsock::Error>(())
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -867,9 +867,8 @@ impl Decoder for FrameCodec {
             self.drained = true;
             return Ok(None);
         }
-        let mut frame = src.split_to(PREFIX_LEN + len);
-        let _ = frame.split_to(PREFIX_LEN);
-        Ok(Some(frame.freeze()))
+        src.advance(PREFIX_LEN);
+        Ok(Some(src.split_to(len).freeze()))
     }
 
     /// At the end of the stream, a partial frame is
@@ -904,22 +903,34 @@ impl Encoder<Bytes> for FrameCodec {
 }
 
 /// A postcard flavor that appends to a `BytesMut`, so payloads are encoded
-/// straight into the frame buffer.
+/// straight into the frame buffer. Inlined into the serializer: postcard
+/// pushes most values a byte or a varint at a time.
 struct Append<'a>(&'a mut BytesMut);
 
 impl postcard::ser_flavors::Flavor for Append<'_> {
     type Output = ();
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        if data.len() <= 10 {
+            // A varint, mostly: byte by byte beats a call to `memcpy`.
+            self.0.reserve(data.len());
+            for &byte in data {
+                self.0.put_u8(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
         Ok(())
     }
 
+    #[inline]
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
         self.0.put_u8(data);
         Ok(())
     }
 
+    #[inline]
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
     }
@@ -929,6 +940,8 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 ///
 /// Fails with [`FrameError::TooLarge`] when the body would exceed `max`, and
 /// with [`FrameError::Encode`] when the payload cannot be serialized.
+/// [`encode_into`] appends the frame to a buffer of the caller's instead,
+/// without allocating.
 ///
 /// ```
 /// use netsock::frame::{encode, FrameError, Header};
@@ -944,16 +957,51 @@ pub fn encode<T: Serialize + ?Sized>(
     payload: Option<&T>,
     max: usize,
 ) -> Result<Bytes, FrameError> {
-    let mut buf = start(header)?;
+    with_scratch(|buf| {
+        encode_into(buf, header, payload, max)?;
+        Ok(Bytes::copy_from_slice(buf))
+    })
+}
+
+/// Appends one complete frame (prefix, header, payload) to `dst`, and
+/// gives its length: many frames can be built into one reused buffer (a
+/// write buffer, say) with no allocation of their own.
+///
+/// Fails as [`encode`] does; `dst` is then left as it was, and so it is if
+/// the payload's `Serialize` panics.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use netsock::frame::{encode, encode_into, Header};
+///
+/// let mut wire = BytesMut::new();
+/// for id in 0..3 {
+///     let header = Header::Request { id, timeout_ms: 0 };
+///     let len = encode_into(&mut wire, &header, Some(&"sum"), 1024)?;
+///     assert_eq!(len, encode(&header, Some(&"sum"), 1024)?.len());
+/// }
+/// assert_eq!(wire.len(), 3 * 11);
+/// // Too large: nothing is appended.
+/// assert!(encode_into(&mut wire, &Header::Event, Some(&"x".repeat(100)), 50).is_err());
+/// assert_eq!(wire.len(), 3 * 11);
+/// # Ok::<(), netsock::Error>(())
+/// ```
+pub fn encode_into<T: Serialize + ?Sized>(
+    dst: &mut BytesMut,
+    header: &Header,
+    payload: Option<&T>,
+    max: usize,
+) -> Result<usize, FrameError> {
+    let frame = Open::start(dst, header)?;
     if let Some(payload) = payload {
-        postcard::serialize_with_flavor(payload, Append(&mut buf)).map_err(|source| {
+        postcard::serialize_with_flavor(payload, Append(&mut *frame.buf)).map_err(|source| {
             FrameError::Encode {
                 what: "the payload",
                 source: CodecError::new(source),
             }
         })?;
     }
-    finish(buf, max)
+    frame.finish(max)
 }
 
 /// Builds one frame from a header and a payload encoded earlier (with
@@ -972,34 +1020,136 @@ pub fn encode_with_payload(
     payload: &[u8],
     max: usize,
 ) -> Result<Bytes, FrameError> {
-    let mut buf = start(header)?;
-    buf.extend_from_slice(payload);
-    finish(buf, max)
+    with_scratch(|buf| {
+        let frame = Open::start(buf, header)?;
+        frame.buf.extend_from_slice(payload);
+        frame.finish(max)?;
+        Ok(Bytes::copy_from_slice(buf))
+    })
 }
 
-/// A buffer holding a placeholder prefix and the encoded header.
-fn start(header: &Header) -> Result<BytesMut, FrameError> {
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_u32(0);
-    postcard::serialize_with_flavor(header, Append(&mut buf)).map_err(|source| {
-        FrameError::Encode {
-            what: "a frame header",
-            source: CodecError::new(source),
-        }
-    })?;
-    Ok(buf)
-}
-
-/// Checks the size and writes the prefix.
-fn finish(mut buf: BytesMut, max: usize) -> Result<Bytes, FrameError> {
-    let size = buf.len() - PREFIX_LEN;
-    if size > max {
-        return Err(FrameError::TooLarge { size, max });
+/// Runs `f` with an empty buffer, this thread's own when it is free, so
+/// that building a frame allocates only the frame it gives.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut BytesMut) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
     }
-    // `size <= max`, and every limit is a `u32` on the wire.
-    let len = u32::try_from(size).map_err(|_| FrameError::TooLarge { size, max })?;
-    buf[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    /// A scratch buffer grown past this is dropped after use, so that one
+    /// large frame does not pin its memory for the life of the thread.
+    const KEEP: usize = 64 * 1024;
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let out = f(&mut buf);
+            if buf.capacity() > KEEP {
+                *buf = BytesMut::new();
+            }
+            out
+        }
+        // In use further up this thread's stack (a payload's `Serialize`
+        // building a frame of its own).
+        Err(_) => f(&mut BytesMut::with_capacity(64)),
+    })
+}
+
+/// A frame being appended to a buffer: a placeholder prefix and the
+/// encoded header so far. Dropped unfinished (an error, a panicking
+/// payload), it takes its bytes back out of the buffer.
+struct Open<'a> {
+    buf: &'a mut BytesMut,
+    at: usize,
+    done: bool,
+}
+
+impl<'a> Open<'a> {
+    fn start(buf: &'a mut BytesMut, header: &Header) -> Result<Self, FrameError> {
+        let at = buf.len();
+        if let Header::Event = header {
+            // The placeholder prefix and the tag, the most frequent frame's.
+            buf.extend_from_slice(&[0, 0, 0, 0, EVENT_TAG]);
+            return Ok(Open {
+                buf,
+                at,
+                done: false,
+            });
+        }
+        // The placeholder prefix, and the header when it is written by hand:
+        // one copy into the buffer.
+        let mut head = [0; PREFIX_LEN + MAX_HAND_HEADER];
+        let written = put_header(&mut head[PREFIX_LEN..], header);
+        buf.extend_from_slice(&head[..PREFIX_LEN + written.unwrap_or(0)]);
+        let frame = Open {
+            buf,
+            at,
+            done: false,
+        };
+        if written.is_none() {
+            postcard::serialize_with_flavor(header, Append(&mut *frame.buf)).map_err(|source| {
+                FrameError::Encode {
+                    what: "a frame header",
+                    source: CodecError::new(source),
+                }
+            })?;
+        }
+        Ok(frame)
+    }
+
+    /// Checks the size and writes the prefix; gives the frame's length.
+    fn finish(mut self, max: usize) -> Result<usize, FrameError> {
+        let len = self.buf.len() - self.at;
+        let size = len - PREFIX_LEN;
+        if size > max {
+            return Err(FrameError::TooLarge { size, max });
+        }
+        // `size <= max`, and every limit is a `u32` on the wire.
+        let prefix = u32::try_from(size).map_err(|_| FrameError::TooLarge { size, max })?;
+        self.buf[self.at..self.at + PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
+        self.done = true;
+        Ok(len)
+    }
+}
+
+/// The longest header [`put_header`] writes: a tag and two varints.
+const MAX_HAND_HEADER: usize = 1 + 2 * 10;
+
+/// Writes the headers of the frames sent most (an event, a request and
+/// its reply, a stream's item...) into `out` (room for
+/// [`MAX_HAND_HEADER`] bytes) as postcard would, without
+/// going through serde: a tag, then varints. Gives their length; `None`
+/// for the other kinds, which serde writes.
+fn put_header(out: &mut [u8], header: &Header) -> Option<usize> {
+    let (tag, fields): (u8, [Option<u64>; 2]) = match header {
+        Header::Event => (EVENT_TAG, [None, None]),
+        Header::Volatile => (VOLATILE_TAG, [None, None]),
+        Header::Request { id, timeout_ms } => (4, [Some(*id), Some(u64::from(*timeout_ms))]),
+        Header::Response { id } => (5, [Some(*id), None]),
+        Header::Cancel { id } => (7, [Some(*id), None]),
+        Header::Ping => (8, [None, None]),
+        Header::Pong => (9, [None, None]),
+        Header::StreamItem { id } => (11, [Some(*id), None]),
+        Header::Ack { received } => (14, [Some(*received), None]),
+        _ => return None,
+    };
+    out[0] = tag;
+    let mut len = 1;
+    for mut value in fields.into_iter().flatten() {
+        while value >= 0x80 {
+            out[len] = value as u8 | 0x80;
+            value >>= 7;
+            len += 1;
+        }
+        out[len] = value as u8;
+        len += 1;
+    }
+    Some(len)
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.buf.truncate(self.at);
+        }
+    }
 }
 
 /// Builds a frame that carries no payload (a `Failure`, `Close`, `Reject`,
@@ -1073,10 +1223,76 @@ impl Header {
 /// # Ok::<(), netsock::Error>(())
 /// ```
 pub fn decode(body: &Bytes) -> Result<(Header, Bytes), FrameError> {
+    if let Some((header, len)) = take_header(body) {
+        return Ok((header, body.slice(len..)));
+    }
     let (header, rest) =
         postcard::take_from_bytes::<Header>(body).map_err(|e| FrameError::Header(e.to_string()))?;
     let payload = body.slice(body.len() - rest.len()..);
     Ok((header, payload))
+}
+
+/// [`decode`], taking the body: the payload is the body's own bytes (no
+/// new reference to count).
+#[inline]
+pub(crate) fn decode_body(mut body: Bytes) -> Result<(Header, Bytes), FrameError> {
+    if body.first() == Some(&EVENT_TAG) {
+        // The most frequent frame, a tag alone.
+        body.advance(1);
+        return Ok((Header::Event, body));
+    }
+    let (header, len) = match take_header(&body) {
+        Some(read) => read,
+        None => {
+            let (header, rest) = postcard::take_from_bytes::<Header>(&body)
+                .map_err(|e| FrameError::Header(e.to_string()))?;
+            (header, body.len() - rest.len())
+        }
+    };
+    body.advance(len);
+    Ok((header, body))
+}
+
+/// Reads the headers [`put_header`] writes by hand, as postcard would,
+/// without going through serde; gives the header and its length. `None`
+/// for anything else (other kinds, and whatever postcard would refuse),
+/// which postcard then reads.
+fn take_header(body: &[u8]) -> Option<(Header, usize)> {
+    /// A postcard varint of at most `max_len` bytes whose last byte is at
+    /// most `last_max`, from `at` on.
+    fn varint(body: &[u8], at: &mut usize, max_len: usize, last_max: u8) -> Option<u64> {
+        let mut value = 0;
+        for i in 0..max_len {
+            let byte = *body.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return (i + 1 < max_len || byte <= last_max).then_some(value);
+            }
+        }
+        None
+    }
+    let u64 = |at: &mut usize| varint(body, at, 10, 0x01);
+    let u32 = |at: &mut usize| varint(body, at, 5, 0x0f).map(|v| v as u32);
+    let mut at = 1;
+    let header = match *body.first()? {
+        EVENT_TAG => Header::Event,
+        VOLATILE_TAG => Header::Volatile,
+        4 => Header::Request {
+            id: u64(&mut at)?,
+            timeout_ms: u32(&mut at)?,
+        },
+        5 => Header::Response { id: u64(&mut at)? },
+        7 => Header::Cancel { id: u64(&mut at)? },
+        8 => Header::Ping,
+        9 => Header::Pong,
+        11 => Header::StreamItem { id: u64(&mut at)? },
+        14 => Header::Ack {
+            received: u64(&mut at)?,
+        },
+        _ => return None,
+    };
+    Some((header, at))
 }
 
 #[cfg(test)]
@@ -1152,6 +1368,115 @@ mod tests {
         assert!(codec.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&[9, 8]);
         assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], &[8, 9, 8]);
+    }
+
+    /// The headers written by hand are postcard's bytes.
+    #[test]
+    fn hand_written_headers_are_postcards() {
+        let ids = [0, 1, 127, 128, 300, u32::MAX as u64, u64::MAX];
+        let mut headers = vec![Header::Event, Header::Volatile, Header::Ping, Header::Pong];
+        for &id in &ids {
+            headers.extend([
+                Header::Request {
+                    id,
+                    timeout_ms: id as u32,
+                },
+                Header::Response { id },
+                Header::Cancel { id },
+                Header::StreamItem { id },
+                Header::Ack { received: id },
+            ]);
+        }
+        for header in headers {
+            let mut out = [0; MAX_HAND_HEADER];
+            let len = put_header(&mut out, &header).unwrap();
+            assert_eq!(
+                out[..len],
+                postcard::to_stdvec(&header).unwrap()[..],
+                "{header:?}"
+            );
+        }
+        let mut out = [0; MAX_HAND_HEADER];
+        assert_eq!(
+            put_header(&mut out, &Header::Close(CloseReason::Normal)),
+            None
+        );
+    }
+
+    /// The headers read by hand are read as postcard reads them, and
+    /// whatever postcard refuses is left to it: every short body made of
+    /// a hand-read tag and bytes around the varints' edges.
+    #[test]
+    fn hand_read_headers_are_postcards() {
+        let tags = [3u8, 4, 5, 7, 8, 9, 11, 14, 15];
+        let bytes = [0u8, 1, 2, 0x0f, 0x10, 0x7f, 0x80, 0x81, 0xff];
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        for &tag in &tags {
+            bodies.push(vec![tag]);
+            for &a in &bytes {
+                bodies.push(vec![tag, a]);
+                for &b in &bytes {
+                    bodies.push(vec![tag, a, b]);
+                    for &c in &bytes {
+                        bodies.push(vec![tag, a, b, c]);
+                    }
+                }
+            }
+            // Long varints: 4 to 11 continuation bytes, then each last byte.
+            for run in 4..=11 {
+                for &last in &bytes {
+                    for second in [None, Some(0u8), Some(0x10)] {
+                        let mut body = vec![tag];
+                        body.extend(std::iter::repeat(0xff).take(run));
+                        body.push(last);
+                        body.extend(second);
+                        bodies.push(body.clone());
+                        // The same as the second field of a request.
+                        let mut request = vec![tag, 1];
+                        request.extend_from_slice(&body[1..]);
+                        bodies.push(request);
+                    }
+                }
+            }
+        }
+        for body in bodies {
+            let theirs = postcard::take_from_bytes::<Header>(&body)
+                .ok()
+                .map(|(header, rest)| (header, body.len() - rest.len()));
+            match take_header(&body) {
+                Some(ours) => assert_eq!(Some(ours), theirs, "{body:?}"),
+                None => assert!(!tags.contains(&body[0]) || theirs.is_none(), "{body:?}"),
+            }
+        }
+    }
+
+    /// A frame that fails to build leaves the buffer as it was, even when
+    /// the payload panics.
+    #[test]
+    fn encode_into_appends_whole_frames_or_nothing() {
+        struct Panics;
+        impl Serialize for Panics {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_u64(u64::MAX)?;
+                panic!("in the middle")
+            }
+        }
+        let mut buf = BytesMut::new();
+        let ping = encode_into(&mut buf, &Header::Ping, None::<&()>, 16).unwrap();
+        assert_eq!(ping, 5);
+        assert!(encode_into(&mut buf, &Header::Event, Some(&[0u8; 32]), 16).is_err());
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            encode_into(&mut buf, &Header::Event, Some(&Panics), 1024)
+        }));
+        assert!(caught.is_err());
+        assert_eq!(&buf[..], &[0, 0, 0, 1, 8]);
+        // The scratch buffer of `encode` is fine after a panic too.
+        let caught = std::panic::catch_unwind(|| encode(&Header::Event, Some(&Panics), 1024));
+        assert!(caught.is_err());
+        assert_eq!(
+            &encode(&Header::Event, Some(&"hi"), 1024).unwrap()[..],
+            &[0, 0, 0, 4, 3, 2, b'h', b'i']
+        );
     }
 
     #[test]
