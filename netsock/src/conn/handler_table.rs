@@ -114,6 +114,18 @@ impl<In> Handlers<In> {
         )
     }
 
+    /// Where an event of variant `index` goes when no `once_*` call takes
+    /// it: its handler, else the event stream.
+    fn handler_for(&self, index: u32, value: In) -> Route<In> {
+        match self.slots.get(index as usize) {
+            Some(Slot::Event(handler)) => Route::Handler(handler.clone(), value),
+            _ => match &self.stream {
+                Some((_, stream)) => Route::Handler(stream.clone(), value),
+                None => Route::Nowhere(value),
+            },
+        }
+    }
+
     /// Adds a `once_*` call waiting for the next event of this variant,
     /// forgetting those given up on. Out of range: nothing waits, and the
     /// receiver ends at once.
@@ -143,11 +155,18 @@ pub(crate) fn route<In>(
     value: In,
 ) -> Route<In> {
     let mut value = value;
-    let waiting = crate::sync::read(handlers)
-        .once
-        .get(index as usize)
-        .is_some_and(|q| !q.is_empty());
-    if waiting {
+    {
+        // The common case, no `once_*` call waiting: one read of the table.
+        let table = crate::sync::read(handlers);
+        if table
+            .once
+            .get(index as usize)
+            .map_or(true, VecDeque::is_empty)
+        {
+            return table.handler_for(index, value);
+        }
+    }
+    {
         let mut table = crate::sync::write(handlers);
         if let Some(queue) = table.once.get_mut(index as usize) {
             while let Some(tx) = queue.pop_front() {
@@ -159,14 +178,7 @@ pub(crate) fn route<In>(
             }
         }
     }
-    let table = crate::sync::read(handlers);
-    match table.slots.get(index as usize) {
-        Some(Slot::Event(handler)) => Route::Handler(handler.clone(), value),
-        _ => match &table.stream {
-            Some((_, stream)) => Route::Handler(stream.clone(), value),
-            None => Route::Nowhere(value),
-        },
-    }
+    crate::sync::read(handlers).handler_for(index, value)
 }
 
 /// The first moments of a client socket: until the deadline (or until
