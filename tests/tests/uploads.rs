@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::{stream, StreamExt};
-use netsock::frame::{Header, RemoteError, STREAM_WINDOW_ITEMS};
+use netsock::frame::{Header, RemoteError, RECEIVE_WINDOW_ITEMS, STREAM_WINDOW_ITEMS};
 use netsock::{CallError, Events, ItemStream, Server, Socket};
 use serde::{Deserialize, Serialize};
 use tests::{on_both_transports, within, Raw, TempDir, Transport};
@@ -196,7 +196,7 @@ async fn the_uploader_is_held_at_the_window_and_stops_at_the_reply(t: Transport)
     // ...having given at most what was read plus one window: credit held
     // the rest back.
     let given = source.given.load(Ordering::SeqCst);
-    let bound = 3000 + u64::from(STREAM_WINDOW_ITEMS);
+    let bound = 3000 + u64::from(RECEIVE_WINDOW_ITEMS);
     assert!(
         given <= bound,
         "the source gave {given} items, over {bound}"
@@ -379,12 +379,19 @@ async fn a_hostile_uploader_fails_its_own_upload_alone(t: Transport) {
         timeout_ms: 10_000,
     };
     raw.send(&request_frame, Some(&request)).await;
-    for n in 0..=u64::from(STREAM_WINDOW_ITEMS) {
+    for n in 0..=u64::from(RECEIVE_WINDOW_ITEMS) {
         let item = postcard::to_stdvec(&n).unwrap();
         raw.send(&Header::UploadItem { id: 1 }, Some(&item)).await;
     }
-    // The Pong says the server read all of it; then the handler reads.
+    // The Pong says the server read all of it (after the credit that
+    // widened the window to RECEIVE_WINDOW_ITEMS); then the handler reads.
     raw.send(&Header::Ping, None).await;
+    let widened = Header::UploadCredit {
+        id: 1,
+        items: RECEIVE_WINDOW_ITEMS - STREAM_WINDOW_ITEMS,
+        bytes: 0,
+    };
+    assert_eq!(within(raw.recv()).await.map(|f| f.0), Some(widened));
     assert!(matches!(within(raw.recv()).await, Some((Header::Pong, _))));
     hold.notify_one();
     // It got the window, then its upload failed with a protocol error: it
@@ -393,7 +400,7 @@ async fn a_hostile_uploader_fails_its_own_upload_alone(t: Transport) {
         (Header::Response { id: 1 }, payload) => postcard::from_bytes::<Tally>(&payload).unwrap(),
         other => panic!("unexpected {other:?}"),
     };
-    assert_eq!(tally.count, u64::from(STREAM_WINDOW_ITEMS));
+    assert_eq!(tally.count, u64::from(RECEIVE_WINDOW_ITEMS));
     assert!(tally.in_order);
     let error = tally.error.expect("the upload failed");
     assert!(error.contains("beyond the credit"), "{error}");

@@ -38,7 +38,8 @@ use crate::events::Events;
 use crate::handler::{panic_message, StreamItem};
 use crate::sync::lock;
 use crate::wire::frame::{
-    self, Header, RemoteError, PREFIX_LEN, STREAM_WINDOW_BYTES, STREAM_WINDOW_ITEMS,
+    self, Header, RemoteError, PREFIX_LEN, RECEIVE_WINDOW_ITEMS, STREAM_WINDOW_BYTES,
+    STREAM_WINDOW_ITEMS,
 };
 
 /// A stream as its pump sees it: complete item frames, or why the stream
@@ -90,9 +91,40 @@ struct Tables {
     /// Set when the connection ended: no stream opens any more.
     closed: Option<DisconnectReason>,
     /// Streams this side reads.
-    incoming: HashMap<(Dir, u64), Arc<Incoming>>,
+    incoming: HashMap<(Dir, u64), Arc<Incoming>, Keys>,
     /// Streams this side sends.
-    outgoing: HashMap<(Dir, u64), Arc<Outgoing>>,
+    outgoing: HashMap<(Dir, u64), Arc<Outgoing>, Keys>,
+}
+
+/// Hashes a stream's key with a multiply per word. Every item looks its
+/// stream up, and SipHash took a sixth of reading an item; its defence
+/// against chosen keys buys nothing here, where a peer's ids index tables
+/// bounded by the limit on open requests and streams.
+type Keys = std::hash::BuildHasherDefault<KeyHasher>;
+
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|b| self.write_u64(u64::from(*b)));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// What frames the connection sends for a stream, without knowing its
@@ -134,9 +166,6 @@ struct InState {
     /// What the sender may still send: it may send while both are positive.
     credit_items: i64,
     credit_bytes: i64,
-    /// Read by the consumer since the last grant.
-    read_items: u32,
-    read_bytes: u64,
 }
 
 impl Incoming {
@@ -148,9 +177,23 @@ impl Incoming {
                 waker: None,
                 credit_items: i64::from(STREAM_WINDOW_ITEMS),
                 credit_bytes: STREAM_WINDOW_BYTES as i64,
-                read_items: 0,
-                read_bytes: 0,
             }),
+        }
+    }
+
+    /// Widens the stream's item credit from the protocol's initial window
+    /// to [`RECEIVE_WINDOW_ITEMS`], telling the sender.
+    fn widen(&self, link: &Arc<dyn Link>, dir: Dir, id: u64) {
+        let extra = RECEIVE_WINDOW_ITEMS - STREAM_WINDOW_ITEMS;
+        {
+            let mut s = lock(&self.state);
+            if s.end.is_some() {
+                return;
+            }
+            s.credit_items += i64::from(extra);
+        }
+        if let Ok(frame) = frame::encode(&dir.credit(id, extra, 0), None::<&()>, usize::MAX) {
+            link.clone().send_control(frame);
         }
     }
 
@@ -583,7 +626,7 @@ pub trait ReceiveUpload<E: crate::events::Events> {
 ///
 /// The generated stub (`socket.watch(..)`) gives it once the peer accepted
 /// the request. Items arrive under credit: the peer sends at most a window
-/// ahead of what was read (1024 items, 256 KiB), so an `ItemStream` that is
+/// ahead of what was read (8192 items, 256 KiB), so an `ItemStream` that is
 /// not read holds at most that much, and holds its producer. The request's
 /// timeout applies to the first item too. Dropping it cancels the stream:
 /// the handler's stream is dropped on the peer.
@@ -628,6 +671,11 @@ pub struct ItemStream<T> {
     idle: Option<Duration>,
     /// The end was given (or the stream was cancelled): nothing more comes.
     done: bool,
+    /// Items taken from the shared queue, not yet read.
+    ready: VecDeque<(Bytes, usize)>,
+    /// Read since the last grant of credit.
+    read_items: u32,
+    read_bytes: u64,
     /// The upload this side sends with the same request, if any: it stops
     /// when this stream goes.
     _sending: Option<Sending>,
@@ -673,6 +721,7 @@ impl Upload {
     /// The upload's items, decoded as `T`.
     pub(crate) fn items<T>(mut self) -> ItemStream<T> {
         self.armed = false;
+        self.incoming.widen(&self.link, Dir::Upload, self.id);
         ItemStream {
             id: self.id,
             dir: Dir::Upload,
@@ -681,6 +730,9 @@ impl Upload {
             timer: None,
             idle: None,
             done: false,
+            ready: VecDeque::new(),
+            read_items: 0,
+            read_bytes: 0,
             _sending: None,
             item: PhantomData,
         }
@@ -736,6 +788,7 @@ impl Opening {
         sending: Option<Sending>,
     ) -> ItemStream<T> {
         self.armed = false;
+        self.incoming.widen(&self.link, Dir::Answer, self.id);
         ItemStream {
             id: self.id,
             dir: Dir::Answer,
@@ -744,6 +797,9 @@ impl Opening {
             timer: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d)), timeout)),
             idle: None,
             done: false,
+            ready: VecDeque::new(),
+            read_items: 0,
+            read_bytes: 0,
             _sending: sending,
             item: PhantomData,
         }
@@ -840,60 +896,72 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
     type Item = Result<T, CallError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
+        let this = &mut *self;
+        if this.done {
             return Poll::Ready(None);
         }
-        let mut s = lock(&self.incoming.state);
-        if let Some((payload, body)) = s.queue.pop_front() {
-            s.read_items += 1;
-            s.read_bytes += body as u64;
-            let grant = (s.read_items >= STREAM_WINDOW_ITEMS / 2
-                || s.read_bytes >= STREAM_WINDOW_BYTES / 2)
-                && s.end.is_none();
-            let credit = grant.then(|| {
-                let (items, bytes) = (s.read_items, s.read_bytes);
-                s.read_items = 0;
-                s.read_bytes = 0;
+        if this.ready.is_empty() {
+            // Take every item queued so far at once: the reader and this
+            // consumer then meet on the lock once per batch, not per item.
+            let mut s = lock(&this.incoming.state);
+            std::mem::swap(&mut s.queue, &mut this.ready);
+            if this.ready.is_empty() {
+                if let Some(end) = s.end.take() {
+                    drop(s);
+                    this.done = true;
+                    return Poll::Ready(end.err().map(Err));
+                }
+                match &mut s.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    w => *w = Some(cx.waker().clone()),
+                }
+                drop(s);
+                if let Some((sleep, after)) = &mut this.timer {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        let after = *after;
+                        this.done = true;
+                        this.stop();
+                        return Poll::Ready(Some(Err(CallError::Timeout { after })));
+                    }
+                }
+                return Poll::Pending;
+            }
+        }
+        let Some((payload, body)) = this.ready.pop_front() else {
+            return Poll::Pending; // not reached: `ready` was filled above
+        };
+        this.read_items += 1;
+        this.read_bytes += body as u64;
+        if this.read_items >= STREAM_WINDOW_ITEMS / 2 || this.read_bytes >= STREAM_WINDOW_BYTES / 2
+        {
+            // Grant back what was read, unless the stream has ended.
+            let (items, bytes) = (this.read_items, this.read_bytes);
+            this.read_items = 0;
+            this.read_bytes = 0;
+            let mut s = lock(&this.incoming.state);
+            let open = s.end.is_none();
+            if open {
                 s.credit_items += i64::from(items);
                 s.credit_bytes = s.credit_bytes.saturating_add(bytes as i64);
-                self.dir.credit(self.id, items, bytes)
-            });
+            }
             drop(s);
-            self.timer = self.idle.map(|idle| {
-                let sleep = tokio::time::sleep_until(tokio::time::Instant::now() + idle);
-                (Box::pin(sleep), idle)
-            });
-            if let Some(frame) =
-                credit.and_then(|c| frame::encode(&c, None::<&()>, usize::MAX).ok())
+            let credit = this.dir.credit(this.id, items, bytes);
+            if let Some(frame) = open
+                .then(|| frame::encode(&credit, None::<&()>, usize::MAX).ok())
+                .flatten()
             {
-                self.link.clone().send_control(frame);
-            }
-            let item = postcard::from_bytes(&payload).map_err(|e| {
-                let ty = std::any::type_name::<T>();
-                CallError::Codec(format!("cannot decode a stream item as {ty}: {e}"))
-            });
-            return Poll::Ready(Some(item));
-        }
-        if let Some(end) = s.end.take() {
-            drop(s);
-            self.done = true;
-            return Poll::Ready(end.err().map(Err));
-        }
-        match &mut s.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => *w = Some(cx.waker().clone()),
-        }
-        drop(s);
-        let this = &mut *self;
-        if let Some((sleep, after)) = &mut this.timer {
-            if sleep.as_mut().poll(cx).is_ready() {
-                let after = *after;
-                this.done = true;
-                this.stop();
-                return Poll::Ready(Some(Err(CallError::Timeout { after })));
+                this.link.clone().send_control(frame);
             }
         }
-        Poll::Pending
+        this.timer = this.idle.map(|idle| {
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::now() + idle);
+            (Box::pin(sleep), idle)
+        });
+        let item = postcard::from_bytes(&payload).map_err(|e| {
+            let ty = std::any::type_name::<T>();
+            CallError::Codec(format!("cannot decode a stream item as {ty}: {e}"))
+        });
+        Poll::Ready(Some(item))
     }
 }
 
