@@ -6,7 +6,8 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-import { loadSchema } from "../src/index.js";
+import { decodeFrame, encodeFrame, loadSchema, type Header } from "../src/index.js";
+import { connect as netConnect, type Socket as NetSocket } from "node:net";
 import type { EventMap } from "../src/index.js";
 
 /** clients/node, whether run from test/ or dist-test/test/. */
@@ -216,5 +217,39 @@ export async function startProducer(
         child.once("exit", () => resolve());
         child.stdin.end();
       }),
+  };
+}
+
+/** A raw connection to `addr` (a path, `unix:PATH` or `HOST:PORT`) that
+ * reads whole frames: `write` sends bytes as they are, `send` one frame. */
+export async function rawPeer(addr: string): Promise<{
+  sock: NetSocket;
+  next: () => Promise<Header | "end">;
+  write: (bytes: Uint8Array) => void;
+  send: (h: Header, payload?: Uint8Array) => void;
+}> {
+  const target = addr.startsWith("unix:") ? addr.slice(5).replace(/^\/\//, "") : addr;
+  const [host, port] = target.includes("/") ? [undefined, undefined] : target.split(":");
+  const sock = host !== undefined && port !== undefined ? netConnect(Number(port), host) : netConnect(target);
+  await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+  let buf = Buffer.alloc(0);
+  const queue: (Header | "end")[] = [];
+  const waiters: ((h: Header | "end") => void)[] = [];
+  const push = (h: Header | "end") => (waiters.length ? waiters.shift()!(h) : queue.push(h));
+  sock.on("data", (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const len = buf.readUInt32BE(0);
+      push(decodeFrame(buf.subarray(4, 4 + len)).header);
+      buf = buf.subarray(4 + len);
+    }
+  });
+  sock.on("close", () => push("end"));
+  sock.on("error", () => {});
+  return {
+    sock,
+    next: () => (queue.length ? Promise.resolve(queue.shift()!) : waitFor("a frame", (done) => waiters.push(done))),
+    write: (bytes) => sock.write(bytes),
+    send: (h, payload) => sock.write(encodeFrame(h, payload)),
   };
 }

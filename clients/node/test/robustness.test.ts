@@ -1,7 +1,7 @@
 /** What a peer cannot break: garbage, oversize frames, a dead peer, a lost server. */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { connect as netConnect, createServer, type Socket as NetSocket } from "node:net";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
 
@@ -21,37 +21,12 @@ import {
   encodeFrame,
   type Header,
 } from "../src/index.js";
-import { interop, serveRust, tempDir, waitFor } from "./helpers.js";
+import { interop, rawPeer, serveRust, tempDir, waitFor } from "./helpers.js";
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
 let n = 0;
 const sockPath = () => join(tmp.dir, `r${n++}.sock`);
-
-/** A raw connection reading whole frames. */
-async function raw(addr: string): Promise<{ sock: NetSocket; next: () => Promise<Header | "end">; send: (b: Uint8Array) => void }> {
-  const sock = netConnect(addr.startsWith("unix:") ? addr.slice(5).replace(/^\/\//, "") : addr);
-  await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
-  let buf = Buffer.alloc(0);
-  const queue: (Header | "end")[] = [];
-  const waiters: ((h: Header | "end") => void)[] = [];
-  const push = (h: Header | "end") => (waiters.length ? waiters.shift()!(h) : queue.push(h));
-  sock.on("data", (d) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-      const len = buf.readUInt32BE(0);
-      push(decodeFrame(buf.subarray(4, 4 + len)).header);
-      buf = buf.subarray(4 + len);
-    }
-  });
-  sock.on("close", () => push("end"));
-  sock.on("error", () => {});
-  return {
-    sock,
-    next: () => (queue.length ? Promise.resolve(queue.shift()!) : waitFor("a frame", (done) => waiters.push(done))),
-    send: (b) => sock.write(b),
-  };
-}
 
 const hello = (id: bigint, version = PROTOCOL_VERSION, maxFrame = 1 << 20): Uint8Array =>
   encodeFrame({
@@ -83,13 +58,13 @@ test("the Rust server and ours: a wrong version is rejected, garbage after the h
   const io = await ourServer();
   try {
     for (const addr of [rust.addr, io.address]) {
-      const v = await raw(addr);
-      v.send(hello(interop().id, 2));
+      const v = await rawPeer(addr);
+      v.write(hello(interop().id, 2));
       assert.deepEqual(await v.next(), { kind: "Reject", reason: { kind: "VersionMismatch", server: 1, client: 2 } });
-      const c = await raw(addr);
-      c.send(hello(interop().id));
+      const c = await rawPeer(addr);
+      c.write(hello(interop().id));
       assert.equal((await c.next() as Header).kind, "Welcome");
-      c.send(new Uint8Array([0, 0, 0, 3, 0xff, 0xff, 0xff]));
+      c.write(new Uint8Array([0, 0, 0, 3, 0xff, 0xff, 0xff]));
       const close = await c.next();
       assert.ok(close !== "end" && close.kind === "Close" && close.reason.kind === "Protocol", JSON.stringify(close, (_, v) => (typeof v === "bigint" ? String(v) : v)));
       assert.equal(await c.next(), "end");
@@ -120,24 +95,24 @@ test("random bytes never crash our server: undecodable events are dropped, reque
   try {
     // Before the handshake: whatever arrives is answered Reject or the connection ends.
     for (let i = 0; i < 20; i++) {
-      const c = await raw(io.address);
+      const c = await rawPeer(io.address);
       const body = random(1 + (i % 40));
-      c.send(new Uint8Array([0, 0, 0, body.length, ...body]));
+      c.write(new Uint8Array([0, 0, 0, body.length, ...body]));
       const first = await c.next();
       assert.ok(first === "end" || first.kind === "Reject", String(first));
       c.sock.destroy();
     }
     // After it: random payloads in Event and Request frames.
-    const c = await raw(io.address);
-    c.send(hello(interop().id));
+    const c = await rawPeer(io.address);
+    c.write(hello(interop().id));
     assert.equal(((await c.next()) as Header).kind, "Welcome");
     let requests = 0;
     for (let i = 0; i < 50; i++) {
       const payload = random(1 + (i % 30));
       payload[0] = payload[0]! % 9; // mostly known variant indexes, some unknown
-      if (i % 2 === 0) c.send(encodeFrame({ kind: "Event" }, payload));
+      if (i % 2 === 0) c.write(encodeFrame({ kind: "Event" }, payload));
       else {
-        c.send(encodeFrame({ kind: "Request", id: BigInt(i), timeoutMs: 0 }, payload));
+        c.write(encodeFrame({ kind: "Request", id: BigInt(i), timeoutMs: 0 }, payload));
         requests++;
       }
     }
@@ -151,7 +126,7 @@ test("random bytes never crash our server: undecodable events are dropped, reque
     assert.ok(answers.every((h) => h.kind === "Failure" || h.kind === "Response"));
     assert.ok(answers.some((h) => h.kind === "Failure" && h.error.kind === "BadRequest"));
     assert.ok(reported.length > 0);
-    c.send(encodeFrame({ kind: "Ping" }));
+    c.write(encodeFrame({ kind: "Ping" }));
     assert.deepEqual(await c.next(), { kind: "Pong" });
     c.sock.destroy();
   } finally {
@@ -162,20 +137,20 @@ test("random bytes never crash our server: undecodable events are dropped, reque
 test("our server: a stranger gets Reject(BadMagic), a wrong version VersionMismatch, a tiny limit FrameLimitTooSmall", async () => {
   const io = await ourServer();
   try {
-    let c = await raw(io.address);
-    c.send(new Uint8Array([0, 0, 0, 5, 1, 2, 3, 4, 5]));
+    let c = await rawPeer(io.address);
+    c.write(new Uint8Array([0, 0, 0, 5, 1, 2, 3, 4, 5]));
     assert.deepEqual(await c.next(), { kind: "Reject", reason: { kind: "BadMagic" } });
-    c = await raw(io.address);
-    c.send(new Uint8Array([0, 0, 0x20, 0, 0])); // an 8 KiB first frame (over 4 KiB), body never sent
+    c = await rawPeer(io.address);
+    c.write(new Uint8Array([0, 0, 0x20, 0, 0])); // an 8 KiB first frame (over 4 KiB), body never sent
     assert.deepEqual(await c.next(), { kind: "Reject", reason: { kind: "BadMagic" } });
-    c = await raw(io.address);
-    c.send(hello(interop().id, 2));
+    c = await rawPeer(io.address);
+    c.write(hello(interop().id, 2));
     assert.deepEqual(await c.next(), { kind: "Reject", reason: { kind: "VersionMismatch", server: 1, client: 2 } });
-    c = await raw(io.address);
-    c.send(hello(interop().id, 1, 100));
+    c = await rawPeer(io.address);
+    c.write(hello(interop().id, 1, 100));
     assert.deepEqual(await c.next(), { kind: "Reject", reason: { kind: "FrameLimitTooSmall", maxFrame: 100, min: MIN_MAX_FRAME } });
-    c = await raw(io.address);
-    c.send(hello(1234n));
+    c = await rawPeer(io.address);
+    c.write(hello(1234n));
     const r = await c.next();
     assert.ok(r !== "end" && r.kind === "Reject" && r.reason.kind === "SchemaDiffers");
     assert.equal(io.sockets.size, 0);
@@ -187,14 +162,14 @@ test("our server: a stranger gets Reject(BadMagic), a wrong version VersionMisma
 test("our server: a frame over its limit gets Close(FrameTooLarge); a Ping gets a Pong", async () => {
   const io = await ourServer({ maxFrame: 2048 });
   try {
-    const c = await raw(io.address);
-    c.send(hello(interop().id));
+    const c = await rawPeer(io.address);
+    c.write(hello(interop().id));
     const welcome = await c.next();
     assert.ok(welcome !== "end" && welcome.kind === "Welcome" && welcome.maxFrame === 2048);
-    c.send(encodeFrame({ kind: "Ping" }));
+    c.write(encodeFrame({ kind: "Ping" }));
     assert.deepEqual(await c.next(), { kind: "Pong" });
     assert.equal(io.sockets.size, 1);
-    c.send(new Uint8Array([0, 0, 0x10, 0]));
+    c.write(new Uint8Array([0, 0, 0x10, 0]));
     assert.deepEqual(await c.next(), { kind: "Close", reason: { kind: "FrameTooLarge", size: 4096n, max: 2048n } });
     assert.equal(await c.next(), "end");
   } finally {

@@ -9,12 +9,12 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { connect as netConnect, createServer, type Socket as NetSocket } from "node:net";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
 
 import { NetsockError, PROTOCOL_VERSION, Server, Writer, connect, decodeFrame, encodeFrame, loadSchema, type ClientSocket, type Header } from "../src/index.js";
-import { PACKAGE_DIR, tempDir, waitFor } from "./helpers.js";
+import { PACKAGE_DIR, rawPeer, tempDir } from "./helpers.js";
 
 type Files = {
   Put: { payload: string; request: true; response: bigint; upload: Uint8Array };
@@ -26,31 +26,6 @@ const tmp = tempDir();
 after(() => tmp.cleanup());
 let n = 0;
 const sockPath = () => join(tmp.dir, `u${n++}.sock`);
-
-/** A raw connection reading whole frames. */
-async function raw(path: string): Promise<{ sock: NetSocket; next: () => Promise<Header | "end">; send: (h: Header, payload?: Uint8Array) => void }> {
-  const sock = netConnect(path);
-  await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
-  let buf = Buffer.alloc(0);
-  const queue: (Header | "end")[] = [];
-  const waiters: ((h: Header | "end") => void)[] = [];
-  const push = (h: Header | "end") => (waiters.length ? waiters.shift()!(h) : queue.push(h));
-  sock.on("data", (d) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-      const len = buf.readUInt32BE(0);
-      push(decodeFrame(buf.subarray(4, 4 + len)).header);
-      buf = buf.subarray(4 + len);
-    }
-  });
-  sock.on("close", () => push("end"));
-  sock.on("error", () => {});
-  return {
-    sock,
-    next: () => (queue.length ? Promise.resolve(queue.shift()!) : waitFor("a frame", (done) => waiters.push(done))),
-    send: (h, payload) => sock.write(encodeFrame(h, payload)),
-  };
-}
 
 const bytesItem = (bytes: number[]) => {
   const w = new Writer();
@@ -67,7 +42,7 @@ test("our server answers an upload request NoHandler, ignores the upload frames 
     assert.throws(() => (socket as unknown as { on: (name: string, handler: () => bigint) => void }).on("Put", () => 1n), /Put carries an upload stream, which this package does not serve/);
   });
   try {
-    const c = await raw(io.address);
+    const c = await rawPeer(io.address);
     const schema = files();
     c.send({ kind: "Hello", magic: new Uint8Array([0x4e, 0x53, 0x43, 0x4b]), version: PROTOCOL_VERSION, sends: schema.id, receives: schema.id, maxFrame: 1 << 20, lenient: false, auth: null });
     assert.equal(((await c.next()) as Header).kind, "Welcome");
