@@ -98,11 +98,11 @@ async fn main() -> Result<(), BoxError> {
     }
     let last = fast_reader.await??;
     assert_eq!(last.map(|t| t.seq), Some(9_999));
-    // For the slow one, the server ran at most a window (1024 small ticks)
+    // For the slow one, the server ran at most a window (8192 small ticks)
     // ahead of what was read, not a million.
     let ahead = produced.load(Ordering::Relaxed) - 10_000;
     println!("slow subscriber: read 5, the server produced {ahead}");
-    assert!(ahead <= 5 + u64::from(netsock::frame::STREAM_WINDOW_ITEMS));
+    assert!(ahead <= 5 + u64::from(netsock::frame::RECEIVE_WINDOW_ITEMS));
     drop(ticks); // cancels: the server drops its stream
                  // ANCHOR_END: slow
 
