@@ -203,8 +203,10 @@ async fn requests_wait_while_offline(t: Transport) {
     let mut first = first_server(t, &dir).await;
     let addr = fixed(&first.io);
     let socket = client(&addr, fast().offline_buffer(2)).await;
-    let strict = client(&addr, fast().fail_offline()).await;
+    // `socket`'s side, before another client connects: the two could be
+    // announced in either order.
     let server_side = within(first.connected.recv()).await.unwrap();
+    let strict = client(&addr, fast().fail_offline()).await;
     let (on_disconnect, mut disconnects) = channel();
     socket.on_disconnect(on_disconnect);
     let (on_strict_disconnect, mut strict_disconnects) = channel();
