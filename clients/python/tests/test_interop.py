@@ -105,7 +105,7 @@ class ClientAgainstRustServer(AsyncTest):
             # A frame kind that does not exist, after the handshake.
             raw = await RawPeer.open(where)
             self.assertEqual((await raw.handshake(self.schema)).kind, "Welcome")
-            raw.send_body(b"\x10\x00")
+            raw.send_body(b"\x13\x00")
             header, _ = await raw.recv_kind("Close")
             self.assertEqual(header.reason.kind, "Protocol")
             self.assertTrue(await raw.at_eof())

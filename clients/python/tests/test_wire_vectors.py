@@ -216,7 +216,7 @@ class WireVectors(unittest.TestCase):
                 self.assertEqual(decoded, payload)
 
     def test_unknown_kinds_and_reasons_do_not_decode(self) -> None:
-        for body in (b"\x10", b"\x02\x08", b"\x0a\x05", b"\x06\x01\x08", b"\x0c\x01\x01\x08", b"\xff\xff\xff\xff\x7f"):
+        for body in (b"\x13", b"\x02\x08", b"\x0a\x05", b"\x06\x01\x08", b"\x0c\x01\x01\x08", b"\xff\xff\xff\xff\x7f"):
             with self.subTest(body.hex()), self.assertRaises(netsock.DecodeError):
                 decode_body(body)
 
