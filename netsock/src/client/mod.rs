@@ -87,6 +87,9 @@ struct State<In> {
     offline: Option<Offline>,
     /// `close()` was called: no more reconnects.
     closing: bool,
+    /// The socket is closed for good (`ended` has the reason): read with
+    /// the state, so that a send looks at one lock.
+    ended: bool,
 }
 
 struct Offline {
@@ -241,6 +244,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
                 conn: conn.clone(),
                 offline: None,
                 closing: false,
+                ended: false,
             }),
             ended: watch::Sender::new(None),
             wake: Notify::new(),
@@ -261,8 +265,9 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
     /// The connection to make a request on, or why there is none.
     pub(crate) fn online(&self) -> std::result::Result<Arc<Shared<In>>, DisconnectReason> {
         let state = lock(&self.state);
-        if let Some(reason) = self.ended.borrow().clone() {
-            return Err(reason);
+        if state.ended {
+            drop(state);
+            return Err(self.end_reason().unwrap_or(DisconnectReason::ClosedLocally));
         }
         match &state.offline {
             Some(offline) => Err(offline.reason.clone()),
@@ -333,7 +338,9 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         mode: Mode,
     ) -> Result<Option<Arc<Shared<In>>>> {
         let mut state = lock(&self.state);
-        if let Some(reason) = self.ended.borrow().clone() {
+        if state.ended {
+            drop(state);
+            let reason = self.end_reason().unwrap_or(DisconnectReason::ClosedLocally);
             return Err(Error::Disconnected(reason));
         }
         let State { conn, offline, .. } = &mut *state;
@@ -468,6 +475,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
             let mut state = lock(&self.state);
             let unsent = state.offline.take().map_or(0, |o| o.frames.len());
             self.ended.send_replace(Some(reason.clone()));
+            state.ended = true;
             unsent
         };
         self.back.notify_waiters();
