@@ -17,7 +17,7 @@ use crate::client::{Mode, Redialer};
 use crate::config::{config_setters, Config};
 use crate::conn::calls::Registered;
 use crate::conn::event_stream::{subscribe, EventStream};
-use crate::conn::handler_table::{BoxFuture, Slot};
+use crate::conn::handler_table::{event_fn, BoxFuture, Slot};
 use crate::conn::serve::encode_reply;
 use crate::conn::streams::{item_frames, Dir, ItemStream, Opening, Sending, Upload};
 use crate::conn::SocketId;
@@ -1973,9 +1973,9 @@ impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
         Fut: Future + Send + 'static,
         Fut::Output: EventOutcome,
     {
-        let f = Arc::new(move |value: In| {
+        let f = event_fn(move |value: In| {
             let done = handler(value);
-            Box::pin(async move { done.await.into_outcome() }) as BoxFuture<_>
+            async move { done.await.into_outcome() }
         });
         self.set_slot(variant, Slot::Event(f));
     }
@@ -1987,12 +1987,14 @@ impl<In: Events, Out: Events> crate::endpoint::Receive<In> for Socket<In, Out> {
         Fut::Output: EventOutcome,
     {
         let me = self.downgrade();
-        let f = Arc::new(move |value: In| match me.upgrade() {
-            Some(socket) => {
-                let done = handler(socket, value);
-                Box::pin(async move { done.await.into_outcome() }) as BoxFuture<_>
+        let f = event_fn(move |value: In| {
+            let done = me.upgrade().map(|socket| handler(socket, value));
+            async move {
+                match done {
+                    Some(done) => done.await.into_outcome(),
+                    None => Err(GONE.to_owned()),
+                }
             }
-            None => Box::pin(std::future::ready(Err(GONE.to_owned()))) as BoxFuture<_>,
         });
         self.set_slot(variant, Slot::Event(f));
     }

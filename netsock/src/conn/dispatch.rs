@@ -5,14 +5,14 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::handler_table::{route, BoxFuture, Outcome, Route};
+use super::handler_table::{route, BoxFuture, Called, Outcome, Route};
 use super::Shared;
 use crate::error::{CodecError, SocketError};
 use crate::events::{variant_name, Events};
@@ -37,14 +37,14 @@ pub(super) enum Inbound {
 /// A started event handler and the event's name.
 pub(super) type Running = (BoxFuture<Outcome>, &'static str);
 
-/// What became of an event handed to [`start_handler`].
+/// What became of an event handed to [`start_handler`] or [`handle_now`].
 pub(super) enum Started {
     /// Its handler is running.
     Running(Running),
     /// Handled (or reported) already.
     Done,
     /// No handler yet, and the socket is settling: the event waits for one.
-    Waits(Bytes),
+    Waits,
 }
 
 impl EventTask {
@@ -66,15 +66,15 @@ pub(super) async fn event_loop<In: Events>(
     while let Some(inbound) = events.recv().await {
         let running = match inbound {
             Inbound::Running(running) => Some(running),
-            Inbound::Payload(payload) => match start_handler(&shared, payload) {
+            Inbound::Payload(payload) => match handle_now(&shared, &payload).await {
                 Started::Running(running) => Some(running),
                 Started::Done => None,
-                Started::Waits(payload) => {
+                Started::Waits => {
                     // Everything behind it waits too, so order holds.
                     settle(&shared, &payload).await;
-                    match start_handler(&shared, payload) {
+                    match handle_now(&shared, &payload).await {
                         Started::Running(running) => Some(running),
-                        Started::Done | Started::Waits(_) => None,
+                        Started::Done | Started::Waits => None,
                     }
                 }
             },
@@ -107,45 +107,24 @@ async fn settle<In: Events>(shared: &Shared<In>, payload: &[u8]) {
         .await;
 }
 
-/// Handles an event in the reader when its handler finishes at once (the
-/// common case: no task wake-up); otherwise gives back what the event task
-/// must finish: the started handler, or the event, when it waits for its
-/// handler.
-pub(super) async fn handle_now<In: Events>(
-    shared: &Arc<Shared<In>>,
-    payload: Bytes,
-) -> Option<Inbound> {
-    let (mut handler, event) = match start_handler(shared, payload) {
-        Started::Running(running) => running,
-        Started::Done => return None,
-        Started::Waits(payload) => return Some(Inbound::Payload(payload)),
-    };
-    let polled = std::future::poll_fn(|cx| {
-        Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
-            handler.as_mut().poll(cx)
-        })))
-    })
-    .await;
-    match polled {
-        Ok(Poll::Ready(Ok(()))) => None,
-        Ok(Poll::Ready(Err(message))) => {
-            shared.report(SocketError::HandlerFailed { event, message });
-            None
-        }
-        Ok(Poll::Pending) => Some(Inbound::Running((handler, event))),
-        Err(p) => {
-            let message = crate::handler::panic_message(&*p);
-            shared.report(SocketError::HandlerPanicked { event, message });
-            None
-        }
-    }
+/// Handles an event in the calling task (the reader, when nothing is
+/// queued before it: no task wake-up) as far as its handler goes at once;
+/// gives back what the event task must finish: the started handler
+/// (`Running`), or the event, when it waits for its handler (`Waits`: the
+/// caller keeps the payload).
+pub(super) async fn handle_now<In: Events>(shared: &Shared<In>, payload: &[u8]) -> Started {
+    std::future::poll_fn(|cx| Poll::Ready(start_handler(shared, payload, cx))).await
 }
 
 /// Decodes an event and calls its handler (or hands it to a `once_*` call
-/// or the event stream), giving the handler's future; reports an event that
-/// cannot be decoded or has nowhere to go, except while the socket settles.
-pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> Started {
-    let value = match postcard::from_bytes::<In>(&payload) {
+/// or the event stream), which runs as far as it goes at once in `cx`'s
+/// task; gives the handler's future if it waits; reports an event that
+/// cannot be decoded or has nowhere to go, except while the socket settles,
+/// and a handler that failed or panicked. The handler table is read once
+/// (with the `on_any` observer), unless a `once_*` call waits for this
+/// variant.
+fn start_handler<In: Events>(shared: &Shared<In>, payload: &[u8], cx: &mut Context<'_>) -> Started {
+    let value = match postcard::from_bytes::<In>(payload) {
         Ok(value) => value,
         Err(source) => {
             shared.meter.add(|c| &c.events_invalid, 1);
@@ -166,11 +145,20 @@ pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> 
         shared.report(SocketError::RequestAsEvent { event });
         return Started::Done;
     }
-    if shared.settle.active() && !read(&shared.handlers).takes_event(index) {
-        return Started::Waits(payload);
-    }
-    shared.observe(&value);
-    let (handler, value) = match route(&shared.handlers, index, value) {
+    let settling = shared.settle.active();
+    let (found, any) = {
+        let table = read(&shared.handlers);
+        if settling && !table.takes_event(index) {
+            return Started::Waits;
+        }
+        (table.event_handler(index), table.any.clone())
+    };
+    shared.observe_with(any, &value);
+    let routed = match found {
+        Some(handler) => Route::Handler(handler, value),
+        None => route(&shared.handlers, index, value),
+    };
+    let (handler, value) = match routed {
         Route::Handler(handler, value) => (handler, value),
         Route::Taken => return Started::Done,
         Route::Nowhere(_) => {
@@ -179,8 +167,13 @@ pub(super) fn start_handler<In: Events>(shared: &Shared<In>, payload: Bytes) -> 
             return Started::Done;
         }
     };
-    match std::panic::catch_unwind(AssertUnwindSafe(|| handler(value))) {
-        Ok(future) => Started::Running((future, event)),
+    match std::panic::catch_unwind(AssertUnwindSafe(|| handler(value, cx))) {
+        Ok(Called::Done(Ok(()))) => Started::Done,
+        Ok(Called::Done(Err(message))) => {
+            shared.report(SocketError::HandlerFailed { event, message });
+            Started::Done
+        }
+        Ok(Called::Running(future)) => Started::Running((future, event)),
         Err(p) => {
             let message = crate::handler::panic_message(&*p);
             shared.report(SocketError::HandlerPanicked { event, message });

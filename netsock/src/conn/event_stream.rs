@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 
-use super::handler_table::{Handlers, Outcome};
+use super::handler_table::{event_fn, Handlers};
 use crate::events::Events;
 use crate::sync::write;
 
@@ -83,13 +83,13 @@ pub(crate) fn subscribe<In: Events>(handlers: &Arc<RwLock<Handlers<In>>>) -> Eve
     // running handler would.
     let (tx, rx) = mpsc::channel::<In>(1);
     let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
-    let send = Arc::new(move |value: In| {
+    let send = event_fn(move |value: In| {
         let tx = tx.clone();
-        Box::pin(async move {
+        async move {
             tx.send(value)
                 .await
                 .map_err(|_| "its EventStream was dropped before taking it".to_owned())
-        }) as Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>
+        }
     });
     write(handlers).stream = Some((ticket, send));
     EventStream {

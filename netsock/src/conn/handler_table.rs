@@ -6,7 +6,8 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +24,56 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 /// What an event handler's future gives: `Err(message)` when it returned an
 /// error (reported to the error hook).
 pub(crate) type Outcome = Result<(), String>;
-pub(crate) type EventFn<In> = Arc<dyn Fn(In) -> BoxFuture<Outcome> + Send + Sync>;
+/// An event handler: called with the event and the calling task's context,
+/// it runs the handler's future as far as it goes at once (see
+/// [`event_fn`]).
+pub(crate) type EventFn<In> = Arc<dyn Fn(In, &mut Context<'_>) -> Called + Send + Sync>;
+
+/// What calling an [`EventFn`] gave.
+pub(crate) enum Called {
+    /// The handler finished at once, with this outcome.
+    Done(Outcome),
+    /// The handler is still running: its future, polled once.
+    Running(BoxFuture<Outcome>),
+}
+
+/// Makes an [`EventFn`] of a handler giving futures. Each future is polled
+/// once where it is made; one that finishes at once (the common case)
+/// leaves its allocation for the next one, so that handling an event
+/// allocates nothing. One that waits is handed out whole.
+pub(crate) fn event_fn<In, F, Fut>(handler: F) -> EventFn<In>
+where
+    F: Fn(In) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let spare: Mutex<Option<Pin<Box<Fut>>>> = Mutex::new(None);
+    Arc::new(move |value, cx| {
+        let future = handler(value);
+        // Never contended: one connection's events are handled one at a
+        // time. A panic while it was held left it empty, which is fine.
+        let mut slot = match spare.try_lock() {
+            Ok(slot) => Some(slot),
+            Err(TryLockError::Poisoned(slot)) => Some(slot.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let mut boxed = match slot.as_mut().and_then(|slot| slot.take()) {
+            Some(mut boxed) => {
+                boxed.set(future);
+                boxed
+            }
+            None => Box::pin(future),
+        };
+        match boxed.as_mut().poll(cx) {
+            Poll::Ready(outcome) => {
+                if let Some(slot) = slot.as_mut() {
+                    **slot = Some(boxed);
+                }
+                Called::Done(outcome)
+            }
+            Poll::Pending => Called::Running(boxed),
+        }
+    })
+}
 /// Takes the request, its id, the largest frame the peer accepts and the
 /// upload the request carries, if it does; returns the complete reply
 /// frame.
@@ -123,6 +173,20 @@ impl<In> Handlers<In> {
                 Some((_, stream)) => Route::Handler(stream.clone(), value),
                 None => Route::Nowhere(value),
             },
+        }
+    }
+
+    /// The handler (or event stream) an event of variant `index` goes to,
+    /// when no `once_*` call waits for it; `None` when one may, or when
+    /// nothing takes it: [`route`] decides.
+    pub(crate) fn event_handler(&self, index: u32) -> Option<EventFn<In>> {
+        let i = index as usize;
+        if !self.once.get(i).map_or(true, VecDeque::is_empty) {
+            return None;
+        }
+        match self.slots.get(i) {
+            Some(Slot::Event(handler)) => Some(handler.clone()),
+            _ => self.stream.as_ref().map(|(_, stream)| stream.clone()),
         }
     }
 

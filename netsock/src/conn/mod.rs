@@ -52,7 +52,7 @@ use tracing::Instrument;
 
 use self::calls::{Calls, Reply};
 use self::dispatch::EventTask;
-use self::handler_table::{call_caught, Handlers, Settle};
+use self::handler_table::{call_caught, AnyFn, Handlers, Settle};
 use self::outbox::Outbox;
 use self::reader::read_loop;
 use self::session::Session;
@@ -591,6 +591,12 @@ impl<In: Events> Shared<In> {
     /// Shows an incoming value to the `on_any` observer, if any.
     fn observe(&self, value: &In) {
         let any = read(&self.handlers).any.clone();
+        self.observe_with(any, value);
+    }
+
+    /// Shows an incoming value to `any`, the `on_any` observer read from
+    /// the handler table.
+    fn observe_with(&self, any: Option<AnyFn<In>>, value: &In) {
         if let Some(any) = any {
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| any(value))) {
                 let message = crate::handler::panic_message(&*p);

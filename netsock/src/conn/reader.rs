@@ -12,7 +12,9 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 
-use super::dispatch::{handle_now, EventTask, Inbound};
+use bytes::{Buf, Bytes};
+
+use super::dispatch::{handle_now, EventTask, Inbound, Started};
 use super::serve::{serve_now, spawn_request};
 use super::session::{ACK_DELAY, ACK_EVERY};
 use super::streams::Dir;
@@ -22,7 +24,7 @@ use crate::events::Events;
 use crate::sync::lock;
 use crate::throttle::warn_throttled;
 use crate::transport::ReadHalf;
-use crate::wire::frame::{self, FrameCodec, FrameError, Header};
+use crate::wire::frame::{self, FrameCodec, FrameError, Header, EVENT_TAG, VOLATILE_TAG};
 
 pub(super) async fn read_loop<In: Events>(
     shared: &Arc<Shared<In>>,
@@ -54,7 +56,40 @@ pub(super) async fn read_loop<In: Events>(
     let ack_timer = tokio::time::sleep(ACK_DELAY);
     tokio::pin!(ack_timer);
     let mut ack_armed = false;
+    // Frames of the read buffer counted in already (see `count_in`).
+    let mut ahead = 0;
     loop {
+        // Events already read, while the reader may run their handlers
+        // itself, are handled where they lie in the read buffer: none is
+        // split off it.
+        if shared.events_queued.load(Ordering::Acquire) == 0 && shared.has_started() {
+            let max = frames.decoder().max_frame_size();
+            let buffered = frames.read_buffer();
+            if let Some(body) = frame::peek_body(buffered, max)
+                .filter(|body| matches!(body.first(), Some(&(EVENT_TAG | VOLATILE_TAG))))
+            {
+                let len = frame::PREFIX_LEN + body.len();
+                count_in(shared, &mut ahead, len, &buffered[len..], max);
+                last_seen = arrived;
+                tracing::trace!(socket = %shared.id, tag = body[0], len = body.len() - 1, "event in");
+                if let (Some(session), EVENT_TAG) = (session, body[0]) {
+                    session.note_received();
+                }
+                let payload = &body[1..];
+                let inbound = match handle_now(shared, payload).await {
+                    Started::Done => None,
+                    Started::Running(running) => Some(Inbound::Running(running)),
+                    Started::Waits => Some(Inbound::Payload(Bytes::copy_from_slice(payload))),
+                };
+                frames.read_buffer_mut().advance(len);
+                if let Some(inbound) = inbound {
+                    if let Err(reason) = hand_over(shared, events, stop.as_mut(), inbound).await {
+                        return reason;
+                    }
+                }
+                continue;
+            }
+        }
         // The rest of a read is decoded without looking at the timers and
         // signals below (they cost a waker registration each): they are
         // looked at again once per read, which a buffer's worth of frames
@@ -143,12 +178,14 @@ pub(super) async fn read_loop<In: Events>(
         }
         last_seen = arrived;
         let size = body.len();
-        // Counted before anything the frame does can be seen (a call it
-        // completes, say).
-        shared.meter.add(|c| &c.frames_in, 1);
-        shared
-            .meter
-            .add(|c| &c.bytes_in, (size + frame::PREFIX_LEN) as u64);
+        let max = frames.decoder().max_frame_size();
+        count_in(
+            shared,
+            &mut ahead,
+            size + frame::PREFIX_LEN,
+            frames.read_buffer(),
+            max,
+        );
         let (header, payload) = match frame::decode_body(body) {
             Ok(decoded) => decoded,
             Err(err) => {
@@ -164,35 +201,21 @@ pub(super) async fn read_loop<In: Events>(
         }
         match header {
             Header::Event | Header::Volatile => {
-                // Handled here when nothing is queued before it and its
-                // handler finishes at once; otherwise by the event task.
+                // The first of a read (the rest are handled above, in the
+                // buffer): handled here when nothing is queued before it and
+                // its handler finishes at once; otherwise by the event task.
                 let queued = shared.events_queued.load(Ordering::Acquire) > 0;
                 let inbound = if queued || !shared.has_started() {
                     Inbound::Payload(payload)
                 } else {
-                    match handle_now(shared, payload).await {
-                        None => continue,
-                        Some(running) => running,
+                    match handle_now(shared, &payload).await {
+                        Started::Done => continue,
+                        Started::Running(running) => Inbound::Running(running),
+                        Started::Waits => Inbound::Payload(payload),
                     }
                 };
-                let task = events.get_or_insert_with(|| EventTask::start(shared));
-                shared.events_queued.fetch_add(1, Ordering::AcqRel);
-                // The send may wait: replies queued quietly go out first.
-                shared.write_through();
-                // Without waiting when there is room (no stop signal to
-                // watch); the wait is boxed, out of the reader's size.
-                let inbound = match task.tx.try_send(inbound) {
-                    Ok(()) => continue,
-                    Err(tokio::sync::mpsc::error::TrySendError::Full(inbound)) => inbound,
-                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                        return DisconnectReason::ClosedLocally
-                    }
-                };
-                let send = task.tx.send(inbound);
-                match Box::pin(unless_stopped(shared, stop.as_mut(), send)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return DisconnectReason::ClosedLocally,
-                    Err(reason) => return reason,
+                if let Err(reason) = hand_over(shared, events, stop.as_mut(), inbound).await {
+                    return reason;
                 }
             }
             Header::Request { id, timeout_ms } => {
@@ -285,6 +308,51 @@ fn ack<In: Events>(shared: &Shared<In>, received: u64) {
     }
 }
 
+/// Counts a frame of `len` bytes in before anything it does can be seen (a
+/// call it completes, say), with the whole frames of `rest`, the read
+/// buffer after it, the first time round: each read's frames are counted
+/// once, `ahead` keeping how many of them are still to come.
+fn count_in<In>(shared: &Shared<In>, ahead: &mut u64, len: usize, rest: &[u8], max: usize) {
+    if *ahead > 0 {
+        *ahead -= 1;
+        return;
+    }
+    let (frames, bytes) = frame::whole_frames(rest, max);
+    *ahead = frames;
+    shared.meter.add(|c| &c.frames_in, frames + 1);
+    shared.meter.add(|c| &c.bytes_in, bytes + len as u64);
+}
+
+/// Hands an event to the connection's event task (started by the first
+/// one), behind those it has: waits for room in its queue, unless the
+/// connection stops first.
+async fn hand_over<In: Events>(
+    shared: &Arc<Shared<In>>,
+    events: &mut Option<EventTask>,
+    stop: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    inbound: Inbound,
+) -> Result<(), DisconnectReason> {
+    let task = events.get_or_insert_with(|| EventTask::start(shared));
+    shared.events_queued.fetch_add(1, Ordering::AcqRel);
+    // The send may wait: replies queued quietly go out first.
+    shared.write_through();
+    // Without waiting when there is room (no stop signal to watch); the
+    // wait is boxed, out of the reader's size.
+    let inbound = match task.tx.try_send(inbound) {
+        Ok(()) => return Ok(()),
+        Err(tokio::sync::mpsc::error::TrySendError::Full(inbound)) => inbound,
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+            return Err(DisconnectReason::ClosedLocally)
+        }
+    };
+    let send = task.tx.send(inbound);
+    match Box::pin(unless_stopped(shared, stop, send)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(DisconnectReason::ClosedLocally),
+        Err(reason) => Err(reason),
+    }
+}
+
 /// Awaits `wait`, unless the connection is told to stop first: then gives
 /// why. Everything the reader waits on besides the socket goes through
 /// here, so that a connection whose peer is gone never stays parked (on a
@@ -312,6 +380,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use tokio::sync::{mpsc, oneshot};
@@ -322,7 +391,7 @@ mod tests {
         DropGuard, EV, REQ,
     };
     use crate::error::DisconnectReason;
-    use crate::wire::frame::{CloseReason, Header};
+    use crate::wire::frame::{self, CloseReason, Header};
 
     /// Registers an event handler that reports each `Ev` it gets, and starts
     /// the connection.
@@ -374,6 +443,41 @@ mod tests {
         let traffic = conn.shared.metrics().traffic;
         assert_eq!(traffic.frames_in, 201);
         assert_eq!(traffic.bytes_in, (bytes.len() + last.len() - 3) as u64);
+    }
+
+    /// A frame is counted in before its handler runs, whether it is the
+    /// first of a read or handled where it lies in the read buffer, with a
+    /// frame of another kind between them.
+    #[tokio::test(start_paused = true)]
+    async fn frames_are_counted_before_their_handlers_run() {
+        let mut conn = connect(config(), 64 * 1024);
+        let (tx, mut seen) = mpsc::unbounded_channel();
+        let shared = Arc::downgrade(&conn.shared);
+        on_event(&conn.shared, EV, move |value| {
+            let Api::Ev(n) = value else {
+                unreachable!("registered for Ev")
+            };
+            let counted = shared.upgrade().map(|s| s.metrics().traffic.frames_in);
+            let _ = tx.send((n, counted));
+            async {}
+        });
+        conn.shared.start();
+        let ping = frame::encode(&Header::Ping, None::<&()>, 1024).unwrap();
+        let mut bytes = Vec::new();
+        for n in 0..10 {
+            bytes.extend_from_slice(&event(Api::Ev(n)));
+            if n == 4 {
+                bytes.extend_from_slice(&ping);
+            }
+        }
+        conn.peer.write(&bytes).await;
+        for n in 0..10 {
+            let (got, counted) = within(seen.recv()).await.unwrap();
+            assert_eq!(got, n);
+            let before = u64::from(n) + 1 + u64::from(n > 4);
+            assert!(counted.unwrap() >= before, "event {n}: {counted:?}");
+        }
+        assert_eq!(conn.shared.metrics().traffic.frames_in, 11);
     }
 
     /// A `Ping` is answered with a `Pong`, even before the socket starts.

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, FramedRead};
 
-use super::handler_table::Slot;
+use super::handler_table::{event_fn, Slot};
 use super::serve::encode_reply;
 use super::{Carry, Data, Handshaken, Shared, SocketId};
 use crate::config::Config;
@@ -213,12 +213,12 @@ where
     F: Fn(Api) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    write(&shared.handlers).slots[variant as usize] = Slot::Event(Arc::new(move |value| {
+    write(&shared.handlers).slots[variant as usize] = Slot::Event(event_fn(move |value| {
         let done = handler(value);
-        Box::pin(async move {
+        async move {
             done.await;
             Ok(())
-        })
+        }
     }));
 }
 

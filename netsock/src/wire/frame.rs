@@ -236,6 +236,27 @@ pub(crate) fn has_frame(buf: &[u8]) -> bool {
     announced(buf).is_some_and(|len| buf.len() - PREFIX_LEN >= len)
 }
 
+/// The body of the whole frame at the start of `buf`, when one is there and
+/// its body is at most `max` bytes: what [`FrameCodec`] would decode next,
+/// without splitting it off the buffer.
+pub(crate) fn peek_body(buf: &[u8], max: usize) -> Option<&[u8]> {
+    let len = announced(buf).filter(|&len| len <= max)?;
+    buf.get(PREFIX_LEN..PREFIX_LEN + len)
+}
+
+/// How many whole frames (bodies of at most `max` bytes) `buf` starts with,
+/// and their bytes, length prefixes included.
+pub(crate) fn whole_frames(mut buf: &[u8], max: usize) -> (u64, u64) {
+    let (mut frames, mut bytes) = (0, 0);
+    while let Some(body) = peek_body(buf, max) {
+        let len = PREFIX_LEN + body.len();
+        frames += 1;
+        bytes += len as u64;
+        buf = &buf[len..];
+    }
+    (frames, bytes)
+}
+
 /// The body length the prefix at the start of `buf` announces, once the
 /// prefix is all there.
 fn announced(buf: &[u8]) -> Option<usize> {
@@ -1322,6 +1343,22 @@ mod tests {
         assert!(has_frame(&[0, 0, 0, 2, 9, 9, 1]));
         // A huge promised length is not a frame yet.
         assert!(!has_frame(&[255, 255, 255, 255, 1, 2, 3]));
+    }
+
+    /// `peek_body` sees what the decoder would give next, within the
+    /// limit; `whole_frames` counts the frames a buffer starts with,
+    /// stopping at a partial or oversized one.
+    #[test]
+    fn whole_frames_are_counted_up_to_a_partial_or_oversized_one() {
+        assert_eq!(peek_body(&[0, 0, 0, 2, 9, 8, 7], 16), Some(&[9, 8][..]));
+        assert_eq!(peek_body(&[0, 0, 0, 2, 9], 16), None);
+        assert_eq!(peek_body(&[0, 0, 0, 2, 9, 8], 1), None);
+        let mut buf = vec![0, 0, 0, 1, 7, 0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3];
+        assert_eq!(whole_frames(&buf, 16), (3, 16));
+        assert_eq!(whole_frames(&buf, 2), (2, 9));
+        buf.extend_from_slice(&[0, 0, 0, 5, 1]);
+        assert_eq!(whole_frames(&buf, 16), (3, 16));
+        assert_eq!(whole_frames(&[], 16), (0, 0));
     }
 
     #[test]
