@@ -15,7 +15,7 @@ use tokio_util::codec::FramedRead;
 use bytes::{Buf, Bytes};
 
 use super::dispatch::{handle_now, EventTask, Inbound, Started};
-use super::serve::{serve_now, spawn_request};
+use super::serve::{requested, serve_now, spawn_request};
 use super::session::{ACK_DELAY, ACK_EVERY};
 use super::streams::Dir;
 use super::{Shared, CLOSE_GRACE};
@@ -222,10 +222,13 @@ pub(super) async fn read_loop<In: Events>(
                 let request = (id, arrived.into_std(), timeout_ms);
                 // An upload's items follow its request at once: its side
                 // opens here, before they are read.
-                let upload = carries_upload::<In>(&payload)
+                let variant = requested::<In>(&payload);
+                let upload = variant
+                    .is_some_and(|v| v.upload.is_some())
                     .then(|| shared.streams.expect_upload(shared.clone(), id))
                     .flatten();
-                let Some(work) = serve_now(shared, request, payload, upload).await else {
+                let name = variant.map_or("<unknown>", |v| v.name);
+                let Some(work) = serve_now(shared, request, payload, upload, name).await else {
                     continue;
                 };
                 shared.write_through();
@@ -289,16 +292,6 @@ pub(super) async fn read_loop<In: Events>(
             }
         }
     }
-}
-
-/// Whether a request's payload is of a variant that carries an upload (its
-/// first varint is the variant index).
-fn carries_upload<In: Events>(payload: &[u8]) -> bool {
-    postcard::take_from_bytes::<u32>(payload).is_ok_and(|(index, _)| {
-        In::VARIANTS
-            .get(index as usize)
-            .is_some_and(|v| v.upload.is_some())
-    })
 }
 
 /// Queues a session's `Ack`, whatever the queue's bounds.

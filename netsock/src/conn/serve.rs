@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::handler_table::{call_caught, Slot};
 use super::streams::{Dir, Upload};
 use super::{QueueError, Shared};
-use crate::events::{variant_name, Events};
+use crate::events::{variant_name, Events, Variant};
 use crate::sync::{lock, read};
 use crate::throttle::warn_throttled;
 use crate::wire::frame::{self, FrameError, Header, RemoteError};
@@ -27,13 +27,15 @@ pub(super) type Work = std::pin::Pin<Box<dyn Future<Output = Option<Bytes>> + Se
 /// Answers a request at once when its handler is ready at once (no task
 /// spawned: the common case of a handler that does not wait); otherwise
 /// hands back the started work for [`spawn_request`].
+/// `event` is the name of the variant requested, for the request's span.
 pub(super) async fn serve_now<In: Events>(
     shared: &Arc<Shared<In>>,
     (id, arrived, timeout_ms): (u64, std::time::Instant, u32),
     payload: Bytes,
     upload: Option<Upload>,
+    event: &'static str,
 ) -> Option<(Work, tracing::Span, Handling<In>)> {
-    let span = tracing::debug_span!("request", id, event = tracing::field::Empty);
+    let span = tracing::debug_span!("request", id, event);
     let handling = Handling::new(shared);
     let task_shared = shared.clone();
     let mut work: Work = Box::pin(crate::deadline::with_deadline(
@@ -45,7 +47,15 @@ pub(super) async fn serve_now<In: Events>(
     if !shared.has_started() {
         return Some((work, span, handling));
     }
-    let polled = std::future::poll_fn(|cx| Poll::Ready(span.in_scope(|| work.as_mut().poll(cx))));
+    // Entered only when someone listens: with `tracing`'s `log` feature on,
+    // even a disabled span costs something at each entry.
+    let polled = std::future::poll_fn(|cx| {
+        Poll::Ready(if span.is_disabled() {
+            work.as_mut().poll(cx)
+        } else {
+            span.in_scope(|| work.as_mut().poll(cx))
+        })
+    });
     let Poll::Ready(reply) = polled.await else {
         return Some((work, span, handling));
     };
@@ -61,6 +71,13 @@ pub(super) async fn serve_now<In: Events>(
         }
     }
     None
+}
+
+/// The variant a request's payload names (its first varint is the variant
+/// index), if it names one.
+pub(super) fn requested<In: Events>(payload: &[u8]) -> Option<&'static Variant> {
+    let (index, _) = postcard::take_from_bytes::<u32>(payload).ok()?;
+    In::VARIANTS.get(index as usize)
 }
 
 /// Counts a request as being handled while it lives, so that a graceful
@@ -151,7 +168,6 @@ pub(super) async fn answer<In: Events>(
     shared.observe(&value);
     let index = value.variant_index();
     let event = variant_name::<In>(index);
-    tracing::Span::current().record("event", event);
     if !In::VARIANTS
         .get(index as usize)
         .is_some_and(|v| v.is_request())
