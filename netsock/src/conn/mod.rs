@@ -182,13 +182,21 @@ pub(crate) struct Shared<In> {
     pub(crate) meter: Meter,
     /// A recoverable session, when the client asked and the server granted.
     pub(crate) session: Option<Arc<Session>>,
-    /// A session's transport: `None` while attached, else why it broke.
-    transport: watch::Sender<Option<DisconnectReason>>,
-    /// What a detached session's next transport takes over.
-    parked: Mutex<Option<Parked>>,
+    /// What only a session's connection needs to outlive its transport;
+    /// `None` without a session. Made only then: the watch alone is a few
+    /// hundred bytes, which every idle connection would otherwise pay.
+    relink: Option<Box<Relink>>,
     /// The `on_disconnect` hooks ran when the transport broke (a client's
     /// session): not again when the session then ends.
     told: AtomicBool,
+}
+
+/// A session's connection, between one transport and the next.
+struct Relink {
+    /// `None` while a transport is attached, else why it broke.
+    transport: watch::Sender<Option<DisconnectReason>>,
+    /// What a detached session's next transport takes over.
+    parked: Mutex<Option<Parked>>,
 }
 
 /// A detached session's event task and end hook, kept for its next
@@ -264,6 +272,12 @@ impl<In: Events> Shared<In> {
         on_end: Option<OnEnd>,
     ) -> Arc<Self> {
         let io = Arc::new(conn.writer);
+        let relink = conn.session.as_ref().map(|_| {
+            Box::new(Relink {
+                transport: watch::Sender::new(None),
+                parked: Mutex::new(None),
+            })
+        });
         let shared = Arc::new(Shared {
             id: conn.id,
             peer: conn.peer,
@@ -293,8 +307,7 @@ impl<In: Events> Shared<In> {
             data: carry.data,
             meter: carry.meter,
             session: conn.session,
-            transport: watch::Sender::new(None),
-            parked: Mutex::new(None),
+            relink,
             told: AtomicBool::new(false),
         });
         shared.run(conn.reader, io, 0, None, on_end);
@@ -361,17 +374,21 @@ impl<In: Events> Shared<In> {
         events: Option<EventTask>,
         on_end: Option<OnEnd>,
     ) {
+        // `resumable` saw a session, and a session has its relink.
+        let (Some(session), Some(relink)) = (&self.session, &self.relink) else {
+            return;
+        };
         tracing::info!(%reason, "transport lost; the session waits to be resumed");
         self.outbox.detach();
         let server_side = on_end.is_some();
-        *lock(&self.parked) = Some(Parked { events, on_end });
-        self.transport.send_replace(Some(reason.clone()));
-        if let (true, Some(session)) = (server_side, &self.session) {
+        *lock(&relink.parked) = Some(Parked { events, on_end });
+        relink.transport.send_replace(Some(reason.clone()));
+        if server_side {
             let window = session.limits.window();
+            let mut transport = relink.transport.subscribe();
             let shared = self.clone();
             tokio::spawn(
                 async move {
-                    let mut transport = shared.transport.subscribe();
                     let back = transport.wait_for(Option::is_none);
                     if tokio::time::timeout(window, back).await.is_err() {
                         tracing::info!(?window, "the session was not resumed in time");
@@ -386,7 +403,7 @@ impl<In: Events> Shared<In> {
     /// Ends a detached session for good, with the reason its transport
     /// broke.
     pub(crate) async fn expire(&self, reason: DisconnectReason) {
-        let parked = lock(&self.parked).take();
+        let parked = self.relink.as_ref().and_then(|r| lock(&r.parked).take());
         if let Some(Parked { events, on_end }) = parked {
             self.outbox.finish(None);
             let events = events.map(|task| task.handle);
@@ -404,7 +421,10 @@ impl<In: Events> Shared<In> {
         writer: WriteHalf,
         replay: bytes::BytesMut,
     ) -> bool {
-        let Some(Parked { events, on_end }) = lock(&self.parked).take() else {
+        let Some(relink) = &self.relink else {
+            return false;
+        };
+        let Some(Parked { events, on_end }) = lock(&relink.parked).take() else {
             return false;
         };
         // A stop meant for the old transport (its writer's error, a
@@ -414,7 +434,7 @@ impl<In: Events> Shared<In> {
         let io = Arc::new(writer);
         let generation = self.outbox.attach(io.clone(), replay);
         self.told.store(false, Ordering::SeqCst);
-        self.transport.send_replace(None);
+        relink.transport.send_replace(None);
         self.run(reader, io, generation, events, on_end);
         true
     }
@@ -437,13 +457,18 @@ impl<In: Events> Shared<In> {
 
     /// Why the session's transport broke, while it waits for the next.
     pub(crate) fn detached(&self) -> Option<DisconnectReason> {
-        self.transport.borrow().clone()
+        self.relink.as_ref()?.transport.borrow().clone()
     }
 
-    /// Waits until the session's transport breaks, or the socket ends.
+    /// Waits until the session's transport breaks, or the socket ends
+    /// (without a session, only the latter can happen).
     pub(crate) async fn transport_lost(&self) -> Option<DisconnectReason> {
-        let mut transport = self.transport.subscribe();
         let mut state = self.state.subscribe();
+        let Some(relink) = &self.relink else {
+            let _ = state.wait_for(Option::is_some).await;
+            return None;
+        };
+        let mut transport = relink.transport.subscribe();
         tokio::select! {
             lost = transport.wait_for(Option::is_some) => lost.ok().and_then(|r| r.clone()),
             _ = state.wait_for(Option::is_some) => None,
@@ -457,8 +482,11 @@ impl<In: Events> Shared<In> {
         if self.detached().is_some() {
             return true;
         }
+        let Some(relink) = &self.relink else {
+            return false;
+        };
         self.stop(Some(DisconnectReason::PeerHungUp));
-        let mut transport = self.transport.subscribe();
+        let mut transport = relink.transport.subscribe();
         tokio::time::timeout(within, transport.wait_for(Option::is_some))
             .await
             .is_ok_and(|r| r.is_ok())
@@ -690,7 +718,9 @@ impl<In: Events> Shared<In> {
         tracing::info!(%reason, "disconnected");
         let server_side = on_end.is_some();
         // A session's end, whatever its transport's state.
-        self.transport.send_if_modified(|t| t.take().is_some());
+        if let Some(relink) = &self.relink {
+            relink.transport.send_if_modified(|t| t.take().is_some());
+        }
         let tell_peer = match &reason {
             DisconnectReason::FrameTooLarge { size, max } => Some(CloseReason::FrameTooLarge {
                 size: *size as u64,
