@@ -320,10 +320,10 @@ impl<In: Events> Shared<In> {
     /// otherwise.
     fn run(
         self: &Arc<Self>,
-        reader: FramedRead<ReadHalf, FrameCodec>,
+        mut reader: FramedRead<ReadHalf, FrameCodec>,
         io: Arc<WriteHalf>,
         generation: u64,
-        events: Option<EventTask>,
+        mut events: Option<EventTask>,
         on_end: Option<OnEnd>,
     ) {
         // Every task of the connection runs in the caller's connection span.
@@ -333,8 +333,10 @@ impl<In: Events> Shared<In> {
         let shared = self.clone();
         tokio::spawn(
             async move {
-                let mut events = events;
-                let reason = read_loop(&shared, reader, &mut events).await;
+                let reason = read_loop(&shared, &mut reader, &mut events).await;
+                // The read half goes as soon as the reader is done, as
+                // it would if `read_loop` owned it.
+                drop(reader);
                 // A writer blocked on a peer that stopped reading gets a grace
                 // period to send its last frame, then is dropped with the socket.
                 tokio::spawn(async move {

@@ -28,9 +28,12 @@ use crate::throttle::warn_throttled;
 use crate::transport::ReadHalf;
 use crate::wire::frame::{self, FrameCodec, FrameError, Header, EVENT_TAG, VOLATILE_TAG};
 
+/// `frames` is borrowed, not taken: an `async fn` keeps its arguments
+/// twice, once as given and once as locals, and this future lives as long
+/// as its connection.
 pub(super) async fn read_loop<In: Events>(
     shared: &Arc<Shared<In>>,
-    mut frames: FramedRead<ReadHalf, FrameCodec>,
+    frames: &mut FramedRead<ReadHalf, FrameCodec>,
     events: &mut Option<EventTask>,
 ) -> DisconnectReason {
     let permits = Arc::new(Semaphore::new(shared.config.max_concurrent_requests));
