@@ -199,7 +199,7 @@ async fn dial<In: Events, Out: Events>(
     );
     let conn = span.in_scope(|| {
         tracing::info!(session = conn.session.is_some(), "connected");
-        Shared::spawn(conn, config.clone(), carry, None)
+        Shared::spawn(conn, Arc::new(config.clone()), carry, None)
     });
     Ok(Dialed::New(conn, lost))
 }

@@ -149,7 +149,9 @@ pub(crate) enum QueueError {
 pub(crate) struct Shared<In> {
     pub(crate) id: SocketId,
     pub(crate) peer: PeerAddr,
-    pub(crate) config: Config,
+    /// The server's or the client's settings, shared, not copied per
+    /// connection.
+    pub(crate) config: Arc<Config>,
     /// Largest frame the peer accepts.
     pub(crate) max_out: usize,
     pub(crate) outbox: Outbox,
@@ -267,7 +269,7 @@ impl<In: Events> Shared<In> {
     /// Spawns the connection's tasks and returns its shared state.
     pub(crate) fn spawn(
         conn: Handshaken,
-        config: Config,
+        config: Arc<Config>,
         carry: Carry<In>,
         on_end: Option<OnEnd>,
     ) -> Arc<Self> {

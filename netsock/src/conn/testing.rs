@@ -122,7 +122,7 @@ pub(crate) fn connect(config: Config, buffer: usize) -> Conn {
     };
     let carry = Carry::new(Data::default(), Meter::default());
     Conn {
-        shared: Shared::spawn(conn, config, carry, None),
+        shared: Shared::spawn(conn, Arc::new(config), carry, None),
         peer: Peer {
             stream: theirs,
             buf: BytesMut::new(),
