@@ -168,10 +168,8 @@ pub(crate) struct Shared<In> {
     /// Signalled when the last running request handler finishes.
     idle: Notify,
     pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
-    pub(crate) started: Arc<watch::Sender<bool>>,
-    /// `started` was seen true (it never goes back): read on every event
-    /// and emit without the watch's lock.
-    started_seen: AtomicBool,
+    /// Opened once, never closed: read on every event and emit.
+    started: Arc<Started>,
     /// A client socket's first moments, when what has no handler yet waits.
     pub(crate) settle: Arc<Settle>,
     pub(crate) state: watch::Sender<Option<DisconnectReason>>,
@@ -208,6 +206,15 @@ struct Parked {
     on_end: Option<OnEnd>,
 }
 
+/// Whether a socket has started: a flag and the tasks waiting for it. A
+/// `watch` channel would do, at several times the size, which every
+/// connection pays.
+#[derive(Default)]
+struct Started {
+    open: AtomicBool,
+    opened: Notify,
+}
+
 /// Per-socket typed data, keyed by type.
 pub(crate) type Data = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 
@@ -217,7 +224,7 @@ pub(crate) type Data = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 pub(crate) struct Carry<In> {
     handlers: Arc<RwLock<Handlers<In>>>,
     data: Arc<Mutex<Data>>,
-    started: Arc<watch::Sender<bool>>,
+    started: Arc<Started>,
     settle: Arc<Settle>,
     meter: Meter,
 }
@@ -228,7 +235,7 @@ impl<In: Events> Carry<In> {
         Carry {
             handlers: Arc::new(RwLock::new(Handlers::new(In::VARIANTS.len()))),
             data: Arc::new(Mutex::new(data)),
-            started: Arc::new(watch::Sender::new(false)),
+            started: Arc::default(),
             settle: Arc::default(),
             meter,
         }
@@ -299,7 +306,6 @@ impl<In: Events> Shared<In> {
             idle: Notify::new(),
             handlers: carry.handlers,
             started: carry.started,
-            started_seen: AtomicBool::new(false),
             settle: carry.settle,
             state: watch::Sender::new(None),
             stop: Notify::new(),
@@ -562,31 +568,29 @@ impl<In: Events> Shared<In> {
         if self.has_started() {
             return;
         }
-        self.started
-            .send_if_modified(|s| !std::mem::replace(s, true));
-        self.started_seen.store(true, Ordering::Release);
+        if !self.started.open.swap(true, Ordering::AcqRel) {
+            self.started.opened.notify_waiters();
+        }
     }
 
     /// Whether the socket has started (incoming events and requests go
     /// through to the handlers).
     pub(crate) fn has_started(&self) -> bool {
-        if self.started_seen.load(Ordering::Acquire) {
-            return true;
-        }
-        let started = *self.started.borrow();
-        if started {
-            self.started_seen.store(true, Ordering::Release);
-        }
-        started
+        self.started.open.load(Ordering::Acquire)
     }
 
     async fn wait_started(&self) {
-        if *self.started.borrow() {
-            return;
+        loop {
+            // Registered before the flag is read, so a `start` in between
+            // is not missed.
+            let opened = self.started.opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            if self.has_started() {
+                return;
+            }
+            opened.await;
         }
-        let mut rx = self.started.subscribe();
-        // The sender lives as long as `self`, so this cannot fail.
-        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// Why the connection ended, if it has.
