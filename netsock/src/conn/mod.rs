@@ -170,8 +170,9 @@ pub(crate) struct Shared<In> {
     pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
     /// Opened once, never closed: read on every event and emit.
     started: Arc<Started>,
-    /// A client socket's first moments, when what has no handler yet waits.
-    pub(crate) settle: Arc<Settle>,
+    /// A client socket's first moments, when what has no handler yet waits;
+    /// `None` on a server's socket, which never settles.
+    pub(crate) settle: Option<Arc<Settle>>,
     pub(crate) state: watch::Sender<Option<DisconnectReason>>,
     stop: Notify,
     stop_reason: Mutex<Option<DisconnectReason>>,
@@ -225,18 +226,20 @@ pub(crate) struct Carry<In> {
     handlers: Arc<RwLock<Handlers<In>>>,
     data: Arc<Mutex<Data>>,
     started: Arc<Started>,
-    settle: Arc<Settle>,
+    settle: Option<Arc<Settle>>,
     meter: Meter,
 }
 
 impl<In: Events> Carry<In> {
-    /// A new socket's: no handlers yet, not started.
-    pub(crate) fn new(data: Data, meter: Meter) -> Self {
+    /// A new socket's: no handlers yet, not started. A client's socket
+    /// can settle (see [`Settle`]); a server's never does, and has no
+    /// `Settle` to pay for.
+    pub(crate) fn new(data: Data, meter: Meter, client: bool) -> Self {
         Carry {
             handlers: Arc::new(RwLock::new(Handlers::new(In::VARIANTS.len()))),
             data: Arc::new(Mutex::new(data)),
             started: Arc::default(),
-            settle: Arc::default(),
+            settle: client.then(Arc::default),
             meter,
         }
     }

@@ -120,7 +120,7 @@ pub(crate) fn connect(config: Config, buffer: usize) -> Conn {
         writer,
         session: None,
     };
-    let carry = Carry::new(Data::default(), Meter::default());
+    let carry = Carry::new(Data::default(), Meter::default(), true);
     Conn {
         shared: Shared::spawn(conn, Arc::new(config), carry, None),
         peer: Peer {

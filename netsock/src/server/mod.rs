@@ -1152,7 +1152,7 @@ async fn serve_connection<In: Events, Out: Events>(
     };
     let registry = Arc::downgrade(&inner.registry);
     drop(inner);
-    let carry = Carry::new(std::mem::take(&mut conn.data), meter);
+    let carry = Carry::new(std::mem::take(&mut conn.data), meter, false);
     let shared = Shared::<In>::spawn(conn, config, carry, Some(on_end));
     let socket = Socket::<In, Out>::from_shared(shared.clone(), registry);
     let Some(inner) = server.upgrade() else {
