@@ -574,7 +574,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     pub fn start(&self) {
         let conn = self.conn();
         conn.start();
-        conn.settle.end();
+        if let Some(settle) = &conn.settle {
+            settle.end();
+        }
     }
 
     /// The incoming events as values, for a `while let` loop, instead of (or
@@ -608,7 +610,9 @@ impl<In: Events, Out: Events> Socket<In, Out> {
     /// A handler was registered: a settling client socket's waiting events
     /// may have somewhere to go now.
     fn registered(&self, conn: &Shared<In>) {
-        conn.settle.registered();
+        if let Some(settle) = &conn.settle {
+            settle.registered();
+        }
     }
 
     fn downgrade(&self) -> WeakSocket<In, Out> {

@@ -199,7 +199,7 @@ async fn dial<In: Events, Out: Events>(
     );
     let conn = span.in_scope(|| {
         tracing::info!(session = conn.session.is_some(), "connected");
-        Shared::spawn(conn, config.clone(), carry, None)
+        Shared::spawn(conn, Arc::new(config.clone()), carry, None)
     });
     Ok(Dialed::New(conn, lost))
 }
@@ -222,7 +222,7 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
     ) -> Result<Arc<Self>> {
         let conn = match wait_for_server {
             None => {
-                let carry = Carry::new(Default::default(), Meter::default());
+                let carry = Carry::new(Default::default(), Meter::default(), true);
                 fresh(dial::<In, Out>(&addr, &config, auth.clone(), carry, None).await?)?
             }
             Some(deadline) => {
@@ -232,7 +232,9 @@ impl<In: Events, Out: Events> Redialer<In, Out> {
         };
         // Handlers are registered after `connect` returns: the socket starts
         // now, and settles for a moment (see `Settle`).
-        conn.settle.begin(SETTLE);
+        if let Some(settle) = &conn.settle {
+            settle.begin(SETTLE);
+        }
         conn.start();
         let span = tracing::info_span!("client", server = %addr);
         let client = Arc::new(Redialer {
@@ -530,7 +532,7 @@ async fn first_dial<In: Events, Out: Events>(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let carry = Carry::new(Default::default(), Meter::default());
+        let carry = Carry::new(Default::default(), Meter::default(), true);
         let err = match dial::<In, Out>(addr, config, auth.clone(), carry, None)
             .await
             .and_then(fresh)

@@ -101,10 +101,11 @@ async fn settle<In: Events>(shared: &Shared<In>, payload: &[u8]) {
         return;
     };
     let index = value.variant_index();
-    shared
-        .settle
-        .wait(|| read(&shared.handlers).takes_event(index))
-        .await;
+    if let Some(settle) = &shared.settle {
+        settle
+            .wait(|| read(&shared.handlers).takes_event(index))
+            .await;
+    }
 }
 
 /// Handles an event in the calling task (the reader, when nothing is
@@ -145,7 +146,7 @@ fn start_handler<In: Events>(shared: &Shared<In>, payload: &[u8], cx: &mut Conte
         shared.report(SocketError::RequestAsEvent { event });
         return Started::Done;
     }
-    let settling = shared.settle.active();
+    let settling = shared.settle.as_ref().is_some_and(|s| s.active());
     let (found, any) = {
         let table = read(&shared.handlers);
         if settling && !table.takes_event(index) {

@@ -107,7 +107,8 @@ impl<In> Clone for Slot<In> {
 pub(crate) struct Handlers<In> {
     pub(crate) slots: Vec<Slot<In>>,
     /// Per event variant, the `once_*` calls waiting for the next one,
-    /// oldest first.
+    /// oldest first. Empty until the first `once_*` call: most sockets
+    /// never make one, and a queue per variant costs every connection.
     pub(crate) once: Vec<VecDeque<oneshot::Sender<In>>>,
     /// The [`EventStream`](crate::EventStream) taking the events that have
     /// no handler of their own, and its ticket.
@@ -131,7 +132,7 @@ impl<In> Handlers<In> {
     pub(crate) fn new(variants: usize) -> Self {
         Handlers {
             slots: (0..variants).map(|_| Slot::Empty).collect(),
-            once: (0..variants).map(|_| VecDeque::new()).collect(),
+            once: Vec::new(),
             stream: None,
             disconnect: Vec::new(),
             error: None,
@@ -194,6 +195,9 @@ impl<In> Handlers<In> {
     /// forgetting those given up on. Out of range: nothing waits, and the
     /// receiver ends at once.
     pub(crate) fn add_once(&mut self, index: u32, tx: oneshot::Sender<In>) {
+        if self.once.is_empty() {
+            self.once = (0..self.slots.len()).map(|_| VecDeque::new()).collect();
+        }
         if let Some(queue) = self.once.get_mut(index as usize) {
             queue.retain(|tx| !tx.is_closed());
             queue.push_back(tx);

@@ -149,7 +149,9 @@ pub(crate) enum QueueError {
 pub(crate) struct Shared<In> {
     pub(crate) id: SocketId,
     pub(crate) peer: PeerAddr,
-    pub(crate) config: Config,
+    /// The server's or the client's settings, shared, not copied per
+    /// connection.
+    pub(crate) config: Arc<Config>,
     /// Largest frame the peer accepts.
     pub(crate) max_out: usize,
     pub(crate) outbox: Outbox,
@@ -166,12 +168,11 @@ pub(crate) struct Shared<In> {
     /// Signalled when the last running request handler finishes.
     idle: Notify,
     pub(crate) handlers: Arc<RwLock<Handlers<In>>>,
-    pub(crate) started: Arc<watch::Sender<bool>>,
-    /// `started` was seen true (it never goes back): read on every event
-    /// and emit without the watch's lock.
-    started_seen: AtomicBool,
-    /// A client socket's first moments, when what has no handler yet waits.
-    pub(crate) settle: Arc<Settle>,
+    /// Opened once, never closed: read on every event and emit.
+    started: Arc<Started>,
+    /// A client socket's first moments, when what has no handler yet waits;
+    /// `None` on a server's socket, which never settles.
+    pub(crate) settle: Option<Arc<Settle>>,
     pub(crate) state: watch::Sender<Option<DisconnectReason>>,
     stop: Notify,
     stop_reason: Mutex<Option<DisconnectReason>>,
@@ -182,13 +183,21 @@ pub(crate) struct Shared<In> {
     pub(crate) meter: Meter,
     /// A recoverable session, when the client asked and the server granted.
     pub(crate) session: Option<Arc<Session>>,
-    /// A session's transport: `None` while attached, else why it broke.
-    transport: watch::Sender<Option<DisconnectReason>>,
-    /// What a detached session's next transport takes over.
-    parked: Mutex<Option<Parked>>,
+    /// What only a session's connection needs to outlive its transport;
+    /// `None` without a session. Made only then: the watch alone is a few
+    /// hundred bytes, which every idle connection would otherwise pay.
+    relink: Option<Box<Relink>>,
     /// The `on_disconnect` hooks ran when the transport broke (a client's
     /// session): not again when the session then ends.
     told: AtomicBool,
+}
+
+/// A session's connection, between one transport and the next.
+struct Relink {
+    /// `None` while a transport is attached, else why it broke.
+    transport: watch::Sender<Option<DisconnectReason>>,
+    /// What a detached session's next transport takes over.
+    parked: Mutex<Option<Parked>>,
 }
 
 /// A detached session's event task and end hook, kept for its next
@@ -196,6 +205,15 @@ pub(crate) struct Shared<In> {
 struct Parked {
     events: Option<EventTask>,
     on_end: Option<OnEnd>,
+}
+
+/// Whether a socket has started: a flag and the tasks waiting for it. A
+/// `watch` channel would do, at several times the size, which every
+/// connection pays.
+#[derive(Default)]
+struct Started {
+    open: AtomicBool,
+    opened: Notify,
 }
 
 /// Per-socket typed data, keyed by type.
@@ -207,19 +225,21 @@ pub(crate) type Data = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 pub(crate) struct Carry<In> {
     handlers: Arc<RwLock<Handlers<In>>>,
     data: Arc<Mutex<Data>>,
-    started: Arc<watch::Sender<bool>>,
-    settle: Arc<Settle>,
+    started: Arc<Started>,
+    settle: Option<Arc<Settle>>,
     meter: Meter,
 }
 
 impl<In: Events> Carry<In> {
-    /// A new socket's: no handlers yet, not started.
-    pub(crate) fn new(data: Data, meter: Meter) -> Self {
+    /// A new socket's: no handlers yet, not started. A client's socket
+    /// can settle (see [`Settle`]); a server's never does, and has no
+    /// `Settle` to pay for.
+    pub(crate) fn new(data: Data, meter: Meter, client: bool) -> Self {
         Carry {
             handlers: Arc::new(RwLock::new(Handlers::new(In::VARIANTS.len()))),
             data: Arc::new(Mutex::new(data)),
-            started: Arc::new(watch::Sender::new(false)),
-            settle: Arc::default(),
+            started: Arc::default(),
+            settle: client.then(Arc::default),
             meter,
         }
     }
@@ -259,11 +279,17 @@ impl<In: Events> Shared<In> {
     /// Spawns the connection's tasks and returns its shared state.
     pub(crate) fn spawn(
         conn: Handshaken,
-        config: Config,
+        config: Arc<Config>,
         carry: Carry<In>,
         on_end: Option<OnEnd>,
     ) -> Arc<Self> {
         let io = Arc::new(conn.writer);
+        let relink = conn.session.as_ref().map(|_| {
+            Box::new(Relink {
+                transport: watch::Sender::new(None),
+                parked: Mutex::new(None),
+            })
+        });
         let shared = Arc::new(Shared {
             id: conn.id,
             peer: conn.peer,
@@ -283,7 +309,6 @@ impl<In: Events> Shared<In> {
             idle: Notify::new(),
             handlers: carry.handlers,
             started: carry.started,
-            started_seen: AtomicBool::new(false),
             settle: carry.settle,
             state: watch::Sender::new(None),
             stop: Notify::new(),
@@ -293,8 +318,7 @@ impl<In: Events> Shared<In> {
             data: carry.data,
             meter: carry.meter,
             session: conn.session,
-            transport: watch::Sender::new(None),
-            parked: Mutex::new(None),
+            relink,
             told: AtomicBool::new(false),
         });
         shared.run(conn.reader, io, 0, None, on_end);
@@ -307,10 +331,10 @@ impl<In: Events> Shared<In> {
     /// otherwise.
     fn run(
         self: &Arc<Self>,
-        reader: FramedRead<ReadHalf, FrameCodec>,
+        mut reader: FramedRead<ReadHalf, FrameCodec>,
         io: Arc<WriteHalf>,
         generation: u64,
-        events: Option<EventTask>,
+        mut events: Option<EventTask>,
         on_end: Option<OnEnd>,
     ) {
         // Every task of the connection runs in the caller's connection span.
@@ -320,8 +344,10 @@ impl<In: Events> Shared<In> {
         let shared = self.clone();
         tokio::spawn(
             async move {
-                let mut events = events;
-                let reason = read_loop(&shared, reader, &mut events).await;
+                let reason = read_loop(&shared, &mut reader, &mut events).await;
+                // The read half goes as soon as the reader is done, as
+                // it would if `read_loop` owned it.
+                drop(reader);
                 // A writer blocked on a peer that stopped reading gets a grace
                 // period to send its last frame, then is dropped with the socket.
                 tokio::spawn(async move {
@@ -361,17 +387,21 @@ impl<In: Events> Shared<In> {
         events: Option<EventTask>,
         on_end: Option<OnEnd>,
     ) {
+        // `resumable` saw a session, and a session has its relink.
+        let (Some(session), Some(relink)) = (&self.session, &self.relink) else {
+            return;
+        };
         tracing::info!(%reason, "transport lost; the session waits to be resumed");
         self.outbox.detach();
         let server_side = on_end.is_some();
-        *lock(&self.parked) = Some(Parked { events, on_end });
-        self.transport.send_replace(Some(reason.clone()));
-        if let (true, Some(session)) = (server_side, &self.session) {
+        *lock(&relink.parked) = Some(Parked { events, on_end });
+        relink.transport.send_replace(Some(reason.clone()));
+        if server_side {
             let window = session.limits.window();
+            let mut transport = relink.transport.subscribe();
             let shared = self.clone();
             tokio::spawn(
                 async move {
-                    let mut transport = shared.transport.subscribe();
                     let back = transport.wait_for(Option::is_none);
                     if tokio::time::timeout(window, back).await.is_err() {
                         tracing::info!(?window, "the session was not resumed in time");
@@ -386,7 +416,7 @@ impl<In: Events> Shared<In> {
     /// Ends a detached session for good, with the reason its transport
     /// broke.
     pub(crate) async fn expire(&self, reason: DisconnectReason) {
-        let parked = lock(&self.parked).take();
+        let parked = self.relink.as_ref().and_then(|r| lock(&r.parked).take());
         if let Some(Parked { events, on_end }) = parked {
             self.outbox.finish(None);
             let events = events.map(|task| task.handle);
@@ -404,7 +434,10 @@ impl<In: Events> Shared<In> {
         writer: WriteHalf,
         replay: bytes::BytesMut,
     ) -> bool {
-        let Some(Parked { events, on_end }) = lock(&self.parked).take() else {
+        let Some(relink) = &self.relink else {
+            return false;
+        };
+        let Some(Parked { events, on_end }) = lock(&relink.parked).take() else {
             return false;
         };
         // A stop meant for the old transport (its writer's error, a
@@ -414,7 +447,7 @@ impl<In: Events> Shared<In> {
         let io = Arc::new(writer);
         let generation = self.outbox.attach(io.clone(), replay);
         self.told.store(false, Ordering::SeqCst);
-        self.transport.send_replace(None);
+        relink.transport.send_replace(None);
         self.run(reader, io, generation, events, on_end);
         true
     }
@@ -437,13 +470,18 @@ impl<In: Events> Shared<In> {
 
     /// Why the session's transport broke, while it waits for the next.
     pub(crate) fn detached(&self) -> Option<DisconnectReason> {
-        self.transport.borrow().clone()
+        self.relink.as_ref()?.transport.borrow().clone()
     }
 
-    /// Waits until the session's transport breaks, or the socket ends.
+    /// Waits until the session's transport breaks, or the socket ends
+    /// (without a session, only the latter can happen).
     pub(crate) async fn transport_lost(&self) -> Option<DisconnectReason> {
-        let mut transport = self.transport.subscribe();
         let mut state = self.state.subscribe();
+        let Some(relink) = &self.relink else {
+            let _ = state.wait_for(Option::is_some).await;
+            return None;
+        };
+        let mut transport = relink.transport.subscribe();
         tokio::select! {
             lost = transport.wait_for(Option::is_some) => lost.ok().and_then(|r| r.clone()),
             _ = state.wait_for(Option::is_some) => None,
@@ -457,8 +495,11 @@ impl<In: Events> Shared<In> {
         if self.detached().is_some() {
             return true;
         }
+        let Some(relink) = &self.relink else {
+            return false;
+        };
         self.stop(Some(DisconnectReason::PeerHungUp));
-        let mut transport = self.transport.subscribe();
+        let mut transport = relink.transport.subscribe();
         tokio::time::timeout(within, transport.wait_for(Option::is_some))
             .await
             .is_ok_and(|r| r.is_ok())
@@ -530,31 +571,29 @@ impl<In: Events> Shared<In> {
         if self.has_started() {
             return;
         }
-        self.started
-            .send_if_modified(|s| !std::mem::replace(s, true));
-        self.started_seen.store(true, Ordering::Release);
+        if !self.started.open.swap(true, Ordering::AcqRel) {
+            self.started.opened.notify_waiters();
+        }
     }
 
     /// Whether the socket has started (incoming events and requests go
     /// through to the handlers).
     pub(crate) fn has_started(&self) -> bool {
-        if self.started_seen.load(Ordering::Acquire) {
-            return true;
-        }
-        let started = *self.started.borrow();
-        if started {
-            self.started_seen.store(true, Ordering::Release);
-        }
-        started
+        self.started.open.load(Ordering::Acquire)
     }
 
     async fn wait_started(&self) {
-        if *self.started.borrow() {
-            return;
+        loop {
+            // Registered before the flag is read, so a `start` in between
+            // is not missed.
+            let opened = self.started.opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            if self.has_started() {
+                return;
+            }
+            opened.await;
         }
-        let mut rx = self.started.subscribe();
-        // The sender lives as long as `self`, so this cannot fail.
-        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// Why the connection ended, if it has.
@@ -690,7 +729,9 @@ impl<In: Events> Shared<In> {
         tracing::info!(%reason, "disconnected");
         let server_side = on_end.is_some();
         // A session's end, whatever its transport's state.
-        self.transport.send_if_modified(|t| t.take().is_some());
+        if let Some(relink) = &self.relink {
+            relink.transport.send_if_modified(|t| t.take().is_some());
+        }
         let tell_peer = match &reason {
             DisconnectReason::FrameTooLarge { size, max } => Some(CloseReason::FrameTooLarge {
                 size: *size as u64,

@@ -4,12 +4,14 @@
 //! also runs the heartbeat, and notices the end of the connection.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 use tokio_util::codec::FramedRead;
 
 use bytes::{Buf, Bytes};
@@ -26,9 +28,12 @@ use crate::throttle::warn_throttled;
 use crate::transport::ReadHalf;
 use crate::wire::frame::{self, FrameCodec, FrameError, Header, EVENT_TAG, VOLATILE_TAG};
 
+/// `frames` is borrowed, not taken: an `async fn` keeps its arguments
+/// twice, once as given and once as locals, and this future lives as long
+/// as its connection.
 pub(super) async fn read_loop<In: Events>(
     shared: &Arc<Shared<In>>,
-    mut frames: FramedRead<ReadHalf, FrameCodec>,
+    frames: &mut FramedRead<ReadHalf, FrameCodec>,
     events: &mut Option<EventTask>,
 ) -> DisconnectReason {
     let permits = Arc::new(Semaphore::new(shared.config.max_concurrent_requests));
@@ -53,8 +58,9 @@ pub(super) async fn read_loop<In: Events>(
     // A session acknowledges what it received every `ACK_EVERY` frames, and
     // `ACK_DELAY` after a frame it has not acknowledged.
     let session = shared.session.as_deref();
-    let ack_timer = tokio::time::sleep(ACK_DELAY);
-    tokio::pin!(ack_timer);
+    // Boxed, and made when first armed: a timer is over a hundred bytes,
+    // which the reader of every connection without a session would carry.
+    let mut ack_timer: Option<Pin<Box<Sleep>>> = None;
     let mut ack_armed = false;
     // Frames of the read buffer counted in already (see `count_in`).
     let mut ahead = 0;
@@ -102,9 +108,11 @@ pub(super) async fn read_loop<In: Events>(
                     ack(shared, received);
                 } else if session.unacked() && !ack_armed {
                     ack_armed = true;
-                    ack_timer
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + ACK_DELAY);
+                    let at = tokio::time::Instant::now() + ACK_DELAY;
+                    match &mut ack_timer {
+                        Some(timer) => timer.as_mut().reset(at),
+                        None => ack_timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                    }
                 }
             }
             // Replies to the requests of a read are queued quietly; once the
@@ -113,7 +121,7 @@ pub(super) async fn read_loop<In: Events>(
             shared.write_through();
             tokio::select! {
                 biased;
-                () = &mut ack_timer, if ack_armed => {
+                () = fired(&mut ack_timer), if ack_armed => {
                     ack_armed = false;
                     if let Some(received) = session.and_then(|s| s.ack_due(1)) {
                         ack(shared, received);
@@ -360,6 +368,14 @@ async fn unless_stopped<In, T>(
         // A graceful close (no reason) does not wait for room either.
         () = stop => Err(lock(&shared.stop_reason).take().unwrap_or(DisconnectReason::ClosedLocally)),
         done = wait => Ok(done),
+    }
+}
+
+/// Waits for `timer`, for ever when there is none.
+async fn fired(timer: &mut Option<Pin<Box<Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -175,10 +175,12 @@ pub(super) async fn answer<In: Events>(
         let event = event.to_owned();
         return failure(id, RemoteError::NotARequest { event }, shared.max_out);
     }
-    if shared.settle.active() && !read(&shared.handlers).takes_request(index) {
-        // A client socket's first moments: its handler may be on the way.
-        let registered = || read(&shared.handlers).takes_request(index);
-        shared.settle.wait(registered).await;
+    if let Some(settle) = shared.settle.as_ref().filter(|s| s.active()) {
+        if !read(&shared.handlers).takes_request(index) {
+            // A client socket's first moments: its handler may be on the way.
+            let registered = || read(&shared.handlers).takes_request(index);
+            settle.wait(registered).await;
+        }
     }
     let slot = read(&shared.handlers).slot(index);
     let outcome = match slot {

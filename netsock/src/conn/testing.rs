@@ -120,9 +120,9 @@ pub(crate) fn connect(config: Config, buffer: usize) -> Conn {
         writer,
         session: None,
     };
-    let carry = Carry::new(Data::default(), Meter::default());
+    let carry = Carry::new(Data::default(), Meter::default(), true);
     Conn {
-        shared: Shared::spawn(conn, config, carry, None),
+        shared: Shared::spawn(conn, Arc::new(config), carry, None),
         peer: Peer {
             stream: theirs,
             buf: BytesMut::new(),

@@ -47,7 +47,9 @@ type ConnectionFn<In, Out> = Arc<dyn Fn(Socket<In, Out>) -> BoxFuture<Result<()>
 
 pub(crate) struct Inner<In: Events, Out: Events> {
     local_addr: Addr,
-    config: Config,
+    /// Shared with every connection (a copy each would cost an idle
+    /// connection a few hundred bytes).
+    config: Arc<Config>,
     listener: Mutex<Option<Listener>>,
     socket_file: Mutex<Option<SocketFile>>,
     /// Connected sockets and their rooms.
@@ -384,7 +386,7 @@ impl<In: Events, Out: Events> ServerBuilder<In, Out> {
                 #[cfg(feature = "tls")]
                 tls: listener.tls_acceptor(),
                 local_addr,
-                config: self.config,
+                config: Arc::new(self.config),
                 listener: Mutex::new(Some(listener)),
                 socket_file: Mutex::new(socket_file),
                 registry: Arc::new(Registry::new(cluster.clone())),
@@ -1150,7 +1152,7 @@ async fn serve_connection<In: Events, Out: Events>(
     };
     let registry = Arc::downgrade(&inner.registry);
     drop(inner);
-    let carry = Carry::new(std::mem::take(&mut conn.data), meter);
+    let carry = Carry::new(std::mem::take(&mut conn.data), meter, false);
     let shared = Shared::<In>::spawn(conn, config, carry, Some(on_end));
     let socket = Socket::<In, Out>::from_shared(shared.clone(), registry);
     let Some(inner) = server.upgrade() else {
