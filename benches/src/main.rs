@@ -149,9 +149,9 @@ impl Opts {
     fn sides(&self) -> Sides {
         let only = self.only.as_deref();
         Sides {
-            raw: only.map_or(true, |s| s == "raw"),
-            netsock: only.map_or(true, |s| s == "netsock"),
-            tarpc: HAVE_TARPC && only.map_or(true, |s| s == "tarpc"),
+            raw: only.is_none_or(|s| s == "raw"),
+            netsock: only.is_none_or(|s| s == "netsock"),
+            tarpc: HAVE_TARPC && only.is_none_or(|s| s == "tarpc"),
         }
     }
 }

@@ -77,9 +77,10 @@ pub fn answer_feed(
             stream::iter(0..n).map(move |i| {
                 produced.fetch_add(1, Ordering::Relaxed);
                 let mut item = i.to_string();
-                item.extend(
-                    std::iter::repeat('x').take(size as usize - item.len().min(size as usize)),
-                );
+                item.extend(std::iter::repeat_n(
+                    'x',
+                    size as usize - item.len().min(size as usize),
+                ));
                 item
             })
         }

@@ -366,7 +366,7 @@ async fn items_credits_and_cancels_for_unknown_streams_are_ignored(t: Transport)
     let mut headers = Vec::new();
     while headers
         .last()
-        .map_or(true, |h| !matches!(h, Header::StreamEnd { .. }))
+        .is_none_or(|h| !matches!(h, Header::StreamEnd { .. }))
     {
         headers.push(within(raw.recv()).await.unwrap().0);
     }

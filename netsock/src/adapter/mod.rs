@@ -207,7 +207,7 @@ impl Inbox {
     /// # }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.cluster.upgrade().map_or(true, |c| c.is_stopped())
+        self.cluster.upgrade().is_none_or(|c| c.is_stopped())
     }
 
     /// Completes once the node stopped (its server closed or dropped).

@@ -228,7 +228,7 @@ impl Reconnect {
 
     /// Whether the attempt count allows another.
     pub(crate) fn may_try(&self, attempt: u32) -> bool {
-        self.max_attempts.map_or(true, |max| attempt <= max)
+        self.max_attempts.is_none_or(|max| attempt <= max)
     }
 }
 

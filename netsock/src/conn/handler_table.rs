@@ -182,7 +182,7 @@ impl<In> Handlers<In> {
     /// nothing takes it: [`route`] decides.
     pub(crate) fn event_handler(&self, index: u32) -> Option<EventFn<In>> {
         let i = index as usize;
-        if !self.once.get(i).map_or(true, VecDeque::is_empty) {
+        if !self.once.get(i).is_none_or(VecDeque::is_empty) {
             return None;
         }
         match self.slots.get(i) {
@@ -229,7 +229,7 @@ pub(crate) fn route<In>(
         if table
             .once
             .get(index as usize)
-            .map_or(true, VecDeque::is_empty)
+            .is_none_or(VecDeque::is_empty)
         {
             return table.handler_for(index, value);
         }
