@@ -67,14 +67,14 @@ pub(super) async fn read_loop<In: Events>(
     loop {
         // Events already read, while the reader may run their handlers
         // itself, are handled where they lie in the read buffer: none is
-        // split off it.
-        if shared.events_queued.load(Ordering::Acquire) == 0 && shared.has_started() {
-            let max = frames.decoder().max_frame_size();
-            let buffered = frames.read_buffer();
-            if let Some(body) = frame::peek_body(buffered, max)
-                .filter(|body| matches!(body.first(), Some(&(EVENT_TAG | VOLATILE_TAG))))
-            {
-                let len = frame::PREFIX_LEN + body.len();
+        // split off it. A stream's items already read are split off
+        // without going through the decoder.
+        let max = frames.decoder().max_frame_size();
+        let buffered = frames.read_buffer();
+        if let Some(body) = frame::peek_body(buffered, max) {
+            let len = frame::PREFIX_LEN + body.len();
+            let event = matches!(body.first(), Some(&(EVENT_TAG | VOLATILE_TAG)));
+            if event && shared.events_queued.load(Ordering::Acquire) == 0 && shared.has_started() {
                 count_in(shared, &mut ahead, len, &buffered[len..], max);
                 last_seen = arrived;
                 tracing::trace!(socket = %shared.id, tag = body[0], len = body.len() - 1, "event in");
@@ -92,6 +92,21 @@ pub(super) async fn read_loop<In: Events>(
                     if let Err(reason) = hand_over(shared, events, stop.as_mut(), inbound).await {
                         return reason;
                     }
+                }
+                continue;
+            }
+            if let Some((id, head)) = frame::stream_item_head(body) {
+                count_in(shared, &mut ahead, len, &buffered[len..], max);
+                last_seen = arrived;
+                let size = body.len();
+                tracing::trace!(socket = %shared.id, id, len = size - head, "stream item in");
+                if let Some(session) = session {
+                    session.note_received();
+                }
+                let mut item = frames.read_buffer_mut().split_to(len).freeze();
+                item.advance(frame::PREFIX_LEN + head);
+                if let Some(cancel) = shared.streams.item(Dir::Answer, id, size, item) {
+                    let _ = shared.outbox.try_push(&cancel);
                 }
                 continue;
             }

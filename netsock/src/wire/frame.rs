@@ -430,6 +430,8 @@ pub(crate) fn numbered_tag(tag: u8) -> bool {
 /// byte in which the two frames of the same event differ.
 pub(crate) const EVENT_TAG: u8 = 3;
 pub(crate) const VOLATILE_TAG: u8 = 15;
+/// The tag of [`Header::StreamItem`], the frame a stream sends most.
+pub(crate) const STREAM_ITEM_TAG: u8 = 11;
 
 /// A recoverable session's secret: 16 random bytes the server gives the
 /// client in the `Welcome`, which the client shows to resume the session
@@ -1161,7 +1163,7 @@ fn put_header(out: &mut [u8], header: &Header) -> Option<usize> {
         Header::Cancel { id } => (7, [Some(*id), None]),
         Header::Ping => (8, [None, None]),
         Header::Pong => (9, [None, None]),
-        Header::StreamItem { id } => (11, [Some(*id), None]),
+        Header::StreamItem { id } => (STREAM_ITEM_TAG, [Some(*id), None]),
         Header::Ack { received } => (14, [Some(*received), None]),
         _ => return None,
     };
@@ -1293,20 +1295,6 @@ pub(crate) fn decode_body(mut body: Bytes) -> Result<(Header, Bytes), FrameError
 /// for anything else (other kinds, and whatever postcard would refuse),
 /// which postcard then reads.
 fn take_header(body: &[u8]) -> Option<(Header, usize)> {
-    /// A postcard varint of at most `max_len` bytes whose last byte is at
-    /// most `last_max`, from `at` on.
-    fn varint(body: &[u8], at: &mut usize, max_len: usize, last_max: u8) -> Option<u64> {
-        let mut value = 0;
-        for i in 0..max_len {
-            let byte = *body.get(*at)?;
-            *at += 1;
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return (i + 1 < max_len || byte <= last_max).then_some(value);
-            }
-        }
-        None
-    }
     let u64 = |at: &mut usize| varint(body, at, 10, 0x01);
     let u32 = |at: &mut usize| varint(body, at, 5, 0x0f).map(|v| v as u32);
     let mut at = 1;
@@ -1321,13 +1309,39 @@ fn take_header(body: &[u8]) -> Option<(Header, usize)> {
         7 => Header::Cancel { id: u64(&mut at)? },
         8 => Header::Ping,
         9 => Header::Pong,
-        11 => Header::StreamItem { id: u64(&mut at)? },
+        STREAM_ITEM_TAG => Header::StreamItem { id: u64(&mut at)? },
         14 => Header::Ack {
             received: u64(&mut at)?,
         },
         _ => return None,
     };
     Some((header, at))
+}
+
+/// A postcard varint of at most `max_len` bytes whose last byte is at most
+/// `last_max`, from `at` on.
+fn varint(body: &[u8], at: &mut usize, max_len: usize, last_max: u8) -> Option<u64> {
+    let mut value = 0;
+    for i in 0..max_len {
+        let byte = *body.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (i + 1 < max_len || byte <= last_max).then_some(value);
+        }
+    }
+    None
+}
+
+/// The stream id of a `StreamItem` frame's body and the length of its
+/// header, read as [`decode_body`] reads them; `None` for other frames.
+pub(crate) fn stream_item_head(body: &[u8]) -> Option<(u64, usize)> {
+    if body.first() != Some(&STREAM_ITEM_TAG) {
+        return None;
+    }
+    let mut at = 1;
+    let id = varint(body, &mut at, 10, 0x01)?;
+    Some((id, at))
 }
 
 #[cfg(test)]
@@ -1359,6 +1373,42 @@ mod tests {
         buf.extend_from_slice(&[0, 0, 0, 5, 1]);
         assert_eq!(whole_frames(&buf, 16), (3, 16));
         assert_eq!(whole_frames(&[], 16), (0, 0));
+    }
+
+    /// `stream_item_head` reads a `StreamItem`'s id and header length as
+    /// the decoder does, and nothing from other or broken bodies.
+    #[test]
+    fn stream_item_heads_read_as_the_decoder_reads_them() {
+        for id in [0, 1, 127, 128, 300, u64::MAX] {
+            let frame = encode(&Header::StreamItem { id }, Some(&7u8), 1024).unwrap();
+            let body = frame.slice(PREFIX_LEN..);
+            let (header, payload) = decode(&body).unwrap();
+            assert_eq!(header, Header::StreamItem { id });
+            assert_eq!(
+                stream_item_head(&body),
+                Some((id, body.len() - payload.len()))
+            );
+        }
+        assert_eq!(stream_item_head(&[]), None);
+        assert_eq!(stream_item_head(&[EVENT_TAG, 1]), None);
+        assert_eq!(stream_item_head(&[STREAM_ITEM_TAG]), None);
+        assert_eq!(stream_item_head(&[STREAM_ITEM_TAG, 0x80]), None);
+        assert_eq!(
+            stream_item_head(&[
+                STREAM_ITEM_TAG,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0x02
+            ]),
+            None
+        );
     }
 
     #[test]
@@ -1478,7 +1528,7 @@ mod tests {
                 for &last in &bytes {
                     for second in [None, Some(0u8), Some(0x10)] {
                         let mut body = vec![tag];
-                        body.extend(std::iter::repeat(0xff).take(run));
+                        body.extend(std::iter::repeat_n(0xff, run));
                         body.push(last);
                         body.extend(second);
                         bodies.push(body.clone());
