@@ -168,12 +168,17 @@ impl<In> Handlers<In> {
     /// Where an event of variant `index` goes when no `once_*` call takes
     /// it: its handler, else the event stream.
     fn handler_for(&self, index: u32, value: In) -> Route<In> {
+        match self.takes(index) {
+            Some(handler) => Route::Handler(handler, value),
+            None => Route::Nowhere(value),
+        }
+    }
+
+    /// The event handler of variant `index`, else the event stream's.
+    fn takes(&self, index: u32) -> Option<EventFn<In>> {
         match self.slots.get(index as usize) {
-            Some(Slot::Event(handler)) => Route::Handler(handler.clone(), value),
-            _ => match &self.stream {
-                Some((_, stream)) => Route::Handler(stream.clone(), value),
-                None => Route::Nowhere(value),
-            },
+            Some(Slot::Event(handler)) => Some(handler.clone()),
+            _ => self.stream.as_ref().map(|(_, stream)| stream.clone()),
         }
     }
 
@@ -181,14 +186,10 @@ impl<In> Handlers<In> {
     /// when no `once_*` call waits for it; `None` when one may, or when
     /// nothing takes it: [`route`] decides.
     pub(crate) fn event_handler(&self, index: u32) -> Option<EventFn<In>> {
-        let i = index as usize;
-        if !self.once.get(i).is_none_or(VecDeque::is_empty) {
+        if !self.once.get(index as usize).is_none_or(VecDeque::is_empty) {
             return None;
         }
-        match self.slots.get(i) {
-            Some(Slot::Event(handler)) => Some(handler.clone()),
-            _ => self.stream.as_ref().map(|(_, stream)| stream.clone()),
-        }
+        self.takes(index)
     }
 
     /// Adds a `once_*` call waiting for the next event of this variant,

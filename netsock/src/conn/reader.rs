@@ -105,9 +105,7 @@ pub(super) async fn read_loop<In: Events>(
                 }
                 let mut item = frames.read_buffer_mut().split_to(len).freeze();
                 item.advance(frame::PREFIX_LEN + head);
-                if let Some(cancel) = shared.streams.item(Dir::Answer, id, size, item) {
-                    let _ = shared.outbox.try_push(&cancel);
-                }
+                stream_item(shared, id, size, item);
                 continue;
             }
         }
@@ -276,11 +274,7 @@ pub(super) async fn read_loop<In: Events>(
                 }
                 shared.streams.cancel(id);
             }
-            Header::StreamItem { id } => {
-                if let Some(cancel) = shared.streams.item(Dir::Answer, id, size, payload) {
-                    let _ = shared.outbox.try_push(&cancel);
-                }
-            }
+            Header::StreamItem { id } => stream_item(shared, id, size, payload),
             Header::StreamEnd { id, error } => shared.streams.end(Dir::Answer, id, error),
             Header::Credit { id, items, bytes } => {
                 shared.streams.credit(Dir::Answer, id, items, bytes)
@@ -321,6 +315,14 @@ pub(super) async fn read_loop<In: Events>(
 fn ack<In: Events>(shared: &Shared<In>, received: u64) {
     if let Ok(frame) = frame::encode(&Header::Ack { received }, None::<&()>, usize::MAX) {
         let _ = shared.outbox.push_control(&frame);
+    }
+}
+
+/// Hands an item of the stream `id` (its frame body `size` bytes) to the
+/// stream; an item over the stream's credit cancels it.
+fn stream_item<In>(shared: &Shared<In>, id: u64, size: usize, item: Bytes) {
+    if let Some(cancel) = shared.streams.item(Dir::Answer, id, size, item) {
+        let _ = shared.outbox.try_push(&cancel);
     }
 }
 
